@@ -1,0 +1,1 @@
+//! SCS-API v1alpha1 types.
