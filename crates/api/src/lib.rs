@@ -1,1 +1,35 @@
-//! SCS-API v1alpha1 types.
+//! SCS-API v1alpha1 (`scs.community`): the `Cluster` a tenant writes and the `Provider` offering
+//! that makes a provider discoverable. Types only: validation lives in `kaas-validate`, rendering in
+//! `kaas-render`.
+
+pub mod cluster;
+pub mod conditions;
+pub mod legacy;
+pub mod provider;
+pub mod version;
+
+pub use cluster::{Cluster, ClusterSpec, ClusterStatus};
+pub use provider::{Provider, ProviderSpec, ProviderStatus};
+pub use version::KubeVersion;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+
+/// API group of the SCS-API.
+pub const GROUP: &str = "scs.community";
+/// The one served version.
+pub const VERSION: &str = "v1alpha1";
+
+/// Every CRD of the SCS-API, ready to apply.
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    vec![Cluster::crd(), Provider::crd()]
+}
+
+/// All CRDs as one multi-document YAML stream.
+pub fn crds_yaml() -> String {
+    crds()
+        .iter()
+        .map(|crd| serde_yaml::to_string(crd).expect("a CRD serialises to YAML"))
+        .collect::<Vec<_>>()
+        .join("---\n")
+}

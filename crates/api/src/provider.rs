@@ -1,0 +1,360 @@
+//! `Provider` (scs.community/v1alpha1, cluster-scoped): what one provider offers, so that tenants
+//! can discover it and kaas can check a `Cluster` against it. Modelled on Gardener's CloudProfile
+//! (versions with lifecycle, machine types, regions/zones) and SCS cluster stacks (the stack release
+//! that realises each Kubernetes version).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A provider offering.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "scs.community",
+    version = "v1alpha1",
+    kind = "Provider",
+    doc = "A provider offering (cluster-scoped, written by the provider): regions and zones, flavors, Kubernetes versions with lifecycle and the stack realising each, extensions, defaults and limits. Tenants read it to discover what they can ask for in a Cluster.",
+    plural = "providers",
+    singular = "provider",
+    status = "ProviderStatus",
+    shortname = "scsprovider",
+    category = "scs",
+    derive = "PartialEq",
+    derive = "Default",
+    printcolumn = r#"{"name":"Display-Name","type":"string","jsonPath":".spec.displayName"}"#,
+    printcolumn = r#"{"name":"Backend","type":"string","jsonPath":".spec.backend.type"}"#,
+    printcolumn = r#"{"name":"Type","type":"string","jsonPath":".spec.providerType"}"#,
+    printcolumn = r#"{"name":"Default-Version","type":"string","jsonPath":".status.defaultVersion"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderSpec {
+    /// Human-readable name shown to tenants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+
+    /// Infrastructure type as named in the 2022 SCS-API (`openstack`, `hcloud`, `inmemory`,
+    /// `static`); a `Cluster`'s `spec.provider.providerType` must match it when set.
+    #[schemars(extend("pattern" = r"^[a-z0-9][-a-z0-9]*$", "maxLength" = 63))]
+    pub provider_type: String,
+
+    /// How clusters of this provider are realised.
+    pub backend: Backend,
+
+    /// Regions with their zones. The first region is the default.
+    #[schemars(extend(
+        "minItems" = 1,
+        "maxItems" = 64,
+        "x-kubernetes-validations" = [{
+            "rule": "self.all(r, self.exists_one(s, s.name == r.name))",
+            "message": "region names must be unique"
+        }]
+    ))]
+    pub regions: Vec<Region>,
+
+    /// Machine types.
+    #[schemars(extend(
+        "minItems" = 1,
+        "maxItems" = 256,
+        "x-kubernetes-validations" = [{
+            "rule": "self.all(f, self.exists_one(g, g.name == f.name))",
+            "message": "flavor names must be unique"
+        }]
+    ))]
+    pub flavors: Vec<Flavor>,
+
+    /// Kubernetes versions with their lifecycle and the stack that realises each.
+    #[schemars(extend(
+        "minItems" = 1,
+        "maxItems" = 128,
+        "x-kubernetes-validations" = [{
+            "rule": "self.all(v, self.exists_one(w, w.version == v.version))",
+            "message": "versions must be unique"
+        }]
+    ))]
+    pub kubernetes_versions: Vec<KubernetesVersion>,
+
+    /// Extensions offered. `metrics` and at least one of `ingress` / `gatewayAPI` must be offered
+    /// (they are mandatory offerings of an SCS KaaS).
+    #[serde(default)]
+    #[schemars(extend(
+        "maxItems" = 64,
+        "x-kubernetes-validations" = [
+            {"rule": "self.exists(e, e.name == 'metrics')", "message": "the metrics extension must be offered"},
+            {"rule": "self.exists(e, e.name == 'ingress' || e.name == 'gatewayAPI')", "message": "ingress or gatewayAPI must be offered"},
+            {"rule": "self.all(e, self.exists_one(f, f.name == e.name))", "message": "extension names must be unique"}
+        ]
+    ))]
+    pub extensions: Vec<OfferedExtension>,
+
+    /// Defaults for fields a `Cluster` leaves empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defaults: Option<ProviderDefaults>,
+
+    /// Limits per cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Limits>,
+
+    /// The provider's infrastructure credentials: a Secret in the provider's namespace
+    /// (`backend.clusterAPI.namespace`), never in a tenant namespace. Tenants cannot read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_ref: Option<CredentialsRef>,
+}
+
+/// Backend realising the clusters.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "self.type != 'ClusterAPI' || has(self.clusterAPI)", "message": "clusterAPI is required for backend type ClusterAPI"}
+]))]
+pub struct Backend {
+    /// ClusterAPI: clusters are Cluster API topologies on the provider's ClusterClasses.
+    /// Static: a Cluster stands for an existing cluster reached by a kubeconfig Secret.
+    #[serde(rename = "type")]
+    pub kind: BackendType,
+
+    /// Settings of the Cluster API backend.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "clusterAPI"
+    )]
+    pub cluster_api: Option<ClusterApiBackend>,
+}
+
+/// Backend kind.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum BackendType {
+    /// Cluster API with ClusterClass topologies.
+    #[default]
+    ClusterAPI,
+    /// Existing clusters, imported by kubeconfig; nothing is provisioned.
+    Static,
+}
+
+/// Settings of the Cluster API backend.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterApiBackend {
+    /// Which stack family the ClusterClasses belong to; decides how variables are rendered.
+    pub stack: StackKind,
+    /// Namespace on the management cluster that holds this provider's ClusterClasses, templates
+    /// and credentials. The provider's, not a tenant's.
+    #[schemars(extend("pattern" = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength" = 63))]
+    pub namespace: String,
+}
+
+/// Stack families kaas knows how to render for.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum StackKind {
+    /// SCS cluster stack for OpenStack (`openstack/scs2`): Cilium, OpenStack CCM, Cinder CSI.
+    #[serde(rename = "openstack-scs2")]
+    OpenStackScs2,
+    /// The Cluster API Docker provider's in-memory backend: fake machines, for development/tests.
+    #[default]
+    #[serde(rename = "in-memory")]
+    InMemory,
+}
+
+/// A region and its zones.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Region {
+    /// Region name.
+    #[schemars(extend("minLength" = 1, "maxLength" = 63))]
+    pub name: String,
+    /// Zones (failure domains) of the region.
+    #[serde(default)]
+    #[schemars(extend("maxItems" = 16))]
+    pub zones: Vec<String>,
+}
+
+/// A machine type.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Flavor {
+    /// Name as used in `Cluster` specs (e.g. `SCS-4V-8`).
+    #[schemars(extend("minLength" = 1, "maxLength" = 63))]
+    pub name: String,
+    /// Virtual CPUs.
+    #[schemars(extend("minimum" = 1))]
+    pub cpu: i32,
+    /// Memory as a quantity (e.g. `8Gi`).
+    pub memory: String,
+    /// GPUs, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<Gpu>,
+    /// CPU architecture (`amd64`, `arm64`).
+    #[serde(default = "default_arch")]
+    pub architecture: String,
+    /// Root disk size in GiB, if fixed by the flavor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_gi_b: Option<i32>,
+    /// May be used for control-plane nodes (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_plane: Option<bool>,
+    /// May be used for worker nodes (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<bool>,
+}
+
+fn default_arch() -> String {
+    "amd64".into()
+}
+
+/// GPUs of a flavor.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Gpu {
+    /// Number of GPUs.
+    pub count: i32,
+    /// Model, e.g. `nvidia-l4`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+}
+
+/// One offered Kubernetes version.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KubernetesVersion {
+    /// Exact version, `1.35.4` (no `x`).
+    #[schemars(extend("pattern" = r"^v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$"))]
+    pub version: String,
+    /// Lifecycle: preview (only on explicit request), supported, deprecated (no new clusters),
+    /// expired (running clusters are moved up in their maintenance window).
+    pub classification: Classification,
+    /// When the version expires (RFC 3339 date or time), if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration_date: Option<String>,
+    /// The stack release that realises this version.
+    pub stack: StackRef,
+}
+
+/// Lifecycle of an offered version (Gardener's classification).
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Classification {
+    /// Offered for testing; chosen only when asked for exactly.
+    Preview,
+    /// Offered.
+    #[default]
+    Supported,
+    /// Still runs; new clusters should not use it.
+    Deprecated,
+    /// No longer offered; clusters on it are updated in their maintenance window.
+    Expired,
+}
+
+impl std::fmt::Display for Classification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Classification::Preview => "preview",
+            Classification::Supported => "supported",
+            Classification::Deprecated => "deprecated",
+            Classification::Expired => "expired",
+        })
+    }
+}
+
+/// The stack release realising a version.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StackRef {
+    /// ClusterClass name in the provider's namespace.
+    #[schemars(extend("minLength" = 1, "maxLength" = 253))]
+    pub cluster_class: String,
+    /// Stack release (e.g. `scs2-1-35-v3`), for humans and status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+}
+
+/// An extension the provider offers.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OfferedExtension {
+    /// Name: `metrics`, `ingress`, `gatewayAPI`, `certManager`, `flux`, `harbor` or another.
+    #[schemars(extend("pattern" = r"^[a-zA-Z][-a-zA-Z0-9]*$", "maxLength" = 63))]
+    pub name: String,
+    /// Version of what is installed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Installed when the `Cluster` does not say (metrics is always installed).
+    #[serde(default)]
+    pub default: bool,
+    /// Implementations to choose from (e.g. `nginx` for ingress); the first is the default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub implementations: Vec<String>,
+    /// Short description for tenants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// Defaults for empty `Cluster` fields.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderDefaults {
+    /// Default control-plane replicas (1, 3 or 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_plane_replicas: Option<i32>,
+    /// Default control-plane flavor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_plane_flavor: Option<String>,
+    /// Default worker flavor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_flavor: Option<String>,
+    /// Default pod CIDR.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "podCIDR")]
+    pub pod_cidr: Option<String>,
+    /// Default service CIDR.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "serviceCIDR"
+    )]
+    pub service_cidr: Option<String>,
+    /// Default node CIDR.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "nodeCIDR")]
+    pub node_cidr: Option<String>,
+}
+
+/// Limits of one cluster.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Limits {
+    /// Largest number of worker pools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_worker_pools: Option<i32>,
+    /// Largest number of nodes in one pool (count or maxCount).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_nodes_per_pool: Option<i32>,
+    /// Largest number of worker nodes in one cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_nodes_per_cluster: Option<i32>,
+}
+
+/// A Secret on the provider side.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialsRef {
+    /// Secret name (in `backend.clusterAPI.namespace`).
+    pub name: String,
+}
+
+/// Observed state of a provider offering.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderStatus {
+    /// The generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Conditions (`Ready`: every referenced ClusterClass exists).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// Version chosen for clusters that name none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_version: Option<String>,
+}

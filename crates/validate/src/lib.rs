@@ -1,0 +1,15 @@
+//! Validation of SCS-API objects, in two layers:
+//!
+//! 1. [`schema::admit`] — what the API server enforces at admission (OpenAPI schema + CEL), run
+//!    client-side from the CRD kaas installs, so `kaas validate` and the API server agree.
+//! 2. [`offering::validate`] — a `Cluster` against its `Provider` offering (versions, flavors,
+//!    zones, extensions, limits, upgrade rules). The operator calls the same function.
+//!
+//! Both return every error with its field path.
+
+pub mod error;
+pub mod offering;
+pub mod schema;
+
+pub use error::{ErrorKind, FieldError, FieldErrors};
+pub use offering::{Resolved, validate};

@@ -1,0 +1,714 @@
+//! The second layer: a `Cluster` against the `Provider` offering it names. Pure: no client, no
+//! clock. Returns every error with its field path and what would be valid, or the cluster with
+//! every default and `x` resolved — the input of rendering.
+
+use std::collections::BTreeMap;
+
+use kaas_api::cluster::{AccessSpec, IpFamily, Taint};
+use kaas_api::legacy::{extension_requests, names};
+use kaas_api::provider::{BackendType, Classification, Flavor, KubernetesVersion, StackKind};
+use kaas_api::version::Patch;
+use kaas_api::{Cluster, KubeVersion, Provider};
+use serde::Serialize;
+
+use crate::error::{ErrorKind, FieldError, FieldErrors};
+
+/// A cluster with everything resolved against its provider.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Resolved {
+    /// Provider name.
+    pub provider: String,
+    /// Backend of the provider.
+    pub backend: BackendType,
+    /// Stack family (Cluster API backends).
+    pub stack: Option<StackKind>,
+    /// Provider namespace holding ClusterClasses and credentials (Cluster API backends).
+    pub provider_namespace: Option<String>,
+    /// Region.
+    pub region: String,
+    /// Exact version to run (Cluster API backends).
+    pub version: Option<KubeVersion>,
+    /// Classification of that version in the offering.
+    pub classification: Option<Classification>,
+    /// True when the spec's version is expired and kaas moves the cluster to the newest patch of
+    /// the branch (inside the maintenance window).
+    pub forced_update: bool,
+    /// ClusterClass realising the version.
+    pub cluster_class: Option<String>,
+    /// Stack release, for status.
+    pub stack_release: Option<String>,
+    /// Control plane.
+    pub control_plane: ControlPlane,
+    /// Worker pools, in spec order.
+    pub pools: Vec<Pool>,
+    /// Network.
+    pub network: Network,
+    /// Extensions to install, by name.
+    pub extensions: BTreeMap<String, Extension>,
+    /// Access settings, as in the spec.
+    pub access: AccessSpec,
+    /// Things the user should know; not errors.
+    pub warnings: Vec<String>,
+}
+
+/// Resolved control plane.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ControlPlane {
+    /// 1, 3 or 5.
+    pub replicas: i32,
+    /// Flavor name.
+    pub flavor: String,
+    /// Zones (may be empty: provider decides).
+    pub zones: Vec<String>,
+    /// Spread over hosts.
+    pub anti_affinity: bool,
+}
+
+/// Size of a pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Size {
+    /// Fixed node count.
+    Fixed(i32),
+    /// Autoscaled between min and max.
+    Autoscale {
+        /// Lower bound.
+        min: i32,
+        /// Upper bound.
+        max: i32,
+    },
+}
+
+/// Resolved worker pool.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Pool {
+    /// Name (DNS label).
+    pub name: String,
+    /// Flavor name.
+    pub flavor: String,
+    /// Size.
+    pub size: Size,
+    /// Zones (may be empty: provider decides).
+    pub zones: Vec<String>,
+    /// Node labels.
+    pub labels: BTreeMap<String, String>,
+    /// Node taints.
+    pub taints: Vec<Taint>,
+}
+
+/// Resolved network.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Network {
+    /// IP family.
+    pub ip_family: IpFamily,
+    /// Pod CIDRs.
+    pub pods: Vec<String>,
+    /// Service CIDRs.
+    pub services: Vec<String>,
+    /// Node CIDRs.
+    pub nodes: Vec<String>,
+}
+
+/// Resolved extension.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Extension {
+    /// Version offered.
+    pub version: Option<String>,
+    /// Implementation chosen.
+    pub implementation: Option<String>,
+}
+
+/// Default pod CIDR when neither cluster nor provider says.
+pub const DEFAULT_POD_CIDR: &str = "192.168.0.0/16";
+/// Default service CIDR when neither cluster nor provider says.
+pub const DEFAULT_SERVICE_CIDR: &str = "10.96.0.0/12";
+
+/// Checks `cluster` against `provider`. The cluster's status (the version it runs now) decides
+/// whether a version change is an allowed upgrade.
+pub fn validate(cluster: &Cluster, provider: &Provider) -> Result<Resolved, FieldErrors> {
+    let mut errs = FieldErrors::default();
+    let spec = &cluster.spec;
+    let p = &provider.spec;
+    let provider_name = provider.metadata.name.clone().unwrap_or_default();
+    let mut warnings = Vec::new();
+
+    // Provider reference.
+    let pref = spec.provider.clone().unwrap_or_default();
+    if let Some(name) = &pref.name {
+        if *name != provider_name {
+            errs.push(FieldError::new(
+                ErrorKind::Invalid,
+                "spec.provider.name",
+                format!("{name:?} does not name provider {provider_name:?}"),
+            ));
+        }
+    }
+    if let Some(t) = &pref.provider_type {
+        if *t != p.provider_type {
+            errs.push(
+                FieldError::new(
+                    ErrorKind::NotSupported,
+                    "spec.provider.providerType",
+                    format!("{t:?} does not match provider {provider_name:?}"),
+                )
+                .allowed([p.provider_type.clone()]),
+            );
+        }
+    }
+
+    // Region and zones.
+    let region = match &pref.region {
+        Some(r) => match p.regions.iter().find(|x| x.name == *r) {
+            Some(found) => Some(found),
+            None => {
+                errs.push(
+                    FieldError::new(
+                        ErrorKind::NotSupported,
+                        "spec.provider.region",
+                        format!("{r:?} is not a region of provider {provider_name:?}"),
+                    )
+                    .allowed(p.regions.iter().map(|r| r.name.clone())),
+                );
+                None
+            }
+        },
+        None => p.regions.first(),
+    };
+    let region_name = region.map(|r| r.name.clone()).unwrap_or_default();
+    let check_zones = |zones: &[String], path: &str, errs: &mut FieldErrors| {
+        let Some(region) = region else { return };
+        for (i, z) in zones.iter().enumerate() {
+            if !region.zones.contains(z) {
+                errs.push(
+                    FieldError::new(
+                        ErrorKind::NotSupported,
+                        format!("{path}[{i}]"),
+                        format!("{z:?} is not a zone of region {:?}", region.name),
+                    )
+                    .allowed(region.zones.clone()),
+                );
+            }
+        }
+    };
+
+    let is_capi = p.backend.kind == BackendType::ClusterAPI;
+
+    // Version.
+    let current = cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.target_version.as_deref())
+        .and_then(|v| v.parse::<KubeVersion>().ok());
+    let mut version = None;
+    let mut classification = None;
+    let mut forced_update = false;
+    let mut stack = None;
+    if is_capi {
+        match resolve_version(cluster, provider, current.as_ref(), &mut warnings) {
+            Ok(r) => {
+                version = Some(r.version);
+                classification = Some(r.offer.classification);
+                forced_update = r.forced;
+                stack = Some(r.offer.stack.clone());
+            }
+            Err(e) => errs.push(e),
+        }
+    }
+
+    // Control plane.
+    let cp = spec.control_plane.clone().unwrap_or_default();
+    let defaults = p.defaults.clone().unwrap_or_default();
+    let cp_flavor = cp.flavor.clone().or(defaults.control_plane_flavor.clone());
+    let cp_replicas = cp.replicas.or(defaults.control_plane_replicas).unwrap_or(3);
+    let cp_zones = cp.zones.clone().unwrap_or_default();
+    if is_capi {
+        check_flavor(
+            cp_flavor.as_deref(),
+            "spec.controlPlane.flavor",
+            true,
+            &provider_name,
+            &p.flavors,
+            &mut errs,
+        );
+        check_zones(&cp_zones, "spec.controlPlane.zones", &mut errs);
+    } else if spec.control_plane.is_some() {
+        warnings.push("spec.controlPlane is ignored: a static provider provisions nothing".into());
+    }
+
+    // Worker pools.
+    let mut pools = Vec::new();
+    let workers = spec.workers.clone().unwrap_or_default();
+    if !is_capi && !workers.is_empty() {
+        warnings.push("spec.workers is ignored: a static provider provisions nothing".into());
+    }
+    let limits = p.limits.clone().unwrap_or_default();
+    if let Some(max) = limits.max_worker_pools {
+        if is_capi && workers.len() as i32 > max {
+            errs.push(FieldError::new(
+                ErrorKind::Invalid,
+                "spec.workers",
+                format!(
+                    "{} worker pools; provider {provider_name:?} allows at most {max}",
+                    workers.len()
+                ),
+            ));
+        }
+    }
+    let mut total_nodes = 0i64;
+    for (i, w) in workers.iter().enumerate() {
+        let path = format!("spec.workers[{i}]");
+        let flavor = w.flavor.clone().or(defaults.worker_flavor.clone());
+        let size = match (w.count, w.min_count, w.max_count) {
+            (Some(c), _, _) => Size::Fixed(c),
+            (None, Some(min), Some(max)) => Size::Autoscale { min, max },
+            _ => Size::Fixed(1),
+        };
+        let biggest = match size {
+            Size::Fixed(c) => c,
+            Size::Autoscale { max, .. } => max,
+        };
+        total_nodes += i64::from(biggest);
+        if is_capi {
+            check_flavor(
+                flavor.as_deref(),
+                &format!("{path}.flavor"),
+                false,
+                &provider_name,
+                &p.flavors,
+                &mut errs,
+            );
+            check_zones(
+                w.zones.as_deref().unwrap_or_default(),
+                &format!("{path}.zones"),
+                &mut errs,
+            );
+            if let Some(max) = limits.max_nodes_per_pool {
+                if biggest > max {
+                    let field = if w.count.is_some() {
+                        "count"
+                    } else {
+                        "maxCount"
+                    };
+                    errs.push(FieldError::new(
+                        ErrorKind::Invalid,
+                        format!("{path}.{field}"),
+                        format!("{biggest} nodes; provider {provider_name:?} allows at most {max} per pool"),
+                    ));
+                }
+            }
+        }
+        pools.push(Pool {
+            name: w.name.clone(),
+            flavor: flavor.unwrap_or_default(),
+            size,
+            zones: w.zones.clone().unwrap_or_default(),
+            labels: w.labels.clone().unwrap_or_default(),
+            taints: w.taints.clone().unwrap_or_default(),
+        });
+    }
+    if let Some(max) = limits.max_nodes_per_cluster {
+        if is_capi && total_nodes > i64::from(max) {
+            errs.push(FieldError::new(
+                ErrorKind::Invalid,
+                "spec.workers",
+                format!("{total_nodes} worker nodes in all; provider {provider_name:?} allows at most {max}"),
+            ));
+        }
+    }
+
+    // Extensions.
+    let extensions = resolve_extensions(cluster, provider, &mut errs, &mut warnings);
+
+    // Network.
+    let net = spec.network.clone().unwrap_or_default();
+    let network = Network {
+        ip_family: net.ip_family.unwrap_or_default(),
+        pods: net.pods.unwrap_or_else(|| {
+            vec![
+                defaults
+                    .pod_cidr
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_POD_CIDR.into()),
+            ]
+        }),
+        services: net.services.unwrap_or_else(|| {
+            vec![
+                defaults
+                    .service_cidr
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_SERVICE_CIDR.into()),
+            ]
+        }),
+        nodes: net
+            .nodes
+            .unwrap_or_else(|| defaults.node_cidr.clone().into_iter().collect()),
+    };
+
+    if !errs.is_empty() {
+        return Err(errs);
+    }
+    let capi = p.backend.cluster_api.as_ref().filter(|_| is_capi);
+    Ok(Resolved {
+        provider: provider_name,
+        backend: p.backend.kind,
+        stack: capi.map(|c| c.stack),
+        provider_namespace: capi.map(|c| c.namespace.clone()),
+        region: region_name,
+        version,
+        classification,
+        forced_update,
+        cluster_class: stack.as_ref().map(|s| s.cluster_class.clone()),
+        stack_release: stack.and_then(|s| s.release),
+        control_plane: ControlPlane {
+            replicas: cp_replicas,
+            flavor: cp_flavor.unwrap_or_default(),
+            zones: cp_zones,
+            anti_affinity: cp.anti_affinity.unwrap_or(true),
+        },
+        pools,
+        network,
+        extensions,
+        access: spec.access.clone().unwrap_or_default(),
+        warnings,
+    })
+}
+
+fn check_flavor(
+    flavor: Option<&str>,
+    path: &str,
+    control_plane: bool,
+    provider: &str,
+    flavors: &[Flavor],
+    errs: &mut FieldErrors,
+) {
+    let usable = |f: &&Flavor| {
+        if control_plane {
+            f.control_plane.unwrap_or(true)
+        } else {
+            f.worker.unwrap_or(true)
+        }
+    };
+    let offered: Vec<String> = flavors
+        .iter()
+        .filter(usable)
+        .map(|f| f.name.clone())
+        .collect();
+    let role = if control_plane {
+        "control-plane nodes"
+    } else {
+        "worker nodes"
+    };
+    match flavor {
+        None => errs.push(
+            FieldError::new(
+                ErrorKind::Required,
+                path,
+                format!("no flavor given and provider {provider:?} has no default for {role}"),
+            )
+            .allowed(offered),
+        ),
+        Some(f) if !offered.iter().any(|o| o == f) => {
+            let msg = if flavors.iter().any(|x| x.name == f) {
+                format!("{f:?} is not offered by provider {provider:?} for {role}")
+            } else {
+                format!("{f:?} is not offered by provider {provider:?}")
+            };
+            errs.push(FieldError::new(ErrorKind::NotSupported, path, msg).allowed(offered))
+        }
+        Some(_) => {}
+    }
+}
+
+struct VersionChoice<'a> {
+    version: KubeVersion,
+    offer: &'a KubernetesVersion,
+    forced: bool,
+}
+
+fn parsed_offers(provider: &Provider) -> Vec<(KubeVersion, &KubernetesVersion)> {
+    let mut v: Vec<_> = provider
+        .spec
+        .kubernetes_versions
+        .iter()
+        .filter_map(|o| o.version.parse::<KubeVersion>().ok().map(|v| (v, o)))
+        .collect();
+    v.sort_by(|a, b| b.0.cmp(&a.0));
+    v
+}
+
+/// The version a cluster without one gets: the newest `supported` one.
+pub fn default_version(provider: &Provider) -> Option<KubeVersion> {
+    parsed_offers(provider)
+        .into_iter()
+        .find(|(_, o)| o.classification == Classification::Supported)
+        .map(|(v, _)| v)
+}
+
+fn resolve_version<'a>(
+    cluster: &Cluster,
+    provider: &'a Provider,
+    current: Option<&KubeVersion>,
+    warnings: &mut Vec<String>,
+) -> Result<VersionChoice<'a>, FieldError> {
+    const PATH: &str = "spec.kubernetes.version";
+    let offers = parsed_offers(provider);
+    let name = provider.metadata.name.clone().unwrap_or_default();
+    let usable = |o: &KubernetesVersion| {
+        matches!(
+            o.classification,
+            Classification::Supported | Classification::Deprecated
+        )
+    };
+    let offered_list = || -> Vec<String> {
+        offers
+            .iter()
+            .filter(|(_, o)| o.classification != Classification::Expired)
+            .map(|(v, o)| {
+                format!(
+                    "{} ({})",
+                    v.release().trim_start_matches('v'),
+                    o.classification
+                )
+            })
+            .collect()
+    };
+    let requested = cluster
+        .spec
+        .kubernetes
+        .as_ref()
+        .and_then(|k| k.version.clone());
+    let Some(requested) = requested else {
+        let (v, o) = offers
+            .iter()
+            .find(|(_, o)| o.classification == Classification::Supported)
+            .ok_or_else(|| {
+                FieldError::new(
+                    ErrorKind::Required,
+                    PATH,
+                    format!("no version given and provider {name:?} offers no supported version"),
+                )
+            })?;
+        return check_upgrade(
+            current,
+            VersionChoice {
+                version: v.clone(),
+                offer: o,
+                forced: false,
+            },
+        );
+    };
+    let want: KubeVersion = requested
+        .parse()
+        .map_err(|e: kaas_api::version::VersionError| {
+            FieldError::new(ErrorKind::Invalid, PATH, e.to_string())
+        })?;
+    let newest_in_branch = || {
+        offers
+            .iter()
+            .find(|(v, o)| v.branch() == want.branch() && usable(o))
+    };
+    let choice = match want.patch {
+        Patch::Latest => {
+            let (v, o) = newest_in_branch().ok_or_else(|| {
+                FieldError::new(
+                    ErrorKind::NotSupported,
+                    PATH,
+                    format!(
+                        "provider {name:?} offers no supported patch of {}.{}",
+                        want.major, want.minor
+                    ),
+                )
+                .allowed(offered_list())
+            })?;
+            VersionChoice {
+                version: v.clone(),
+                offer: o,
+                forced: false,
+            }
+        }
+        Patch::Exact(_) => {
+            let (v, o) = offers
+                .iter()
+                .find(|(v, _)| want.matches(v))
+                .ok_or_else(|| {
+                    FieldError::new(
+                        ErrorKind::NotSupported,
+                        PATH,
+                        format!("{requested:?} is not offered by provider {name:?}"),
+                    )
+                    .allowed(offered_list())
+                })?;
+            match o.classification {
+                Classification::Expired => {
+                    let running = current.is_some_and(|c| c.branch() == v.branch());
+                    match newest_in_branch() {
+                        Some((nv, no)) if running => {
+                            warnings.push(format!(
+                                "{PATH}: {requested} is expired; the cluster is moved to {} in its maintenance window",
+                                nv.release()
+                            ));
+                            VersionChoice {
+                                version: nv.clone(),
+                                offer: no,
+                                forced: true,
+                            }
+                        }
+                        _ => {
+                            return Err(FieldError::new(
+                                ErrorKind::NotSupported,
+                                PATH,
+                                format!("{requested:?} is expired at provider {name:?}"),
+                            )
+                            .allowed(offered_list()));
+                        }
+                    }
+                }
+                Classification::Deprecated => {
+                    warnings.push(format!(
+                        "{PATH}: {requested} is deprecated at provider {name:?}"
+                    ));
+                    VersionChoice {
+                        version: v.clone(),
+                        offer: o,
+                        forced: false,
+                    }
+                }
+                _ => VersionChoice {
+                    version: v.clone(),
+                    offer: o,
+                    forced: false,
+                },
+            }
+        }
+    };
+    check_upgrade(current, choice)
+}
+
+fn check_upgrade<'a>(
+    current: Option<&KubeVersion>,
+    choice: VersionChoice<'a>,
+) -> Result<VersionChoice<'a>, FieldError> {
+    const PATH: &str = "spec.kubernetes.version";
+    let Some(cur) = current else {
+        return Ok(choice);
+    };
+    let (cmaj, cmin) = cur.branch();
+    let (nmaj, nmin) = choice.version.branch();
+    if (nmaj, nmin) < (cmaj, cmin) || ((nmaj, nmin) == (cmaj, cmin) && choice.version < *cur) {
+        return Err(FieldError::new(
+            ErrorKind::Forbidden,
+            PATH,
+            format!(
+                "downgrade from {} to {} is not supported",
+                cur.release(),
+                choice.version.release()
+            ),
+        ));
+    }
+    if nmaj != cmaj || nmin > cmin + 1 {
+        return Err(FieldError::new(
+            ErrorKind::Forbidden,
+            PATH,
+            format!(
+                "upgrade from {} to {} skips a minor version; upgrade one minor at a time (next: {}.{}.x)",
+                cur.release(),
+                choice.version.release(),
+                cmaj,
+                cmin + 1
+            ),
+        ));
+    }
+    Ok(choice)
+}
+
+fn resolve_extensions(
+    cluster: &Cluster,
+    provider: &Provider,
+    errs: &mut FieldErrors,
+    warnings: &mut Vec<String>,
+) -> BTreeMap<String, Extension> {
+    let name = provider.metadata.name.clone().unwrap_or_default();
+    let requests = extension_requests(&cluster.spec);
+    warnings.extend(requests.warnings.iter().cloned());
+    let offered = &provider.spec.extensions;
+    let offered_names = || offered.iter().map(|o| o.name.clone()).collect::<Vec<_>>();
+    let mut out = BTreeMap::new();
+    for o in offered {
+        let req = requests.by_name.get(&o.name);
+        let on = o.name == names::METRICS || req.and_then(|r| r.enabled).unwrap_or(o.default);
+        if !on {
+            continue;
+        }
+        let implementation = match req.and_then(|r| r.implementation.clone()) {
+            Some(i) if !o.implementations.is_empty() && !o.implementations.contains(&i) => {
+                errs.push(
+                    FieldError::new(
+                        ErrorKind::NotSupported,
+                        format!(
+                            "{}.implementation",
+                            req.map(|r| r.path.as_str()).unwrap_or_default()
+                        ),
+                        format!("{i:?} is not offered for {} by provider {name:?}", o.name),
+                    )
+                    .allowed(o.implementations.clone()),
+                );
+                None
+            }
+            Some(i) => Some(i),
+            None => o.implementations.first().cloned(),
+        };
+        out.insert(
+            o.name.clone(),
+            Extension {
+                version: o.version.clone(),
+                implementation,
+            },
+        );
+    }
+    for (ext, req) in &requests.by_name {
+        if req.enabled == Some(true) && !offered.iter().any(|o| o.name == *ext) {
+            errs.push(
+                FieldError::new(
+                    ErrorKind::NotSupported,
+                    req.path.clone(),
+                    format!("extension {ext:?} is not offered by provider {name:?}"),
+                )
+                .allowed(offered_names()),
+            );
+        }
+    }
+    // Ingress or Gateway API is mandatory: one of them always runs.
+    if !out.contains_key(names::INGRESS) && !out.contains_key(names::GATEWAY_API) {
+        let explicit_off = [names::INGRESS, names::GATEWAY_API].iter().any(|n| {
+            requests
+                .by_name
+                .get(*n)
+                .is_some_and(|r| r.path.starts_with("spec.extensions") && r.enabled == Some(false))
+        });
+        let fallback = offered
+            .iter()
+            .find(|o| o.name == names::INGRESS || o.name == names::GATEWAY_API);
+        match (explicit_off, fallback) {
+            (false, Some(o)) => {
+                if requests.by_name.contains_key(names::INGRESS) {
+                    warnings.push(format!(
+                        "spec.addons.nginxIngress.enabled: false is ignored: ingress or Gateway API is mandatory; {} stays enabled",
+                        o.name
+                    ));
+                }
+                out.insert(
+                    o.name.clone(),
+                    Extension {
+                        version: o.version.clone(),
+                        implementation: o.implementations.first().cloned(),
+                    },
+                );
+            }
+            _ => errs.push(FieldError::new(
+                ErrorKind::Required,
+                "spec.extensions",
+                "ingress or gatewayAPI must be enabled: one of them is a mandatory extension",
+            )),
+        }
+    }
+    out
+}

@@ -1,0 +1,274 @@
+//! The first layer: what the API server checks at admission, evaluated client-side from the very
+//! CRD that is installed — the OpenAPI schema (types, required, patterns, ranges, unknown fields)
+//! and the CEL `x-kubernetes-validations` rules (through kube's CEL evaluator). `kaas validate`
+//! uses it so a file is judged the same way before it reaches a cluster.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use regex::Regex;
+use serde_json::Value;
+
+use crate::error::{ErrorKind, FieldError, FieldErrors};
+
+/// The `openAPIV3Schema` of the CRD's first version, as JSON.
+pub fn crd_schema(crd: &CustomResourceDefinition) -> Value {
+    crd.spec
+        .versions
+        .first()
+        .and_then(|v| v.schema.as_ref())
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .map(|s| serde_json::to_value(s).expect("schema serialises"))
+        .unwrap_or(Value::Null)
+}
+
+/// Checks `object` (a whole resource: apiVersion, kind, metadata, spec) against `schema`; `old`
+/// is the previous object for transition rules (`oldSelf`). Returns every error.
+pub fn admit(schema: &Value, object: &Value, old: Option<&Value>) -> FieldErrors {
+    let mut errors = FieldErrors::default();
+    if let (Some(props), Some(obj)) = (schema.get("properties"), object.as_object()) {
+        for (key, value) in obj {
+            if matches!(key.as_str(), "apiVersion" | "kind" | "metadata" | "status") {
+                continue;
+            }
+            match props.get(key) {
+                Some(sub) => structural(sub, value, key, &mut errors),
+                None => errors.push(unknown(key)),
+            }
+        }
+    }
+    // CEL rules run only on structurally valid input, as in the API server.
+    if errors.is_empty() {
+        let mut without_status = object.clone();
+        if let Some(o) = without_status.as_object_mut() {
+            o.remove("status");
+        }
+        if let Err(cel) = kube::core::cel::Validator::new().validate(schema, &without_status, old) {
+            for e in cel.into_vec() {
+                errors.push(FieldError::new(
+                    ErrorKind::Invalid,
+                    e.field_path.clone(),
+                    e.message.clone(),
+                ));
+            }
+        }
+    }
+    errors
+}
+
+fn unknown(path: &str) -> FieldError {
+    FieldError::new(
+        ErrorKind::UnknownField,
+        path,
+        "unknown field (not part of scs.community/v1alpha1)",
+    )
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn regex(pattern: &str) -> Option<Regex> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Option<Regex>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    cache
+        .entry(pattern.to_string())
+        .or_insert_with(|| Regex::new(pattern).ok())
+        .clone()
+}
+
+fn structural(schema: &Value, value: &Value, path: &str, errors: &mut FieldErrors) {
+    let num = |k: &str| schema.get(k).and_then(Value::as_f64);
+    if value.is_null() {
+        if !schema
+            .get("nullable")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+        {
+            errors.push(FieldError::new(
+                ErrorKind::Invalid,
+                path,
+                "must not be null",
+            ));
+        }
+        return;
+    }
+    if schema
+        .get("x-kubernetes-int-or-string")
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
+        if !(value.is_string() || value.is_i64() || value.is_u64()) {
+            errors.push(FieldError::new(
+                ErrorKind::Invalid,
+                path,
+                "must be an integer or a string",
+            ));
+        }
+        return;
+    }
+    let expected = schema.get("type").and_then(Value::as_str);
+    let actual = type_name(value);
+    if let Some(t) = expected {
+        let ok = t == actual || (t == "number" && actual == "integer");
+        if !ok {
+            errors.push(FieldError::new(
+                ErrorKind::Invalid,
+                path,
+                format!("must be of type {t}, got {actual}"),
+            ));
+            return;
+        }
+    }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
+        if !allowed.contains(value) {
+            let names: Vec<String> = allowed
+                .iter()
+                .map(|a| {
+                    a.as_str()
+                        .map(String::from)
+                        .unwrap_or_else(|| a.to_string())
+                })
+                .collect();
+            errors.push(
+                FieldError::new(
+                    ErrorKind::NotSupported,
+                    path,
+                    format!("unsupported value {value}"),
+                )
+                .allowed(names),
+            );
+        }
+    }
+    match value {
+        Value::Object(obj) => {
+            let props = schema.get("properties").and_then(Value::as_object);
+            let additional = schema.get("additionalProperties").filter(|a| a.is_object());
+            let preserve = schema
+                .get("x-kubernetes-preserve-unknown-fields")
+                .and_then(Value::as_bool)
+                == Some(true);
+            for req in schema
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(r) = req.as_str() {
+                    if !obj.contains_key(r) {
+                        errors.push(FieldError::new(
+                            ErrorKind::Required,
+                            join(path, r),
+                            "required value",
+                        ));
+                    }
+                }
+            }
+            for (key, v) in obj {
+                let sub = join(path, key);
+                match (props.and_then(|p| p.get(key)), additional) {
+                    (Some(s), _) | (None, Some(s)) => structural(s, v, &sub, errors),
+                    (None, None) if preserve => {}
+                    (None, None) => errors.push(unknown(&sub)),
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(max) = num("maxItems") {
+                if items.len() as f64 > max {
+                    errors.push(FieldError::new(
+                        ErrorKind::Invalid,
+                        path,
+                        format!("must have at most {max} items"),
+                    ));
+                }
+            }
+            if let Some(min) = num("minItems") {
+                if (items.len() as f64) < min {
+                    errors.push(FieldError::new(
+                        ErrorKind::Invalid,
+                        path,
+                        format!("must have at least {min} items"),
+                    ));
+                }
+            }
+            if let Some(item_schema) = schema.get("items") {
+                for (i, v) in items.iter().enumerate() {
+                    structural(item_schema, v, &format!("{path}[{i}]"), errors);
+                }
+            }
+        }
+        Value::String(s) => {
+            let len = s.chars().count() as f64;
+            if let Some(max) = num("maxLength") {
+                if len > max {
+                    errors.push(FieldError::new(
+                        ErrorKind::Invalid,
+                        path,
+                        format!("must be at most {max} characters"),
+                    ));
+                }
+            }
+            if let Some(min) = num("minLength") {
+                if len < min {
+                    errors.push(FieldError::new(
+                        ErrorKind::Invalid,
+                        path,
+                        format!("must be at least {min} characters"),
+                    ));
+                }
+            }
+            if let Some(p) = schema.get("pattern").and_then(Value::as_str) {
+                if let Some(re) = regex(p) {
+                    if !re.is_match(s) {
+                        errors.push(FieldError::new(
+                            ErrorKind::Invalid,
+                            path,
+                            format!("{s:?} does not match the pattern {p}"),
+                        ));
+                    }
+                }
+            }
+        }
+        Value::Number(n) => {
+            let x = n.as_f64().unwrap_or(0.0);
+            if let Some(max) = num("maximum") {
+                if x > max {
+                    errors.push(FieldError::new(
+                        ErrorKind::Invalid,
+                        path,
+                        format!("must be at most {max}"),
+                    ));
+                }
+            }
+            if let Some(min) = num("minimum") {
+                if x < min {
+                    errors.push(FieldError::new(
+                        ErrorKind::Invalid,
+                        path,
+                        format!("must be at least {min}"),
+                    ));
+                }
+            }
+        }
+        _ => {}
+    }
+}
