@@ -26,7 +26,7 @@ if ! command -v "$KOPIUM" >/dev/null 2>&1 \
   || [[ "$("$KOPIUM" --version | awk '{print $2}')" != "$KOPIUM_VERSION" ]]; then
   echo "installing kopium $KOPIUM_VERSION" >&2
   cargo install kopium --locked --version "$KOPIUM_VERSION"
-  KOPIUM="$(cargo_home="${CARGO_HOME:-$HOME/.cargo}"; echo "$cargo_home/bin/kopium")"
+  KOPIUM="${CARGO_HOME:-$HOME/.cargo}/bin/kopium"
 fi
 
 # --- CRDs from the Go module cache --------------------------------------------------------
