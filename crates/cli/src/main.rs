@@ -1,1 +1,90 @@
-fn main() {}
+//! `kaas`: Kubernetes as a Service for sovereign cloud providers.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+mod cmd;
+mod docs;
+
+/// kaas: one provider-independent description of a Kubernetes cluster (the SCS-API), realised by
+/// the provider's backend.
+#[derive(Parser, Debug)]
+#[command(name = "kaas", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// For people.
+    #[default]
+    Text,
+    /// YAML.
+    Yaml,
+    /// JSON, for machines.
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print the SCS-API CRDs (Cluster, Provider).
+    Crds {
+        /// yaml (default) or json.
+        #[arg(short, long, value_enum, default_value_t = OutputFormat::Yaml)]
+        output: OutputFormat,
+    },
+    /// Check Cluster/Provider files: the CRD's schema and CEL rules, and each Cluster against its
+    /// Provider offering. Exit 0 valid, 1 invalid, 2 usage or IO error.
+    Validate {
+        /// Files with Cluster and/or Provider documents (`-` for standard input).
+        #[arg(short = 'f', long = "file", required = true)]
+        files: Vec<PathBuf>,
+        /// Files with Provider offerings to check clusters against.
+        #[arg(short, long = "provider")]
+        providers: Vec<PathBuf>,
+        /// text (errors on stderr) or json (a report on stdout).
+        #[arg(short, long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Print the Cluster API objects kaas writes for each Cluster (validated first).
+    Render {
+        /// Files with Cluster documents (and optionally Providers).
+        #[arg(short = 'f', long = "file", required = true)]
+        files: Vec<PathBuf>,
+        /// Files with Provider offerings.
+        #[arg(short, long = "provider")]
+        providers: Vec<PathBuf>,
+        /// yaml (default) or json.
+        #[arg(short, long, value_enum, default_value_t = OutputFormat::Yaml)]
+        output: OutputFormat,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Crds { output } => cmd::crds::run(output).map(|()| true),
+        Command::Validate {
+            files,
+            providers,
+            output,
+        } => cmd::validate::run(&files, &providers, output),
+        Command::Render {
+            files,
+            providers,
+            output,
+        } => cmd::render::run(&files, &providers, output),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("kaas: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

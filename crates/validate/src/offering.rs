@@ -133,26 +133,26 @@ pub fn validate(cluster: &Cluster, provider: &Provider) -> Result<Resolved, Fiel
 
     // Provider reference.
     let pref = spec.provider.clone().unwrap_or_default();
-    if let Some(name) = &pref.name {
-        if *name != provider_name {
-            errs.push(FieldError::new(
-                ErrorKind::Invalid,
-                "spec.provider.name",
-                format!("{name:?} does not name provider {provider_name:?}"),
-            ));
-        }
+    if let Some(name) = &pref.name
+        && *name != provider_name
+    {
+        errs.push(FieldError::new(
+            ErrorKind::Invalid,
+            "spec.provider.name",
+            format!("{name:?} does not name provider {provider_name:?}"),
+        ));
     }
-    if let Some(t) = &pref.provider_type {
-        if *t != p.provider_type {
-            errs.push(
-                FieldError::new(
-                    ErrorKind::NotSupported,
-                    "spec.provider.providerType",
-                    format!("{t:?} does not match provider {provider_name:?}"),
-                )
-                .allowed([p.provider_type.clone()]),
-            );
-        }
+    if let Some(t) = &pref.provider_type
+        && *t != p.provider_type
+    {
+        errs.push(
+            FieldError::new(
+                ErrorKind::NotSupported,
+                "spec.provider.providerType",
+                format!("{t:?} does not match provider {provider_name:?}"),
+            )
+            .allowed([p.provider_type.clone()]),
+        );
     }
 
     // Region and zones.
@@ -241,17 +241,18 @@ pub fn validate(cluster: &Cluster, provider: &Provider) -> Result<Resolved, Fiel
         warnings.push("spec.workers is ignored: a static provider provisions nothing".into());
     }
     let limits = p.limits.clone().unwrap_or_default();
-    if let Some(max) = limits.max_worker_pools {
-        if is_capi && workers.len() as i32 > max {
-            errs.push(FieldError::new(
-                ErrorKind::Invalid,
-                "spec.workers",
-                format!(
-                    "{} worker pools; provider {provider_name:?} allows at most {max}",
-                    workers.len()
-                ),
-            ));
-        }
+    if let Some(max) = limits.max_worker_pools
+        && is_capi
+        && workers.len() as i32 > max
+    {
+        errs.push(FieldError::new(
+            ErrorKind::Invalid,
+            "spec.workers",
+            format!(
+                "{} worker pools; provider {provider_name:?} allows at most {max}",
+                workers.len()
+            ),
+        ));
     }
     let mut total_nodes = 0i64;
     for (i, w) in workers.iter().enumerate() {
@@ -281,19 +282,21 @@ pub fn validate(cluster: &Cluster, provider: &Provider) -> Result<Resolved, Fiel
                 &format!("{path}.zones"),
                 &mut errs,
             );
-            if let Some(max) = limits.max_nodes_per_pool {
-                if biggest > max {
-                    let field = if w.count.is_some() {
-                        "count"
-                    } else {
-                        "maxCount"
-                    };
-                    errs.push(FieldError::new(
-                        ErrorKind::Invalid,
-                        format!("{path}.{field}"),
-                        format!("{biggest} nodes; provider {provider_name:?} allows at most {max} per pool"),
-                    ));
-                }
+            if let Some(max) = limits.max_nodes_per_pool
+                && biggest > max
+            {
+                let field = if w.count.is_some() {
+                    "count"
+                } else {
+                    "maxCount"
+                };
+                errs.push(FieldError::new(
+                    ErrorKind::Invalid,
+                    format!("{path}.{field}"),
+                    format!(
+                        "{biggest} nodes; provider {provider_name:?} allows at most {max} per pool"
+                    ),
+                ));
             }
         }
         pools.push(Pool {
@@ -305,14 +308,17 @@ pub fn validate(cluster: &Cluster, provider: &Provider) -> Result<Resolved, Fiel
             taints: w.taints.clone().unwrap_or_default(),
         });
     }
-    if let Some(max) = limits.max_nodes_per_cluster {
-        if is_capi && total_nodes > i64::from(max) {
-            errs.push(FieldError::new(
-                ErrorKind::Invalid,
-                "spec.workers",
-                format!("{total_nodes} worker nodes in all; provider {provider_name:?} allows at most {max}"),
-            ));
-        }
+    if let Some(max) = limits.max_nodes_per_cluster
+        && is_capi
+        && total_nodes > i64::from(max)
+    {
+        errs.push(FieldError::new(
+            ErrorKind::Invalid,
+            "spec.workers",
+            format!(
+                "{total_nodes} worker nodes in all; provider {provider_name:?} allows at most {max}"
+            ),
+        ));
     }
 
     // Extensions.

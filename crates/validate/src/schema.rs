@@ -38,8 +38,10 @@ pub fn admit(schema: &Value, object: &Value, old: Option<&Value>) -> FieldErrors
             }
         }
     }
-    // CEL rules run only on structurally valid input, as in the API server.
-    if errors.is_empty() {
+    // CEL rules need well-typed input (as in the API server); unknown fields, patterns and ranges
+    // do not stop them, so one run reports every problem.
+    let well_typed = !errors.0.iter().any(|e| e.message.starts_with(TYPE_ERROR));
+    if well_typed {
         let mut without_status = object.clone();
         if let Some(o) = without_status.as_object_mut() {
             o.remove("status");
@@ -56,6 +58,8 @@ pub fn admit(schema: &Value, object: &Value, old: Option<&Value>) -> FieldErrors
     }
     errors
 }
+
+const TYPE_ERROR: &str = "must be of type";
 
 fn unknown(path: &str) -> FieldError {
     FieldError::new(
@@ -133,30 +137,30 @@ fn structural(schema: &Value, value: &Value, path: &str, errors: &mut FieldError
             errors.push(FieldError::new(
                 ErrorKind::Invalid,
                 path,
-                format!("must be of type {t}, got {actual}"),
+                format!("{TYPE_ERROR} {t}, got {actual}"),
             ));
             return;
         }
     }
-    if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
-        if !allowed.contains(value) {
-            let names: Vec<String> = allowed
-                .iter()
-                .map(|a| {
-                    a.as_str()
-                        .map(String::from)
-                        .unwrap_or_else(|| a.to_string())
-                })
-                .collect();
-            errors.push(
-                FieldError::new(
-                    ErrorKind::NotSupported,
-                    path,
-                    format!("unsupported value {value}"),
-                )
-                .allowed(names),
-            );
-        }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        let names: Vec<String> = allowed
+            .iter()
+            .map(|a| {
+                a.as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| a.to_string())
+            })
+            .collect();
+        errors.push(
+            FieldError::new(
+                ErrorKind::NotSupported,
+                path,
+                format!("unsupported value {value}"),
+            )
+            .allowed(names),
+        );
     }
     match value {
         Value::Object(obj) => {
@@ -172,14 +176,14 @@ fn structural(schema: &Value, value: &Value, path: &str, errors: &mut FieldError
                 .into_iter()
                 .flatten()
             {
-                if let Some(r) = req.as_str() {
-                    if !obj.contains_key(r) {
-                        errors.push(FieldError::new(
-                            ErrorKind::Required,
-                            join(path, r),
-                            "required value",
-                        ));
-                    }
+                if let Some(r) = req.as_str()
+                    && !obj.contains_key(r)
+                {
+                    errors.push(FieldError::new(
+                        ErrorKind::Required,
+                        join(path, r),
+                        "required value",
+                    ));
                 }
             }
             for (key, v) in obj {
@@ -192,23 +196,23 @@ fn structural(schema: &Value, value: &Value, path: &str, errors: &mut FieldError
             }
         }
         Value::Array(items) => {
-            if let Some(max) = num("maxItems") {
-                if items.len() as f64 > max {
-                    errors.push(FieldError::new(
-                        ErrorKind::Invalid,
-                        path,
-                        format!("must have at most {max} items"),
-                    ));
-                }
+            if let Some(max) = num("maxItems")
+                && items.len() as f64 > max
+            {
+                errors.push(FieldError::new(
+                    ErrorKind::Invalid,
+                    path,
+                    format!("must have at most {max} items"),
+                ));
             }
-            if let Some(min) = num("minItems") {
-                if (items.len() as f64) < min {
-                    errors.push(FieldError::new(
-                        ErrorKind::Invalid,
-                        path,
-                        format!("must have at least {min} items"),
-                    ));
-                }
+            if let Some(min) = num("minItems")
+                && (items.len() as f64) < min
+            {
+                errors.push(FieldError::new(
+                    ErrorKind::Invalid,
+                    path,
+                    format!("must have at least {min} items"),
+                ));
             }
             if let Some(item_schema) = schema.get("items") {
                 for (i, v) in items.iter().enumerate() {
@@ -218,55 +222,54 @@ fn structural(schema: &Value, value: &Value, path: &str, errors: &mut FieldError
         }
         Value::String(s) => {
             let len = s.chars().count() as f64;
-            if let Some(max) = num("maxLength") {
-                if len > max {
-                    errors.push(FieldError::new(
-                        ErrorKind::Invalid,
-                        path,
-                        format!("must be at most {max} characters"),
-                    ));
-                }
+            if let Some(max) = num("maxLength")
+                && len > max
+            {
+                errors.push(FieldError::new(
+                    ErrorKind::Invalid,
+                    path,
+                    format!("must be at most {max} characters"),
+                ));
             }
-            if let Some(min) = num("minLength") {
-                if len < min {
-                    errors.push(FieldError::new(
-                        ErrorKind::Invalid,
-                        path,
-                        format!("must be at least {min} characters"),
-                    ));
-                }
+            if let Some(min) = num("minLength")
+                && len < min
+            {
+                errors.push(FieldError::new(
+                    ErrorKind::Invalid,
+                    path,
+                    format!("must be at least {min} characters"),
+                ));
             }
-            if let Some(p) = schema.get("pattern").and_then(Value::as_str) {
-                if let Some(re) = regex(p) {
-                    if !re.is_match(s) {
-                        errors.push(FieldError::new(
-                            ErrorKind::Invalid,
-                            path,
-                            format!("{s:?} does not match the pattern {p}"),
-                        ));
-                    }
-                }
+            if let Some(p) = schema.get("pattern").and_then(Value::as_str)
+                && let Some(re) = regex(p)
+                && !re.is_match(s)
+            {
+                errors.push(FieldError::new(
+                    ErrorKind::Invalid,
+                    path,
+                    format!("{s:?} does not match the pattern {p}"),
+                ));
             }
         }
         Value::Number(n) => {
             let x = n.as_f64().unwrap_or(0.0);
-            if let Some(max) = num("maximum") {
-                if x > max {
-                    errors.push(FieldError::new(
-                        ErrorKind::Invalid,
-                        path,
-                        format!("must be at most {max}"),
-                    ));
-                }
+            if let Some(max) = num("maximum")
+                && x > max
+            {
+                errors.push(FieldError::new(
+                    ErrorKind::Invalid,
+                    path,
+                    format!("must be at most {max}"),
+                ));
             }
-            if let Some(min) = num("minimum") {
-                if x < min {
-                    errors.push(FieldError::new(
-                        ErrorKind::Invalid,
-                        path,
-                        format!("must be at least {min}"),
-                    ));
-                }
+            if let Some(min) = num("minimum")
+                && x < min
+            {
+                errors.push(FieldError::new(
+                    ErrorKind::Invalid,
+                    path,
+                    format!("must be at least {min}"),
+                ));
             }
         }
         _ => {}

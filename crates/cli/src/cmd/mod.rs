@@ -1,0 +1,5 @@
+//! One module per `kaas` subcommand.
+
+pub mod crds;
+pub mod render;
+pub mod validate;

@@ -1,0 +1,268 @@
+//! Rendering: a validated SCS `Cluster` ([`kaas_validate::Resolved`]) becomes the Cluster API
+//! objects of its provider's stack. Pure — no client, no clock — so it is unit-tested from YAML
+//! and benchmarked on its own.
+//!
+//! Where things live (see `docs/tenancy.md`): a tenant's SCS `Cluster` stays in the tenant's
+//! namespace; its Cluster API objects go to a namespace owned by the provider side,
+//! [`capi_namespace`]`(provider, tenant)`, which tenants cannot read. The ClusterClass is shared
+//! from the provider's namespace through `classRef.namespace`.
+
+pub mod names;
+pub mod stacks;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kaas_api::Cluster;
+use kaas_api::provider::{BackendType, StackKind};
+use kaas_capi::cluster as capi;
+use kaas_validate::Resolved;
+use kaas_validate::offering::Size;
+
+pub use names::capi_namespace;
+
+/// Label on every object kaas renders: the SCS cluster's name.
+pub const LABEL_CLUSTER: &str = "scs.community/cluster";
+/// Label: the tenant namespace of the SCS cluster.
+pub const LABEL_TENANT: &str = "scs.community/tenant";
+/// Label: the provider.
+pub const LABEL_PROVIDER: &str = "scs.community/provider";
+/// Label: the worker pool a MachineDeployment belongs to.
+pub const LABEL_POOL: &str = "scs.community/pool";
+/// Autoscaler annotations (Cluster API provider of cluster-autoscaler).
+pub const ANNOTATION_MIN_SIZE: &str = "cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size";
+/// Autoscaler annotation, upper bound.
+pub const ANNOTATION_MAX_SIZE: &str = "cluster.x-k8s.io/cluster-api-autoscaler-node-group-max-size";
+
+/// Why a cluster cannot be rendered (validation should have caught it; never a panic).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// The provider's backend is not Cluster API.
+    #[error("provider {0:?} does not use the Cluster API backend; nothing to render")]
+    NotClusterApi(String),
+    /// A required resolved field is missing.
+    #[error("cannot render: {0}")]
+    Incomplete(&'static str),
+    /// The cluster has no name or namespace.
+    #[error("cannot render: the Cluster has no {0}")]
+    NoMetadata(&'static str),
+}
+
+/// What kaas writes to the management cluster for one SCS `Cluster`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rendered {
+    /// The provider-side namespace for the Cluster API objects.
+    pub namespace: Namespace,
+    /// The Cluster API `Cluster` with its managed topology.
+    pub cluster: capi::Cluster,
+}
+
+impl Rendered {
+    /// All objects as JSON values (apiVersion and kind set), in apply order.
+    pub fn objects(&self) -> Vec<serde_json::Value> {
+        let mut ns = serde_json::to_value(&self.namespace).expect("Namespace serialises");
+        ns["apiVersion"] = "v1".into();
+        ns["kind"] = "Namespace".into();
+        let cl = serde_json::to_value(&self.cluster).expect("Cluster serialises");
+        vec![ns, cl]
+    }
+
+    /// All objects as multi-document YAML.
+    pub fn to_yaml(&self) -> String {
+        self.objects()
+            .iter()
+            .map(|o| serde_yaml::to_string(o).expect("JSON serialises to YAML"))
+            .collect::<Vec<_>>()
+            .join("---\n")
+    }
+}
+
+/// Renders the Cluster API objects of `cluster`, validated into `resolved`.
+pub fn render(cluster: &Cluster, resolved: &Resolved) -> Result<Rendered, RenderError> {
+    if resolved.backend != BackendType::ClusterAPI {
+        return Err(RenderError::NotClusterApi(resolved.provider.clone()));
+    }
+    let name = cluster
+        .metadata
+        .name
+        .clone()
+        .ok_or(RenderError::NoMetadata("name"))?;
+    let tenant = cluster
+        .metadata
+        .namespace
+        .clone()
+        .ok_or(RenderError::NoMetadata("namespace"))?;
+    let stack = resolved.stack.ok_or(RenderError::Incomplete("stack"))?;
+    let provider_ns = resolved
+        .provider_namespace
+        .clone()
+        .ok_or(RenderError::Incomplete("provider namespace"))?;
+    let class = resolved
+        .cluster_class
+        .clone()
+        .ok_or(RenderError::Incomplete("cluster class"))?;
+    let version = resolved
+        .version
+        .as_ref()
+        .ok_or(RenderError::Incomplete("version"))?;
+    let namespace = capi_namespace(&resolved.provider, &tenant);
+
+    let labels: BTreeMap<String, String> = [
+        (LABEL_CLUSTER, name.as_str()),
+        (LABEL_TENANT, tenant.as_str()),
+        (LABEL_PROVIDER, resolved.provider.as_str()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+
+    let ns_labels: BTreeMap<String, String> = [
+        (LABEL_TENANT.to_string(), tenant.clone()),
+        (LABEL_PROVIDER.to_string(), resolved.provider.clone()),
+        (
+            "app.kubernetes.io/managed-by".to_string(),
+            "kaas".to_string(),
+        ),
+    ]
+    .into_iter()
+    .collect();
+
+    let stack_impl = stacks::for_kind(stack);
+    let machine_deployments = machine_deployments(resolved, stack_impl.as_ref());
+    let variables = stack_impl.cluster_variables(resolved);
+
+    let spec = capi::ClusterSpec {
+        cluster_network: Some(capi::ClusterClusterNetwork {
+            pods: Some(capi::ClusterClusterNetworkPods {
+                cidr_blocks: resolved.network.pods.clone(),
+            }),
+            services: Some(capi::ClusterClusterNetworkServices {
+                cidr_blocks: resolved.network.services.clone(),
+            }),
+            ..Default::default()
+        }),
+        topology: Some(capi::ClusterTopology {
+            class_ref: capi::ClusterTopologyClassRef {
+                name: class,
+                namespace: Some(provider_ns),
+            },
+            version: version.release(),
+            control_plane: Some(capi::ClusterTopologyControlPlane {
+                replicas: Some(resolved.control_plane.replicas),
+                ..Default::default()
+            }),
+            workers: (!machine_deployments.is_empty()).then(|| capi::ClusterTopologyWorkers {
+                machine_deployments: Some(machine_deployments),
+                ..Default::default()
+            }),
+            variables: (!variables.is_empty()).then_some(variables),
+        }),
+        ..Default::default()
+    };
+    let mut capi_cluster = capi::Cluster::new(&name, spec);
+    capi_cluster.metadata.namespace = Some(namespace.clone());
+    capi_cluster.metadata.labels = Some(labels);
+
+    Ok(Rendered {
+        namespace: Namespace {
+            metadata: ObjectMeta {
+                name: Some(namespace),
+                labels: Some(ns_labels),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        cluster: capi_cluster,
+    })
+}
+
+/// Splits `n` as evenly as possible into `parts` (the first ones get the remainder).
+pub fn spread(n: i32, parts: usize) -> Vec<i32> {
+    let parts = parts.max(1) as i32;
+    (0..parts)
+        .map(|i| n / parts + i32::from(i < n % parts))
+        .collect()
+}
+
+fn machine_deployments(
+    resolved: &Resolved,
+    stack: &dyn stacks::Stack,
+) -> Vec<capi::ClusterTopologyWorkersMachineDeployments> {
+    let mut out = Vec::new();
+    for pool in &resolved.pools {
+        let zones: Vec<Option<&String>> = if pool.zones.is_empty() {
+            vec![None]
+        } else {
+            pool.zones.iter().map(Some).collect()
+        };
+        let (replicas, mins, maxs) = match pool.size {
+            Size::Fixed(n) => (
+                spread(n, zones.len()).into_iter().map(Some).collect(),
+                None,
+                None,
+            ),
+            Size::Autoscale { min, max } => (
+                vec![None; zones.len()],
+                Some(spread(min, zones.len())),
+                Some(spread(max, zones.len())),
+            ),
+        };
+        for (i, zone) in zones.iter().enumerate() {
+            let mut labels = pool.labels.clone();
+            labels.insert(LABEL_POOL.into(), pool.name.clone());
+            let mut annotations = BTreeMap::new();
+            if let (Some(mins), Some(maxs)) = (&mins, &maxs) {
+                annotations.insert(ANNOTATION_MIN_SIZE.to_string(), mins[i].to_string());
+                annotations.insert(ANNOTATION_MAX_SIZE.to_string(), maxs[i].to_string());
+            }
+            let overrides = stack.pool_variables(resolved, pool);
+            out.push(capi::ClusterTopologyWorkersMachineDeployments {
+                class: stack.worker_class(pool).to_string(),
+                name: names::machine_deployment(&pool.name, zone.map(|z| z.as_str())),
+                failure_domain: zone.map(|z| z.to_string()),
+                replicas: replicas[i],
+                metadata: Some(capi::ClusterTopologyWorkersMachineDeploymentsMetadata {
+                    labels: Some(labels),
+                    annotations: (!annotations.is_empty()).then_some(annotations),
+                }),
+                taints: (!pool.taints.is_empty()).then(|| pool.taints.iter().map(taint).collect()),
+                variables: (!overrides.is_empty()).then_some({
+                    capi::ClusterTopologyWorkersMachineDeploymentsVariables {
+                        overrides: Some(overrides),
+                    }
+                }),
+                ..Default::default()
+            });
+        }
+    }
+    out
+}
+
+fn taint(t: &kaas_api::cluster::Taint) -> capi::ClusterTopologyWorkersMachineDeploymentsTaints {
+    use capi::ClusterTopologyWorkersMachineDeploymentsTaintsEffect as E;
+    use kaas_api::cluster::TaintEffect;
+    capi::ClusterTopologyWorkersMachineDeploymentsTaints {
+        key: t.key.clone(),
+        value: t.value.clone(),
+        effect: match t.effect {
+            TaintEffect::NoSchedule => E::NoSchedule,
+            TaintEffect::PreferNoSchedule => E::PreferNoSchedule,
+            TaintEffect::NoExecute => E::NoExecute,
+        },
+        propagation: capi::ClusterTopologyWorkersMachineDeploymentsTaintsPropagation::Always,
+    }
+}
+
+/// Used by [`stacks`] to build variables.
+pub(crate) fn var(name: &str, value: serde_json::Value) -> capi::ClusterTopologyVariables {
+    capi::ClusterTopologyVariables {
+        name: name.into(),
+        value,
+    }
+}
+
+/// Which stacks kaas renders for.
+pub fn supported_stacks() -> [StackKind; 2] {
+    [StackKind::InMemory, StackKind::OpenStackScs2]
+}

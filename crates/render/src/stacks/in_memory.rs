@@ -1,0 +1,32 @@
+//! The Cluster API Docker provider's in-memory ClusterClass (`in-memory`): one worker class
+//! `default-worker`, no variables. Machines are simulated, so flavors and zones only show up as
+//! names (failure domains) — they decide nothing about fake machines.
+
+use kaas_capi::cluster::{
+    ClusterTopologyVariables, ClusterTopologyWorkersMachineDeploymentsVariablesOverrides,
+};
+use kaas_validate::Resolved;
+use kaas_validate::offering::Pool;
+
+use super::Stack;
+
+/// The in-memory development stack.
+pub struct InMemory;
+
+impl Stack for InMemory {
+    fn worker_class(&self, _pool: &Pool) -> &str {
+        "default-worker"
+    }
+
+    fn cluster_variables(&self, _r: &Resolved) -> Vec<ClusterTopologyVariables> {
+        Vec::new()
+    }
+
+    fn pool_variables(
+        &self,
+        _r: &Resolved,
+        _pool: &Pool,
+    ) -> Vec<ClusterTopologyWorkersMachineDeploymentsVariablesOverrides> {
+        Vec::new()
+    }
+}
