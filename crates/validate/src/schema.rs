@@ -38,9 +38,10 @@ pub fn admit(schema: &Value, object: &Value, old: Option<&Value>) -> FieldErrors
             }
         }
     }
-    // CEL rules need well-typed input (as in the API server); unknown fields, patterns and ranges
+    // CEL rules need well-typed, complete input (as in the API server); unknown fields, patterns and ranges
     // do not stop them, so one run reports every problem.
-    let well_typed = !errors.0.iter().any(|e| e.message.starts_with(TYPE_ERROR));
+    let well_typed =
+        !errors.0.iter().any(|e| e.kind == ErrorKind::Required || e.message.starts_with(TYPE_ERROR));
     if well_typed {
         let mut without_status = object.clone();
         if let Some(o) = without_status.as_object_mut() {
