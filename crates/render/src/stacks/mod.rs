@@ -12,7 +12,7 @@ use kaas_validate::Resolved;
 use kaas_validate::offering::Pool;
 
 pub use in_memory::InMemory;
-pub use openstack_scs2::OpenStackScs2;
+pub use openstack_scs2::{CREDENTIALS_SECRET, OpenStackScs2};
 
 /// One stack family.
 pub trait Stack: Send + Sync {

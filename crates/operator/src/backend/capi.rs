@@ -1,0 +1,320 @@
+//! The Cluster API backend: server-side applies the rendered topology into the provider-side
+//! namespace, copies provider credentials there and the kubeconfig to the tenant, and reads the
+//! Cluster API status.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, OwnerReference};
+use kaas_api::Cluster;
+use kaas_api::provider::StackKind;
+use kaas_capi::cluster::Cluster as CapiCluster;
+use kaas_capi::machine::Machine;
+use kaas_capi::machinedeployment::MachineDeployment;
+use kaas_render::{LABEL_CLUSTER, LABEL_POOL, capi_namespace};
+use kaas_validate::Resolved;
+use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams};
+use kube::{Api, Resource, ResourceExt};
+
+use super::{Backend, Deletion, Observation, PoolObservation, Signal};
+use crate::{Context, Error, FIELD_MANAGER};
+
+/// Key of the kubeconfig in Cluster API's and kaas' kubeconfig Secrets.
+pub const KUBECONFIG_KEY: &str = "value";
+
+/// Name of the kubeconfig Secret of a cluster (Cluster API's convention, kept for the tenant copy).
+pub fn kubeconfig_secret_name(cluster: &str) -> String {
+    format!("{cluster}-kubeconfig")
+}
+
+/// The Cluster API backend.
+pub struct ClusterApi;
+
+fn cond<'a>(conds: Option<&'a Vec<Condition>>, t: &str) -> Option<&'a Condition> {
+    conds.and_then(|c| c.iter().find(|c| c.type_ == t))
+}
+
+fn signal(c: Option<&Condition>, missing: &str) -> Signal {
+    match c {
+        Some(c) => Signal::new(
+            match c.status.as_str() {
+                "True" => Some(true),
+                "False" => Some(false),
+                _ => None,
+            },
+            if c.reason.is_empty() {
+                "Unknown"
+            } else {
+                &c.reason
+            },
+            c.message.clone(),
+        ),
+        None => Signal::new(None, "Pending", missing),
+    }
+}
+
+fn owner(cluster: &Cluster) -> Option<OwnerReference> {
+    cluster.controller_owner_ref(&())
+}
+
+#[async_trait]
+impl Backend for ClusterApi {
+    async fn apply(
+        &self,
+        ctx: &Context,
+        cluster: &Cluster,
+        resolved: &Resolved,
+    ) -> Result<(), Error> {
+        let rendered = kaas_render::render(cluster, resolved)?;
+        let pp = PatchParams::apply(FIELD_MANAGER).force();
+        let ns_name = rendered.namespace.name_any();
+        Api::<Namespace>::all(ctx.client.clone())
+            .patch(&ns_name, &pp, &Patch::Apply(&rendered.namespace))
+            .await?;
+        if resolved.stack == Some(StackKind::OpenStackScs2) {
+            copy_credentials(ctx, resolved, &ns_name).await?;
+        }
+        let api: Api<CapiCluster> = Api::namespaced(ctx.client.clone(), &ns_name);
+        api.patch(
+            &rendered.cluster.name_any(),
+            &pp,
+            &Patch::Apply(&rendered.cluster),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn observe(
+        &self,
+        ctx: &Context,
+        cluster: &Cluster,
+        resolved: Option<&Resolved>,
+    ) -> Result<Observation, Error> {
+        let name = cluster.name_any();
+        let tenant = cluster.namespace().unwrap_or_default();
+        let provider = match resolved {
+            Some(r) => r.provider.clone(),
+            None => cluster
+                .spec
+                .provider
+                .as_ref()
+                .and_then(|p| p.name.clone())
+                .unwrap_or_default(),
+        };
+        let ns = capi_namespace(&provider, &tenant);
+        let api: Api<CapiCluster> = Api::namespaced(ctx.client.clone(), &ns);
+        let Some(capi) = api.get_opt(&name).await? else {
+            return Ok(Observation::default());
+        };
+        let status = capi.status.clone().unwrap_or_default();
+        let conds = status.conditions.as_ref();
+        let mut o = Observation {
+            exists: true,
+            ..Default::default()
+        };
+        let infra_done = status
+            .initialization
+            .as_ref()
+            .and_then(|i| i.infrastructure_provisioned)
+            .unwrap_or(false);
+        o.infrastructure = if infra_done {
+            Signal::new(Some(true), "Provisioned", "infrastructure is provisioned")
+        } else {
+            signal(
+                cond(conds, "InfrastructureReady"),
+                "waiting for infrastructure",
+            )
+        };
+        o.control_plane = signal(
+            cond(conds, "ControlPlaneAvailable"),
+            "waiting for the control plane",
+        );
+        o.workers = signal(cond(conds, "WorkersAvailable"), "waiting for workers");
+        if let Some(cp) = &status.control_plane {
+            o.control_plane_versions = cp
+                .versions
+                .iter()
+                .flatten()
+                .map(|v| v.version.clone())
+                .collect();
+        }
+        if let Some(w) = &status.workers {
+            o.worker_versions = w
+                .versions
+                .iter()
+                .flatten()
+                .map(|v| v.version.clone())
+                .collect();
+        }
+        if let Some(t) = cond(conds, "TopologyReconciled") {
+            if t.status != "True" {
+                o.rolling_out = Some(format!("{}: {}", t.reason, t.message));
+                if matches!(
+                    t.reason.as_str(),
+                    "ReconcileFailed" | "ClusterClassNotReconciled"
+                ) {
+                    o.failure = Some(format!(
+                        "Cluster API cannot apply the topology: {}",
+                        t.message
+                    ));
+                }
+            }
+        }
+        if let Some(ep) = capi
+            .spec
+            .control_plane_endpoint
+            .as_ref()
+            .filter(|e| e.host.as_deref().is_some_and(|h| !h.is_empty()))
+        {
+            o.endpoint = Some(format!(
+                "https://{}:{}",
+                ep.host.clone().unwrap_or_default(),
+                ep.port.unwrap_or(6443)
+            ));
+        }
+
+        // Worker pools: MachineDeployments of this cluster, grouped by the pool label.
+        let mds: Api<MachineDeployment> = Api::namespaced(ctx.client.clone(), &ns);
+        let list = mds
+            .list(&ListParams::default().labels(&format!("cluster.x-k8s.io/cluster-name={name}")))
+            .await?;
+        let mut pools: BTreeMap<String, PoolObservation> = BTreeMap::new();
+        for md in list.items {
+            let labels = md.labels();
+            let pool = labels
+                .get(LABEL_POOL)
+                .or_else(|| labels.get("topology.cluster.x-k8s.io/deployment-name"))
+                .cloned()
+                .unwrap_or_else(|| md.name_any());
+            let e = pools
+                .entry(pool.clone())
+                .or_insert_with(|| PoolObservation {
+                    name: pool,
+                    ..Default::default()
+                });
+            e.desired += md.spec.replicas.unwrap_or(0);
+            let st = md.status.clone().unwrap_or_default();
+            e.ready += st.ready_replicas.unwrap_or(0);
+            for v in st.versions.iter().flatten() {
+                if !e.versions.contains(&v.version) {
+                    e.versions.push(v.version.clone());
+                }
+            }
+        }
+        o.pools = pools.into_values().collect();
+
+        // Kubeconfig: copy Cluster API's Secret into the tenant namespace (owned by the SCS Cluster).
+        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+        if let Some(src) = secrets.get_opt(&kubeconfig_secret_name(&name)).await? {
+            if let Some(value) = src.data.as_ref().and_then(|d| d.get(KUBECONFIG_KEY)) {
+                let copy_name = kubeconfig_secret_name(&name);
+                let copy = Secret {
+                    metadata: ObjectMeta {
+                        name: Some(copy_name.clone()),
+                        namespace: Some(tenant.clone()),
+                        labels: Some(BTreeMap::from([(LABEL_CLUSTER.to_string(), name.clone())])),
+                        owner_references: owner(cluster).map(|o| vec![o]),
+                        ..Default::default()
+                    },
+                    type_: Some("cluster.x-k8s.io/secret".into()),
+                    data: Some(BTreeMap::from([(
+                        KUBECONFIG_KEY.to_string(),
+                        ByteString(value.0.clone()),
+                    )])),
+                    ..Default::default()
+                };
+                let tenant_secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &tenant);
+                let current = tenant_secrets.get_opt(&copy_name).await?;
+                if current.as_ref().and_then(|c| c.data.as_ref()) != copy.data.as_ref() {
+                    tenant_secrets
+                        .patch(
+                            &copy_name,
+                            &PatchParams::apply(FIELD_MANAGER).force(),
+                            &Patch::Apply(&copy),
+                        )
+                        .await?;
+                }
+                o.kubeconfig_secret = Some(copy_name);
+            }
+        }
+        Ok(o)
+    }
+
+    async fn delete(
+        &self,
+        ctx: &Context,
+        cluster: &Cluster,
+        provider: &str,
+    ) -> Result<Deletion, Error> {
+        let name = cluster.name_any();
+        let tenant = cluster.namespace().unwrap_or_default();
+        let ns = capi_namespace(provider, &tenant);
+        let api: Api<CapiCluster> = Api::namespaced(ctx.client.clone(), &ns);
+        let Some(capi) = api.get_opt(&name).await? else {
+            return Ok(Deletion::Done);
+        };
+        if capi.meta().deletion_timestamp.is_none() {
+            api.delete(&name, &DeleteParams::background()).await?;
+        }
+        let machines: Api<Machine> = Api::namespaced(ctx.client.clone(), &ns);
+        let left = machines
+            .list(&ListParams::default().labels(&format!("cluster.x-k8s.io/cluster-name={name}")))
+            .await?;
+        let mut names: Vec<String> = left.items.iter().map(|m| m.name_any()).collect();
+        names.sort();
+        let msg = if names.is_empty() {
+            "waiting for Cluster API to remove the cluster's infrastructure".to_string()
+        } else {
+            let shown: Vec<_> = names.iter().take(5).cloned().collect();
+            format!(
+                "waiting for Cluster API to delete {} machine(s): {}{}",
+                names.len(),
+                shown.join(", "),
+                if names.len() > 5 { ", …" } else { "" }
+            )
+        };
+        Ok(Deletion::Waiting(msg))
+    }
+}
+
+async fn copy_credentials(
+    ctx: &Context,
+    resolved: &Resolved,
+    target_ns: &str,
+) -> Result<(), Error> {
+    let provider: Api<kaas_api::Provider> = Api::all(ctx.client.clone());
+    let p = provider.get(&resolved.provider).await?;
+    let (Some(cref), Some(src_ns)) = (
+        p.spec.credentials_ref.as_ref(),
+        resolved.provider_namespace.as_ref(),
+    ) else {
+        return Ok(());
+    };
+    let src: Secret = Api::namespaced(ctx.client.clone(), src_ns)
+        .get(&cref.name)
+        .await?;
+    let copy = Secret {
+        metadata: ObjectMeta {
+            name: Some(kaas_render::stacks::CREDENTIALS_SECRET.into()),
+            namespace: Some(target_ns.into()),
+            labels: Some(BTreeMap::from([(
+                "scs.community/credentials".to_string(),
+                resolved.provider.clone(),
+            )])),
+            ..Default::default()
+        },
+        data: src.data,
+        type_: src.type_,
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(ctx.client.clone(), target_ns)
+        .patch(
+            kaas_render::stacks::CREDENTIALS_SECRET,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&copy),
+        )
+        .await?;
+    Ok(())
+}

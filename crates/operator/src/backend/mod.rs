@@ -1,0 +1,107 @@
+//! Backends realise SCS clusters. The controller knows only this trait; the Cluster API backend
+//! and the static (imported) backend sit behind it.
+
+pub mod capi;
+
+use async_trait::async_trait;
+use kaas_api::Cluster;
+use kaas_validate::Resolved;
+
+use crate::{Context, Error};
+
+/// A condition-like observation: status plus reason and message.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Signal {
+    /// True/False/None (= unknown).
+    pub ok: Option<bool>,
+    /// CamelCase reason.
+    pub reason: String,
+    /// For people.
+    pub message: String,
+}
+
+impl Signal {
+    /// A signal.
+    pub fn new(ok: Option<bool>, reason: &str, message: impl Into<String>) -> Self {
+        Signal {
+            ok,
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Observed state of one worker pool.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PoolObservation {
+    /// Pool name.
+    pub name: String,
+    /// Nodes wanted.
+    pub desired: i32,
+    /// Nodes ready.
+    pub ready: i32,
+    /// Versions the pool's nodes run.
+    pub versions: Vec<String>,
+}
+
+/// What a backend sees of a cluster.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Observation {
+    /// The backend's objects exist.
+    pub exists: bool,
+    /// Infrastructure (network, load balancer).
+    pub infrastructure: Signal,
+    /// Control plane availability.
+    pub control_plane: Signal,
+    /// Worker availability.
+    pub workers: Signal,
+    /// Control-plane versions in use.
+    pub control_plane_versions: Vec<String>,
+    /// Worker versions in use.
+    pub worker_versions: Vec<String>,
+    /// Per pool.
+    pub pools: Vec<PoolObservation>,
+    /// A change is still rolling out (topology not reconciled yet).
+    pub rolling_out: Option<String>,
+    /// A failure the user should see.
+    pub failure: Option<String>,
+    /// API endpoint (`https://host:port`).
+    pub endpoint: Option<String>,
+    /// Name of the kubeconfig Secret in the tenant namespace, once copied there.
+    pub kubeconfig_secret: Option<String>,
+}
+
+/// Progress of a deletion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Deletion {
+    /// Everything is gone.
+    Done,
+    /// Still waiting; the message says on what.
+    Waiting(String),
+}
+
+/// One way of realising clusters.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// Creates or updates what realises `cluster` (idempotent, server-side apply).
+    async fn apply(
+        &self,
+        ctx: &Context,
+        cluster: &Cluster,
+        resolved: &Resolved,
+    ) -> Result<(), Error>;
+    /// Reads the state of what realises `cluster`.
+    async fn observe(
+        &self,
+        ctx: &Context,
+        cluster: &Cluster,
+        resolved: Option<&Resolved>,
+    ) -> Result<Observation, Error>;
+    /// Deletes what realises `cluster`; called until it returns [`Deletion::Done`].
+    async fn delete(
+        &self,
+        ctx: &Context,
+        cluster: &Cluster,
+        provider: &str,
+    ) -> Result<Deletion, Error>;
+}

@@ -1,0 +1,457 @@
+//! The `Cluster` controller: watches SCS Clusters, their Cluster API Clusters and Providers, and
+//! runs the reconcile pipeline.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kaas_api::conditions::{self as c, Status};
+use kaas_api::provider::BackendType;
+use kaas_api::{Cluster, KubeVersion, Provider};
+use kaas_capi::cluster::Cluster as CapiCluster;
+use kaas_render::{LABEL_CLUSTER, LABEL_TENANT};
+use kaas_validate::Resolved;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+use tracing::{info, warn};
+
+use crate::backend::{Backend, Deletion, Observation, capi::ClusterApi};
+use crate::leader::{Leader, LeaseConfig};
+use crate::maintenance::{Rollout, decide};
+use crate::metrics::{self, Metrics};
+use crate::status::{self, Inputs, Problem};
+use crate::{Context, Error, FIELD_MANAGER, FINALIZER, dereference};
+
+/// How the operator runs.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    /// Providers to handle (empty: all).
+    pub providers: BTreeSet<String>,
+    /// Address of `/metrics`, `/healthz`, `/readyz`.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Leader election; `None` runs without.
+    pub lease: Option<LeaseConfig>,
+    /// Clusters reconciled in parallel.
+    pub concurrency: u16,
+}
+
+/// Requeue while something is in progress.
+const BUSY: Duration = Duration::from_secs(10);
+/// Requeue of a settled cluster (maintenance windows, provider changes missed by watches).
+const SETTLED: Duration = Duration::from_secs(300);
+
+/// Runs the controllers until a shutdown signal (SIGINT/SIGTERM) or loss of leadership.
+pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let shutdown = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    if let Some(addr) = cfg.metrics_addr {
+        let m = metrics.clone();
+        let s = shutdown();
+        tokio::spawn(async move {
+            if let Err(e) = metrics::serve(addr, m, s).await {
+                warn!(error = %e, %addr, "metrics endpoint failed");
+            }
+        });
+    }
+    {
+        let tx = stop_tx.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            info!("shutting down");
+            let _ = tx.send(true);
+        });
+    }
+    if let Some(lease) = cfg.lease.clone() {
+        info!(lease = %lease.name, "waiting for leadership");
+        let lost = tokio::select! {
+            lost = Leader::acquire(client.clone(), lease) => lost,
+            _ = shutdown() => return Ok(()),
+        };
+        metrics.leader.set(1);
+        let tx = stop_tx.clone();
+        let m = metrics.clone();
+        tokio::spawn(async move {
+            lost.await;
+            m.leader.set(0);
+            let _ = tx.send(true);
+        });
+    }
+
+    let reporter = Reporter {
+        controller: "kaas-operator".into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(client.clone(), reporter),
+        metrics: metrics.clone(),
+        providers: cfg.providers.clone(),
+    });
+    let clusters: Api<Cluster> = Api::all(client.clone());
+    let controller = Controller::new(clusters, watcher::Config::default().any_semantic());
+    let store = controller.store();
+    let controller = controller
+        .watches(
+            Api::<CapiCluster>::all(client.clone()),
+            watcher::Config::default()
+                .labels(LABEL_CLUSTER)
+                .any_semantic(),
+            |c| {
+                let labels = c.labels();
+                match (labels.get(LABEL_CLUSTER), labels.get(LABEL_TENANT)) {
+                    (Some(n), Some(t)) => Some(ObjectRef::<Cluster>::new(n).within(t)),
+                    _ => None,
+                }
+            },
+        )
+        .watches(
+            Api::<Provider>::all(client.clone()),
+            watcher::Config::default().any_semantic(),
+            move |p| {
+                let name = p.name_any();
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|c| {
+                        c.spec
+                            .provider
+                            .as_ref()
+                            .and_then(|r| r.name.as_deref())
+                            .is_none_or(|n| n == name)
+                    })
+                    .map(|c| ObjectRef::from_obj(&*c))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .with_config(
+            kube::runtime::controller::Config::default().concurrency(cfg.concurrency.max(1)),
+        )
+        .graceful_shutdown_on(shutdown());
+    metrics.ready.store(true, Ordering::Relaxed);
+    info!(providers = ?cfg.providers, "kaas operator running");
+    controller
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                warn!(error = %e, "reconcile failed");
+            }
+        })
+        .await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn error_policy(cluster: Arc<Cluster>, err: &Error, _ctx: Arc<Context>) -> Action {
+    warn!(cluster = %cluster.name_any(), namespace = ?cluster.namespace(), error = %err, "reconcile error; retrying");
+    Action::requeue(Duration::from_secs(15))
+}
+
+async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let start = Instant::now();
+    let res = reconcile_cluster(&cluster, &ctx).await;
+    ctx.metrics
+        .observe(res.is_ok(), start.elapsed().as_secs_f64());
+    res
+}
+
+fn backend_for(kind: BackendType) -> &'static dyn Backend {
+    match kind {
+        BackendType::ClusterAPI => &ClusterApi,
+        BackendType::Static => &crate::backend::capi::ClusterApi,
+    }
+}
+
+/// One reconcile of one cluster.
+pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
+    let ns = cluster.namespace().unwrap_or_default();
+    let name = cluster.name_any();
+    let api: Api<Cluster> = Api::namespaced(ctx.client.clone(), &ns);
+    let provider = dereference::provider(&ctx.client, cluster).await?;
+    let named = cluster.spec.provider.as_ref().and_then(|p| p.name.clone());
+    let provider_name = provider.as_ref().ok().map(|p| p.name_any()).or(named);
+    match &provider_name {
+        Some(p) if !ctx.handles(p) => return Ok(Action::await_change()),
+        None if !ctx.providers.is_empty() => return Ok(Action::await_change()),
+        _ => {}
+    }
+
+    if cluster.meta().deletion_timestamp.is_some() {
+        return cleanup(cluster, ctx, &api, provider.as_ref().ok()).await;
+    }
+    if !cluster.finalizers().iter().any(|f| f == FINALIZER) {
+        let patch = json!({"metadata": {"finalizers": [FINALIZER], "resourceVersion": cluster.resource_version()}});
+        // The resourceVersion makes this fail (and retry) if the object changed since it was read.
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+    }
+
+    let backend = provider
+        .as_ref()
+        .map(|p| backend_for(p.spec.backend.kind))
+        .unwrap_or(&ClusterApi);
+    let validation: Result<Resolved, Problem> = match &provider {
+        Ok(p) => kaas_validate::validate(cluster, p).map_err(Problem::Invalid),
+        Err(problem) => Err(problem.clone()),
+    };
+
+    let mut target_version = None;
+    let mut version_note = None;
+    if let (Ok(resolved), Ok(p)) = (&validation, &provider) {
+        let (plan, note) = plan_version(cluster, resolved, p, Timestamp::now());
+        target_version = plan.version.as_ref().map(KubeVersion::release);
+        version_note = note;
+        backend.apply(ctx, cluster, &plan).await?;
+    }
+    let observation = backend
+        .observe(ctx, cluster, validation.as_ref().ok())
+        .await?;
+    let new = status::derive(Inputs {
+        cluster,
+        validation: &validation,
+        observation: &observation,
+        target_version,
+        version_note,
+        now: Time(Timestamp::now()),
+    });
+    write_status(cluster, ctx, &api, new.clone()).await?;
+    let settled = c::is_true(&new.conditions, c::READY) || validation.is_err();
+    Ok(Action::requeue(if settled { SETTLED } else { BUSY }))
+}
+
+/// The version to roll out now: the resolved one, or the current one while a patch move waits for
+/// the maintenance window.
+fn plan_version(
+    cluster: &Cluster,
+    resolved: &Resolved,
+    provider: &Provider,
+    now: Timestamp,
+) -> (Resolved, Option<String>) {
+    let current = cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.target_version.as_deref())
+        .and_then(|v| v.parse::<KubeVersion>().ok());
+    let Some(target) = resolved.version.clone() else {
+        return (resolved.clone(), None);
+    };
+    let spec_version = cluster
+        .spec
+        .kubernetes
+        .as_ref()
+        .and_then(|k| k.version.as_deref());
+    let rollout = decide(
+        current.as_ref(),
+        &target,
+        spec_version,
+        resolved.forced_update,
+        cluster.spec.maintenance.as_ref(),
+        now,
+    );
+    if rollout == Rollout::Now {
+        return (resolved.clone(), None);
+    }
+    let cur = current.expect("decide() rolls out now without a current version");
+    let offer = provider
+        .spec
+        .kubernetes_versions
+        .iter()
+        .find(|o| o.version.parse::<KubeVersion>().is_ok_and(|v| v == cur));
+    let Some(offer) = offer else {
+        return (resolved.clone(), None);
+    };
+    let mut keep = resolved.clone();
+    keep.version = Some(cur.clone());
+    keep.cluster_class = Some(offer.stack.cluster_class.clone());
+    keep.stack_release = offer.stack.release.clone();
+    let why = match rollout {
+        Rollout::WaitForWindow => "waits for the maintenance window",
+        _ => "waits: automatic patch updates are off (spec.maintenance.autoUpdatePatch)",
+    };
+    (
+        keep,
+        Some(format!(
+            "running {}; {} {why}",
+            cur.release(),
+            target.release()
+        )),
+    )
+}
+
+async fn write_status(
+    cluster: &Cluster,
+    ctx: &Context,
+    api: &Api<Cluster>,
+    new: kaas_api::ClusterStatus,
+) -> Result<(), Error> {
+    let old = cluster.status.clone().unwrap_or_default();
+    if old == new {
+        return Ok(());
+    }
+    let body = json!({"apiVersion": "scs.community/v1alpha1", "kind": "Cluster", "status": new});
+    api.patch_status(
+        &cluster.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
+    publish_transitions(cluster, ctx, &old, &new).await;
+    Ok(())
+}
+
+async fn publish_transitions(
+    cluster: &Cluster,
+    ctx: &Context,
+    old: &kaas_api::ClusterStatus,
+    new: &kaas_api::ClusterStatus,
+) {
+    for t in [c::READY, c::SPEC_ACCEPTED, c::VERSION_CURRENT, c::DELETING] {
+        let (Some(n), o) = (c::get(&new.conditions, t), c::get(&old.conditions, t)) else {
+            continue;
+        };
+        if o.is_some_and(|o| o.status == n.status && o.reason == n.reason) {
+            continue;
+        }
+        let warning = n.status == "False"
+            && matches!(
+                n.reason.as_str(),
+                "InvalidSpec" | "ProviderNotFound" | "Failed" | "DeletionProtected"
+            );
+        let ev = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: format!("{t}{}", n.reason),
+            note: Some(n.message.chars().take(1000).collect()),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&ev, &cluster.object_ref(&())).await {
+            warn!(error = %e, "cannot publish event");
+        }
+    }
+}
+
+async fn cleanup(
+    cluster: &Cluster,
+    ctx: &Context,
+    api: &Api<Cluster>,
+    provider: Option<&Provider>,
+) -> Result<Action, Error> {
+    if !cluster.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    let now = Time(Timestamp::now());
+    let generation = cluster.metadata.generation;
+    let mut st = cluster.status.clone().unwrap_or_default();
+    if cluster.spec.deletion_protection == Some(true) {
+        c::set(
+            &mut st.conditions,
+            c::DELETING,
+            Status::False,
+            "DeletionProtected",
+            "spec.deletionProtection is true: set it to false to let the deletion proceed",
+            generation,
+            &now,
+        );
+        write_status(cluster, ctx, api, st).await?;
+        return Ok(Action::requeue(Duration::from_secs(30)));
+    }
+    let provider_name = provider.map(|p| p.name_any()).or(cluster
+        .spec
+        .provider
+        .as_ref()
+        .and_then(|p| p.name.clone()));
+    let progress = match provider_name {
+        Some(p) => {
+            let backend = provider
+                .map(|p| backend_for(p.spec.backend.kind))
+                .unwrap_or(&ClusterApi);
+            backend.delete(ctx, cluster, &p).await?
+        }
+        None => Deletion::Done,
+    };
+    match progress {
+        Deletion::Done => {
+            let fins: Vec<String> = cluster
+                .finalizers()
+                .iter()
+                .filter(|f| *f != FINALIZER)
+                .cloned()
+                .collect();
+            let patch = json!({"metadata": {"finalizers": fins, "resourceVersion": cluster.resource_version()}});
+            api.patch(
+                &cluster.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
+            info!(cluster = %cluster.name_any(), namespace = ?cluster.namespace(), "deleted");
+            Ok(Action::await_change())
+        }
+        Deletion::Waiting(msg) => {
+            c::set(
+                &mut st.conditions,
+                c::DELETING,
+                Status::True,
+                "WaitingForBackend",
+                msg,
+                generation,
+                &now,
+            );
+            let mut new = status::derive(Inputs {
+                cluster,
+                validation: &Err(Problem::Provider("deleting".into())),
+                observation: &Observation {
+                    exists: true,
+                    ..Default::default()
+                },
+                target_version: None,
+                version_note: None,
+                now: now.clone(),
+            });
+            new.conditions = st.conditions.clone();
+            c::set(
+                &mut new.conditions,
+                c::READY,
+                Status::False,
+                "Deleting",
+                "the cluster is being deleted",
+                generation,
+                &now,
+            );
+            new.phase = Some(kaas_api::cluster::ClusterPhase::Deleting);
+            new.warnings = st.warnings.clone();
+            write_status(cluster, ctx, api, new).await?;
+            Ok(Action::requeue(Duration::from_secs(3)))
+        }
+    }
+}

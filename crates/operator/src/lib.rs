@@ -1,0 +1,61 @@
+//! The kaas operator. One reconcile of an SCS `Cluster` is a pipeline:
+//!
+//! 1. [`dereference`] — read its `Provider` (the only stage that reads other objects);
+//! 2. validate — `kaas_validate::validate`, the same pure function as `kaas validate`;
+//! 3. render — `kaas_render::render`, pure;
+//! 4. apply — the provider's [`backend::Backend`] (server-side apply, finalizer);
+//! 5. observe and [`status`] — derive conditions and write them only when they change.
+
+pub mod backend;
+pub mod controller;
+pub mod dereference;
+pub mod leader;
+pub mod maintenance;
+pub mod metrics;
+pub mod status;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use kube::Client;
+use kube::runtime::events::Recorder;
+
+pub use controller::{Config, run};
+
+/// Field manager of everything the operator writes (so GitOps tools and kaas never fight).
+pub const FIELD_MANAGER: &str = "kaas-operator";
+/// Finalizer on SCS Clusters.
+pub const FINALIZER: &str = "scs.community/cluster";
+
+/// Errors of one reconcile; all are retried with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API server refused or failed a request.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// Rendering failed (validation should have prevented it).
+    #[error(transparent)]
+    Render(#[from] kaas_render::RenderError),
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Shared state of the controllers.
+pub struct Context {
+    /// Client with the operator's identity.
+    pub client: Client,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Arc<metrics::Metrics>,
+    /// Providers this instance handles (empty: all).
+    pub providers: BTreeSet<String>,
+}
+
+impl Context {
+    /// Whether this instance handles clusters of `provider`.
+    pub fn handles(&self, provider: &str) -> bool {
+        self.providers.is_empty() || self.providers.contains(provider)
+    }
+}

@@ -1,0 +1,270 @@
+//! Status derivation: from what validation said and what the backend observed to the `Cluster`'s
+//! status. Pure (the clock is a parameter), so every transition is unit-tested; unchanged inputs
+//! give an unchanged status (no churn for GitOps tools).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kaas_api::Cluster;
+use kaas_api::cluster::{ClusterPhase, ClusterStatus, SecretRef, WorkerPoolStatus};
+use kaas_api::conditions::{self as c, Status};
+use kaas_validate::{FieldErrors, Resolved};
+
+use crate::backend::{Observation, Signal};
+
+/// Inputs of one status computation.
+pub struct Inputs<'a> {
+    /// The cluster as read.
+    pub cluster: &'a Cluster,
+    /// Validation result against the provider (or why there is no provider).
+    pub validation: &'a Result<Resolved, Problem>,
+    /// What the backend saw.
+    pub observation: &'a Observation,
+    /// The version rolled out (may lag the resolved one while waiting for a window).
+    pub target_version: Option<String>,
+    /// Why the version lags, if it does.
+    pub version_note: Option<String>,
+    /// Now.
+    pub now: Time,
+}
+
+/// Why a spec is not accepted.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Problem {
+    /// The provider is missing or not usable.
+    Provider(String),
+    /// The spec is invalid against the offering.
+    Invalid(FieldErrors),
+}
+
+impl Problem {
+    fn reason(&self) -> &'static str {
+        match self {
+            Problem::Provider(_) => "ProviderNotFound",
+            Problem::Invalid(_) => "InvalidSpec",
+        }
+    }
+    fn message(&self) -> String {
+        match self {
+            Problem::Provider(m) => m.clone(),
+            Problem::Invalid(e) => e.to_string(),
+        }
+    }
+}
+
+fn set(
+    status: &mut ClusterStatus,
+    t: &str,
+    s: Status,
+    reason: &str,
+    msg: impl Into<String>,
+    generation: Option<i64>,
+    now: &Time,
+) {
+    c::set(&mut status.conditions, t, s, reason, msg, generation, now);
+}
+
+fn from_signal(sig: &Signal) -> Status {
+    match sig.ok {
+        Some(true) => Status::True,
+        Some(false) => Status::False,
+        None => Status::Unknown,
+    }
+}
+
+/// Computes the new status from the old one.
+pub fn derive(i: Inputs<'_>) -> ClusterStatus {
+    let generation = i.cluster.metadata.generation;
+    let now = &i.now;
+    let old = i.cluster.status.clone().unwrap_or_default();
+    let mut s = ClusterStatus {
+        conditions: old.conditions.clone(),
+        ..Default::default()
+    };
+    s.observed_generation = generation;
+    s.target_version = i.target_version.clone().or(old.target_version.clone());
+    let o = i.observation;
+
+    match i.validation {
+        Ok(r) => {
+            s.warnings = r.warnings.clone();
+            set(
+                &mut s,
+                c::SPEC_ACCEPTED,
+                Status::True,
+                "Valid",
+                format!("valid for provider {:?}", r.provider),
+                generation,
+                now,
+            );
+        }
+        Err(p) => {
+            set(
+                &mut s,
+                c::SPEC_ACCEPTED,
+                Status::False,
+                p.reason(),
+                p.message(),
+                generation,
+                now,
+            );
+        }
+    }
+
+    let static_backend =
+        matches!(i.validation, Ok(r) if r.backend == kaas_api::provider::BackendType::Static);
+    if !static_backend {
+        set(
+            &mut s,
+            c::INFRASTRUCTURE_READY,
+            from_signal(&o.infrastructure),
+            &o.infrastructure.reason,
+            o.infrastructure.message.clone(),
+            generation,
+            now,
+        );
+        set(
+            &mut s,
+            c::CONTROL_PLANE_READY,
+            from_signal(&o.control_plane),
+            &o.control_plane.reason,
+            o.control_plane.message.clone(),
+            generation,
+            now,
+        );
+        let desired: i32 = o.pools.iter().map(|p| p.desired).sum();
+        let ready: i32 = o.pools.iter().map(|p| p.ready).sum();
+        let workers_msg = if o.pools.is_empty() {
+            o.workers.message.clone()
+        } else {
+            format!("{ready}/{desired} worker nodes ready")
+        };
+        set(
+            &mut s,
+            c::WORKERS_READY,
+            from_signal(&o.workers),
+            &o.workers.reason,
+            workers_msg,
+            generation,
+            now,
+        );
+    }
+
+    // Version: everything runs the target version and nothing is rolling.
+    let target = s.target_version.clone();
+    let mut versions: Vec<&String> = o
+        .control_plane_versions
+        .iter()
+        .chain(o.worker_versions.iter())
+        .collect();
+    versions.sort();
+    versions.dedup();
+    let uniform = (versions.len() == 1).then(|| versions[0].clone());
+    s.kubernetes_version = uniform
+        .clone()
+        .or(old.kubernetes_version.clone().filter(|_| !o.exists));
+    if !static_backend {
+        let (vs, reason, msg) = match (&target, &uniform) {
+            (Some(t), Some(u)) if t == u && o.rolling_out.is_none() => (
+                Status::True,
+                "UpToDate",
+                i.version_note
+                    .clone()
+                    .unwrap_or_else(|| format!("running {t}")),
+            ),
+            (Some(t), _) if !versions.is_empty() => (
+                Status::False,
+                "Upgrading",
+                format!(
+                    "rolling out {t}; running {}",
+                    versions
+                        .iter()
+                        .map(|v| v.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+            (Some(t), _) => (Status::Unknown, "Pending", format!("{t} not running yet")),
+            _ => (Status::Unknown, "Pending", "no version chosen yet".into()),
+        };
+        set(&mut s, c::VERSION_CURRENT, vs, reason, msg, generation, now);
+    }
+
+    s.api_endpoint = o
+        .endpoint
+        .clone()
+        .or(old.api_endpoint.clone().filter(|_| o.exists));
+    s.kubeconfig_secret_ref = o.kubeconfig_secret.clone().map(|name| SecretRef {
+        name,
+        key: Some("value".into()),
+    });
+    s.workers = o
+        .pools
+        .iter()
+        .map(|p| WorkerPoolStatus {
+            name: p.name.clone(),
+            desired: p.desired,
+            ready: p.ready,
+            version: (p.versions.len() == 1).then(|| p.versions[0].clone()),
+        })
+        .collect();
+
+    // Ready and phase.
+    let accepted = i.validation.is_ok();
+    let parts: &[&str] = if static_backend {
+        &[c::SPEC_ACCEPTED]
+    } else {
+        &[
+            c::SPEC_ACCEPTED,
+            c::INFRASTRUCTURE_READY,
+            c::CONTROL_PLANE_READY,
+            c::WORKERS_READY,
+            c::VERSION_CURRENT,
+        ]
+    };
+    let first_not_ready = parts
+        .iter()
+        .find(|t| !c::is_true(&s.conditions, t))
+        .copied();
+    let deleting = i.cluster.metadata.deletion_timestamp.is_some();
+    let (ready, reason, msg) = match (first_not_ready, &o.failure) {
+        _ if deleting => (
+            Status::False,
+            "Deleting".to_string(),
+            "the cluster is being deleted".to_string(),
+        ),
+        (_, Some(f)) => (Status::False, "Failed".to_string(), f.clone()),
+        (None, None) => (
+            Status::True,
+            "Ready".to_string(),
+            "the cluster is ready".to_string(),
+        ),
+        (Some(t), None) => {
+            let (reason, message) = c::get(&s.conditions, t)
+                .map(|c| (c.reason.clone(), c.message.clone()))
+                .unwrap_or_default();
+            (Status::False, reason, format!("{t}: {message}"))
+        }
+    };
+    set(&mut s, c::READY, ready, &reason, msg, generation, now);
+
+    s.phase = Some(if deleting {
+        ClusterPhase::Deleting
+    } else if !accepted && !o.exists {
+        ClusterPhase::Invalid
+    } else if o.failure.is_some() {
+        ClusterPhase::Failed
+    } else if ready == Status::True {
+        ClusterPhase::Ready
+    } else if !accepted {
+        ClusterPhase::Invalid
+    } else if !o.exists && !static_backend {
+        ClusterPhase::Pending
+    } else if c::is_true(&s.conditions, c::CONTROL_PLANE_READY)
+        || old.phase == Some(ClusterPhase::Ready)
+        || old.phase == Some(ClusterPhase::Updating)
+    {
+        ClusterPhase::Updating
+    } else {
+        ClusterPhase::Provisioning
+    });
+    s
+}

@@ -1,0 +1,199 @@
+//! Status derivation from validation results and observations (pure; no API server).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kaas_api::cluster::ClusterPhase;
+use kaas_api::conditions as c;
+use kaas_api::{Cluster, Provider};
+use kaas_operator::backend::{Observation, PoolObservation, Signal};
+use kaas_operator::status::{Inputs, Problem, derive};
+
+fn cluster() -> Cluster {
+    let mut c: Cluster =
+        serde_yaml::from_str(include_str!("../../../examples/cluster-demo.yaml")).unwrap();
+    c.metadata.generation = Some(3);
+    c
+}
+
+fn provider() -> Provider {
+    serde_yaml::from_str(include_str!("../../../examples/provider-inmemory.yaml")).unwrap()
+}
+
+fn t(s: i64) -> Time {
+    Time(Timestamp::from_second(s).unwrap())
+}
+
+fn running() -> Observation {
+    Observation {
+        exists: true,
+        infrastructure: Signal::new(Some(true), "Provisioned", "infrastructure is provisioned"),
+        control_plane: Signal::new(Some(true), "Available", ""),
+        workers: Signal::new(Some(true), "Available", ""),
+        control_plane_versions: vec!["v1.35.4".into()],
+        worker_versions: vec!["v1.35.4".into()],
+        pools: vec![PoolObservation {
+            name: "default".into(),
+            desired: 2,
+            ready: 2,
+            versions: vec!["v1.35.4".into()],
+        }],
+        endpoint: Some("https://127.0.0.1:20001".into()),
+        kubeconfig_secret: Some("demo-kubeconfig".into()),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_running_cluster_is_ready_with_ready_first_and_observed_generation() {
+    let c = cluster();
+    let v = kaas_validate::validate(&c, &provider()).map_err(Problem::Invalid);
+    let s = derive(Inputs {
+        cluster: &c,
+        validation: &v,
+        observation: &running(),
+        target_version: Some("v1.35.4".into()),
+        version_note: None,
+        now: t(100),
+    });
+    assert_eq!(s.conditions[0].type_, "Ready");
+    assert!(c::is_true(&s.conditions, c::READY), "{:?}", s.conditions);
+    assert_eq!(s.observed_generation, Some(3));
+    assert!(
+        s.conditions
+            .iter()
+            .all(|c| c.observed_generation == Some(3))
+    );
+    assert_eq!(s.phase, Some(ClusterPhase::Ready));
+    assert_eq!(s.kubernetes_version.as_deref(), Some("v1.35.4"));
+    assert_eq!(s.kubeconfig_secret_ref.unwrap().name, "demo-kubeconfig");
+    assert_eq!(s.workers[0].ready, 2);
+}
+
+#[test]
+fn the_same_inputs_give_the_same_status_no_churn() {
+    let mut c = cluster();
+    let v = kaas_validate::validate(&c, &provider()).map_err(Problem::Invalid);
+    let first = derive(Inputs {
+        cluster: &c,
+        validation: &v,
+        observation: &running(),
+        target_version: Some("v1.35.4".into()),
+        version_note: None,
+        now: t(100),
+    });
+    c.status = Some(first.clone());
+    let second = derive(Inputs {
+        cluster: &c,
+        validation: &v,
+        observation: &running(),
+        target_version: Some("v1.35.4".into()),
+        version_note: None,
+        now: t(999),
+    });
+    assert_eq!(first, second);
+}
+
+#[test]
+fn an_invalid_spec_says_why_with_field_paths_and_is_not_ready() {
+    let mut c = cluster();
+    c.spec.workers.as_mut().unwrap()[0].flavor = Some("m9.huge".into());
+    let v = kaas_validate::validate(&c, &provider()).map_err(Problem::Invalid);
+    let s = derive(Inputs {
+        cluster: &c,
+        validation: &v,
+        observation: &Observation::default(),
+        target_version: None,
+        version_note: None,
+        now: t(1),
+    });
+    let accepted = c::get(&s.conditions, c::SPEC_ACCEPTED).unwrap();
+    assert_eq!(
+        (accepted.status.as_str(), accepted.reason.as_str()),
+        ("False", "InvalidSpec")
+    );
+    assert!(
+        accepted
+            .message
+            .starts_with(r#"spec.workers[0].flavor: "m9.huge" is not offered by provider "dev""#),
+        "{}",
+        accepted.message
+    );
+    let ready = c::get(&s.conditions, c::READY).unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "InvalidSpec")
+    );
+    assert!(ready.message.contains("spec.workers[0].flavor"));
+    assert_eq!(s.phase, Some(ClusterPhase::Invalid));
+}
+
+#[test]
+fn a_missing_provider_is_reported() {
+    let c = cluster();
+    let v = Err(Problem::Provider(
+        "spec.provider.name: provider \"dev\" does not exist".into(),
+    ));
+    let s = derive(Inputs {
+        cluster: &c,
+        validation: &v,
+        observation: &Observation::default(),
+        target_version: None,
+        version_note: None,
+        now: t(1),
+    });
+    let accepted = c::get(&s.conditions, c::SPEC_ACCEPTED).unwrap();
+    assert_eq!(accepted.reason, "ProviderNotFound");
+}
+
+#[test]
+fn provisioning_then_upgrading_phases() {
+    let c = cluster();
+    let v = kaas_validate::validate(&c, &provider()).map_err(Problem::Invalid);
+    let mut o = running();
+    o.control_plane = Signal::new(Some(false), "NotAvailable", "waiting for control plane");
+    o.control_plane_versions.clear();
+    o.worker_versions.clear();
+    let s = derive(Inputs {
+        cluster: &c,
+        validation: &v,
+        observation: &o,
+        target_version: Some("v1.35.4".into()),
+        version_note: None,
+        now: t(1),
+    });
+    assert_eq!(s.phase, Some(ClusterPhase::Provisioning));
+    assert_eq!(
+        c::get(&s.conditions, c::READY).unwrap().reason,
+        "NotAvailable"
+    );
+
+    let mut up = cluster();
+    up.status = Some(derive(Inputs {
+        cluster: &c,
+        validation: &v,
+        observation: &running(),
+        target_version: Some("v1.35.4".into()),
+        version_note: None,
+        now: t(1),
+    }));
+    let mut o = running();
+    o.worker_versions = vec!["v1.35.4".into()];
+    o.control_plane_versions = vec!["v1.36.3".into()];
+    o.rolling_out = Some("ClusterUpgrading: upgrading workers".into());
+    let s = derive(Inputs {
+        cluster: &up,
+        validation: &v,
+        observation: &o,
+        target_version: Some("v1.36.3".into()),
+        version_note: None,
+        now: t(2),
+    });
+    let vc = c::get(&s.conditions, c::VERSION_CURRENT).unwrap();
+    assert_eq!(
+        (vc.status.as_str(), vc.reason.as_str()),
+        ("False", "Upgrading")
+    );
+    assert_eq!(vc.message, "rolling out v1.36.3; running v1.35.4, v1.36.3");
+    assert_eq!(s.phase, Some(ClusterPhase::Updating));
+    assert_eq!(s.kubernetes_version, None, "no single version while mixed");
+}
