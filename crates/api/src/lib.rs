@@ -5,6 +5,7 @@
 pub mod cluster;
 pub mod conditions;
 pub mod legacy;
+pub mod policy;
 pub mod provider;
 pub mod version;
 

@@ -62,11 +62,39 @@ enum Command {
         #[arg(short, long, value_enum, default_value_t = OutputFormat::Yaml)]
         output: OutputFormat,
     },
+    /// Run the operator (controllers) against the management cluster of the current kubeconfig.
+    Operator(cmd::operator::Args),
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_env("KAAS_LOG").unwrap_or_else(|_| EnvFilter::new("info,kube=warn"));
+    let json = std::env::var("KAAS_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Operator(args) => {
+            init_tracing();
+            runtime().block_on(cmd::operator::run(args)).map(|()| true)
+        }
         Command::Crds { output } => cmd::crds::run(output).map(|()| true),
         Command::Validate {
             files,

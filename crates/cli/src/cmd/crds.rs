@@ -4,11 +4,15 @@ use anyhow::Result;
 
 use crate::OutputFormat;
 
-/// Prints the CRDs as YAML (multi-document) or as a JSON list.
+/// Prints the CRDs (and, as YAML, the deletion-protection admission policy) or a JSON list of CRDs.
 pub fn run(output: OutputFormat) -> Result<()> {
     match output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&kaas_api::crds())?),
-        _ => print!("{}", kaas_api::crds_yaml()),
+        _ => print!(
+            "{}---\n{}",
+            kaas_api::crds_yaml(),
+            kaas_api::policy::policies_yaml()
+        ),
     }
     Ok(())
 }

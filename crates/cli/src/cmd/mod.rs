@@ -1,5 +1,6 @@
 //! One module per `kaas` subcommand.
 
 pub mod crds;
+pub mod operator;
 pub mod render;
 pub mod validate;

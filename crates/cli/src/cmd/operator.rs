@@ -1,0 +1,75 @@
+//! `kaas operator`: runs the controllers against the cluster of the current kubeconfig.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use kaas_operator::leader::LeaseConfig;
+
+/// Flags of `kaas operator`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Handle only clusters of these providers (comma-separated); empty: all. Run one instance
+    /// per set to shard the work.
+    #[arg(long, value_delimiter = ',', env = "KAAS_PROVIDERS")]
+    pub providers: Vec<String>,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:8080", env = "KAAS_METRICS_ADDR")]
+    pub metrics_addr: SocketAddr,
+    /// Elect a leader with a Lease so replicas never both write.
+    #[arg(long, default_value_t = false, env = "KAAS_LEADER_ELECT")]
+    pub leader_elect: bool,
+    /// Namespace of the leader Lease.
+    #[arg(long, default_value = "kaas-system", env = "POD_NAMESPACE")]
+    pub lease_namespace: String,
+    /// Clusters reconciled in parallel.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: u16,
+}
+
+/// Runs until SIGTERM/SIGINT or loss of leadership.
+pub async fn run(args: Args) -> Result<()> {
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the management cluster")?;
+    let providers: BTreeSet<String> = args
+        .providers
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect();
+    let lease = args.leader_elect.then(|| LeaseConfig {
+        namespace: args.lease_namespace.clone(),
+        // One lease per shard, so shards do not contend.
+        name: if providers.is_empty() {
+            "kaas-operator".into()
+        } else {
+            kaas_render::names::label(
+                &[
+                    "kaas-operator",
+                    &providers.iter().cloned().collect::<Vec<_>>().join("-"),
+                ],
+                63,
+            )
+        },
+        identity: std::env::var("POD_NAME")
+            .unwrap_or_else(|_| format!("{}-{}", hostname(), std::process::id())),
+        duration: Duration::from_secs(15),
+    });
+    kaas_operator::run(
+        client,
+        kaas_operator::Config {
+            providers,
+            metrics_addr: Some(args.metrics_addr),
+            lease,
+            concurrency: args.concurrency,
+        },
+    )
+    .await
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "kaas".into())
+}
