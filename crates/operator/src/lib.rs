@@ -12,6 +12,7 @@ pub mod dereference;
 pub mod leader;
 pub mod maintenance;
 pub mod metrics;
+pub mod provider;
 pub mod status;
 
 use std::collections::BTreeSet;

@@ -1,0 +1,63 @@
+//! The `Provider` controller: keeps each offering's status current — the default version and
+//! whether every ClusterClass its versions name exists — so tenants see a usable offering.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kaas_api::conditions::{self as c, Status};
+use kaas_api::provider::BackendType;
+use kaas_api::{Provider, ProviderStatus};
+use kaas_capi::clusterclass::ClusterClass;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
+use serde_json::json;
+
+use crate::{Context, Error, FIELD_MANAGER};
+
+/// Computes the status of an offering given which of its ClusterClasses are missing (pure).
+pub fn status(p: &Provider, missing: &[String], now: &Time) -> ProviderStatus {
+    let old = p.status.clone().unwrap_or_default();
+    let mut s = ProviderStatus { conditions: old.conditions.clone(), ..Default::default() };
+    let generation = p.metadata.generation;
+    s.observed_generation = generation;
+    s.default_version = kaas_validate::offering::default_version(p).map(|v| v.release());
+    let (st, reason, msg) = if !missing.is_empty() {
+        (Status::False, "ClusterClassMissing", format!("ClusterClass(es) not found in the provider namespace: {}", missing.join(", ")))
+    } else if s.default_version.is_none() {
+        (Status::False, "NoSupportedVersion", "no version is classified supported".to_string())
+    } else {
+        (Status::True, "Ready", "every offered version has its ClusterClass".to_string())
+    };
+    c::set(&mut s.conditions, c::READY, st, reason, msg, generation, now);
+    s
+}
+
+/// Reconciles one provider's status.
+pub async fn reconcile(p: Arc<Provider>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if !ctx.handles(&p.name_any()) {
+        return Ok(Action::await_change());
+    }
+    let mut missing = Vec::new();
+    if let (BackendType::ClusterAPI, Some(capi)) = (p.spec.backend.kind, p.spec.backend.cluster_api.as_ref()) {
+        let classes: Api<ClusterClass> = Api::namespaced(ctx.client.clone(), &capi.namespace);
+        let mut names: Vec<String> = p.spec.kubernetes_versions.iter().map(|v| v.stack.cluster_class.clone()).collect();
+        names.sort();
+        names.dedup();
+        for n in names {
+            if classes.get_opt(&n).await?.is_none() {
+                missing.push(format!("{}/{n}", capi.namespace));
+            }
+        }
+    }
+    let new = status(&p, &missing, &Time(Timestamp::now()));
+    if p.status.as_ref() != Some(&new) {
+        let body = json!({"apiVersion": "scs.community/v1alpha1", "kind": "Provider", "status": new});
+        Api::<Provider>::all(ctx.client.clone())
+            .patch_status(&p.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body))
+            .await?;
+    }
+    Ok(Action::requeue(Duration::from_secs(if missing.is_empty() { 600 } else { 30 })))
+}
