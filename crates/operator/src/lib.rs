@@ -9,6 +9,7 @@
 pub mod backend;
 pub mod controller;
 pub mod dereference;
+pub mod install;
 pub mod leader;
 pub mod maintenance;
 pub mod metrics;
