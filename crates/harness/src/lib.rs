@@ -1,0 +1,64 @@
+//! A real management plane on this machine: etcd, kube-apiserver, kube-controller-manager and
+//! the Cluster API managers (core, kubeadm bootstrap, kubeadm control plane, and the Docker
+//! provider with its in-memory backend), built from the pinned Go modules by `plane/build.sh`.
+//!
+//! * Tests: [`Plane::start`] starts a plane on free ports in a temporary directory; dropping it
+//!   (or the test process dying) kills every process.
+//! * `kaas dev up/down/env`: [`dev_up`], [`dev_down`], [`dev_env`] run a persistent, detached plane
+//!   in a fixed directory.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use kaas_harness::{Plane, PlaneOptions};
+//! let plane = Plane::start(PlaneOptions::minimal()).await?;
+//! let client = plane.client();
+//! # Ok(()) }
+//! ```
+
+pub mod apply;
+pub mod capi;
+pub mod certs;
+pub mod dev;
+pub mod locate;
+mod plane;
+mod process;
+
+pub use apply::{apply_object, apply_yaml, dynamic_api, envsubst, install_crds};
+pub use dev::{DevOptions, DevStatus, default_dev_dir, dev_down, dev_env, dev_status, dev_up};
+pub use locate::{PlaneArtifacts, Versions, repo_root, versions};
+pub use plane::{Identity, Plane, PlaneOptions, PlanePorts, TokenUser};
+
+/// The upstream in-memory ClusterClass and its templates (`clusterclass-in-memory.yaml`).
+pub fn in_memory_cluster_class(artifacts: &PlaneArtifacts) -> anyhow::Result<String> {
+    let path = artifacts.template("clusterclass-in-memory.yaml");
+    std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))
+}
+
+/// The upstream in-memory Cluster template (`cluster-template-in-memory.yaml`) rendered for a
+/// cluster on the `in-memory` ClusterClass in the same namespace.
+pub fn in_memory_cluster(
+    artifacts: &PlaneArtifacts,
+    name: &str,
+    namespace: &str,
+    kubernetes_version: &str,
+    control_plane_replicas: u32,
+    worker_replicas: u32,
+) -> anyhow::Result<String> {
+    let path = artifacts.template("cluster-template-in-memory.yaml");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+    let (cp, workers) = (
+        control_plane_replicas.to_string(),
+        worker_replicas.to_string(),
+    );
+    envsubst(
+        &text,
+        &[
+            ("CLUSTER_NAME", name),
+            ("NAMESPACE", namespace),
+            ("KUBERNETES_VERSION", kubernetes_version),
+            ("CONTROL_PLANE_MACHINE_COUNT", &cp),
+            ("WORKER_MACHINE_COUNT", &workers),
+        ],
+    )
+}
