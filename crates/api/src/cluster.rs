@@ -155,8 +155,7 @@ pub struct ControlPlaneSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-validations" = [{
         "rule": "self == 1 || self == 3 || self == 5",
-        "message": "control-plane replicas must be 1, 3 or 5",
-        "reason": "FieldValueNotSupported"
+        "message": "control-plane replicas must be 1, 3 or 5"
     }]))]
     pub replicas: Option<i32>,
 
@@ -166,14 +165,7 @@ pub struct ControlPlaneSpec {
 
     /// Zones the control-plane nodes are spread over (of the cluster's region).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend(
-        "maxItems" = 8,
-        "x-kubernetes-validations" = [{
-            "rule": "self.all(z, self.exists_one(y, y == z))",
-            "message": "control-plane zones must be unique",
-            "reason": "FieldValueDuplicate"
-        }]
-    ))]
+    #[schemars(extend("maxItems" = 8, "x-kubernetes-list-type" = "set", "items" = {"type": "string", "maxLength": 63}))]
     pub zones: Option<Vec<String>>,
 
     /// Spread control-plane nodes over distinct hosts (soft where the provider cannot do hard
@@ -226,14 +218,7 @@ pub struct WorkerPool {
 
     /// Zones of the region to place nodes in; nodes are spread evenly. Empty: the provider decides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend(
-        "maxItems" = 8,
-        "x-kubernetes-validations" = [{
-            "rule": "self.all(z, self.exists_one(y, y == z))",
-            "message": "zones must be unique",
-            "reason": "FieldValueDuplicate"
-        }]
-    ))]
+    #[schemars(extend("maxItems" = 8, "x-kubernetes-list-type" = "set", "items" = {"type": "string", "maxLength": 63}))]
     pub zones: Option<Vec<String>>,
 
     /// Labels put on every node of the pool.

@@ -43,48 +43,27 @@ pub struct ProviderSpec {
     pub backend: Backend,
 
     /// Regions with their zones. The first region is the default.
-    #[schemars(extend(
-        "minItems" = 1,
-        "maxItems" = 64,
-        "x-kubernetes-validations" = [{
-            "rule": "self.all(r, self.exists_one(s, s.name == r.name))",
-            "message": "region names must be unique"
-        }]
-    ))]
+    #[schemars(extend("minItems" = 1, "maxItems" = 64, "x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub regions: Vec<Region>,
 
     /// Machine types.
-    #[schemars(extend(
-        "minItems" = 1,
-        "maxItems" = 256,
-        "x-kubernetes-validations" = [{
-            "rule": "self.all(f, self.exists_one(g, g.name == f.name))",
-            "message": "flavor names must be unique"
-        }]
-    ))]
+    #[schemars(extend("minItems" = 1, "maxItems" = 256, "x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub flavors: Vec<Flavor>,
 
     /// Kubernetes versions with their lifecycle and the stack that realises each.
-    #[schemars(extend(
-        "minItems" = 1,
-        "maxItems" = 128,
-        "x-kubernetes-validations" = [{
-            "rule": "self.all(v, self.exists_one(w, w.version == v.version))",
-            "message": "versions must be unique"
-        }]
-    ))]
+    #[schemars(extend("minItems" = 1, "maxItems" = 128, "x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["version"]))]
     pub kubernetes_versions: Vec<KubernetesVersion>,
 
     /// Extensions offered. `metrics` and at least one of `ingress` / `gatewayAPI` must be offered
     /// (they are mandatory offerings of an SCS KaaS).
-    #[serde(default)]
     #[schemars(extend(
         "maxItems" = 64,
         "x-kubernetes-validations" = [
             {"rule": "self.exists(e, e.name == 'metrics')", "message": "the metrics extension must be offered"},
-            {"rule": "self.exists(e, e.name == 'ingress' || e.name == 'gatewayAPI')", "message": "ingress or gatewayAPI must be offered"},
-            {"rule": "self.all(e, self.exists_one(f, f.name == e.name))", "message": "extension names must be unique"}
-        ]
+            {"rule": "self.exists(e, e.name == 'ingress' || e.name == 'gatewayAPI')", "message": "ingress or gatewayAPI must be offered"}
+        ],
+        "x-kubernetes-list-type" = "map",
+        "x-kubernetes-list-map-keys" = ["name"]
     ))]
     pub extensions: Vec<OfferedExtension>,
 
@@ -166,7 +145,7 @@ pub struct Region {
     pub name: String,
     /// Zones (failure domains) of the region.
     #[serde(default)]
-    #[schemars(extend("maxItems" = 16))]
+    #[schemars(extend("maxItems" = 16, "x-kubernetes-list-type" = "set", "items" = {"type": "string", "maxLength": 63}))]
     pub zones: Vec<String>,
 }
 

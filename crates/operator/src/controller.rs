@@ -143,20 +143,29 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
             kube::runtime::controller::Config::default().concurrency(cfg.concurrency.max(1)),
         )
         .graceful_shutdown_on(shutdown());
-    let providers = Controller::new(Api::<Provider>::all(client.clone()), watcher::Config::default().any_semantic())
-        .graceful_shutdown_on(shutdown())
-        .run(crate::provider::reconcile, |p, e, _| {
+    let providers = Controller::new(
+        Api::<Provider>::all(client.clone()),
+        watcher::Config::default().any_semantic(),
+    )
+    .graceful_shutdown_on(shutdown())
+    .run(
+        crate::provider::reconcile,
+        |p, e, _| {
             warn!(provider = %p.name_any(), error = %e, "provider reconcile failed");
             Action::requeue(Duration::from_secs(30))
-        }, ctx.clone())
-        .for_each(|_| async {});
+        },
+        ctx.clone(),
+    )
+    .for_each(|_| async {});
     metrics.ready.store(true, Ordering::Relaxed);
     info!(providers = ?cfg.providers, "kaas operator running");
-    let clusters = controller.run(reconcile, error_policy, ctx).for_each(|res| async move {
-        if let Err(e) = res {
-            warn!(error = %e, "reconcile failed");
-        }
-    });
+    let clusters = controller
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                warn!(error = %e, "reconcile failed");
+            }
+        });
     futures::join!(clusters, providers);
     Ok(())
 }

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleBinding, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{
+    ClusterRole, ClusterRoleBinding, PolicyRule, RoleBinding, RoleRef, Subject,
+};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ObjectMeta, Patch, PatchParams};
 use kube::{Api, Client, Resource};
@@ -35,12 +37,25 @@ fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
 /// which live in namespaces the tenant is not bound in.
 pub fn tenant_role() -> ClusterRole {
     ClusterRole {
-        metadata: ObjectMeta { name: Some(TENANT_ROLE.into()), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some(TENANT_ROLE.into()),
+            ..Default::default()
+        },
         rules: Some(vec![
-            rule(&["scs.community"], &["clusters"], &["get", "list", "watch", "create", "update", "patch", "delete"]),
+            rule(
+                &["scs.community"],
+                &["clusters"],
+                &[
+                    "get", "list", "watch", "create", "update", "patch", "delete",
+                ],
+            ),
             rule(&["scs.community"], &["clusters/status"], &["get"]),
             rule(&[""], &["secrets"], &["get", "list", "watch"]),
-            rule(&["", "events.k8s.io"], &["events"], &["get", "list", "watch"]),
+            rule(
+                &["", "events.k8s.io"],
+                &["events"],
+                &["get", "list", "watch"],
+            ),
         ]),
         ..Default::default()
     }
@@ -49,27 +64,58 @@ pub fn tenant_role() -> ClusterRole {
 /// Read access to the offerings, for every tenant.
 pub fn offering_reader_role() -> ClusterRole {
     ClusterRole {
-        metadata: ObjectMeta { name: Some(OFFERING_READER_ROLE.into()), ..Default::default() },
-        rules: Some(vec![rule(&["scs.community"], &["providers"], &["get", "list", "watch"])]),
+        metadata: ObjectMeta {
+            name: Some(OFFERING_READER_ROLE.into()),
+            ..Default::default()
+        },
+        rules: Some(vec![rule(
+            &["scs.community"],
+            &["providers"],
+            &["get", "list", "watch"],
+        )]),
         ..Default::default()
     }
 }
 
 async fn apply<K>(client: &Client, obj: &K) -> Result<K, kube::Error>
 where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::ClusterResourceScope> + Serialize + DeserializeOwned + Clone + std::fmt::Debug,
+    K: Resource<DynamicType = (), Scope = k8s_openapi::ClusterResourceScope>
+        + Serialize
+        + DeserializeOwned
+        + Clone
+        + std::fmt::Debug,
 {
     let name = obj.meta().name.clone().unwrap_or_default();
-    Api::<K>::all(client.clone()).patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(obj)).await
+    Api::<K>::all(client.clone())
+        .patch(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(obj),
+        )
+        .await
 }
 
 async fn apply_in<K>(client: &Client, obj: &K) -> Result<K, kube::Error>
 where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Serialize + DeserializeOwned + Clone + std::fmt::Debug,
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Serialize
+        + DeserializeOwned
+        + Clone
+        + std::fmt::Debug,
 {
     let name = obj.meta().name.clone().unwrap_or_default();
-    let ns = obj.meta().namespace.clone().unwrap_or_else(|| "default".into());
-    Api::<K>::namespaced(client.clone(), &ns).patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(obj)).await
+    let ns = obj
+        .meta()
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    Api::<K>::namespaced(client.clone(), &ns)
+        .patch(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(obj),
+        )
+        .await
 }
 
 /// Installs the CRDs, the deletion-protection policy and the tenant roles.
@@ -81,7 +127,11 @@ pub async fn install_kaas(client: &Client) -> Result<(), kube::Error> {
     for crd in kaas_api::crds() {
         let name = crd.metadata.name.clone().unwrap_or_default();
         let cond = kube::runtime::conditions::is_crd_established();
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), kube::runtime::wait::await_condition(crds.clone(), &name, cond)).await;
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            kube::runtime::wait::await_condition(crds.clone(), &name, cond),
+        )
+        .await;
     }
     let (policy, binding) = kaas_api::policy::deletion_protection();
     apply(client, &policy).await?;
@@ -89,20 +139,41 @@ pub async fn install_kaas(client: &Client) -> Result<(), kube::Error> {
     apply(client, &tenant_role()).await?;
     apply(client, &offering_reader_role()).await?;
     let binding = ClusterRoleBinding {
-        metadata: ObjectMeta { name: Some(OFFERING_READER_ROLE.into()), ..Default::default() },
-        role_ref: RoleRef { api_group: "rbac.authorization.k8s.io".into(), kind: "ClusterRole".into(), name: OFFERING_READER_ROLE.into() },
-        subjects: Some(vec![Subject { kind: "Group".into(), name: TENANTS_GROUP.into(), api_group: Some("rbac.authorization.k8s.io".into()), ..Default::default() }]),
+        metadata: ObjectMeta {
+            name: Some(OFFERING_READER_ROLE.into()),
+            ..Default::default()
+        },
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "ClusterRole".into(),
+            name: OFFERING_READER_ROLE.into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "Group".into(),
+            name: TENANTS_GROUP.into(),
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            ..Default::default()
+        }]),
     };
     apply(client, &binding).await?;
     Ok(())
 }
 
 /// Creates a namespace.
-pub async fn namespace(client: &Client, name: &str, labels: &[(&str, &str)]) -> Result<(), kube::Error> {
+pub async fn namespace(
+    client: &Client,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Result<(), kube::Error> {
     let ns = Namespace {
         metadata: ObjectMeta {
             name: Some(name.into()),
-            labels: Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
             ..Default::default()
         },
         ..Default::default()
@@ -114,8 +185,16 @@ pub async fn namespace(client: &Client, name: &str, labels: &[(&str, &str)]) -> 
 pub async fn tenant(client: &Client, ns: &str, subjects: Vec<Subject>) -> Result<(), kube::Error> {
     namespace(client, ns, &[("scs.community/tenant", "true")]).await?;
     let rb = RoleBinding {
-        metadata: ObjectMeta { name: Some(TENANT_ROLE.into()), namespace: Some(ns.into()), ..Default::default() },
-        role_ref: RoleRef { api_group: "rbac.authorization.k8s.io".into(), kind: "ClusterRole".into(), name: TENANT_ROLE.into() },
+        metadata: ObjectMeta {
+            name: Some(TENANT_ROLE.into()),
+            namespace: Some(ns.into()),
+            ..Default::default()
+        },
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "ClusterRole".into(),
+            name: TENANT_ROLE.into(),
+        },
         subjects: Some(subjects),
     };
     apply_in(client, &rb).await.map(|_| ())
@@ -123,14 +202,37 @@ pub async fn tenant(client: &Client, ns: &str, subjects: Vec<Subject>) -> Result
 
 /// A ServiceAccount user of a tenant with a long-lived token (dev and tests); returns the token.
 /// The ServiceAccount is bound to the tenant role and added to the offering readers.
-pub async fn tenant_service_account(client: &Client, ns: &str, name: &str) -> Result<String, kube::Error> {
-    let sa = ServiceAccount { metadata: ObjectMeta { name: Some(name.into()), namespace: Some(ns.into()), ..Default::default() }, ..Default::default() };
-    apply_in(client, &sa).await?;
-    let subject = Subject { kind: "ServiceAccount".into(), name: name.into(), namespace: Some(ns.into()), ..Default::default() };
+pub async fn tenant_service_account(
+    client: &Client,
+    ns: &str,
+    name: &str,
+) -> Result<String, kube::Error> {
+    let subject = Subject {
+        kind: "ServiceAccount".into(),
+        name: name.into(),
+        namespace: Some(ns.into()),
+        ..Default::default()
+    };
     tenant(client, ns, vec![subject.clone()]).await?;
+    let sa = ServiceAccount {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(ns.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    apply_in(client, &sa).await?;
     let reader = ClusterRoleBinding {
-        metadata: ObjectMeta { name: Some(format!("{OFFERING_READER_ROLE}-{ns}-{name}")), ..Default::default() },
-        role_ref: RoleRef { api_group: "rbac.authorization.k8s.io".into(), kind: "ClusterRole".into(), name: OFFERING_READER_ROLE.into() },
+        metadata: ObjectMeta {
+            name: Some(format!("{OFFERING_READER_ROLE}-{ns}-{name}")),
+            ..Default::default()
+        },
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "ClusterRole".into(),
+            name: OFFERING_READER_ROLE.into(),
+        },
         subjects: Some(vec![subject]),
     };
     apply(client, &reader).await?;
@@ -139,7 +241,10 @@ pub async fn tenant_service_account(client: &Client, ns: &str, name: &str) -> Re
         metadata: ObjectMeta {
             name: Some(secret_name.clone()),
             namespace: Some(ns.into()),
-            annotations: Some(BTreeMap::from([("kubernetes.io/service-account.name".to_string(), name.to_string())])),
+            annotations: Some(BTreeMap::from([(
+                "kubernetes.io/service-account.name".to_string(),
+                name.to_string(),
+            )])),
             ..Default::default()
         },
         type_: Some("kubernetes.io/service-account-token".into()),
@@ -148,17 +253,31 @@ pub async fn tenant_service_account(client: &Client, ns: &str, name: &str) -> Re
     apply_in(client, &secret).await?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     for _ in 0..100 {
-        if let Some(token) = secrets.get(&secret_name).await?.data.and_then(|d| d.get("token").cloned()) {
+        if let Some(token) = secrets
+            .get(&secret_name)
+            .await?
+            .data
+            .and_then(|d| d.get("token").cloned())
+        {
             return Ok(String::from_utf8_lossy(&token.0).into_owned());
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    Err(kube::Error::Service(format!("no token was issued for ServiceAccount {ns}/{name} (is the token controller running?)").into()))
+    Err(kube::Error::Service(
+        format!(
+            "no token was issued for ServiceAccount {ns}/{name} (is the token controller running?)"
+        )
+        .into(),
+    ))
 }
 
 /// Applies every document of a YAML stream (namespaced objects into `namespace`), resolving kinds
 /// through discovery; returns how many objects were applied.
-pub async fn apply_manifests(client: &Client, namespace: &str, yaml: &str) -> Result<usize, kube::Error> {
+pub async fn apply_manifests(
+    client: &Client,
+    namespace: &str,
+    yaml: &str,
+) -> Result<usize, kube::Error> {
     use kube::api::{DynamicObject, GroupVersionKind};
     use kube::discovery::{Discovery, Scope};
     use serde::Deserialize;
@@ -166,31 +285,56 @@ pub async fn apply_manifests(client: &Client, namespace: &str, yaml: &str) -> Re
     let discovery = Discovery::new(client.clone()).run().await?;
     let mut n = 0;
     for de in serde_yaml::Deserializer::from_str(yaml) {
-        let value = serde_json::Value::deserialize(de).map_err(|e| invalid(format!("manifest: {e}")))?;
+        let value =
+            serde_json::Value::deserialize(de).map_err(|e| invalid(format!("manifest: {e}")))?;
         if value.is_null() {
             continue;
         }
-        let mut obj: DynamicObject = serde_json::from_value(value).map_err(|e| invalid(format!("manifest: {e}")))?;
-        let tm = obj.types.clone().ok_or_else(|| invalid("manifest object without apiVersion/kind".into()))?;
+        let mut obj: DynamicObject =
+            serde_json::from_value(value).map_err(|e| invalid(format!("manifest: {e}")))?;
+        let tm = obj
+            .types
+            .clone()
+            .ok_or_else(|| invalid("manifest object without apiVersion/kind".into()))?;
         let gvk = GroupVersionKind::try_from(&tm).map_err(|e| invalid(e.to_string()))?;
-        let (ar, caps) = discovery.resolve_gvk(&gvk).ok_or_else(|| invalid(format!("unknown kind {}/{}", tm.api_version, tm.kind)))?;
-        let name = obj.metadata.name.clone().ok_or_else(|| invalid(format!("{} without a name", tm.kind)))?;
+        let (ar, caps) = discovery
+            .resolve_gvk(&gvk)
+            .ok_or_else(|| invalid(format!("unknown kind {}/{}", tm.api_version, tm.kind)))?;
+        let name = obj
+            .metadata
+            .name
+            .clone()
+            .ok_or_else(|| invalid(format!("{} without a name", tm.kind)))?;
         let api: Api<DynamicObject> = if caps.scope == Scope::Namespaced {
             obj.metadata.namespace = Some(namespace.to_string());
             Api::namespaced_with(client.clone(), namespace, &ar)
         } else {
             Api::all_with(client.clone(), &ar)
         };
-        api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&obj)).await?;
+        api.patch(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&obj),
+        )
+        .await?;
         n += 1;
     }
     Ok(n)
 }
 
 /// Installs a provider offering: its namespace, its ClusterClasses (YAML), the `Provider`.
-pub async fn provider(client: &Client, provider: &kaas_api::Provider, cluster_classes: &str) -> Result<(), kube::Error> {
+pub async fn provider(
+    client: &Client,
+    provider: &kaas_api::Provider,
+    cluster_classes: &str,
+) -> Result<(), kube::Error> {
     if let Some(capi) = &provider.spec.backend.cluster_api {
-        namespace(client, &capi.namespace, &[("scs.community/provider-namespace", "true")]).await?;
+        namespace(
+            client,
+            &capi.namespace,
+            &[("scs.community/provider-namespace", "true")],
+        )
+        .await?;
         apply_manifests(client, &capi.namespace, cluster_classes).await?;
     }
     let mut p = provider.clone();

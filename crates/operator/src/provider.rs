@@ -20,18 +20,44 @@ use crate::{Context, Error, FIELD_MANAGER};
 /// Computes the status of an offering given which of its ClusterClasses are missing (pure).
 pub fn status(p: &Provider, missing: &[String], now: &Time) -> ProviderStatus {
     let old = p.status.clone().unwrap_or_default();
-    let mut s = ProviderStatus { conditions: old.conditions.clone(), ..Default::default() };
+    let mut s = ProviderStatus {
+        conditions: old.conditions.clone(),
+        ..Default::default()
+    };
     let generation = p.metadata.generation;
     s.observed_generation = generation;
     s.default_version = kaas_validate::offering::default_version(p).map(|v| v.release());
     let (st, reason, msg) = if !missing.is_empty() {
-        (Status::False, "ClusterClassMissing", format!("ClusterClass(es) not found in the provider namespace: {}", missing.join(", ")))
+        (
+            Status::False,
+            "ClusterClassMissing",
+            format!(
+                "ClusterClass(es) not found in the provider namespace: {}",
+                missing.join(", ")
+            ),
+        )
     } else if s.default_version.is_none() {
-        (Status::False, "NoSupportedVersion", "no version is classified supported".to_string())
+        (
+            Status::False,
+            "NoSupportedVersion",
+            "no version is classified supported".to_string(),
+        )
     } else {
-        (Status::True, "Ready", "every offered version has its ClusterClass".to_string())
+        (
+            Status::True,
+            "Ready",
+            "every offered version has its ClusterClass".to_string(),
+        )
     };
-    c::set(&mut s.conditions, c::READY, st, reason, msg, generation, now);
+    c::set(
+        &mut s.conditions,
+        c::READY,
+        st,
+        reason,
+        msg,
+        generation,
+        now,
+    );
     s
 }
 
@@ -41,9 +67,16 @@ pub async fn reconcile(p: Arc<Provider>, ctx: Arc<Context>) -> Result<Action, Er
         return Ok(Action::await_change());
     }
     let mut missing = Vec::new();
-    if let (BackendType::ClusterAPI, Some(capi)) = (p.spec.backend.kind, p.spec.backend.cluster_api.as_ref()) {
+    if let (BackendType::ClusterAPI, Some(capi)) =
+        (p.spec.backend.kind, p.spec.backend.cluster_api.as_ref())
+    {
         let classes: Api<ClusterClass> = Api::namespaced(ctx.client.clone(), &capi.namespace);
-        let mut names: Vec<String> = p.spec.kubernetes_versions.iter().map(|v| v.stack.cluster_class.clone()).collect();
+        let mut names: Vec<String> = p
+            .spec
+            .kubernetes_versions
+            .iter()
+            .map(|v| v.stack.cluster_class.clone())
+            .collect();
         names.sort();
         names.dedup();
         for n in names {
@@ -54,10 +87,17 @@ pub async fn reconcile(p: Arc<Provider>, ctx: Arc<Context>) -> Result<Action, Er
     }
     let new = status(&p, &missing, &Time(Timestamp::now()));
     if p.status.as_ref() != Some(&new) {
-        let body = json!({"apiVersion": "scs.community/v1alpha1", "kind": "Provider", "status": new});
+        let body =
+            json!({"apiVersion": "scs.community/v1alpha1", "kind": "Provider", "status": new});
         Api::<Provider>::all(ctx.client.clone())
-            .patch_status(&p.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body))
+            .patch_status(
+                &p.name_any(),
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&body),
+            )
             .await?;
     }
-    Ok(Action::requeue(Duration::from_secs(if missing.is_empty() { 600 } else { 30 })))
+    Ok(Action::requeue(Duration::from_secs(
+        if missing.is_empty() { 600 } else { 30 },
+    )))
 }

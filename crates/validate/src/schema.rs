@@ -40,8 +40,10 @@ pub fn admit(schema: &Value, object: &Value, old: Option<&Value>) -> FieldErrors
     }
     // CEL rules need well-typed, complete input (as in the API server); unknown fields, patterns and ranges
     // do not stop them, so one run reports every problem.
-    let well_typed =
-        !errors.0.iter().any(|e| e.kind == ErrorKind::Required || e.message.starts_with(TYPE_ERROR));
+    let well_typed = !errors
+        .0
+        .iter()
+        .any(|e| e.kind == ErrorKind::Required || e.message.starts_with(TYPE_ERROR));
     if well_typed {
         let mut without_status = object.clone();
         if let Some(o) = without_status.as_object_mut() {
@@ -215,6 +217,29 @@ fn structural(schema: &Value, value: &Value, path: &str, errors: &mut FieldError
                     format!("must have at least {min} items"),
                 ));
             }
+            match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
+                Some("set") => duplicates(items, path, |v| Some(v.clone()), errors),
+                Some("map") => {
+                    let keys: Vec<&str> = schema
+                        .get("x-kubernetes-list-map-keys")
+                        .and_then(Value::as_array)
+                        .map(|k| k.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    duplicates(
+                        items,
+                        path,
+                        |v| {
+                            Some(Value::Array(
+                                keys.iter()
+                                    .map(|k| v.get(*k).cloned().unwrap_or(Value::Null))
+                                    .collect(),
+                            ))
+                        },
+                        errors,
+                    )
+                }
+                _ => {}
+            }
             if let Some(item_schema) = schema.get("items") {
                 for (i, v) in items.iter().enumerate() {
                     structural(item_schema, v, &format!("{path}[{i}]"), errors);
@@ -274,5 +299,27 @@ fn structural(schema: &Value, value: &Value, path: &str, errors: &mut FieldError
             }
         }
         _ => {}
+    }
+}
+
+/// Reports items whose key (the item for sets, the map keys for maps) repeats an earlier one.
+fn duplicates(
+    items: &[Value],
+    path: &str,
+    key: impl Fn(&Value) -> Option<Value>,
+    errors: &mut FieldErrors,
+) {
+    let mut seen: Vec<Value> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let Some(k) = key(item) else { continue };
+        if seen.contains(&k) {
+            errors.push(FieldError::new(
+                ErrorKind::Duplicate,
+                format!("{path}[{i}]"),
+                format!("duplicate value {k}"),
+            ));
+        } else {
+            seen.push(k);
+        }
     }
 }

@@ -192,3 +192,15 @@ fn provider_and_region_are_immutable() {
         Vec::<String>::new()
     );
 }
+
+#[test]
+fn zones_are_sets() {
+    assert_eq!(
+        errors("controlPlane: {zones: [a, b, a]}"),
+        [r#"spec.controlPlane.zones[2]: duplicate value "a""#]
+    );
+    assert_eq!(
+        paths("workers: [{name: w, zones: [x, x]}]"),
+        ["spec.workers[0].zones[1]"]
+    );
+}

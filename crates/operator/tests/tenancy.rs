@@ -1,0 +1,363 @@
+//! Against the real API server (Cluster API CRDs installed, its managers not needed): invalid
+//! specs create nothing and recover when fixed; tenants reach only their own clusters and
+//! kubeconfigs, never another tenant's objects, Cluster API objects or provider credentials; an
+//! operator killed mid-creation converges without duplicates.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::*;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kaas_api::Cluster;
+use kaas_capi::cluster::Cluster as CapiCluster;
+use kube::Api;
+use kube::api::{ListParams, ObjectMeta, PostParams};
+use serde_json::json;
+
+fn forbidden<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> bool {
+    matches!(r, Err(kube::Error::Api(e)) if e.code == 403)
+}
+
+#[tokio::test]
+async fn invalid_specs_create_nothing_and_recover_when_fixed() {
+    let plane = plane(false).await;
+    let client = plane.client();
+    kaas_operator::install::namespace(&client, "tenant-x", &[])
+        .await
+        .unwrap();
+    let _op = operator(client.clone(), &[]);
+    let api: Api<Cluster> = Api::namespaced(client.clone(), "tenant-x");
+    create(
+        &client,
+        &cluster(
+            "bad",
+            "tenant-x",
+            "provider: {name: dev}\nworkers: [{name: a, flavor: m9.huge}]",
+        ),
+    )
+    .await;
+    let (_, _, msg) = until(
+        "SpecAccepted=False with the field path",
+        Duration::from_secs(60),
+        || async {
+            let c = api.get("bad").await.map_err(|e| e.to_string())?;
+            match condition(&c, "SpecAccepted") {
+                Some(x) if x.0 == "False" => Ok(x),
+                _ => Err(summary(&c)),
+            }
+        },
+    )
+    .await;
+    assert!(msg.contains(r#"spec.workers[0].flavor: "m9.huge" is not offered by provider "dev" (offered: small, medium, large)"#), "{msg}");
+    let capi: Api<CapiCluster> = Api::namespaced(client.clone(), "kaas-dev-tenant-x");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        capi.get_opt("bad").await.unwrap().is_none(),
+        "nothing is created for an invalid spec"
+    );
+    let c = api.get("bad").await.unwrap();
+    assert_eq!(
+        c.status.unwrap().phase,
+        Some(kaas_api::cluster::ClusterPhase::Invalid)
+    );
+
+    patch_spec(
+        &client,
+        "tenant-x",
+        "bad",
+        json!({"workers": [{"name": "a", "flavor": "medium"}]}),
+    )
+    .await;
+    until("fixed spec proceeds", Duration::from_secs(60), || async {
+        let c = api.get("bad").await.map_err(|e| e.to_string())?;
+        let accepted = condition(&c, "SpecAccepted").is_some_and(|x| x.0 == "True");
+        let exists = capi
+            .get_opt("bad")
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some();
+        if accepted && exists {
+            Ok(())
+        } else {
+            Err(summary(&c))
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tenants_see_only_their_own_clusters_and_kubeconfigs() {
+    let plane = plane(false).await;
+    let admin = plane.client();
+    let token_a = kaas_operator::install::tenant_service_account(&admin, "tenant-a", "alice")
+        .await
+        .unwrap();
+    let token_b = kaas_operator::install::tenant_service_account(&admin, "tenant-b", "bob")
+        .await
+        .unwrap();
+    let a = plane.client_for_token(&token_a).unwrap();
+    let b = plane.client_for_token(&token_b).unwrap();
+    let _op = operator(admin.clone(), &[]);
+
+    // Provider credentials, as a provider would store them.
+    let creds = Secret {
+        metadata: ObjectMeta {
+            name: Some("openstack-credentials".into()),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            "clouds.yaml".to_string(),
+            ByteString(b"password: s3cret".to_vec()),
+        )])),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(admin.clone(), "kaas-provider-dev")
+        .create(&PostParams::default(), &creds)
+        .await
+        .unwrap();
+
+    // Tenant A creates a cluster with its own identity and reads it back.
+    create(
+        &a,
+        &cluster(
+            "mine",
+            "tenant-a",
+            "provider: {name: dev}\nworkers: [{name: w, count: 1}]",
+        ),
+    )
+    .await;
+    let a_clusters: Api<Cluster> = Api::namespaced(a.clone(), "tenant-a");
+    assert_eq!(
+        a_clusters
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    // A kubeconfig in tenant A's namespace (as the operator copies it) is readable by A.
+    let kc = Secret {
+        metadata: ObjectMeta {
+            name: Some("mine-kubeconfig".into()),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            "value".to_string(),
+            ByteString(b"kubeconfig".to_vec()),
+        )])),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(admin.clone(), "tenant-a")
+        .create(&PostParams::default(), &kc)
+        .await
+        .unwrap();
+    assert!(
+        Api::<Secret>::namespaced(a.clone(), "tenant-a")
+            .get("mine-kubeconfig")
+            .await
+            .is_ok()
+    );
+    // Offerings are discoverable.
+    assert!(
+        Api::<kaas_api::Provider>::all(a.clone())
+            .get("dev")
+            .await
+            .is_ok()
+    );
+
+    // Tenant B: no access to A's clusters or kubeconfigs.
+    assert!(forbidden(
+        Api::<Cluster>::namespaced(b.clone(), "tenant-a")
+            .get("mine")
+            .await
+    ));
+    assert!(forbidden(
+        Api::<Cluster>::namespaced(b.clone(), "tenant-a")
+            .list(&ListParams::default())
+            .await
+    ));
+    assert!(forbidden(
+        Api::<Secret>::namespaced(b.clone(), "tenant-a")
+            .get("mine-kubeconfig")
+            .await
+    ));
+    assert!(forbidden(
+        Api::<Cluster>::all(b.clone())
+            .list(&ListParams::default())
+            .await
+    ));
+    assert!(forbidden(create_as(&b, "tenant-a").await));
+    // Neither tenant reaches provider credentials or the Cluster API objects.
+    for t in [&a, &b] {
+        assert!(forbidden(
+            Api::<Secret>::namespaced(t.clone(), "kaas-provider-dev")
+                .get("openstack-credentials")
+                .await
+        ));
+        assert!(forbidden(
+            Api::<Secret>::namespaced(t.clone(), "kaas-provider-dev")
+                .list(&ListParams::default())
+                .await
+        ));
+        assert!(forbidden(
+            Api::<CapiCluster>::namespaced(t.clone(), "kaas-dev-tenant-a")
+                .list(&ListParams::default())
+                .await
+        ));
+        assert!(forbidden(
+            Api::<Secret>::namespaced(t.clone(), "kaas-dev-tenant-a")
+                .list(&ListParams::default())
+                .await
+        ));
+        assert!(forbidden(
+            Api::<Secret>::all(t.clone())
+                .list(&ListParams::default())
+                .await
+        ));
+    }
+    // The operator realised A's cluster on the provider side, where A cannot look.
+    until(
+        "Cluster API object in the provider-side namespace",
+        Duration::from_secs(60),
+        || async {
+            Api::<CapiCluster>::namespaced(admin.clone(), "kaas-dev-tenant-a")
+                .get_opt("mine")
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| "not yet".to_string())
+        },
+    )
+    .await;
+    // No status, event or message in the tenant's namespace carries the credentials.
+    let c = a_clusters.get("mine").await.unwrap();
+    assert!(!serde_json::to_string(&c).unwrap().contains("s3cret"));
+}
+
+async fn create_as(client: &kube::Client, ns: &str) -> Result<Cluster, kube::Error> {
+    Api::<Cluster>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &cluster("intruder", ns, "{}"))
+        .await
+}
+
+#[tokio::test]
+async fn an_operator_killed_mid_creation_converges_without_duplicates() {
+    let plane = plane(false).await;
+    let client = plane.client();
+    kaas_operator::install::namespace(&client, "tenant-r", &[])
+        .await
+        .unwrap();
+    for i in 0..20 {
+        create(
+            &client,
+            &cluster(
+                &format!("c{i}"),
+                "tenant-r",
+                "provider: {name: dev}\nworkers: [{name: w, count: 2}]",
+            ),
+        )
+        .await;
+    }
+    let first = operator(client.clone(), &[]);
+    // Kill it as soon as it has started writing.
+    let capi: Api<CapiCluster> = Api::namespaced(client.clone(), "kaas-dev-tenant-r");
+    until(
+        "first Cluster API object written",
+        Duration::from_secs(60),
+        || async {
+            let n = capi
+                .list(&ListParams::default())
+                .await
+                .map(|l| l.items.len())
+                .unwrap_or(0);
+            if n > 0 { Ok(n) } else { Err("none yet".into()) }
+        },
+    )
+    .await;
+    first.abort();
+    let _ = first.await;
+    let second = operator(client.clone(), &[]);
+    let api: Api<Cluster> = Api::namespaced(client.clone(), "tenant-r");
+    until(
+        "every cluster realised once and its status written",
+        Duration::from_secs(120),
+        || async {
+            let items = capi
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?
+                .items;
+            let scs = api
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?
+                .items;
+            let with_status = scs
+                .iter()
+                .filter(|c| {
+                    c.status
+                        .as_ref()
+                        .is_some_and(|s| s.observed_generation == c.metadata.generation)
+                })
+                .count();
+            if items.len() == 20 && with_status == 20 {
+                Ok(())
+            } else {
+                Err(format!("capi={} statuses={with_status}", items.len()))
+            }
+        },
+    )
+    .await;
+    let mut names: Vec<String> = capi
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|c| c.metadata.name.clone().unwrap())
+        .collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 20, "no duplicates");
+    second.abort();
+}
+
+#[tokio::test]
+async fn an_instance_limited_to_other_providers_leaves_the_cluster_alone() {
+    let plane = plane(false).await;
+    let client = plane.client();
+    kaas_operator::install::namespace(&client, "tenant-s", &[])
+        .await
+        .unwrap();
+    let _other = operator(client.clone(), &["fra1"]);
+    create(&client, &cluster("s", "tenant-s", "provider: {name: dev}")).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let c = Api::<Cluster>::namespaced(client.clone(), "tenant-s")
+        .get("s")
+        .await
+        .unwrap();
+    assert!(
+        c.status.is_none() && c.metadata.finalizers.is_none(),
+        "a shard for fra1 must not touch dev's clusters"
+    );
+    let _dev = operator(client.clone(), &["dev"]);
+    until(
+        "the dev shard takes it",
+        Duration::from_secs(60),
+        || async {
+            let c = Api::<Cluster>::namespaced(client.clone(), "tenant-s")
+                .get("s")
+                .await
+                .map_err(|e| e.to_string())?;
+            if c.status.is_some() {
+                Ok(())
+            } else {
+                Err("no status".into())
+            }
+        },
+    )
+    .await;
+}
