@@ -394,6 +394,7 @@ impl Plane {
                 // Stop what started (detached ones too) and keep the logs of the failed start.
                 plane.kill_all();
                 if let Some(tmp) = plane.tmp.take() {
+                    let _ = std::fs::remove_dir_all(tmp.path().join("etcd"));
                     let _ = tmp.keep();
                 }
                 Err(e.context(format!(
@@ -460,6 +461,8 @@ impl Plane {
             format!("--service-account-signing-key-file={}", pki_file("sa.key")),
             "--authorization-mode=Node,RBAC".into(),
             "--allow-privileged=true".into(),
+            // 127.0.0.1 cannot be an endpoint of the `kubernetes` Service.
+            "--endpoint-reconciler-type=none".into(),
             "--profiling=false".into(),
         ];
         api_args.extend(o.apiserver_args.iter().cloned());
