@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod cmd;
 mod docs;
+mod wait;
 
 /// kaas: one provider-independent description of a Kubernetes cluster (the SCS-API), realised by
 /// the provider's backend.
@@ -62,6 +63,9 @@ enum Command {
         #[arg(short, long, value_enum, default_value_t = OutputFormat::Yaml)]
         output: OutputFormat,
     },
+    /// A local KaaS: management plane, kaas, a demo tenant and cluster.
+    #[command(subcommand)]
+    Dev(cmd::dev::Dev),
     /// Run the operator (controllers) against the management cluster of the current kubeconfig.
     Operator(cmd::operator::Args),
 }
@@ -91,6 +95,7 @@ fn runtime() -> tokio::runtime::Runtime {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Dev(dev) => runtime().block_on(cmd::dev::run(dev)).map(|()| true),
         Command::Operator(args) => {
             init_tracing();
             runtime().block_on(cmd::operator::run(args)).map(|()| true)

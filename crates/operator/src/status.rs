@@ -258,10 +258,11 @@ pub fn derive(i: Inputs<'_>) -> ClusterStatus {
         ClusterPhase::Invalid
     } else if !o.exists && !static_backend {
         ClusterPhase::Pending
-    } else if c::is_true(&s.conditions, c::CONTROL_PLANE_READY)
-        || old.phase == Some(ClusterPhase::Ready)
-        || old.phase == Some(ClusterPhase::Updating)
-    {
+    } else if matches!(
+        old.phase,
+        Some(ClusterPhase::Ready | ClusterPhase::Updating)
+    ) {
+        // Updating only once the cluster has been Ready; before that it is being provisioned.
         ClusterPhase::Updating
     } else {
         ClusterPhase::Provisioning

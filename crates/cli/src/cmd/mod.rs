@@ -1,6 +1,7 @@
 //! One module per `kaas` subcommand.
 
 pub mod crds;
+pub mod dev;
 pub mod operator;
 pub mod render;
 pub mod validate;

@@ -1,0 +1,254 @@
+//! `kaas dev up | down | env`: a local KaaS on this machine — the real management plane (etcd,
+//! kube-apiserver, controller-manager, Cluster API with the in-memory backend), kaas installed,
+//! the operator running, the `dev` provider, a demo tenant and a demo cluster.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use kaas_api::{Cluster, Provider};
+use kaas_harness::{DevOptions, PlaneArtifacts, PlaneOptions};
+use kaas_operator::install;
+use kube::api::PostParams;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client};
+
+const DEMO_PROVIDER: &str = include_str!("../../../../examples/provider-inmemory.yaml");
+const DEMO_CLUSTER: &str = include_str!("../../../../examples/cluster-demo.yaml");
+const DEMO_TENANT: &str = "tenant-demo";
+const DEMO_USER: &str = "demo";
+const OPERATOR: &str = "kaas-operator";
+
+/// `kaas dev` subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub enum Dev {
+    /// Start the local management plane, kaas and a demo cluster (idempotent).
+    Up {
+        /// Directory of the plane (default: $KAAS_DEV_DIR or ~/.local/state/kaas/dev).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Do not create the demo cluster.
+        #[arg(long)]
+        no_demo: bool,
+        /// How long to wait for the demo cluster to become Ready.
+        #[arg(long, default_value_t = 600)]
+        timeout_seconds: u64,
+    },
+    /// Stop everything `kaas dev up` started (data is kept).
+    Down {
+        /// Directory of the plane.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Print the shell lines to use the local plane (`eval "$(kaas dev env)"`).
+    Env {
+        /// Directory of the plane.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Act as the demo tenant instead of the admin.
+        #[arg(long)]
+        tenant: bool,
+    },
+}
+
+fn step(msg: &str) {
+    eprintln!("==> {msg}");
+}
+
+/// Runs a `kaas dev` subcommand.
+pub async fn run(cmd: Dev) -> Result<()> {
+    match cmd {
+        Dev::Up {
+            dir,
+            no_demo,
+            timeout_seconds,
+        } => {
+            up(
+                dir.unwrap_or_else(kaas_harness::default_dev_dir),
+                !no_demo,
+                Duration::from_secs(timeout_seconds),
+            )
+            .await
+        }
+        Dev::Down { dir } => {
+            let dir = dir.unwrap_or_else(kaas_harness::default_dev_dir);
+            stop_operator(&dir);
+            let stopped = kaas_harness::dev_down(&dir)?;
+            eprintln!(
+                "stopped: {}",
+                if stopped.is_empty() {
+                    "nothing was running".into()
+                } else {
+                    stopped.join(", ")
+                }
+            );
+            Ok(())
+        }
+        Dev::Env { dir, tenant } => {
+            let dir = dir.unwrap_or_else(kaas_harness::default_dev_dir);
+            if tenant {
+                let kc = dir.join("tenant-demo.kubeconfig");
+                if !kc.is_file() {
+                    bail!("no demo tenant in {} (run `kaas dev up`)", dir.display());
+                }
+                print!("export KUBECONFIG={}\n", kc.display());
+            } else {
+                print!("{}", kaas_harness::dev_env(&dir)?);
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn client(kubeconfig: &Path) -> Result<Client> {
+    let kc = Kubeconfig::read_from(kubeconfig)
+        .with_context(|| format!("reading {}", kubeconfig.display()))?;
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
+    Ok(Client::try_from(cfg)?)
+}
+
+async fn up(dir: PathBuf, demo: bool, timeout: Duration) -> Result<()> {
+    let t0 = Instant::now();
+    step(
+        "management plane: etcd, kube-apiserver, kube-controller-manager, Cluster API (in-memory backend)",
+    );
+    let status = kaas_harness::dev_up(DevOptions {
+        dir: Some(dir.clone()),
+        plane: PlaneOptions {
+            build_if_missing: true,
+            ..PlaneOptions::with_capi()
+        }
+        .crds(kaas_api::crds()),
+    })
+    .await
+    .context("starting the management plane")?;
+    if status.already_running {
+        eprintln!("    already running ({})", status.server);
+    } else {
+        eprintln!(
+            "    up in {:.1} s at {}",
+            status.startup_ms as f64 / 1000.0,
+            status.server
+        );
+    }
+    let admin = client(&status.kubeconfig).await?;
+
+    step("kaas: CRDs, deletion-protection policy, tenant roles");
+    install::install_kaas(&admin).await?;
+    step("provider `dev` with the upstream in-memory ClusterClass");
+    let provider: Provider = serde_yaml::from_str(DEMO_PROVIDER)?;
+    let artifacts = PlaneArtifacts::locate(true)?;
+    install::provider(
+        &admin,
+        &provider,
+        &kaas_harness::in_memory_cluster_class(&artifacts)?,
+    )
+    .await?;
+    step("tenant `tenant-demo` with ServiceAccount `demo`");
+    let token = install::tenant_service_account(&admin, DEMO_TENANT, DEMO_USER).await?;
+    let tenant_kubeconfig = dir.join("tenant-demo.kubeconfig");
+    write_token_kubeconfig(&status.kubeconfig, &tenant_kubeconfig, &token)?;
+
+    step("operator");
+    start_operator(&dir, &status.kubeconfig)?;
+
+    if demo {
+        step("demo cluster tenant-demo/demo (created as the tenant)");
+        let tenant = client(&tenant_kubeconfig).await?;
+        let api: Api<Cluster> = Api::namespaced(tenant, DEMO_TENANT);
+        let cluster: Cluster = serde_yaml::from_str(DEMO_CLUSTER)?;
+        if api.get_opt("demo").await?.is_none() {
+            api.create(&PostParams::default(), &cluster).await?;
+        }
+        crate::wait::ready(&api, "demo", timeout).await?;
+    }
+    eprintln!("\nkaas is up in {:.0} s.\n", t0.elapsed().as_secs_f64());
+    println!("# admin of the management cluster:");
+    print!("{}", kaas_harness::dev_env(&dir)?);
+    println!("# or act as the demo tenant (its RBAC: own clusters and kubeconfigs only):");
+    println!("#   export KUBECONFIG={}", tenant_kubeconfig.display());
+    println!("#   kubectl get clusters.scs.community -n {DEMO_TENANT}");
+    println!("#   kubectl get providers");
+    println!(
+        "# operator log: {}",
+        dir.join("logs/kaas-operator.log").display()
+    );
+    println!("# stop: kaas dev down");
+    Ok(())
+}
+
+fn write_token_kubeconfig(admin: &Path, out: &Path, token: &str) -> Result<()> {
+    let mut kc: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(admin)?)?;
+    kc["users"][0]["user"] = serde_yaml::to_value(serde_json::json!({ "token": token }))?;
+    std::fs::write(out, serde_yaml::to_string(&kc)?)?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o600))?;
+    Ok(())
+}
+
+fn pid_file(dir: &Path) -> PathBuf {
+    dir.join("pids").join(format!("{OPERATOR}.pid"))
+}
+
+fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+fn running_operator(dir: &Path) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(pid_file(dir))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    (alive(pid) && String::from_utf8_lossy(&cmdline).contains("operator")).then_some(pid)
+}
+
+fn start_operator(dir: &Path, kubeconfig: &Path) -> Result<()> {
+    if let Some(pid) = running_operator(dir) {
+        eprintln!("    already running (pid {pid})");
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir.join("pids"))?;
+    std::fs::create_dir_all(dir.join("logs"))?;
+    let log = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(dir.join("logs/kaas-operator.log"))?;
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    cmd.args(["operator", "--metrics-addr", "127.0.0.1:9090"])
+        .env("KUBECONFIG", kubeconfig)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    // SAFETY: setsid is async-signal-safe; the operator outlives this command.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().context("starting the operator")?;
+    std::fs::write(pid_file(dir), child.id().to_string())?;
+    eprintln!("    pid {} (metrics on 127.0.0.1:9090)", child.id());
+    Ok(())
+}
+
+fn stop_operator(dir: &Path) {
+    if let Some(pid) = running_operator(dir) {
+        // SAFETY: plain signal delivery to our own operator process.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        for _ in 0..50 {
+            if !alive(pid) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!("stopped: {OPERATOR}");
+    }
+    let _ = std::fs::remove_file(pid_file(dir));
+}
