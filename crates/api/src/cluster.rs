@@ -114,6 +114,19 @@ pub struct ClusterSpec {
     /// While true, deleting this Cluster is refused (the deletion waits, and a condition says why).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_protection: Option<bool>,
+
+    /// For providers with the Static backend: the existing cluster this Cluster stands for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import: Option<ImportSpec>,
+}
+
+/// An existing cluster, imported by kubeconfig.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportSpec {
+    /// Secret in this namespace with a kubeconfig of the existing cluster (key `value` unless
+    /// given). kaas uses it to install extensions and to check the cluster; it is never copied.
+    pub kubeconfig_secret_ref: SecretRef,
 }
 
 /// Kubernetes version of the cluster.
@@ -517,6 +530,34 @@ pub struct ClusterStatus {
     /// Warnings about the spec that do not stop reconciliation (e.g. a legacy switch ignored).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+
+    /// Addons and extensions in the workload cluster.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extensions: Vec<ExtensionStatus>,
+}
+
+/// State of one addon or extension in the workload cluster.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExtensionStatus {
+    /// Name (`cni`, `metrics`, `ingress`, …).
+    pub name: String,
+    /// `base` (comes with the stack) or `extension`.
+    pub stage: String,
+    /// Version applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Every object of the addon is applied as specified.
+    pub applied: bool,
+    /// Its workloads (Deployments, DaemonSets) are available.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workloads_available: Option<bool>,
+    /// Number of objects.
+    #[serde(default)]
+    pub objects: i32,
+    /// Why it is not applied or not available.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// Reference to a Secret in the same namespace.

@@ -2,6 +2,7 @@
 //! that makes a provider discoverable. Types only: validation lives in `kaas-validate`, rendering in
 //! `kaas-render`.
 
+pub mod addons;
 pub mod cluster;
 pub mod conditions;
 pub mod legacy;

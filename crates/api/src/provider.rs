@@ -248,6 +248,10 @@ pub struct StackRef {
     /// Stack release (e.g. `scs2-1-35-v3`), for humans and status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release: Option<String>,
+    /// Addon bundle of this version: the name of a ConfigMap in the provider namespace labelled
+    /// `scs.community/addon-bundle` (see `docs/addons.md`). Empty: no addons are managed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addons: Option<String>,
 }
 
 /// An extension the provider offers.

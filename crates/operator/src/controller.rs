@@ -77,6 +77,8 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
             let _ = tx.send(true);
         });
     }
+    // A standby replica is healthy and ready; whether it leads is the `leader` metric.
+    metrics.ready.store(true, Ordering::Relaxed);
     if let Some(lease) = cfg.lease.clone() {
         info!(lease = %lease.name, "waiting for leadership");
         let lost = tokio::select! {
@@ -157,7 +159,6 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
         ctx.clone(),
     )
     .for_each(|_| async {});
-    metrics.ready.store(true, Ordering::Relaxed);
     info!(providers = ?cfg.providers, "kaas operator running");
     let clusters = controller
         .run(reconcile, error_policy, ctx)

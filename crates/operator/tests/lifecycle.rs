@@ -14,10 +14,13 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 
 const NS: &str = "tenant-life";
-const CAPI_NS: &str = "kaas-dev-tenant-life";
+
+fn capi_ns() -> String {
+    kaas_render::capi_namespace("dev", NS)
+}
 
 async fn machines(client: &kube::Client) -> Vec<Machine> {
-    Api::<Machine>::namespaced(client.clone(), CAPI_NS)
+    Api::<Machine>::namespaced(client.clone(), &capi_ns())
         .list(&ListParams::default().labels("cluster.x-k8s.io/cluster-name=life"))
         .await
         .unwrap()
@@ -65,7 +68,7 @@ async fn create_scale_upgrade_protect_delete() {
         "life-kubeconfig"
     );
     assert!(st.api_endpoint.is_some());
-    let capi = Api::<CapiCluster>::namespaced(client.clone(), CAPI_NS)
+    let capi = Api::<CapiCluster>::namespaced(client.clone(), &capi_ns())
         .get("life")
         .await
         .unwrap();
@@ -136,7 +139,7 @@ async fn create_scale_upgrade_protect_delete() {
         },
     )
     .await;
-    let capi = Api::<CapiCluster>::namespaced(client.clone(), CAPI_NS)
+    let capi = Api::<CapiCluster>::namespaced(client.clone(), &capi_ns())
         .get("life")
         .await
         .unwrap();
@@ -203,7 +206,7 @@ async fn create_scale_upgrade_protect_delete() {
         Duration::from_secs(300),
         || async {
             let scs = api.get_opt("life").await.map_err(|e| e.to_string())?;
-            let capi = Api::<CapiCluster>::namespaced(client.clone(), CAPI_NS)
+            let capi = Api::<CapiCluster>::namespaced(client.clone(), &capi_ns())
                 .get_opt("life")
                 .await
                 .map_err(|e| e.to_string())?;

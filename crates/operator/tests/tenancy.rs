@@ -52,7 +52,10 @@ async fn invalid_specs_create_nothing_and_recover_when_fixed() {
     )
     .await;
     assert!(msg.contains(r#"spec.workers[0].flavor: "m9.huge" is not offered by provider "dev" (offered: small, medium, large)"#), "{msg}");
-    let capi: Api<CapiCluster> = Api::namespaced(client.clone(), "kaas-dev-tenant-x");
+    let capi: Api<CapiCluster> = Api::namespaced(
+        client.clone(),
+        &kaas_render::capi_namespace("dev", "tenant-x"),
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
         capi.get_opt("bad").await.unwrap().is_none(),
@@ -204,12 +207,15 @@ async fn tenants_see_only_their_own_clusters_and_kubeconfigs() {
                 .await
         ));
         assert!(forbidden(
-            Api::<CapiCluster>::namespaced(t.clone(), "kaas-dev-tenant-a")
-                .list(&ListParams::default())
-                .await
+            Api::<CapiCluster>::namespaced(
+                t.clone(),
+                &kaas_render::capi_namespace("dev", "tenant-a")
+            )
+            .list(&ListParams::default())
+            .await
         ));
         assert!(forbidden(
-            Api::<Secret>::namespaced(t.clone(), "kaas-dev-tenant-a")
+            Api::<Secret>::namespaced(t.clone(), &kaas_render::capi_namespace("dev", "tenant-a"))
                 .list(&ListParams::default())
                 .await
         ));
@@ -224,11 +230,14 @@ async fn tenants_see_only_their_own_clusters_and_kubeconfigs() {
         "Cluster API object in the provider-side namespace",
         Duration::from_secs(60),
         || async {
-            Api::<CapiCluster>::namespaced(admin.clone(), "kaas-dev-tenant-a")
-                .get_opt("mine")
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| "not yet".to_string())
+            Api::<CapiCluster>::namespaced(
+                admin.clone(),
+                &kaas_render::capi_namespace("dev", "tenant-a"),
+            )
+            .get_opt("mine")
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "not yet".to_string())
         },
     )
     .await;
@@ -263,7 +272,10 @@ async fn an_operator_killed_mid_creation_converges_without_duplicates() {
     }
     let first = operator(client.clone(), &[]);
     // Kill it as soon as it has started writing.
-    let capi: Api<CapiCluster> = Api::namespaced(client.clone(), "kaas-dev-tenant-r");
+    let capi: Api<CapiCluster> = Api::namespaced(
+        client.clone(),
+        &kaas_render::capi_namespace("dev", "tenant-r"),
+    );
     until(
         "first Cluster API object written",
         Duration::from_secs(60),

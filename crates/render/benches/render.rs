@@ -34,7 +34,9 @@ fn bench(c: &mut Criterion) {
     // Baseline in the same run: serialising objects that are already rendered — the floor any
     // controller writing these objects pays, whatever it does before.
     let prerendered = kaas_render::render(&cluster, &resolved).unwrap().objects();
-    g.bench_function("baseline: serialise pre-rendered objects to JSON", |b| b.iter(|| black_box(serde_json::to_vec(black_box(&prerendered)).unwrap())));
+    g.bench_function("baseline: serialise pre-rendered objects to JSON", |b| {
+        b.iter(|| black_box(serde_json::to_vec(black_box(&prerendered)).unwrap()))
+    });
     g.finish();
 }
 

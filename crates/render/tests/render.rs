@@ -27,7 +27,10 @@ fn spread_distributes_evenly_with_the_remainder_first() {
 fn cluster_api_objects_go_to_the_provider_side_namespace_and_share_the_class() {
     let c = rendered("{}", OPENSTACK);
     assert_eq!(c["apiVersion"], "cluster.x-k8s.io/v1beta2");
-    assert_eq!(c["metadata"]["namespace"], "kaas-fra1-tenant-a");
+    assert_eq!(
+        c["metadata"]["namespace"],
+        kaas_render::capi_namespace("fra1", "tenant-a")
+    );
     assert_eq!(c["metadata"]["name"], "prod");
     assert_eq!(
         c["spec"]["topology"]["classRef"],

@@ -92,7 +92,7 @@ pub async fn run(cmd: Dev) -> Result<()> {
                 if !kc.is_file() {
                     bail!("no demo tenant in {} (run `kaas dev up`)", dir.display());
                 }
-                print!("export KUBECONFIG={}\n", kc.display());
+                println!("export KUBECONFIG={}", kc.display());
             } else {
                 print!("{}", kaas_harness::dev_env(&dir)?);
             }

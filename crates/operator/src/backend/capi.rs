@@ -148,18 +148,18 @@ impl Backend for ClusterApi {
                 .map(|v| v.version.clone())
                 .collect();
         }
-        if let Some(t) = cond(conds, "TopologyReconciled") {
-            if t.status != "True" {
-                o.rolling_out = Some(format!("{}: {}", t.reason, t.message));
-                if matches!(
-                    t.reason.as_str(),
-                    "ReconcileFailed" | "ClusterClassNotReconciled"
-                ) {
-                    o.failure = Some(format!(
-                        "Cluster API cannot apply the topology: {}",
-                        t.message
-                    ));
-                }
+        if let Some(t) = cond(conds, "TopologyReconciled")
+            && t.status != "True"
+        {
+            o.rolling_out = Some(format!("{}: {}", t.reason, t.message));
+            if matches!(
+                t.reason.as_str(),
+                "ReconcileFailed" | "ClusterClassNotReconciled"
+            ) {
+                o.failure = Some(format!(
+                    "Cluster API cannot apply the topology: {}",
+                    t.message
+                ));
             }
         }
         if let Some(ep) = capi
@@ -207,37 +207,37 @@ impl Backend for ClusterApi {
 
         // Kubeconfig: copy Cluster API's Secret into the tenant namespace (owned by the SCS Cluster).
         let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-        if let Some(src) = secrets.get_opt(&kubeconfig_secret_name(&name)).await? {
-            if let Some(value) = src.data.as_ref().and_then(|d| d.get(KUBECONFIG_KEY)) {
-                let copy_name = kubeconfig_secret_name(&name);
-                let copy = Secret {
-                    metadata: ObjectMeta {
-                        name: Some(copy_name.clone()),
-                        namespace: Some(tenant.clone()),
-                        labels: Some(BTreeMap::from([(LABEL_CLUSTER.to_string(), name.clone())])),
-                        owner_references: owner(cluster).map(|o| vec![o]),
-                        ..Default::default()
-                    },
-                    type_: Some("cluster.x-k8s.io/secret".into()),
-                    data: Some(BTreeMap::from([(
-                        KUBECONFIG_KEY.to_string(),
-                        ByteString(value.0.clone()),
-                    )])),
+        if let Some(src) = secrets.get_opt(&kubeconfig_secret_name(&name)).await?
+            && let Some(value) = src.data.as_ref().and_then(|d| d.get(KUBECONFIG_KEY))
+        {
+            let copy_name = kubeconfig_secret_name(&name);
+            let copy = Secret {
+                metadata: ObjectMeta {
+                    name: Some(copy_name.clone()),
+                    namespace: Some(tenant.clone()),
+                    labels: Some(BTreeMap::from([(LABEL_CLUSTER.to_string(), name.clone())])),
+                    owner_references: owner(cluster).map(|o| vec![o]),
                     ..Default::default()
-                };
-                let tenant_secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &tenant);
-                let current = tenant_secrets.get_opt(&copy_name).await?;
-                if current.as_ref().and_then(|c| c.data.as_ref()) != copy.data.as_ref() {
-                    tenant_secrets
-                        .patch(
-                            &copy_name,
-                            &PatchParams::apply(FIELD_MANAGER).force(),
-                            &Patch::Apply(&copy),
-                        )
-                        .await?;
-                }
-                o.kubeconfig_secret = Some(copy_name);
+                },
+                type_: Some("cluster.x-k8s.io/secret".into()),
+                data: Some(BTreeMap::from([(
+                    KUBECONFIG_KEY.to_string(),
+                    ByteString(value.0.clone()),
+                )])),
+                ..Default::default()
+            };
+            let tenant_secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &tenant);
+            let current = tenant_secrets.get_opt(&copy_name).await?;
+            if current.as_ref().and_then(|c| c.data.as_ref()) != copy.data.as_ref() {
+                tenant_secrets
+                    .patch(
+                        &copy_name,
+                        &PatchParams::apply(FIELD_MANAGER).force(),
+                        &Patch::Apply(&copy),
+                    )
+                    .await?;
             }
+            o.kubeconfig_secret = Some(copy_name);
         }
         Ok(o)
     }
