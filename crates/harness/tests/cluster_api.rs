@@ -153,4 +153,36 @@ async fn a_cluster_on_the_in_memory_class_becomes_available_and_deletes_cleanly(
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+
+    // The managers can be stopped and started again (the API server keeps running). While they
+    // are stopped, their webhooks fail closed.
+    plane.stop_capi();
+    assert!(!plane.capi_running());
+    assert_eq!(
+        plane.pids().len(),
+        3,
+        "only etcd, kube-apiserver, kube-controller-manager: {:?}",
+        plane.pids()
+    );
+    let err = apply_yaml(&client, &cluster, NS)
+        .await
+        .expect_err("no webhook server while stopped");
+    assert!(
+        format!("{err:#}").contains("failed calling webhook"),
+        "{err:#}"
+    );
+    let restart = Instant::now();
+    plane
+        .start_capi()
+        .await
+        .expect("Cluster API managers start again");
+    assert!(plane.capi_running());
+    eprintln!("Cluster API managers restarted in {:?}", restart.elapsed());
+    apply_yaml(&client, &cluster, NS)
+        .await
+        .expect("webhooks answer again");
+    clusters
+        .delete("proof", &DeleteParams::default())
+        .await
+        .unwrap();
 }
