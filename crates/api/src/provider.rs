@@ -76,7 +76,7 @@ pub struct ProviderSpec {
     pub limits: Option<Limits>,
 
     /// The provider's infrastructure credentials: a Secret in the provider's namespace
-    /// (`backend.clusterAPI.namespace`), never in a tenant namespace. Tenants cannot read it.
+    /// (`backend.namespace`), never in a tenant namespace. Tenants cannot read it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_ref: Option<CredentialsRef>,
 }
@@ -92,6 +92,11 @@ pub struct Backend {
     /// Static: a Cluster stands for an existing cluster reached by a kubeconfig Secret.
     #[serde(rename = "type")]
     pub kind: BackendType,
+
+    /// The provider's namespace on the management cluster: its ClusterClasses, addon bundles and
+    /// credentials live here. The provider's, never a tenant's.
+    #[schemars(extend("pattern" = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength" = 63))]
+    pub namespace: String,
 
     /// Settings of the Cluster API backend.
     #[serde(
@@ -118,10 +123,6 @@ pub enum BackendType {
 pub struct ClusterApiBackend {
     /// Which stack family the ClusterClasses belong to; decides how variables are rendered.
     pub stack: StackKind,
-    /// Namespace on the management cluster that holds this provider's ClusterClasses, templates
-    /// and credentials. The provider's, not a tenant's.
-    #[schemars(extend("pattern" = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength" = 63))]
-    pub namespace: String,
 }
 
 /// Stack families kaas knows how to render for.
@@ -322,7 +323,7 @@ pub struct Limits {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CredentialsRef {
-    /// Secret name (in `backend.clusterAPI.namespace`).
+    /// Secret name (in `backend.namespace`).
     pub name: String,
 }
 

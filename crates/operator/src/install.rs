@@ -322,21 +322,16 @@ pub async fn apply_manifests(
     Ok(n)
 }
 
-/// Installs a provider offering: its namespace, its ClusterClasses (YAML), the `Provider`.
+/// Installs a provider offering: its namespace, manifests for it (ClusterClasses, addon bundles;
+/// YAML), the `Provider`.
 pub async fn provider(
     client: &Client,
     provider: &kaas_api::Provider,
     cluster_classes: &str,
 ) -> Result<(), kube::Error> {
-    if let Some(capi) = &provider.spec.backend.cluster_api {
-        namespace(
-            client,
-            &capi.namespace,
-            &[("scs.community/provider-namespace", "true")],
-        )
-        .await?;
-        apply_manifests(client, &capi.namespace, cluster_classes).await?;
-    }
+    let ns = &provider.spec.backend.namespace;
+    namespace(client, ns, &[("scs.community/provider-namespace", "true")]).await?;
+    apply_manifests(client, ns, cluster_classes).await?;
     let mut p = provider.clone();
     p.status = None;
     p.metadata.resource_version = None;

@@ -67,10 +67,9 @@ pub async fn reconcile(p: Arc<Provider>, ctx: Arc<Context>) -> Result<Action, Er
         return Ok(Action::await_change());
     }
     let mut missing = Vec::new();
-    if let (BackendType::ClusterAPI, Some(capi)) =
-        (p.spec.backend.kind, p.spec.backend.cluster_api.as_ref())
-    {
-        let classes: Api<ClusterClass> = Api::namespaced(ctx.client.clone(), &capi.namespace);
+    if p.spec.backend.kind == BackendType::ClusterAPI {
+        let ns = &p.spec.backend.namespace;
+        let classes: Api<ClusterClass> = Api::namespaced(ctx.client.clone(), ns);
         let mut names: Vec<String> = p
             .spec
             .kubernetes_versions
@@ -81,7 +80,7 @@ pub async fn reconcile(p: Arc<Provider>, ctx: Arc<Context>) -> Result<Action, Er
         names.dedup();
         for n in names {
             if classes.get_opt(&n).await?.is_none() {
-                missing.push(format!("{}/{n}", capi.namespace));
+                missing.push(format!("{ns}/{n}"));
             }
         }
     }

@@ -131,7 +131,7 @@ fn a_static_provider_renders_nothing() {
     let mut c: Cluster = serde_yaml::from_str(FULL).unwrap();
     c.spec = Default::default();
     let p: Provider = serde_yaml::from_str(
-        "apiVersion: scs.community/v1alpha1\nkind: Provider\nmetadata: {name: imported}\nspec:\n  providerType: static\n  backend: {type: Static}\n  regions: [{name: onprem}]\n  flavors: [{name: any, cpu: 1, memory: 1Gi}]\n  kubernetesVersions: [{version: 1.35.0, classification: supported, stack: {clusterClass: none}}]\n  extensions: [{name: metrics, default: true}, {name: ingress, default: true}]\n",
+        "apiVersion: scs.community/v1alpha1\nkind: Provider\nmetadata: {name: imported}\nspec:\n  providerType: static\n  backend: {type: Static, namespace: kaas-provider-imported}\n  regions: [{name: onprem}]\n  flavors: [{name: any, cpu: 1, memory: 1Gi}]\n  kubernetesVersions: [{version: 1.35.0, classification: supported, stack: {clusterClass: none}}]\n  extensions: [{name: metrics, default: true}, {name: ingress, default: true}]\n",
     ).unwrap();
     let r = kaas_validate::validate(&c, &p).unwrap();
     assert!(render(&c, &r).is_err());

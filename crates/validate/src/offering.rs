@@ -357,7 +357,7 @@ pub fn validate(cluster: &Cluster, provider: &Provider) -> Result<Resolved, Fiel
         provider: provider_name,
         backend: p.backend.kind,
         stack: capi.map(|c| c.stack),
-        provider_namespace: capi.map(|c| c.namespace.clone()),
+        provider_namespace: Some(p.backend.namespace.clone()),
         region: region_name,
         version,
         classification,
