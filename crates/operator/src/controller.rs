@@ -25,7 +25,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
-use crate::backend::{Backend, Deletion, Observation, capi::ClusterApi};
+use crate::backend::{Backend, Deletion, Observation, capi::ClusterApi, imported::Imported};
 use crate::leader::{Leader, LeaseConfig};
 use crate::maintenance::{Rollout, decide};
 use crate::metrics::{self, Metrics};
@@ -108,6 +108,7 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
     let clusters: Api<Cluster> = Api::all(client.clone());
     let controller = Controller::new(clusters, watcher::Config::default().any_semantic());
     let store = controller.store();
+    let bundle_store = store.clone();
     let controller = controller
         .watches(
             Api::<CapiCluster>::all(client.clone()),
@@ -137,6 +138,20 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
                             .and_then(|r| r.name.as_deref())
                             .is_none_or(|n| n == name)
                     })
+                    .map(|c| ObjectRef::from_obj(&*c))
+                    .collect::<Vec<_>>()
+            },
+        )
+        // A changed addon bundle (published by a provider) concerns every cluster that may use it.
+        .watches(
+            Api::<k8s_openapi::api::core::v1::ConfigMap>::all(client.clone()),
+            watcher::Config::default()
+                .labels(kaas_api::addons::BUNDLE_LABEL)
+                .any_semantic(),
+            move |_| {
+                bundle_store
+                    .state()
+                    .into_iter()
                     .map(|c| ObjectRef::from_obj(&*c))
                     .collect::<Vec<_>>()
             },
@@ -199,7 +214,7 @@ async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action, E
 fn backend_for(kind: BackendType) -> &'static dyn Backend {
     match kind {
         BackendType::ClusterAPI => &ClusterApi,
-        BackendType::Static => &crate::backend::capi::ClusterApi,
+        BackendType::Static => &Imported,
     }
 }
 
@@ -247,12 +262,19 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
     let observation = backend
         .observe(ctx, cluster, validation.as_ref().ok())
         .await?;
+    let extensions = match (&validation, &provider) {
+        (Ok(resolved), Ok(p)) if observation.exists => {
+            Some(reconcile_addons(ctx, backend, cluster, resolved, p, &observation).await?)
+        }
+        _ => None,
+    };
     let new = status::derive(Inputs {
         cluster,
         validation: &validation,
         observation: &observation,
         target_version,
         version_note,
+        extensions,
         now: Time(Timestamp::now()),
     });
     write_status(cluster, ctx, &api, new.clone()).await?;
@@ -451,6 +473,7 @@ async fn cleanup(
                 },
                 target_version: None,
                 version_note: None,
+                extensions: None,
                 now: now.clone(),
             });
             new.conditions = st.conditions.clone();
@@ -469,4 +492,79 @@ async fn cleanup(
             Ok(Action::requeue(Duration::from_secs(3)))
         }
     }
+}
+
+/// Applies the addon bundle of the version the control plane runs (the new bundle follows the
+/// control plane during an upgrade). Never fails the reconcile for workload-side problems: they
+/// end up in `ExtensionsReady`.
+async fn reconcile_addons(
+    ctx: &Context,
+    backend: &dyn Backend,
+    cluster: &Cluster,
+    resolved: &Resolved,
+    provider: &Provider,
+    observation: &Observation,
+) -> Result<crate::addons::Outcome, Error> {
+    use crate::addons::{self, Outcome};
+    let running = match observation.control_plane_versions.as_slice() {
+        [one] => one.parse::<KubeVersion>().ok(),
+        _ => None,
+    }
+    .or_else(|| resolved.version.clone());
+    let Some(running) = running else {
+        return Ok(Outcome::waiting(
+            None,
+            "WaitingForVersion",
+            "the workload cluster's version is not known yet",
+        ));
+    };
+    let mut offers: Vec<(KubeVersion, Option<String>)> = provider
+        .spec
+        .kubernetes_versions
+        .iter()
+        .filter_map(|o| {
+            o.version
+                .parse::<KubeVersion>()
+                .ok()
+                .map(|v| (v, o.stack.addons.clone()))
+        })
+        .filter(|(v, _)| v.branch() == running.branch())
+        .collect();
+    offers.sort_by(|a, b| b.0.cmp(&a.0));
+    let exact = offers
+        .iter()
+        .find(|(v, _)| v.patch_number() == running.patch_number())
+        .or(offers.first());
+    let Some(bundle) = exact.and_then(|(_, b)| b.clone()) else {
+        return Ok(Outcome::waiting(
+            None,
+            "NoBundle",
+            format!(
+                "provider {:?} publishes no addon bundle for {}",
+                resolved.provider,
+                running.release()
+            ),
+        ));
+    };
+    let Some(workload) = backend.workload(ctx, cluster, resolved).await? else {
+        return Ok(Outcome::waiting(
+            None,
+            "WaitingForAPIServer",
+            "the workload cluster's API server cannot be reached yet",
+        ));
+    };
+    let (index, manifests) =
+        match addons::load_bundle(&ctx.client, &provider.spec.backend.namespace, &bundle).await {
+            Ok(b) => b,
+            Err(e) => return Ok(Outcome::waiting(Some(false), "BundleUnavailable", e)),
+        };
+    let planned = addons::plan(&index, &manifests, &resolved.extensions);
+    let inv_ns =
+        kaas_render::capi_namespace(&resolved.provider, &cluster.namespace().unwrap_or_default());
+    let old = addons::load_inventory(&ctx.client, &inv_ns, &cluster.name_any()).await?;
+    let (statuses, inventory) = addons::apply(&workload, &bundle, &planned, &old).await;
+    if inventory != old {
+        addons::save_inventory(&ctx.client, &inv_ns, &cluster.name_any(), &inventory).await?;
+    }
+    Ok(Outcome::from_statuses(&bundle, statuses))
 }

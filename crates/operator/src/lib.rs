@@ -6,6 +6,7 @@
 //! 4. apply — the provider's [`backend::Backend`] (server-side apply, finalizer);
 //! 5. observe and [`status`] — derive conditions and write them only when they change.
 
+pub mod addons;
 pub mod backend;
 pub mod controller;
 pub mod dereference;

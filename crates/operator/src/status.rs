@@ -22,6 +22,8 @@ pub struct Inputs<'a> {
     pub target_version: Option<String>,
     /// Why the version lags, if it does.
     pub version_note: Option<String>,
+    /// Result of the addon reconcile (`None`: not attempted).
+    pub extensions: Option<crate::addons::Outcome>,
     /// Now.
     pub now: Time,
 }
@@ -111,6 +113,17 @@ pub fn derive(i: Inputs<'_>) -> ClusterStatus {
 
     let static_backend =
         matches!(i.validation, Ok(r) if r.backend == kaas_api::provider::BackendType::Static);
+    if static_backend {
+        set(
+            &mut s,
+            c::CONTROL_PLANE_READY,
+            from_signal(&o.control_plane),
+            &o.control_plane.reason,
+            o.control_plane.message.clone(),
+            generation,
+            now,
+        );
+    }
     if !static_backend {
         set(
             &mut s,
@@ -188,6 +201,27 @@ pub fn derive(i: Inputs<'_>) -> ClusterStatus {
         set(&mut s, c::VERSION_CURRENT, vs, reason, msg, generation, now);
     }
 
+    match &i.extensions {
+        Some(x) => {
+            s.extensions = x.statuses.clone();
+            let st = match x.ready {
+                Some(true) => Status::True,
+                Some(false) => Status::False,
+                None => Status::Unknown,
+            };
+            set(
+                &mut s,
+                c::EXTENSIONS_READY,
+                st,
+                &x.reason,
+                x.message.clone(),
+                generation,
+                now,
+            );
+        }
+        None => s.extensions = old.extensions.clone(),
+    }
+
     s.api_endpoint = o
         .endpoint
         .clone()
@@ -210,7 +244,7 @@ pub fn derive(i: Inputs<'_>) -> ClusterStatus {
     // Ready and phase.
     let accepted = i.validation.is_ok();
     let parts: &[&str] = if static_backend {
-        &[c::SPEC_ACCEPTED]
+        &[c::SPEC_ACCEPTED, c::CONTROL_PLANE_READY]
     } else {
         &[
             c::SPEC_ACCEPTED,

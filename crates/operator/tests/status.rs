@@ -53,6 +53,7 @@ fn a_running_cluster_is_ready_with_ready_first_and_observed_generation() {
         observation: &running(),
         target_version: Some("v1.35.4".into()),
         version_note: None,
+        extensions: None,
         now: t(100),
     });
     assert_eq!(s.conditions[0].type_, "Ready");
@@ -79,6 +80,7 @@ fn the_same_inputs_give_the_same_status_no_churn() {
         observation: &running(),
         target_version: Some("v1.35.4".into()),
         version_note: None,
+        extensions: None,
         now: t(100),
     });
     c.status = Some(first.clone());
@@ -88,6 +90,7 @@ fn the_same_inputs_give_the_same_status_no_churn() {
         observation: &running(),
         target_version: Some("v1.35.4".into()),
         version_note: None,
+        extensions: None,
         now: t(999),
     });
     assert_eq!(first, second);
@@ -104,6 +107,7 @@ fn an_invalid_spec_says_why_with_field_paths_and_is_not_ready() {
         observation: &Observation::default(),
         target_version: None,
         version_note: None,
+        extensions: None,
         now: t(1),
     });
     let accepted = c::get(&s.conditions, c::SPEC_ACCEPTED).unwrap();
@@ -139,6 +143,7 @@ fn a_missing_provider_is_reported() {
         observation: &Observation::default(),
         target_version: None,
         version_note: None,
+        extensions: None,
         now: t(1),
     });
     let accepted = c::get(&s.conditions, c::SPEC_ACCEPTED).unwrap();
@@ -159,6 +164,7 @@ fn provisioning_then_upgrading_phases() {
         observation: &o,
         target_version: Some("v1.35.4".into()),
         version_note: None,
+        extensions: None,
         now: t(1),
     });
     assert_eq!(s.phase, Some(ClusterPhase::Provisioning));
@@ -174,6 +180,7 @@ fn provisioning_then_upgrading_phases() {
         observation: &running(),
         target_version: Some("v1.35.4".into()),
         version_note: None,
+        extensions: None,
         now: t(1),
     }));
     let mut o = running();
@@ -186,6 +193,7 @@ fn provisioning_then_upgrading_phases() {
         observation: &o,
         target_version: Some("v1.36.3".into()),
         version_note: None,
+        extensions: None,
         now: t(2),
     });
     let vc = c::get(&s.conditions, c::VERSION_CURRENT).unwrap();

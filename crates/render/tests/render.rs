@@ -129,7 +129,7 @@ fn openstack_variables_follow_the_spec() {
 #[test]
 fn a_static_provider_renders_nothing() {
     let mut c: Cluster = serde_yaml::from_str(FULL).unwrap();
-    c.spec = Default::default();
+    c.spec = serde_yaml::from_str("import: {kubeconfigSecretRef: {name: kc}}").unwrap();
     let p: Provider = serde_yaml::from_str(
         "apiVersion: scs.community/v1alpha1\nkind: Provider\nmetadata: {name: imported}\nspec:\n  providerType: static\n  backend: {type: Static, namespace: kaas-provider-imported}\n  regions: [{name: onprem}]\n  flavors: [{name: any, cpu: 1, memory: 1Gi}]\n  kubernetesVersions: [{version: 1.35.0, classification: supported, stack: {clusterClass: none}}]\n  extensions: [{name: metrics, default: true}, {name: ingress, default: true}]\n",
     ).unwrap();

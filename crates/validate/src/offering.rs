@@ -230,7 +230,14 @@ pub fn validate(cluster: &Cluster, provider: &Provider) -> Result<Resolved, Fiel
             &mut errs,
         );
         check_zones(&cp_zones, "spec.controlPlane.zones", &mut errs);
-    } else if spec.control_plane.is_some() {
+    } else if spec.import.is_none() {
+        errs.push(FieldError::new(
+            ErrorKind::Required,
+            "spec.import.kubeconfigSecretRef",
+            format!("provider {provider_name:?} imports existing clusters: name the Secret with the cluster's kubeconfig"),
+        ));
+    }
+    if !is_capi && spec.control_plane.is_some() {
         warnings.push("spec.controlPlane is ignored: a static provider provisions nothing".into());
     }
 

@@ -343,7 +343,15 @@ fn a_static_provider_checks_no_machines() {
     let p = provider(
         "apiVersion: scs.community/v1alpha1\nkind: Provider\nmetadata: {name: imported}\nspec:\n  providerType: static\n  backend: {type: Static, namespace: kaas-provider-imported}\n  regions: [{name: onprem}]\n  flavors: [{name: any, cpu: 1, memory: 1Gi}]\n  kubernetesVersions: [{version: 1.35.0, classification: supported, stack: {clusterClass: none}}]\n  extensions: [{name: metrics, default: true}, {name: ingress, default: true}]\n",
     );
-    let r = validate(&cluster("workers: [{name: a, flavor: whatever}]"), &p).unwrap();
+    let e = validate(&cluster("{}"), &p).unwrap_err();
+    assert_eq!(e.paths(), ["spec.import.kubeconfigSecretRef"]);
+    let r = validate(
+        &cluster(
+            "import: {kubeconfigSecretRef: {name: kc}}\nworkers: [{name: a, flavor: whatever}]",
+        ),
+        &p,
+    )
+    .unwrap();
     assert!(r.version.is_none());
     assert_eq!(
         r.warnings,

@@ -242,6 +242,15 @@ impl Backend for ClusterApi {
         Ok(o)
     }
 
+    async fn workload(
+        &self,
+        ctx: &Context,
+        cluster: &Cluster,
+        resolved: &Resolved,
+    ) -> Result<Option<kube::Client>, Error> {
+        capi_workload(ctx, cluster, resolved).await
+    }
+
     async fn delete(
         &self,
         ctx: &Context,
@@ -277,6 +286,26 @@ impl Backend for ClusterApi {
         };
         Ok(Deletion::Waiting(msg))
     }
+}
+
+/// The workload cluster's client from Cluster API's kubeconfig Secret, once it exists.
+pub async fn capi_workload(
+    ctx: &Context,
+    cluster: &Cluster,
+    resolved: &Resolved,
+) -> Result<Option<kube::Client>, Error> {
+    let ns = capi_namespace(&resolved.provider, &cluster.namespace().unwrap_or_default());
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let Some(s) = secrets
+        .get_opt(&kubeconfig_secret_name(&cluster.name_any()))
+        .await?
+    else {
+        return Ok(None);
+    };
+    let Some(v) = s.data.as_ref().and_then(|d| d.get(KUBECONFIG_KEY)) else {
+        return Ok(None);
+    };
+    super::client_from_kubeconfig(&v.0).await.map(Some)
 }
 
 async fn copy_credentials(

@@ -2,6 +2,7 @@
 //! and the static (imported) backend sit behind it.
 
 pub mod capi;
+pub mod imported;
 
 use async_trait::async_trait;
 use kaas_api::Cluster;
@@ -104,4 +105,26 @@ pub trait Backend: Send + Sync {
         cluster: &Cluster,
         provider: &str,
     ) -> Result<Deletion, Error>;
+    /// A client for the workload cluster, once its API server can be reached.
+    async fn workload(
+        &self,
+        ctx: &Context,
+        cluster: &Cluster,
+        resolved: &Resolved,
+    ) -> Result<Option<kube::Client>, Error>;
+}
+
+/// A client from kubeconfig bytes (bounded connect and read timeouts).
+pub async fn client_from_kubeconfig(bytes: &[u8]) -> Result<kube::Client, Error> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| Error::Other(format!("kubeconfig is not UTF-8: {e}")))?;
+    let kc = kube::config::Kubeconfig::from_yaml(text)
+        .map_err(|e| Error::Other(format!("kubeconfig: {e}")))?;
+    let mut cfg =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .map_err(|e| Error::Other(format!("kubeconfig: {e}")))?;
+    cfg.connect_timeout = Some(std::time::Duration::from_secs(5));
+    cfg.read_timeout = Some(std::time::Duration::from_secs(15));
+    Ok(kube::Client::try_from(cfg)?)
 }

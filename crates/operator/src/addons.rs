@@ -1,0 +1,648 @@
+//! Addons and extensions in workload clusters: the provider's bundle for the running version,
+//! applied in stages (base addons, then extensions) with server-side apply and an inventory, so
+//! objects that leave the bundle or belong to a disabled extension are pruned. Every call is
+//! bounded; an addon whose manifests are broken is reported and not applied at all (its earlier
+//! objects stay), and nothing here ever blocks the cluster's other operations.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kaas_api::addons::{AddonBundle, BUNDLE_INDEX, Stage};
+use kaas_api::cluster::ExtensionStatus;
+use kaas_validate::offering::Extension;
+use kube::api::{DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::discovery::{Discovery, Scope};
+use kube::{Api, Client};
+use serde::{Deserialize, Serialize};
+
+/// Field manager of addon objects in workload clusters.
+pub const MANAGER: &str = "kaas-addons";
+/// Label on every addon object: the addon's name.
+pub const LABEL_ADDON: &str = "scs.community/addon";
+/// Bound of every call to a workload cluster.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// One addon to install, its manifests parsed.
+#[derive(Clone, Debug)]
+pub struct Planned {
+    /// Name.
+    pub name: String,
+    /// Stage.
+    pub stage: Stage,
+    /// Version.
+    pub version: String,
+    /// Objects, or why the manifests cannot be used.
+    pub objects: Result<Vec<DynamicObject>, String>,
+}
+
+/// A reference to an applied object (inventory entry).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ObjectRef {
+    /// Addon it belongs to.
+    pub addon: String,
+    /// apiVersion.
+    pub api_version: String,
+    /// kind.
+    pub kind: String,
+    /// Namespace, if namespaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+}
+
+/// What kaas has applied to one workload cluster.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inventory {
+    /// Bundle last applied.
+    #[serde(default)]
+    pub bundle: String,
+    /// Objects.
+    pub objects: BTreeSet<ObjectRef>,
+}
+
+fn object_ref(addon: &str, o: &DynamicObject) -> ObjectRef {
+    let types = o.types.clone().unwrap_or_default();
+    ObjectRef {
+        addon: addon.into(),
+        api_version: types.api_version,
+        kind: types.kind,
+        namespace: o.metadata.namespace.clone(),
+        name: o.metadata.name.clone().unwrap_or_default(),
+    }
+}
+
+/// Parses a manifest stream into objects labelled with their addon (pure).
+pub fn parse(addon: &str, texts: &[String]) -> Result<Vec<DynamicObject>, String> {
+    let mut out = Vec::new();
+    for (t, text) in texts.iter().enumerate() {
+        for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
+            let doc = serde_json::Value::deserialize(de)
+                .map_err(|e| format!("manifest {t}, document {i}: not YAML: {e}"))?;
+            if doc.is_null() {
+                continue;
+            }
+            let mut o: DynamicObject = serde_json::from_value(doc)
+                .map_err(|e| format!("manifest {t}, document {i}: {e}"))?;
+            let ok = o
+                .types
+                .as_ref()
+                .is_some_and(|t| !t.api_version.is_empty() && !t.kind.is_empty());
+            if !ok || o.metadata.name.as_deref().unwrap_or("").is_empty() {
+                return Err(format!(
+                    "manifest {t}, document {i}: apiVersion, kind and metadata.name are required"
+                ));
+            }
+            o.metadata
+                .labels
+                .get_or_insert_with(Default::default)
+                .insert(LABEL_ADDON.into(), addon.into());
+            out.push(o);
+        }
+    }
+    // CRDs first, then Namespaces, then the rest (stable otherwise).
+    out.sort_by_key(|o| match o.types.as_ref().map(|t| t.kind.as_str()) {
+        Some("CustomResourceDefinition") => 0,
+        Some("Namespace") => 1,
+        _ => 2,
+    });
+    Ok(out)
+}
+
+/// The addons to install (pure): every base addon, and the extensions that are enabled (with a
+/// matching implementation, where the bundle names one). `manifests` maps manifest references
+/// (`key` or `configMap/key`) to their text; a missing reference makes that addon fail.
+pub fn plan(
+    bundle: &AddonBundle,
+    manifests: &BTreeMap<String, String>,
+    enabled: &BTreeMap<String, Extension>,
+) -> Vec<Planned> {
+    let mut out: Vec<Planned> = bundle
+        .addons
+        .iter()
+        .filter(|a| match a.stage {
+            Stage::Base => true,
+            Stage::Extension => enabled.get(&a.name).is_some_and(|e| {
+                a.implementation.is_none()
+                    || e.implementation.is_none()
+                    || a.implementation == e.implementation
+            }),
+        })
+        .map(|a| {
+            let texts: Result<Vec<String>, String> = a
+                .manifests
+                .iter()
+                .map(|m| {
+                    manifests.get(m).cloned().ok_or_else(|| {
+                        format!("manifest {m:?} is missing from bundle {:?}", bundle.name)
+                    })
+                })
+                .collect();
+            Planned {
+                name: a.name.clone(),
+                stage: a.stage,
+                version: a.version.clone(),
+                objects: texts.and_then(|t| parse(&a.name, &t)),
+            }
+        })
+        .collect();
+    out.sort_by_key(|p| p.stage);
+    out
+}
+
+/// Reads a bundle and its manifests from the provider namespace.
+pub async fn load_bundle(
+    mgmt: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<(AddonBundle, BTreeMap<String, String>), String> {
+    let cms: Api<ConfigMap> = Api::namespaced(mgmt.clone(), namespace);
+    let index = cms
+        .get_opt(name)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("addon bundle ConfigMap {namespace}/{name} not found"))?;
+    let data = index.data.clone().unwrap_or_default();
+    let bundle: AddonBundle = serde_yaml::from_str(
+        data.get(BUNDLE_INDEX)
+            .ok_or_else(|| format!("{namespace}/{name} has no key {BUNDLE_INDEX}"))?,
+    )
+    .map_err(|e| format!("{namespace}/{name}: {BUNDLE_INDEX}: {e}"))?;
+    let mut manifests = BTreeMap::new();
+    for r in bundle.addons.iter().flat_map(|a| a.manifests.iter()) {
+        let text = match r.split_once('/') {
+            None => data.get(r).cloned(),
+            Some((cm, key)) => cms
+                .get_opt(cm)
+                .await
+                .map_err(|e| e.to_string())?
+                .and_then(|c| c.data)
+                .and_then(|d| d.get(key).cloned()),
+        };
+        if let Some(t) = text {
+            manifests.insert(r.clone(), t);
+        }
+    }
+    Ok((bundle, manifests))
+}
+
+async fn bounded<T>(
+    what: &str,
+    f: impl std::future::Future<Output = Result<T, kube::Error>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(CALL_TIMEOUT, f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(format!("{what}: {e}")),
+        Err(_) => Err(format!(
+            "{what}: no answer within {} s",
+            CALL_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+fn api_for(
+    client: &Client,
+    discovery: &Discovery,
+    api_version: &str,
+    kind: &str,
+    ns: Option<&str>,
+) -> Result<Api<DynamicObject>, String> {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let gvk = GroupVersionKind::gvk(group, version, kind);
+    let (ar, caps) = discovery
+        .resolve_gvk(&gvk)
+        .ok_or_else(|| format!("the cluster does not serve {api_version} {kind}"))?;
+    Ok(match (caps.scope, ns) {
+        (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &ar),
+        (Scope::Namespaced, None) => Api::default_namespaced_with(client.clone(), &ar),
+        (Scope::Cluster, _) => Api::all_with(client.clone(), &ar),
+    })
+}
+
+async fn discover(client: &Client) -> Result<Discovery, String> {
+    bounded("discovery", Discovery::new(client.clone()).run()).await
+}
+
+/// Applies `planned` to the workload cluster and prunes what the inventory has and the plan no
+/// longer wants. Returns the status per addon and the new inventory.
+pub async fn apply(
+    workload: &Client,
+    bundle: &str,
+    planned: &[Planned],
+    old: &Inventory,
+) -> (Vec<ExtensionStatus>, Inventory) {
+    let mut statuses = Vec::new();
+    let mut inventory = Inventory {
+        bundle: bundle.into(),
+        objects: BTreeSet::new(),
+    };
+    let mut discovery = discover(workload).await;
+    let pp = PatchParams::apply(MANAGER).force();
+    for p in planned {
+        let mut st = ExtensionStatus {
+            name: p.name.clone(),
+            stage: match p.stage {
+                Stage::Base => "base".into(),
+                Stage::Extension => "extension".into(),
+            },
+            version: Some(p.version.clone()),
+            ..Default::default()
+        };
+        let objects = match (&p.objects, &discovery) {
+            (Err(e), _) => {
+                // Broken manifests: apply nothing of this addon, keep what it had.
+                st.message = Some(format!("not applied: {e}"));
+                inventory
+                    .objects
+                    .extend(old.objects.iter().filter(|r| r.addon == p.name).cloned());
+                statuses.push(st);
+                continue;
+            }
+            (_, Err(e)) => {
+                st.message = Some(format!("workload cluster unreachable: {e}"));
+                inventory
+                    .objects
+                    .extend(old.objects.iter().filter(|r| r.addon == p.name).cloned());
+                statuses.push(st);
+                continue;
+            }
+            (Ok(o), Ok(_)) => o,
+        };
+        st.objects = objects.len() as i32;
+        let mut applied = 0;
+        let mut error = None;
+        let mut crds_applied = false;
+        for o in objects {
+            let r = object_ref(&p.name, o);
+            let is_crd = r.kind == "CustomResourceDefinition";
+            if !is_crd && crds_applied {
+                // New kinds become resolvable once their CRDs are served.
+                crds_applied = false;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                discovery = discover(workload).await;
+            }
+            let result = match &discovery {
+                Ok(d) => {
+                    match api_for(workload, d, &r.api_version, &r.kind, r.namespace.as_deref()) {
+                        Ok(api) => upsert(&api, &r, o, &pp).await,
+                        Err(e) => Err(e),
+                    }
+                }
+                Err(e) => Err(e.clone()),
+            };
+            match result {
+                Ok(()) => {
+                    applied += 1;
+                    crds_applied |= is_crd;
+                    inventory.objects.insert(r);
+                }
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = error {
+            // Partially applied: keep every object it may own in the inventory, say so, retry later.
+            inventory
+                .objects
+                .extend(old.objects.iter().filter(|r| r.addon == p.name).cloned());
+            st.message = Some(format!(
+                "{applied} of {} objects applied; retrying: {e}",
+                objects.len()
+            ));
+        } else {
+            st.applied = true;
+            st.workloads_available = workloads_available(workload, objects).await;
+            if st.workloads_available == Some(false) {
+                st.message = Some("applied; workloads not available yet".into());
+            }
+        }
+        statuses.push(st);
+    }
+    // Prune: what the old inventory has and the new one does not (never objects of addons whose
+    // manifests were broken or whose apply failed — those entries were carried over above).
+    if let Ok(d) = &discovery {
+        let mut gone: Vec<ObjectRef> = old
+            .objects
+            .difference(&inventory.objects)
+            .cloned()
+            .collect();
+        gone.sort_by_key(|r| match r.kind.as_str() {
+            "CustomResourceDefinition" => 2,
+            "Namespace" => 1,
+            _ => 0,
+        });
+        for r in &gone {
+            let deleted =
+                match api_for(workload, d, &r.api_version, &r.kind, r.namespace.as_deref()) {
+                    Ok(api) => bounded(
+                        &format!("delete {} {}", r.kind, r.name),
+                        api.delete(&r.name, &DeleteParams::background()),
+                    )
+                    .await
+                    .map(|_| ())
+                    .or_else(|e| {
+                        if e.contains("NotFound") || e.contains("not found") {
+                            Ok(())
+                        } else {
+                            Err(e)
+                        }
+                    }),
+                    // The kind is no longer served (e.g. its CRD went first): nothing left to delete.
+                    Err(_) => Ok(()),
+                };
+            if let Err(e) = deleted {
+                inventory.objects.insert(r.clone());
+                if let Some(s) = statuses.iter_mut().find(|s| s.name == r.addon) {
+                    s.message = Some(format!("pruning {} {}: {e}", r.kind, r.name));
+                }
+            }
+        }
+    }
+    (statuses, inventory)
+}
+
+/// Server-side apply; where the server has no server-side apply (HTTP 415, e.g. Cluster API's
+/// in-memory fake workload API server), create or replace instead.
+async fn upsert(
+    api: &Api<DynamicObject>,
+    r: &ObjectRef,
+    o: &DynamicObject,
+    pp: &PatchParams,
+) -> Result<(), String> {
+    let what = format!("{} {}", r.kind, r.name);
+    match tokio::time::timeout(CALL_TIMEOUT, api.patch(&r.name, pp, &Patch::Apply(o))).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(kube::Error::Api(e))) if e.code == 415 => {
+            match bounded(&what, api.get_opt(&r.name)).await? {
+                None => bounded(&what, api.create(&PostParams::default(), o))
+                    .await
+                    .map(|_| ()),
+                Some(existing) => {
+                    let mut o = o.clone();
+                    o.metadata.resource_version = existing.metadata.resource_version;
+                    bounded(&what, api.replace(&r.name, &PostParams::default(), &o))
+                        .await
+                        .map(|_| ())
+                }
+            }
+        }
+        Ok(Err(e)) => Err(format!("{what}: {e}")),
+        Err(_) => Err(format!(
+            "{what}: no answer within {} s",
+            CALL_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+async fn workloads_available(workload: &Client, objects: &[DynamicObject]) -> Option<bool> {
+    let mut any = false;
+    for o in objects {
+        let kind = o
+            .types
+            .as_ref()
+            .map(|t| t.kind.as_str())
+            .unwrap_or_default();
+        let (Some(ns), Some(name)) = (o.metadata.namespace.as_deref(), o.metadata.name.as_deref())
+        else {
+            continue;
+        };
+        let ok = match kind {
+            "Deployment" => {
+                any = true;
+                let d = bounded(
+                    "deployment",
+                    Api::<Deployment>::namespaced(workload.clone(), ns).get(name),
+                )
+                .await
+                .ok()?;
+                let want = d.spec.and_then(|s| s.replicas).unwrap_or(1);
+                d.status.and_then(|s| s.available_replicas).unwrap_or(0) >= want
+            }
+            "DaemonSet" => {
+                any = true;
+                let d = bounded(
+                    "daemonset",
+                    Api::<DaemonSet>::namespaced(workload.clone(), ns).get(name),
+                )
+                .await
+                .ok()?;
+                let s = d.status.unwrap_or_default();
+                s.desired_number_scheduled > 0
+                    && s.number_available.unwrap_or(0) >= s.desired_number_scheduled
+            }
+            _ => continue,
+        };
+        if !ok {
+            return Some(false);
+        }
+    }
+    any.then_some(true)
+}
+
+/// Name of the inventory ConfigMap of a cluster (in its provider-side namespace).
+pub fn inventory_name(cluster: &str) -> String {
+    format!("{cluster}-addons")
+}
+
+/// Reads the inventory from the management cluster.
+pub async fn load_inventory(
+    mgmt: &Client,
+    namespace: &str,
+    cluster: &str,
+) -> Result<Inventory, kube::Error> {
+    let cm = Api::<ConfigMap>::namespaced(mgmt.clone(), namespace)
+        .get_opt(&inventory_name(cluster))
+        .await?;
+    Ok(cm
+        .and_then(|c| c.data)
+        .and_then(|d| {
+            d.get("inventory.json")
+                .and_then(|j| serde_json::from_str(j).ok())
+        })
+        .unwrap_or_default())
+}
+
+/// Writes the inventory to the management cluster.
+pub async fn save_inventory(
+    mgmt: &Client,
+    namespace: &str,
+    cluster: &str,
+    inv: &Inventory,
+) -> Result<(), kube::Error> {
+    let cm = ConfigMap {
+        metadata: kube::api::ObjectMeta {
+            name: Some(inventory_name(cluster)),
+            namespace: Some(namespace.into()),
+            labels: Some(BTreeMap::from([(
+                kaas_render::LABEL_CLUSTER.to_string(),
+                cluster.to_string(),
+            )])),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            "inventory.json".to_string(),
+            serde_json::to_string(inv).expect("serialises"),
+        )])),
+        ..Default::default()
+    };
+    let api: Api<ConfigMap> = Api::namespaced(mgmt.clone(), namespace);
+    api.patch(
+        &inventory_name(cluster),
+        &PatchParams::apply(crate::FIELD_MANAGER).force(),
+        &Patch::Apply(&cm),
+    )
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bundle() -> AddonBundle {
+        serde_yaml::from_str(
+            "name: b1\naddons:\n- {name: cni, stage: base, version: '1', manifests: [cni.yaml]}\n- {name: metrics, stage: extension, version: '2', manifests: [m.yaml]}\n- {name: ingress, stage: extension, version: '3', implementation: nginx, manifests: [i.yaml]}\n- {name: flux, stage: extension, version: '4', manifests: [missing.yaml]}\n",
+        )
+        .unwrap()
+    }
+
+    fn manifests() -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("cni.yaml".into(), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cni, namespace: kube-system}\n---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: x.y}\n".into()),
+            ("m.yaml".into(), "apiVersion: v1\nkind: Namespace\nmetadata: {name: metrics}\n".into()),
+            ("i.yaml".into(), "apiVersion: v1\nkind: ConfigMap\nmetadata: {namespace: x}\n".into()),
+        ])
+    }
+
+    fn ext(names: &[(&str, Option<&str>)]) -> BTreeMap<String, Extension> {
+        names
+            .iter()
+            .map(|(n, i)| {
+                (
+                    n.to_string(),
+                    Extension {
+                        version: None,
+                        implementation: i.map(String::from),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn base_addons_always_extensions_when_enabled_crds_first() {
+        let p = plan(&bundle(), &manifests(), &ext(&[("metrics", None)]));
+        assert_eq!(
+            p.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+            ["cni", "metrics"]
+        );
+        let cni = p[0].objects.as_ref().unwrap();
+        assert_eq!(
+            cni[0].types.as_ref().unwrap().kind,
+            "CustomResourceDefinition"
+        );
+        assert_eq!(cni[1].metadata.labels.as_ref().unwrap()[LABEL_ADDON], "cni");
+    }
+
+    #[test]
+    fn broken_or_missing_manifests_fail_only_their_addon() {
+        let p = plan(
+            &bundle(),
+            &manifests(),
+            &ext(&[("ingress", Some("nginx")), ("flux", None)]),
+        );
+        let by: BTreeMap<_, _> = p
+            .iter()
+            .map(|p| (p.name.as_str(), p.objects.as_ref().err().cloned()))
+            .collect();
+        assert!(by["cni"].is_none());
+        assert!(
+            by["ingress"]
+                .as_ref()
+                .unwrap()
+                .contains("metadata.name are required")
+        );
+        assert!(
+            by["flux"]
+                .as_ref()
+                .unwrap()
+                .contains("\"missing.yaml\" is missing")
+        );
+    }
+
+    #[test]
+    fn implementations_must_match() {
+        let p = plan(
+            &bundle(),
+            &manifests(),
+            &ext(&[("ingress", Some("traefik"))]),
+        );
+        assert!(!p.iter().any(|p| p.name == "ingress"));
+    }
+}
+
+/// Result of one addon reconcile, for status.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    /// Per addon.
+    pub statuses: Vec<ExtensionStatus>,
+    /// `ExtensionsReady`: true/false/unknown.
+    pub ready: Option<bool>,
+    /// Reason.
+    pub reason: String,
+    /// Message.
+    pub message: String,
+}
+
+impl Outcome {
+    /// An outcome without per-addon results.
+    pub fn waiting(ready: Option<bool>, reason: &str, message: impl Into<String>) -> Self {
+        Outcome {
+            statuses: Vec::new(),
+            ready,
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Summarises per-addon results.
+    pub fn from_statuses(bundle: &str, statuses: Vec<ExtensionStatus>) -> Self {
+        let failed: Vec<String> = statuses
+            .iter()
+            .filter(|s| !s.applied)
+            .map(|s| format!("{}: {}", s.name, s.message.clone().unwrap_or_default()))
+            .collect();
+        if failed.is_empty() {
+            let waiting = statuses
+                .iter()
+                .filter(|s| s.workloads_available == Some(false))
+                .count();
+            let msg = format!(
+                "{} addon(s) of bundle {bundle} applied{}",
+                statuses.len(),
+                if waiting > 0 {
+                    format!("; {waiting} with workloads not yet available")
+                } else {
+                    String::new()
+                }
+            );
+            Outcome {
+                statuses,
+                ready: Some(true),
+                reason: "Applied".into(),
+                message: msg,
+            }
+        } else {
+            Outcome {
+                statuses,
+                ready: Some(false),
+                reason: "ApplyFailed".into(),
+                message: failed.join("; "),
+            }
+        }
+    }
+}

@@ -1,0 +1,374 @@
+//! Extensions on an imported cluster, against two real API servers: the management plane and a
+//! second kube-apiserver as the workload cluster. Every addon object is created there, status
+//! per extension and `ExtensionsReady` are reported; objects removed from the bundle are pruned,
+//! a disabled optional extension is removed, a broken manifest is reported without touching what
+//! its addon had, and the rest of the cluster's handling goes on.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::*;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kaas_api::{Cluster, Provider};
+use kaas_harness::{Identity, Plane, PlaneOptions};
+use kube::Api;
+use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+const NS: &str = "tenant-imp";
+const PROVIDER_NS: &str = "kaas-provider-imported";
+
+fn provider() -> Provider {
+    serde_yaml::from_str(
+        "apiVersion: scs.community/v1alpha1
+kind: Provider
+metadata: {name: imported}
+spec:
+  providerType: static
+  backend: {type: Static, namespace: kaas-provider-imported}
+  regions: [{name: onprem}]
+  flavors: [{name: any, cpu: 1, memory: 1Gi}]
+  kubernetesVersions:
+  - {version: 1.36.3, classification: supported, stack: {clusterClass: none, addons: bundle-a}}
+  extensions:
+  - {name: metrics, version: '0.8', default: true}
+  - {name: ingress, version: '1.13', default: true, implementations: [nginx]}
+  - {name: certManager, version: '1.19'}
+",
+    )
+    .unwrap()
+}
+
+fn cm(name: &str, data: &[(&str, &str)]) -> ConfigMap {
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(PROVIDER_NS.into()),
+            labels: Some(BTreeMap::from([(
+                "scs.community/addon-bundle".to_string(),
+                "bundle-a".to_string(),
+            )])),
+            ..Default::default()
+        },
+        data: Some(
+            data.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ),
+        ..Default::default()
+    }
+}
+
+const INDEX: &str = "name: bundle-a
+addons:
+- {name: cni, stage: base, version: '1.0', manifests: [cni.yaml]}
+- {name: metrics, stage: extension, version: '0.8', manifests: [bundle-a-metrics/manifest.yaml]}
+- {name: ingress, stage: extension, version: '1.13', implementation: nginx, manifests: [ingress.yaml]}
+- {name: certManager, stage: extension, version: '1.19', manifests: [cm.yaml]}
+";
+const CNI: &str = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: networks.cni.example.org}
+spec:
+  group: cni.example.org
+  names: {kind: Network, plural: networks}
+  scope: Cluster
+  versions: [{name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}]
+---
+apiVersion: cni.example.org/v1
+kind: Network
+metadata: {name: default}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cni-config, namespace: kube-system}
+data: {mtu: '1450'}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cni-legacy, namespace: kube-system}
+data: {old: 'true'}
+";
+const METRICS: &str = "apiVersion: v1
+kind: Namespace
+metadata: {name: metrics}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: metrics-server, namespace: metrics}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: metrics-server, namespace: metrics}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: metrics-server}}
+  template:
+    metadata: {labels: {app: metrics-server}}
+    spec: {containers: [{name: m, image: registry.example/metrics-server:v0.8}]}
+";
+const INGRESS: &str = "apiVersion: v1
+kind: ConfigMap
+metadata: {name: ingress-nginx, namespace: kube-system}
+data: {class: nginx}
+";
+const CERT_MANAGER: &str = "apiVersion: v1
+kind: ConfigMap
+metadata: {name: cert-manager, namespace: kube-system}
+data: {enabled: 'true'}
+";
+
+async fn exists(workload: &kube::Client, ns: &str, name: &str) -> bool {
+    Api::<ConfigMap>::namespaced(workload.clone(), ns)
+        .get_opt(name)
+        .await
+        .unwrap()
+        .is_some()
+}
+
+#[tokio::test]
+async fn extensions_on_an_imported_cluster_are_applied_pruned_and_reported() {
+    let mgmt = plane(false).await;
+    let admin = mgmt.client();
+    let workload_plane = Plane::start(PlaneOptions::minimal())
+        .await
+        .expect("workload API server");
+    let workload = workload_plane.client();
+
+    kaas_operator::install::provider(&admin, &provider(), "")
+        .await
+        .unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(admin.clone(), PROVIDER_NS);
+    let pp = PatchParams::apply("test").force();
+    cms.patch(
+        "bundle-a",
+        &pp,
+        &Patch::Apply(cm(
+            "bundle-a",
+            &[
+                ("bundle.yaml", INDEX),
+                ("cni.yaml", CNI),
+                ("ingress.yaml", INGRESS),
+                ("cm.yaml", CERT_MANAGER),
+            ],
+        )),
+    )
+    .await
+    .unwrap();
+    cms.patch(
+        "bundle-a-metrics",
+        &pp,
+        &Patch::Apply(cm("bundle-a-metrics", &[("manifest.yaml", METRICS)])),
+    )
+    .await
+    .unwrap();
+
+    kaas_operator::install::namespace(&admin, NS, &[])
+        .await
+        .unwrap();
+    let kubeconfig = workload_plane.kubeconfig_yaml(Identity::Admin).unwrap();
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some("existing".into()),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            "value".to_string(),
+            ByteString(kubeconfig.into_bytes()),
+        )])),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(admin.clone(), NS)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let _op = operator(admin.clone(), &[]);
+
+    create(
+        &admin,
+        &cluster(
+            "imp",
+            NS,
+            "provider: {name: imported}\nimport: {kubeconfigSecretRef: {name: existing}}",
+        ),
+    )
+    .await;
+    let api: Api<Cluster> = Api::namespaced(admin.clone(), NS);
+    let c = until(
+        "Ready and ExtensionsReady",
+        Duration::from_secs(90),
+        || async {
+            let c = api.get("imp").await.map_err(|e| e.to_string())?;
+            let ok = |t| condition(&c, t).is_some_and(|x| x.0 == "True");
+            if ok("Ready") && ok("ExtensionsReady") {
+                Ok(c)
+            } else {
+                Err(summary(&c))
+            }
+        },
+    )
+    .await;
+    let st = c.status.unwrap();
+    assert_eq!(st.kubernetes_version.as_deref(), Some("v1.36.3"));
+    let names: Vec<&str> = st.extensions.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["cni", "metrics", "ingress"],
+        "base first; certManager is not enabled"
+    );
+    assert!(st.extensions.iter().all(|e| e.applied));
+    let metrics = st.extensions.iter().find(|e| e.name == "metrics").unwrap();
+    assert_eq!(metrics.objects, 3);
+    assert_eq!(
+        metrics.workloads_available,
+        Some(false),
+        "no kubelet in the test cluster: the Deployment cannot be available"
+    );
+    // Every addon object exists in the workload cluster, with its addon label.
+    for (ns, name) in [
+        ("kube-system", "cni-config"),
+        ("kube-system", "cni-legacy"),
+        ("kube-system", "ingress-nginx"),
+    ] {
+        assert!(exists(&workload, ns, name).await, "{ns}/{name}");
+    }
+    let dep =
+        Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(workload.clone(), "metrics")
+            .get("metrics-server")
+            .await
+            .unwrap();
+    assert_eq!(
+        dep.metadata.labels.unwrap()["scs.community/addon"],
+        "metrics"
+    );
+    let nets = Api::<kube::api::DynamicObject>::all_with(
+        workload.clone(),
+        &kube::api::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk("cni.example.org", "v1", "Network"),
+            "networks",
+        ),
+    );
+    assert!(
+        nets.get_opt("default").await.unwrap().is_some(),
+        "a custom resource right after its CRD"
+    );
+    assert!(!exists(&workload, "kube-system", "cert-manager").await);
+
+    // The bundle drops an object: it is pruned.
+    cms.patch("bundle-a", &pp, &Patch::Apply(cm("bundle-a", &[("bundle.yaml", INDEX), ("cni.yaml", &CNI.replace("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cni-legacy, namespace: kube-system}\ndata: {old: 'true'}\n", "")), ("ingress.yaml", INGRESS), ("cm.yaml", CERT_MANAGER)]))).await.unwrap();
+    until("removed object pruned", Duration::from_secs(60), || async {
+        if exists(&workload, "kube-system", "cni-legacy").await {
+            Err("still there".to_string())
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    assert!(exists(&workload, "kube-system", "cni-config").await);
+
+    // Enabling an optional extension installs it; disabling removes its objects.
+    patch_spec(
+        &admin,
+        NS,
+        "imp",
+        json!({"extensions": {"certManager": {"enabled": true}}}),
+    )
+    .await;
+    until(
+        "cert-manager installed",
+        Duration::from_secs(60),
+        || async {
+            if exists(&workload, "kube-system", "cert-manager").await {
+                Ok(())
+            } else {
+                Err("not yet".to_string())
+            }
+        },
+    )
+    .await;
+    patch_spec(
+        &admin,
+        NS,
+        "imp",
+        json!({"extensions": {"certManager": {"enabled": false}}}),
+    )
+    .await;
+    until("cert-manager removed", Duration::from_secs(60), || async {
+        if exists(&workload, "kube-system", "cert-manager").await {
+            Err("still there".to_string())
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+
+    // A broken manifest: reported, nothing of that addon changes, the rest goes on.
+    cms.patch(
+        "bundle-a",
+        &pp,
+        &Patch::Apply(cm(
+            "bundle-a",
+            &[
+                ("bundle.yaml", INDEX),
+                ("cni.yaml", CNI),
+                (
+                    "ingress.yaml",
+                    "kind: ConfigMap\nmetadata: {namespace: x}\n: broken",
+                ),
+                ("cm.yaml", CERT_MANAGER),
+            ],
+        )),
+    )
+    .await
+    .unwrap();
+    let (_, reason, message) = until(
+        "ExtensionsReady=False naming the broken addon",
+        Duration::from_secs(60),
+        || async {
+            let c = api.get("imp").await.map_err(|e| e.to_string())?;
+            match condition(&c, "ExtensionsReady") {
+                Some(x) if x.0 == "False" => Ok(x),
+                _ => Err(summary(&c)),
+            }
+        },
+    )
+    .await;
+    assert_eq!(reason, "ApplyFailed");
+    assert!(
+        message.starts_with("ingress: not applied: manifest 0"),
+        "{message}"
+    );
+    assert!(
+        exists(&workload, "kube-system", "ingress-nginx").await,
+        "the broken addon's objects stay as they were"
+    );
+    let c = api.get("imp").await.unwrap();
+    assert_eq!(
+        condition(&c, "Ready").unwrap().0,
+        "True",
+        "an addon problem does not block the cluster"
+    );
+    // The rest of the lifecycle proceeds: enabling cert-manager still works.
+    patch_spec(
+        &admin,
+        NS,
+        "imp",
+        json!({"extensions": {"certManager": {"enabled": true}}}),
+    )
+    .await;
+    until(
+        "cert-manager installed despite the broken ingress manifest",
+        Duration::from_secs(60),
+        || async {
+            if exists(&workload, "kube-system", "cert-manager").await {
+                Ok(())
+            } else {
+                Err("not yet".to_string())
+            }
+        },
+    )
+    .await;
+}
