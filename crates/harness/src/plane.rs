@@ -237,6 +237,9 @@ pub struct Plane {
     core: Mutex<Vec<Proc>>,
     capi: Mutex<Vec<Proc>>,
     capi_installed: AtomicBool,
+    /// The machine-wide claim on the in-memory backend's ports, held from the first
+    /// [`Plane::start_capi`] until the plane is dropped (the docker manager holds it too).
+    capi_lock: tokio::sync::Mutex<Option<InMemoryLock>>,
     startup: Duration,
 }
 
@@ -379,6 +382,7 @@ impl Plane {
             core: Mutex::new(Vec::new()),
             capi: Mutex::new(Vec::new()),
             capi_installed: AtomicBool::new(false),
+            capi_lock: tokio::sync::Mutex::new(None),
             startup: Duration::ZERO,
         };
         write_private(
@@ -712,7 +716,8 @@ impl Plane {
     ///
     /// The Docker provider's in-memory backend listens on the fixed ports 19000 and 20000+, so only
     /// one plane per machine can run it: this waits (up to `capi_lock_timeout`) for a machine-wide
-    /// lock that the manager process holds while it lives.
+    /// lock, which the plane then keeps until it is dropped (across [`Plane::stop_capi`]) and the
+    /// docker manager process keeps while it lives (so a detached dev plane holds it too).
     pub async fn start_capi(&self) -> Result<()> {
         if self.capi_running() {
             return Ok(());
@@ -720,7 +725,11 @@ impl Plane {
         if !self.capi_installed.load(Ordering::SeqCst) {
             self.install_capi().await?;
         }
-        let lock = InMemoryLock::acquire(self.opts.capi_lock_timeout).await?;
+        let mut lock = self.capi_lock.lock().await;
+        if lock.is_none() {
+            *lock = Some(InMemoryLock::acquire(self.opts.capi_lock_timeout).await?);
+        }
+        let lock_fd = lock.as_ref().map(InMemoryLock::raw_fd);
         let kubeconfig = self.kubeconfig_path().display().to_string();
         let cert_dir = self.dir.join("pki/webhook").display().to_string();
         {
@@ -742,12 +751,11 @@ impl Plane {
                 let mut fd = None;
                 if m.component == "docker" {
                     env.push(("POD_IP".to_string(), "127.0.0.1".to_string()));
-                    fd = Some(lock.raw_fd());
+                    fd = lock_fd;
                 }
                 capi.push(self.spawn(m.name, m.binary, args, env, fd)?);
             }
         }
-        // The docker manager holds the lock now; our descriptor can go.
         drop(lock);
         for m in &MANAGERS {
             let health = self.ports.manager(m.name).health;
