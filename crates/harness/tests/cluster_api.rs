@@ -129,6 +129,23 @@ async fn a_cluster_on_the_in_memory_class_becomes_available_and_deletes_cleanly(
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
 
+    // Reading it at the served, non-storage version v1beta1 goes through the core manager's
+    // conversion webhook (CRD conversion pointed at 127.0.0.1 with the plane's CA).
+    let old = dynamic_api(
+        &client,
+        "cluster.x-k8s.io",
+        "v1beta1",
+        "Cluster",
+        "clusters",
+        Some(NS),
+    );
+    let converted = old.get("proof").await.expect("v1beta1 read converts");
+    assert_eq!(
+        converted.data["spec"]["topology"]["class"], "in-memory",
+        "v1beta1 shape: {:?}",
+        converted.data["spec"]
+    );
+
     // Deleting the Cluster deletes every Machine (and the Cluster itself).
     clusters
         .delete("proof", &DeleteParams::default())
