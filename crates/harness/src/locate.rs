@@ -95,7 +95,7 @@ impl PlaneArtifacts {
         if !out.status.success() {
             bail!(
                 "the management plane is not built for the pins in plane/versions.env.\n\
-                 Build it first (cold: ~15 min on 2 cores, cached afterwards):\n    {} \n\
+                 Build it first (cold: ~9 min on 2 cores, cached afterwards):\n    {}\n\
                  or point KAAS_PLANE_DIR at a build (or set KAAS_PLANE_BUILD=1 to build on demand).",
                 script.display()
             );
