@@ -376,18 +376,27 @@ async fn upsert(
     let what = format!("{} {}", r.kind, r.name);
     match tokio::time::timeout(CALL_TIMEOUT, api.patch(&r.name, pp, &Patch::Apply(o))).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(kube::Error::Api(e))) if e.code == 415 => {
-            match bounded(&what, api.get_opt(&r.name)).await? {
-                None => bounded(&what, api.create(&PostParams::default(), o))
-                    .await
-                    .map(|_| ()),
-                Some(existing) => {
+        // 415, or an empty error body (how kube reports the fake server's plain-text 415).
+        Ok(Err(kube::Error::Api(e))) if e.code == 415 || (e.code == 0 && e.message.is_empty()) => {
+            // Create first (the fake server answers a GET of a missing object without a Status).
+            match tokio::time::timeout(CALL_TIMEOUT, api.create(&PostParams::default(), o)).await {
+                Ok(Ok(_)) => Ok(()),
+                // 409 — which the fake server sends in a body kube cannot read (code 0).
+                Ok(Err(kube::Error::Api(e)))
+                    if e.code == 409 || e.reason == "AlreadyExists" || e.code == 0 =>
+                {
+                    let existing = bounded(&what, api.get(&r.name)).await?;
                     let mut o = o.clone();
                     o.metadata.resource_version = existing.metadata.resource_version;
                     bounded(&what, api.replace(&r.name, &PostParams::default(), &o))
                         .await
                         .map(|_| ())
                 }
+                Ok(Err(e)) => Err(format!("{what}: create: {e}")),
+                Err(_) => Err(format!(
+                    "{what}: no answer within {} s",
+                    CALL_TIMEOUT.as_secs()
+                )),
             }
         }
         Ok(Err(e)) => Err(format!("{what}: {e}")),

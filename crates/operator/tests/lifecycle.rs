@@ -40,10 +40,65 @@ fn running_workers(ms: &[Machine], version: &str) -> usize {
         .count()
 }
 
+/// A bundle of kinds the in-memory backend's fake workload API server serves (it has no
+/// server-side apply: kaas falls back to create/replace there).
+fn bundle(name: &str) -> k8s_openapi::api::core::v1::ConfigMap {
+    let index = format!(
+        "name: {name}\naddons:\n- {{name: kaas-base, stage: base, version: '1', manifests: [base.yaml]}}\n- {{name: metrics, stage: extension, version: '0.8', manifests: [metrics.yaml]}}\n- {{name: ingress, stage: extension, version: '1.13', implementation: nginx, manifests: [ingress.yaml]}}\n"
+    );
+    let base = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: kaas-stack, namespace: kube-system}}\ndata: {{bundle: {name}}}\n"
+    );
+    let metrics = "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: metrics-server, namespace: kube-system}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: metrics-server, namespace: kube-system}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: metrics-server}}\n  template:\n    metadata: {labels: {app: metrics-server}}\n    spec: {containers: [{name: m, image: registry.example/metrics-server:v0.8}]}\n";
+    let ingress = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ingress-nginx, namespace: kube-system}\ndata: {class: nginx}\n";
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": "kaas-provider-dev", "labels": {"scs.community/addon-bundle": name}},
+        "data": {"bundle.yaml": index, "base.yaml": base, "metrics.yaml": metrics, "ingress.yaml": ingress},
+    }))
+    .unwrap()
+}
+
+async fn stack_bundle_in_workload(client: &kube::Client) -> Option<String> {
+    let secret = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), &capi_ns())
+        .get("life-kubeconfig")
+        .await
+        .ok()?;
+    let workload = kaas_operator::backend::client_from_kubeconfig(&secret.data?.get("value")?.0)
+        .await
+        .ok()?;
+    let cm = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(workload, "kube-system")
+        .get("kaas-stack")
+        .await
+        .ok()?;
+    cm.data?.get("bundle").cloned()
+}
+
 #[tokio::test]
 async fn create_scale_upgrade_protect_delete() {
     let plane = plane(true).await;
     let client = plane.client();
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), "kaas-provider-dev");
+    for b in ["dev-addons-1-35", "dev-addons-1-36"] {
+        cms.patch(
+            b,
+            &kube::api::PatchParams::apply("test").force(),
+            &kube::api::Patch::Apply(bundle(b)),
+        )
+        .await
+        .unwrap();
+    }
+    let mut provider: kaas_api::Provider = serde_yaml::from_str(PROVIDER).unwrap();
+    for v in &mut provider.spec.kubernetes_versions {
+        v.stack.addons = match v.version.as_str() {
+            "1.35.4" => Some("dev-addons-1-35".into()),
+            "1.36.3" => Some("dev-addons-1-36".into()),
+            _ => None,
+        };
+    }
+    kaas_operator::install::provider(&client, &provider, "")
+        .await
+        .unwrap();
     kaas_operator::install::namespace(&client, NS, &[])
         .await
         .unwrap();
@@ -62,6 +117,23 @@ async fn create_scale_upgrade_protect_delete() {
     .await;
     let st = c.status.clone().unwrap();
     assert_eq!(st.kubernetes_version.as_deref(), Some("v1.35.4"));
+    // Extensions reach the in-memory cluster's fake API server.
+    until(
+        "ExtensionsReady on the in-memory cluster",
+        Duration::from_secs(60),
+        || async {
+            let c = api.get("life").await.map_err(|e| e.to_string())?;
+            let ready = condition(&c, "ExtensionsReady").is_some_and(|x| x.0 == "True");
+            if ready
+                && stack_bundle_in_workload(&client).await.as_deref() == Some("dev-addons-1-35")
+            {
+                Ok(())
+            } else {
+                Err(summary(&c))
+            }
+        },
+    )
+    .await;
     assert_eq!(st.observed_generation, c.metadata.generation);
     assert_eq!(
         st.kubeconfig_secret_ref.as_ref().unwrap().name,
@@ -182,6 +254,19 @@ async fn create_scale_upgrade_protect_delete() {
                         .collect::<Vec<_>>(),
                     summary(&c)
                 ))
+            }
+        },
+    )
+    .await;
+
+    // The addons follow the control plane to the new version's bundle.
+    until(
+        "bundle of 1.36 applied",
+        Duration::from_secs(60),
+        || async {
+            match stack_bundle_in_workload(&client).await.as_deref() {
+                Some("dev-addons-1-36") => Ok(()),
+                other => Err(format!("{other:?}")),
             }
         },
     )
