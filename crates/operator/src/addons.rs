@@ -213,7 +213,7 @@ fn api_for(
     let gvk = GroupVersionKind::gvk(group, version, kind);
     let (ar, caps) = discovery
         .resolve_gvk(&gvk)
-        .ok_or_else(|| format!("the cluster does not serve {api_version} {kind}"))?;
+        .ok_or_else(|| format!("{NOT_SERVED} {api_version} {kind}"))?;
     Ok(match (caps.scope, ns) {
         (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &ar),
         (Scope::Namespaced, None) => Api::default_namespaced_with(client.clone(), &ar),
@@ -225,13 +225,20 @@ async fn discover(client: &Client) -> Result<Discovery, String> {
     bounded("discovery", Discovery::new(client.clone()).run()).await
 }
 
+/// Marker of the error when the cluster does not serve a kind.
+const NOT_SERVED: &str = "the cluster does not serve";
+
 /// Applies `planned` to the workload cluster and prunes what the inventory has and the plan no
-/// longer wants. Returns the status per addon and the new inventory.
+/// longer wants. Returns the status per addon and the new inventory. With `simulated` (Cluster
+/// API's in-memory backend, whose fake API server serves only a few kinds and no server-side
+/// apply), objects of kinds it does not serve are skipped and listed in the status instead of
+/// failing the addon.
 pub async fn apply(
     workload: &Client,
     bundle: &str,
     planned: &[Planned],
     old: &Inventory,
+    simulated: bool,
 ) -> (Vec<ExtensionStatus>, Inventory) {
     let mut statuses = Vec::new();
     let mut inventory = Inventory {
@@ -274,6 +281,7 @@ pub async fn apply(
         let mut applied = 0;
         let mut error = None;
         let mut crds_applied = false;
+        let mut skipped: Vec<String> = Vec::new();
         for o in objects {
             let r = object_ref(&p.name, o);
             let is_crd = r.kind == "CustomResourceDefinition";
@@ -298,6 +306,9 @@ pub async fn apply(
                     crds_applied |= is_crd;
                     inventory.objects.insert(r);
                 }
+                Err(e) if simulated && e.starts_with(NOT_SERVED) => {
+                    skipped.push(format!("{} {}", r.kind, r.name))
+                }
                 Err(e) => {
                     error = Some(e);
                     break;
@@ -316,7 +327,13 @@ pub async fn apply(
         } else {
             st.applied = true;
             st.workloads_available = workloads_available(workload, objects).await;
-            if st.workloads_available == Some(false) {
+            if !skipped.is_empty() {
+                st.message = Some(format!(
+                    "applied; {} object(s) skipped, their kinds are not served by the simulated API server of the in-memory stack: {}",
+                    skipped.len(),
+                    skipped.join(", ")
+                ));
+            } else if st.workloads_available == Some(false) {
                 st.message = Some("applied; workloads not available yet".into());
             }
         }

@@ -562,7 +562,14 @@ async fn reconcile_addons(
     let inv_ns =
         kaas_render::capi_namespace(&resolved.provider, &cluster.namespace().unwrap_or_default());
     let old = addons::load_inventory(&ctx.client, &inv_ns, &cluster.name_any()).await?;
-    let (statuses, inventory) = addons::apply(&workload, &bundle, &planned, &old).await;
+    let (statuses, inventory) = addons::apply(
+        &workload,
+        &bundle,
+        &planned,
+        &old,
+        resolved.stack == Some(kaas_api::provider::StackKind::InMemory),
+    )
+    .await;
     if inventory != old {
         addons::save_inventory(&ctx.client, &inv_ns, &cluster.name_any(), &inventory).await?;
     }

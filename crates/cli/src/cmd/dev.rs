@@ -145,6 +145,25 @@ async fn up(dir: PathBuf, demo: bool, timeout: Duration) -> Result<()> {
         &kaas_harness::in_memory_cluster_class(&artifacts)?,
     )
     .await?;
+    step(
+        "addon bundles of the `dev` provider (addons/build.sh: metrics-server, ingress-nginx, Gateway API, cert-manager)",
+    );
+    match addon_bundles() {
+        Ok(files) => {
+            for f in &files {
+                install::apply_manifests(
+                    &admin,
+                    &provider.spec.backend.namespace,
+                    &std::fs::read_to_string(f)?,
+                )
+                .await?;
+            }
+            eprintln!("    {} ConfigMap(s) published", files.len());
+        }
+        Err(e) => {
+            eprintln!("    skipped: {e:#} (clusters get no extensions; ExtensionsReady says so)")
+        }
+    }
     step("tenant `tenant-demo` with ServiceAccount `demo`");
     let token = install::tenant_service_account(&admin, DEMO_TENANT, DEMO_USER).await?;
     let tenant_kubeconfig = dir.join("tenant-demo.kubeconfig");
@@ -176,6 +195,33 @@ async fn up(dir: PathBuf, demo: bool, timeout: Duration) -> Result<()> {
     );
     println!("# stop: kaas dev down");
     Ok(())
+}
+
+/// The bundle ConfigMap files built by `addons/build.sh` (built first if missing).
+fn addon_bundles() -> Result<Vec<PathBuf>> {
+    let root = kaas_harness::repo_root()
+        .context("the kaas repository (for addons/build.sh) is not found")?;
+    let out = std::process::Command::new("bash")
+        .arg(root.join("addons/build.sh"))
+        .arg("--print-dir")
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("running addons/build.sh")?;
+    if !out.status.success() {
+        bail!("addons/build.sh failed ({})", out.status);
+    }
+    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("bundles");
+    let mut files = Vec::new();
+    for bundle in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        for f in std::fs::read_dir(bundle?.path())? {
+            let f = f?.path();
+            if f.extension().is_some_and(|e| e == "yaml") {
+                files.push(f);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 fn write_token_kubeconfig(admin: &Path, out: &Path, token: &str) -> Result<()> {

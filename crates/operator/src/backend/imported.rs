@@ -152,7 +152,7 @@ impl Backend for Imported {
         let ns = capi_namespace(provider, &cluster.namespace().unwrap_or_default());
         if let Ok(Ok(workload)) = client(ctx, cluster).await {
             let old = crate::addons::load_inventory(&ctx.client, &ns, &cluster.name_any()).await?;
-            let (_, left) = crate::addons::apply(&workload, &old.bundle, &[], &old).await;
+            let (_, left) = crate::addons::apply(&workload, &old.bundle, &[], &old, false).await;
             crate::addons::save_inventory(&ctx.client, &ns, &cluster.name_any(), &left).await?;
         }
         Ok(Deletion::Done)
