@@ -1,0 +1,301 @@
+#!/usr/bin/env bash
+# Builds the addon bundles of the development provider (examples/provider-inmemory.yaml) from the
+# Go modules pinned in addons/versions.env: renders each addon's manifests from its module's files
+# and packs them, per bundle, into ready-to-apply ConfigMaps (format: docs/addons.md).
+#
+# Output goes to a cache directory keyed by the pins, this script, the bundle tool and kubectl's
+# kustomize version; nothing is rebuilt while the key is unchanged. Nothing is written into the
+# repository.
+#
+#   addons/build.sh              build what is missing, print progress on stderr
+#   addons/build.sh --print-dir  the same, then print the cache directory on stdout
+#   addons/build.sh --print-dir --no-build
+#                                only print it if the build is complete, else fail (exit 3)
+#
+# Publish a bundle (server-side apply: the manifests are larger than the 256 KiB a client-side
+# apply's last-applied annotation may hold):
+#   kubectl apply --server-side -f "$(addons/build.sh --print-dir)/bundles/dev-addons-1-35/"
+#
+# Environment: KAAS_CACHE (cache root, default ~/.cache/kaas), the usual Go variables (GOCACHE,
+# GOMODCACHE, GOPROXY, GOTOOLCHAIN). Needs: go, kubectl (for kustomize), sha256sum, flock
+# (optional).
+#
+# Layout of the cache directory:
+#   bundles/<bundle>/NN-<configMap>.yaml   the bundle's ConfigMaps; 99-<bundle>.yaml is the index
+#   manifests/<addon>-<version>.yaml       rendered manifests, as packed into the bundles
+#   sources                                 module@version and path of every rendered manifest
+#   sizes                                   bundle, ConfigMap, size, file bytes, documents
+#   bin/{bundle,helm}, src/, versions.env, timings, .complete
+set -euo pipefail
+shopt -s inherit_errexit # also inside $(...): the renderers run there
+
+here=$(cd "$(dirname "$0")" && pwd)
+print_dir=false
+no_build=false
+for arg in "$@"; do
+  case "$arg" in
+    --print-dir) print_dir=true ;;
+    --no-build) no_build=true ;;
+    *) echo "usage: $0 [--print-dir] [--no-build]" >&2; exit 2 ;;
+  esac
+done
+
+# shellcheck source=versions.env
+source "$here/versions.env"
+: "${BUNDLES:?} ${BUNDLE_NAMESPACE:?} ${METRICS_SERVER_VERSION:?} ${INGRESS_NGINX_VERSION:?}"
+: "${GATEWAY_API_VERSION:?} ${YAML_VERSION:?}"
+command -v kubectl >/dev/null || { echo "addons/build: kubectl is needed (kubectl kustomize)" >&2; exit 1; }
+kustomize_version=$(kubectl version --client 2>/dev/null | grep -i kustomize || true)
+key=$( (cat "$here/versions.env" "$here/build.sh" "$here/bundle/main.go"; echo "$kustomize_version") |
+  sha256sum | cut -c1-12)
+root=${KAAS_CACHE:-$HOME/.cache/kaas}/addons
+out=$root/$key
+
+log() { printf '[addons/build %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+done_() {
+  $print_dir && echo "$out"
+  exit 0
+}
+
+if [ -f "$out/.complete" ]; then
+  log "up to date: $out"
+  done_
+fi
+
+if $no_build; then
+  log "not built yet: $out (run addons/build.sh)"
+  exit 3
+fi
+
+mkdir -p "$root"
+# Two callers must not build into the same directory at once.
+if command -v flock >/dev/null; then
+  exec 9>"$root/.lock-$key"
+  if ! flock -n 9; then
+    log "another build of $out is running; waiting for it"
+    flock 9
+  fi
+  if [ -f "$out/.complete" ]; then
+    log "up to date: $out"
+    done_
+  fi
+fi
+
+command -v go >/dev/null || { log "error: the go command is needed"; exit 1; }
+log "building into $out ($(go version))"
+export GOFLAGS="-mod=mod -trimpath -buildvcs=false"
+export CGO_ENABLED=0
+# Bundles and manifests are always re-rendered (cheap); the tools survive an interrupted build.
+rm -rf "$out/bundles" "$out/manifests"
+mkdir -p "$out/bin" "$out/src" "$out/bundles" "$out/manifests"
+: >"$out/timings"
+: >"$out/sources"
+t_all=$SECONDS
+
+# `go mod download -json` prints one JSON object; pick a string field without needing jq.
+field() { sed -n "s/^[[:space:]]*\"$1\": \"\(.*\)\",\{0,1\}$/\1/p"; }
+mod_field() { # mod_field MODULE@VERSION FIELD
+  local json
+  json=$(go mod download -json "$1") ||
+    { log "error: cannot download $1: $(field Error <<<"$json")"; return 1; }
+  field "$2" <<<"$json"
+}
+mod_dir() { # mod_dir MODULE@VERSION: the module's extracted (read-only) directory
+  local d
+  d=$(mod_field "$1" Dir)
+  [ -d "$d" ] || { log "error: no directory for $1"; exit 1; }
+  echo "$d"
+}
+go_directive() { awk '/^go /{print $2; exit}' "$1"; }
+pin() { # pin NAME MINOR: NAME_<major>_<minor> if set, else NAME
+  local over="${1}_${2//./_}"
+  echo "${!over:-${!1:-}}"
+}
+source_line() { # source_line MANIFEST MODULE@VERSION PATH
+  echo "$(basename "$1") $2 $3 sha256:$(sha256sum "$1" | cut -c1-16)" >>"$out/sources"
+}
+
+# --- tools ---
+go_tool() { # go_tool NAME MODULE VERSION PACKAGE [SOURCE_DIR]
+  local name=$1 mod=$2 ver=$3 pkg=$4 src=${5:-}
+  if [ -x "$out/bin/$name" ]; then
+    log "$name: already built"
+    return
+  fi
+  local t=$SECONDS dir=$out/src/$name
+  log "$name: building $pkg ($mod $ver)"
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  [ -z "$src" ] || cp "$src"/*.go "$dir/"
+  (
+    cd "$dir"
+    gomod=$(mod_field "$mod@$ver" GoMod)
+    [ -f "$gomod" ] || { log "error: cannot download $mod@$ver"; exit 1; }
+    # Our own source needs go 1.22 at least; a module's command, what the module says.
+    goversion=$(go_directive "$gomod")
+    [ -z "$src" ] || goversion=$(printf '%s\n' "$goversion" 1.22 | sort -V | tail -1)
+    printf 'module kaas.local/addons/%s\n\ngo %s\n\nrequire %s %s\n' \
+      "$name" "$goversion" "$mod" "$ver" >go.mod
+    go build -ldflags "-s -w" -o "$out/bin/$name.tmp" "$pkg"
+  )
+  mv "$out/bin/$name.tmp" "$out/bin/$name"
+  log "$name: built in $((SECONDS - t)) s"
+  echo "$name $((SECONDS - t))" >>"$out/timings"
+}
+go_tool bundle go.yaml.in/yaml/v3 "$YAML_VERSION" . "$here/bundle"
+
+# --- renderers: each writes manifests/<addon>-<version>.yaml once and prints its path ---
+render_metrics() { # render_metrics VERSION
+  local v=$1 f=$out/manifests/metrics-server-$1.yaml d
+  if [ ! -f "$f" ]; then
+    d=$(mod_dir "sigs.k8s.io/metrics-server@$v")
+    # The release overlay sets the release image; the base alone names the staging image.
+    kubectl kustomize "$d/manifests/overlays/release" >"$f.tmp" 2> >(grep -v "'commonLabels' is deprecated" >&2)
+    grep -q "image: registry.k8s.io/metrics-server/metrics-server:$v\$" "$f.tmp" ||
+      { log "error: metrics-server $v: release image not found in the rendered manifest"; exit 1; }
+    mv "$f.tmp" "$f"
+    source_line "$f" "sigs.k8s.io/metrics-server@$v" "manifests/overlays/release (kubectl kustomize)"
+  fi
+  echo "$f"
+}
+
+render_ingress_nginx() { # render_ingress_nginx VERSION
+  local v=$1 f=$out/manifests/ingress-nginx-$1.yaml d
+  if [ ! -f "$f" ]; then
+    d=$(mod_dir "k8s.io/ingress-nginx@$v")
+    [ -f "$d/deploy/static/provider/cloud/deploy.yaml" ] ||
+      { log "error: k8s.io/ingress-nginx@$v has no deploy/static/provider/cloud/deploy.yaml"; exit 1; }
+    cp "$d/deploy/static/provider/cloud/deploy.yaml" "$f"
+    chmod u+w "$f"
+    source_line "$f" "k8s.io/ingress-nginx@$v" "deploy/static/provider/cloud/deploy.yaml"
+  fi
+  echo "$f"
+}
+ingress_nginx_app_version() { # the controller version the manifest installs (without "v")
+  local app
+  app=$(awk '$1 == "app.kubernetes.io/version:" {gsub(/"/, "", $2); print $2; exit}' "$1")
+  grep -q "image: registry.k8s.io/ingress-nginx/controller:v$app@" "$1" ||
+    { log "error: $1: controller image does not match version $app"; exit 1; }
+  echo "$app"
+}
+
+render_gateway_api() { # render_gateway_api VERSION
+  local v=$1 f=$out/manifests/gateway-api-standard-$1.yaml d y
+  if [ ! -f "$f" ]; then
+    d=$(mod_dir "sigs.k8s.io/gateway-api@$v")
+    : >"$f.tmp"
+    # As upstream's standard-install.yaml: every file of the standard channel, in name order.
+    for y in "$d"/config/crd/standard/*.yaml; do
+      { echo "---"; cat "$y"; echo; } >>"$f.tmp"
+    done
+    mv "$f.tmp" "$f"
+    source_line "$f" "sigs.k8s.io/gateway-api@$v" "config/crd/standard/*.yaml"
+  fi
+  echo "$f"
+}
+
+render_cert_manager() { # render_cert_manager VERSION
+  local v=$1 f=$out/manifests/cert-manager-$1.yaml d chart
+  if [ ! -f "$f" ]; then
+    : "${HELM_VERSION:?}"
+    go_tool helm helm.sh/helm/v4 "$HELM_VERSION" helm.sh/helm/v4/cmd/helm
+    d=$(mod_dir "github.com/cert-manager/cert-manager@$v")
+    chart=$out/src/cert-manager-chart-$v
+    rm -rf "$chart"
+    cp -r "$d/deploy/charts/cert-manager" "$chart"
+    chmod -R u+w "$chart"
+    # As cert-manager's release (make/manifests.mk): the chart's version and appVersion are the
+    # release; the static manifest is the namespace and `helm template` with these flags.
+    sed -i -E "s/^version: .*/version: $v/; s/^appVersion: .*/appVersion: $v/" "$chart/Chart.yaml"
+    {
+      cat "$d/deploy/manifests/namespace.yaml"
+      "$out/bin/helm" template --kube-version=1.29.0 --api-versions="" --namespace=cert-manager \
+        --set=crds.enabled=true --set=creator=static --set=startupapicheck.enabled=false \
+        cert-manager "$chart"
+    } >"$f.tmp"
+    grep -q "image: \"quay.io/jetstack/cert-manager-controller:$v\"" "$f.tmp" ||
+      { log "error: cert-manager $v: controller image not found in the rendered manifest"; exit 1; }
+    mv "$f.tmp" "$f"
+    source_line "$f" "github.com/cert-manager/cert-manager@$v" \
+      "deploy/manifests/namespace.yaml + deploy/charts/cert-manager (helm $HELM_VERSION template)"
+  fi
+  echo "$f"
+}
+
+render_kaas_base() { # render_kaas_base BUNDLE MINOR RELEASE SUMMARY: kaas' own, not upstream
+  local f=$out/manifests/kaas-base-$1.yaml
+  cat >"$f" <<EOF
+# The stack's own base addon (written by addons/build.sh, not upstream): the kaas-system namespace
+# and a ConfigMap saying which bundle and stack release the cluster runs.
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: kaas-system
+  labels:
+    app.kubernetes.io/managed-by: kaas
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: kaas-stack
+  namespace: kaas-system
+  labels:
+    app.kubernetes.io/managed-by: kaas
+data:
+  bundle: $1
+  kubernetesMinor: "$2"
+  stackRelease: $3
+  addons: |
+$(sed 's/^/    /' <<<"$4")
+EOF
+  echo "$f"
+}
+
+# --- bundles ---
+build_bundle() { # build_bundle BUNDLE MINOR RELEASE
+  local b=$1 minor=$2 release=$3 mv gv iv cv m g i iav c summary base
+  mv=$(pin METRICS_SERVER_VERSION "$minor")
+  gv=$(pin GATEWAY_API_VERSION "$minor")
+  iv=$(pin INGRESS_NGINX_VERSION "$minor")
+  cv=$(pin CERT_MANAGER_VERSION "$minor")
+  m=$(render_metrics "$mv")
+  i=$(render_ingress_nginx "$iv")
+  iav=$(ingress_nginx_app_version "$i")
+  g=$(render_gateway_api "$gv")
+  c=
+  [ -z "$cv" ] || c=$(render_cert_manager "$cv")
+  # NAME STAGE VERSION IMPLEMENTATION FILE (see addons/bundle). gatewayAPI ships only the
+  # implementation-neutral CRDs: no implementation, so it applies whichever one a Cluster chose.
+  local ext
+  ext="metrics extension ${mv#v} - $m
+ingress extension $iav nginx $i
+gatewayAPI extension ${gv#v} - $g"
+  [ -z "$c" ] || ext="$ext
+certManager extension ${cv#v} - $c"
+  summary=$(awk '{print "- {name: " $1 ", stage: " $2 ", version: \"" $3 "\"" ($4 == "-" ? "" : ", implementation: " $4) "}"}' <<<"$ext")
+  base=$(render_kaas_base "$b" "$minor" "$release" "$summary")
+  log "$b: packing ($(wc -l <<<"$ext") extensions, 1 base addon)"
+  # kaas-base is versioned by its content.
+  printf 'kaas-base base %s - %s\n%s\n' "$(sha256sum "$base" | cut -c1-12)" "$base" "$ext" |
+    "$out/bin/bundle" -bundle "$b" -namespace "$BUNDLE_NAMESPACE" -out "$out/bundles/$b" |
+    sed "s/^/$b /" >>"$out/sizes"
+}
+
+: >"$out/sizes"
+t=$SECONDS
+for entry in $BUNDLES; do
+  IFS=: read -r b minor release <<<"$entry"
+  [ -n "$b" ] && [ -n "$minor" ] && [ -n "$release" ] ||
+    { log "error: BUNDLES entry $entry: want <bundle>:<minor>:<stack release>"; exit 1; }
+  build_bundle "$b" "$minor" "$release"
+done
+echo "bundles $((SECONDS - t))" >>"$out/timings"
+
+cp "$here/versions.env" "$out/versions.env"
+echo "total $((SECONDS - t_all))" >>"$out/timings"
+log "all built in $((SECONDS - t_all)) s: $out"
+while read -r b cm size bytes docs; do
+  log "  $b  $cm  $((size / 1024)) KiB ($((bytes / 1024)) KiB file)  $docs documents"
+done <"$out/sizes"
+touch "$out/.complete"
+done_
