@@ -63,6 +63,8 @@ enum Command {
         #[arg(short, long, value_enum, default_value_t = OutputFormat::Yaml)]
         output: OutputFormat,
     },
+    /// Black-box SCS KaaS compliance checks of any cluster (exit 0 pass, 1 fail, 2 abort/usage).
+    Check(cmd::check::Args),
     /// A local KaaS: management plane, kaas, a demo tenant and cluster.
     #[command(subcommand)]
     Dev(cmd::dev::Dev),
@@ -95,6 +97,15 @@ fn runtime() -> tokio::runtime::Runtime {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Check(args) => {
+            return match runtime().block_on(cmd::check::run(args)) {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => {
+                    eprintln!("kaas: {e:#}");
+                    ExitCode::from(2)
+                }
+            };
+        }
         Command::Dev(dev) => runtime().block_on(cmd::dev::run(dev)).map(|()| true),
         Command::Operator(args) => {
             init_tracing();

@@ -546,6 +546,14 @@ async fn reconcile_addons(
             ),
         ));
     };
+    // Base addons go on as soon as the API server answers: for Cluster API, once the control plane is available.
+    if resolved.backend == BackendType::ClusterAPI && observation.control_plane.ok != Some(true) {
+        return Ok(Outcome::waiting(
+            None,
+            "WaitingForControlPlane",
+            "addons are applied once the control plane is available",
+        ));
+    }
     let Some(workload) = backend.workload(ctx, cluster, resolved).await? else {
         return Ok(Outcome::waiting(
             None,

@@ -1,5 +1,6 @@
 //! One module per `kaas` subcommand.
 
+pub mod check;
 pub mod crds;
 pub mod dev;
 pub mod operator;
