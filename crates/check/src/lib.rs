@@ -309,6 +309,14 @@ async fn execute(
 
 #[cfg(test)]
 mod tests {
+    /// The operator spawns these futures on a multi-threaded runtime: they must be `Send`.
+    #[allow(dead_code)]
+    fn futures_are_send(client: kube::Client, opts: &super::CheckOptions) {
+        fn is_send<T: Send>(_: &T) {}
+        is_send(&super::run_static(client.clone(), opts));
+        is_send(&super::run(client, opts, &|_: &str| {}));
+    }
+
     #[test]
     fn uuids_are_v4() {
         let u = super::random_uuid();
