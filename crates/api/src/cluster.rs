@@ -534,6 +534,29 @@ pub struct ClusterStatus {
     /// Addons and extensions in the workload cluster.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extensions: Vec<ExtensionStatus>,
+
+    /// The latest continuous compliance check (static SCS checks; details in the ConfigMap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compliance: Option<ComplianceStatus>,
+}
+
+/// Summary of the latest compliance check.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComplianceStatus {
+    /// When it ran (RFC 3339).
+    pub checked_at: String,
+    /// The generation it ran for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+    /// Testcases that passed.
+    pub passed: i32,
+    /// Testcases that failed.
+    pub failed: i32,
+    /// Testcases that could not decide.
+    pub aborted: i32,
+    /// ConfigMap in this namespace with the full report (`report.txt`, `report.json`, `scs.yaml`).
+    pub report_config_map: String,
 }
 
 /// State of one addon or extension in the workload cluster.

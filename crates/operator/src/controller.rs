@@ -268,6 +268,24 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
         }
         _ => None,
     };
+    let now = Timestamp::now();
+    let compliance = match &validation {
+        Ok(resolved)
+            if observation.exists
+                && observation.control_plane.ok == Some(true)
+                && crate::compliance::due(cluster, now) =>
+        {
+            match backend.workload(ctx, cluster, resolved).await? {
+                Some(w) => Some(
+                    crate::compliance::check(ctx, cluster, w, now)
+                        .await
+                        .map_err(|e| e.to_string()),
+                ),
+                None => None,
+            }
+        }
+        _ => None,
+    };
     let new = status::derive(Inputs {
         cluster,
         validation: &validation,
@@ -275,7 +293,8 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
         target_version,
         version_note,
         extensions,
-        now: Time(Timestamp::now()),
+        compliance,
+        now: Time(now),
     });
     write_status(cluster, ctx, &api, new.clone()).await?;
     let settled = c::is_true(&new.conditions, c::READY) || validation.is_err();
@@ -474,6 +493,7 @@ async fn cleanup(
                 target_version: None,
                 version_note: None,
                 extensions: None,
+                compliance: None,
                 now: now.clone(),
             });
             new.conditions = st.conditions.clone();

@@ -33,7 +33,7 @@ fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
 }
 
 /// What a tenant may do in its own namespace: its clusters, their status, the kubeconfig
-/// Secrets kaas puts there, events. Nothing about Cluster API objects or provider credentials,
+/// Secrets and compliance reports (ConfigMaps) kaas puts there, events. Nothing about Cluster API objects or provider credentials,
 /// which live in namespaces the tenant is not bound in.
 pub fn tenant_role() -> ClusterRole {
     ClusterRole {
@@ -51,6 +51,7 @@ pub fn tenant_role() -> ClusterRole {
             ),
             rule(&["scs.community"], &["clusters/status"], &["get"]),
             rule(&[""], &["secrets"], &["get", "list", "watch"]),
+            rule(&[""], &["configmaps"], &["get", "list", "watch"]),
             rule(
                 &["", "events.k8s.io"],
                 &["events"],

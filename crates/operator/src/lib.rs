@@ -8,6 +8,7 @@
 
 pub mod addons;
 pub mod backend;
+pub mod compliance;
 pub mod controller;
 pub mod dereference;
 pub mod install;

@@ -24,6 +24,8 @@ pub struct Inputs<'a> {
     pub version_note: Option<String>,
     /// Result of the addon reconcile (`None`: not attempted).
     pub extensions: Option<crate::addons::Outcome>,
+    /// Result of a compliance check run in this reconcile (`None`: none was due).
+    pub compliance: Option<Result<crate::compliance::Checked, String>>,
     /// Now.
     pub now: Time,
 }
@@ -220,6 +222,37 @@ pub fn derive(i: Inputs<'_>) -> ClusterStatus {
             );
         }
         None => s.extensions = old.extensions.clone(),
+    }
+
+    s.compliance = old.compliance.clone();
+    match &i.compliance {
+        Some(Ok(x)) => {
+            s.compliance = Some(x.summary.clone());
+            let st = match x.compliant {
+                Some(true) => Status::True,
+                Some(false) => Status::False,
+                None => Status::Unknown,
+            };
+            set(
+                &mut s,
+                c::COMPLIANT,
+                st,
+                &x.reason,
+                x.message.clone(),
+                generation,
+                now,
+            );
+        }
+        Some(Err(e)) => set(
+            &mut s,
+            c::COMPLIANT,
+            Status::Unknown,
+            "CheckError",
+            e.clone(),
+            generation,
+            now,
+        ),
+        None => {}
     }
 
     s.api_endpoint = o

@@ -257,6 +257,34 @@ async fn extensions_on_an_imported_cluster_are_applied_pruned_and_reported() {
     );
     assert!(!exists(&workload, "kube-system", "cert-manager").await);
 
+    // Continuous compliance: the static SCS checks ran against the imported cluster. It has no
+    // default StorageClass and no nodes, so it is not compliant, and the report says why.
+    let (status, reason, message) =
+        until("Compliant condition", Duration::from_secs(60), || async {
+            let c = api.get("imp").await.map_err(|e| e.to_string())?;
+            condition(&c, "Compliant").ok_or_else(|| summary(&c))
+        })
+        .await;
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "ChecksFailed"),
+        "{message}"
+    );
+    assert!(message.contains("default-storage-class-check"), "{message}");
+    let c = api.get("imp").await.unwrap();
+    let compliance = c.status.unwrap().compliance.unwrap();
+    assert!(
+        compliance.failed >= 1 && compliance.passed >= 1,
+        "{compliance:?}"
+    );
+    let report = Api::<ConfigMap>::namespaced(admin.clone(), NS)
+        .get(&compliance.report_config_map)
+        .await
+        .unwrap();
+    let data = report.data.unwrap();
+    assert!(data["scs.yaml"].contains("1fffebe6-fd4b-44d3-a36c-fc58b4bb0180"));
+    assert!(data["report.txt"].contains("default-storage-class-check"));
+
     // The bundle drops an object: it is pruned.
     cms.patch("bundle-a", &pp, &Patch::Apply(cm("bundle-a", &[("bundle.yaml", INDEX), ("cni.yaml", &CNI.replace("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cni-legacy, namespace: kube-system}\ndata: {old: 'true'}\n", "")), ("ingress.yaml", INGRESS), ("cm.yaml", CERT_MANAGER)]))).await.unwrap();
     until("removed object pruned", Duration::from_secs(60), || async {

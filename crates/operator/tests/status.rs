@@ -54,6 +54,7 @@ fn a_running_cluster_is_ready_with_ready_first_and_observed_generation() {
         target_version: Some("v1.35.4".into()),
         version_note: None,
         extensions: None,
+        compliance: None,
         now: t(100),
     });
     assert_eq!(s.conditions[0].type_, "Ready");
@@ -81,6 +82,7 @@ fn the_same_inputs_give_the_same_status_no_churn() {
         target_version: Some("v1.35.4".into()),
         version_note: None,
         extensions: None,
+        compliance: None,
         now: t(100),
     });
     c.status = Some(first.clone());
@@ -91,6 +93,7 @@ fn the_same_inputs_give_the_same_status_no_churn() {
         target_version: Some("v1.35.4".into()),
         version_note: None,
         extensions: None,
+        compliance: None,
         now: t(999),
     });
     assert_eq!(first, second);
@@ -108,6 +111,7 @@ fn an_invalid_spec_says_why_with_field_paths_and_is_not_ready() {
         target_version: None,
         version_note: None,
         extensions: None,
+        compliance: None,
         now: t(1),
     });
     let accepted = c::get(&s.conditions, c::SPEC_ACCEPTED).unwrap();
@@ -144,6 +148,7 @@ fn a_missing_provider_is_reported() {
         target_version: None,
         version_note: None,
         extensions: None,
+        compliance: None,
         now: t(1),
     });
     let accepted = c::get(&s.conditions, c::SPEC_ACCEPTED).unwrap();
@@ -165,6 +170,7 @@ fn provisioning_then_upgrading_phases() {
         target_version: Some("v1.35.4".into()),
         version_note: None,
         extensions: None,
+        compliance: None,
         now: t(1),
     });
     assert_eq!(s.phase, Some(ClusterPhase::Provisioning));
@@ -181,6 +187,7 @@ fn provisioning_then_upgrading_phases() {
         target_version: Some("v1.35.4".into()),
         version_note: None,
         extensions: None,
+        compliance: None,
         now: t(1),
     }));
     let mut o = running();
@@ -194,6 +201,7 @@ fn provisioning_then_upgrading_phases() {
         target_version: Some("v1.36.3".into()),
         version_note: None,
         extensions: None,
+        compliance: None,
         now: t(2),
     });
     let vc = c::get(&s.conditions, c::VERSION_CURRENT).unwrap();
