@@ -121,6 +121,18 @@ metadata: {name: cert-manager, namespace: kube-system}
 data: {enabled: 'true'}
 ";
 
+/// Waits (bounded) until the ConfigMap is present or absent in the workload cluster.
+async fn until_configmap(workload: &kube::Client, ns: &str, name: &str, present: bool, what: &str) {
+    until(what, Duration::from_secs(60), || async {
+        if exists(workload, ns, name).await == present {
+            Ok(())
+        } else {
+            Err(format!("{ns}/{name} present: {}", !present))
+        }
+    })
+    .await;
+}
+
 async fn exists(workload: &kube::Client, ns: &str, name: &str) -> bool {
     Api::<ConfigMap>::namespaced(workload.clone(), ns)
         .get_opt(name)
@@ -287,13 +299,13 @@ async fn extensions_on_an_imported_cluster_are_applied_pruned_and_reported() {
 
     // The bundle drops an object: it is pruned.
     cms.patch("bundle-a", &pp, &Patch::Apply(cm("bundle-a", &[("bundle.yaml", INDEX), ("cni.yaml", &CNI.replace("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cni-legacy, namespace: kube-system}\ndata: {old: 'true'}\n", "")), ("ingress.yaml", INGRESS), ("cm.yaml", CERT_MANAGER)]))).await.unwrap();
-    until("removed object pruned", Duration::from_secs(60), || async {
-        if exists(&workload, "kube-system", "cni-legacy").await {
-            Err("still there".to_string())
-        } else {
-            Ok(())
-        }
-    })
+    until_configmap(
+        &workload,
+        "kube-system",
+        "cni-legacy",
+        false,
+        "removed object pruned",
+    )
     .await;
     assert!(exists(&workload, "kube-system", "cni-config").await);
 
@@ -305,16 +317,12 @@ async fn extensions_on_an_imported_cluster_are_applied_pruned_and_reported() {
         json!({"extensions": {"certManager": {"enabled": true}}}),
     )
     .await;
-    until(
+    until_configmap(
+        &workload,
+        "kube-system",
+        "cert-manager",
+        true,
         "cert-manager installed",
-        Duration::from_secs(60),
-        || async {
-            if exists(&workload, "kube-system", "cert-manager").await {
-                Ok(())
-            } else {
-                Err("not yet".to_string())
-            }
-        },
     )
     .await;
     patch_spec(
@@ -324,13 +332,13 @@ async fn extensions_on_an_imported_cluster_are_applied_pruned_and_reported() {
         json!({"extensions": {"certManager": {"enabled": false}}}),
     )
     .await;
-    until("cert-manager removed", Duration::from_secs(60), || async {
-        if exists(&workload, "kube-system", "cert-manager").await {
-            Err("still there".to_string())
-        } else {
-            Ok(())
-        }
-    })
+    until_configmap(
+        &workload,
+        "kube-system",
+        "cert-manager",
+        false,
+        "cert-manager removed",
+    )
     .await;
 
     // A broken manifest: reported, nothing of that addon changes, the rest goes on.
@@ -387,16 +395,12 @@ async fn extensions_on_an_imported_cluster_are_applied_pruned_and_reported() {
         json!({"extensions": {"certManager": {"enabled": true}}}),
     )
     .await;
-    until(
+    until_configmap(
+        &workload,
+        "kube-system",
+        "cert-manager",
+        true,
         "cert-manager installed despite the broken ingress manifest",
-        Duration::from_secs(60),
-        || async {
-            if exists(&workload, "kube-system", "cert-manager").await {
-                Ok(())
-            } else {
-                Err("not yet".to_string())
-            }
-        },
     )
     .await;
 }
