@@ -109,7 +109,6 @@ impl Backend for Imported {
                     format!("API server answers ({})", v.git_version),
                 );
                 o.control_plane_versions = vec![v.git_version];
-                o.endpoint = Some(client.default_namespace().to_string()).filter(|_| false);
             }
             Ok(Err(e)) => o.control_plane = Signal::new(Some(false), "Unreachable", e.to_string()),
             Err(_) => {
