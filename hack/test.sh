@@ -14,6 +14,19 @@ if [ -x plane/build.sh ]; then
   export KAAS_PLANE_DIR
 fi
 
+step "headless Chromium and chromedriver for the GUI browser test"
+if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 ||
+      { apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null; }
+  else
+    echo "install Debian's chromium and chromium-driver (the browser test needs them)" >&2
+    exit 1
+  fi
+fi
+chromium --version >&2
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -21,6 +21,10 @@ pub const EXTENSIONS_READY: &str = "ExtensionsReady";
 pub const COMPLIANT: &str = "Compliant";
 /// Deletion is in progress or refused; the message says what it waits on.
 pub const DELETING: &str = "Deleting";
+/// kstatus: kaas is working towards the spec (True until Ready, unless stalled).
+pub const RECONCILING: &str = "Reconciling";
+/// kstatus: the spec cannot be realised without a change (refused spec, failure).
+pub const STALLED: &str = "Stalled";
 
 /// Order in which conditions are listed (`Ready` first).
 pub const ORDER: &[&str] = &[
@@ -33,6 +37,8 @@ pub const ORDER: &[&str] = &[
     EXTENSIONS_READY,
     COMPLIANT,
     DELETING,
+    RECONCILING,
+    STALLED,
 ];
 
 /// Status of a condition.

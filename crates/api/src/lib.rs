@@ -5,12 +5,14 @@
 pub mod addons;
 pub mod cluster;
 pub mod conditions;
+pub mod gitsource;
 pub mod legacy;
 pub mod policy;
 pub mod provider;
 pub mod version;
 
 pub use cluster::{Cluster, ClusterSpec, ClusterStatus};
+pub use gitsource::{GitSource, GitSourceSpec, GitSourceStatus};
 pub use provider::{Provider, ProviderSpec, ProviderStatus};
 pub use version::KubeVersion;
 
@@ -22,9 +24,17 @@ pub const GROUP: &str = "scs.community";
 /// The one served version.
 pub const VERSION: &str = "v1alpha1";
 
+/// Annotation on an SCS `Cluster` (tenant side) naming the existing Cluster API Cluster it
+/// stands for, `<namespace>/<name>` (`docs/adoption.md`). Effective only together with
+/// [`ANNOTATION_ADOPTED_BY`] on that Cluster API Cluster.
+pub const ANNOTATION_ADOPT_FROM: &str = "scs.community/adopt-from";
+/// Annotation on an adopted Cluster API `Cluster` (provider side, written by `kaas adopt`):
+/// `<tenant namespace>/<SCS Cluster name>` of the one SCS Cluster allowed to manage it.
+pub const ANNOTATION_ADOPTED_BY: &str = "scs.community/adopted-by";
+
 /// Every CRD of the SCS-API, ready to apply.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![Cluster::crd(), Provider::crd()]
+    vec![Cluster::crd(), Provider::crd(), GitSource::crd()]
 }
 
 /// All CRDs as one multi-document YAML stream.

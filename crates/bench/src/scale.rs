@@ -860,6 +860,28 @@ async fn baseline(
 
 /// The Cluster API managers at the same count: the baseline's objects are deleted first, then
 /// the managers run for `--capi-secs` and their memory is sampled.
+/// Retries a request that failed on the transport (the API server under the Cluster API managers'
+/// load may drop a connection: "connection closed before message completed").
+async fn retry<T, F, Fut>(what: &str, mut f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    let mut attempt = 0;
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(kube::Error::Api(e)) => return Err(anyhow::anyhow!("{what}: {e}")),
+            Err(e) if attempt < 5 => {
+                attempt += 1;
+                eprintln!("{what}: {e}; retrying ({attempt}/5)");
+                tokio::time::sleep(Duration::from_secs(2 * attempt)).await;
+            }
+            Err(e) => return Err(anyhow::anyhow!("{what}: {e}")),
+        }
+    }
+}
+
 async fn cluster_api(
     plane: &Plane,
     client: &Client,
@@ -885,7 +907,10 @@ async fn cluster_api(
     loop {
         let mut left = 0;
         for ns in &gone {
-            if nss.get_opt(ns).await?.is_some() {
+            if retry("reading a namespace", || nss.get_opt(ns))
+                .await?
+                .is_some()
+            {
                 left += 1;
             }
         }
@@ -950,10 +975,16 @@ async fn cluster_api(
             .insert(name.clone(), (mib(v.hwm), mib(v.rss), v.cpu));
     }
     drop(samplers);
-    let clusters = Api::<CapiCluster>::all(client.clone())
-        .list(&ListParams::default().labels(LABEL_CLUSTER))
-        .await?
-        .items;
+    // Stop the managers before reading their results: under their load the API server answers a
+    // list of N Cluster API Clusters slower than its own request timeout (60 s).
+    plane.stop_capi();
+    let capi_clusters = Api::<CapiCluster>::all(client.clone());
+    let by_label = ListParams::default().labels(LABEL_CLUSTER).limit(10_000);
+    let clusters = retry("listing Cluster API Clusters", || {
+        capi_clusters.list(&by_label)
+    })
+    .await?
+    .items;
     out.clusters = clusters.len();
     let conds = |c: &CapiCluster| {
         c.status
@@ -970,12 +1001,12 @@ async fn cluster_api(
                 .any(|x| x.type_ == "TopologyReconciled" && x.status == "True")
         })
         .count();
-    out.machine_deployments = Api::<MachineDeployment>::all(client.clone())
-        .list(&ListParams::default())
+    let mds = Api::<MachineDeployment>::all(client.clone());
+    let all = ListParams::default();
+    out.machine_deployments = retry("listing MachineDeployments", || mds.list(&all))
         .await?
         .items
         .len();
-    plane.stop_capi();
     say(
         t0,
         format!(

@@ -70,6 +70,22 @@ enum Command {
     Dev(cmd::dev::Dev),
     /// Run the operator (controllers) against the management cluster of the current kubeconfig.
     Operator(cmd::operator::Args),
+    /// Show an object with everything below it: `kaas describe cluster NAME -n NS`.
+    #[command(subcommand)]
+    Describe(cmd::describe::Describe),
+    /// What an SCS Cluster waits for, what failed and what to do. Exit 0 Ready with nothing
+    /// failing, 1 otherwise, 2 on error.
+    Diagnose(cmd::describe::Target),
+    /// Serve the REST API (OpenAPI at /api/v1/openapi.json) and the web GUI (/ui) for the
+    /// provider's customers; every call acts with the caller's own token.
+    Serve(cmd::serve::Args),
+    /// An SCS Cluster from the settings of a KaaS v1 (k8s-cluster-api-provider) cluster
+    /// (clusterctl.yaml); the report says what became of every key. Exit 0, 2 on error.
+    Migrate(cmd::migrate::Args),
+    /// Adopt an existing Cluster API cluster (built on a ClusterClass) as an SCS Cluster managed
+    /// by kaas, in place: no machine is recreated or rolled. Exit 0 adopted (or adoptable with
+    /// --dry-run), 1 refused (nothing written), 2 on error.
+    Adopt(cmd::adopt::Args),
 }
 
 fn init_tracing() {
@@ -107,6 +123,14 @@ fn main() -> ExitCode {
             };
         }
         Command::Dev(dev) => runtime().block_on(cmd::dev::run(dev)).map(|()| true),
+        Command::Describe(what) => runtime()
+            .block_on(cmd::describe::describe(what))
+            .map(|()| true),
+        Command::Diagnose(target) => runtime().block_on(cmd::describe::diagnose(target)),
+        Command::Serve(args) => {
+            init_tracing();
+            runtime().block_on(cmd::serve::run(args)).map(|()| true)
+        }
         Command::Operator(args) => {
             init_tracing();
             runtime().block_on(cmd::operator::run(args)).map(|()| true)
@@ -117,6 +141,8 @@ fn main() -> ExitCode {
             providers,
             output,
         } => cmd::validate::run(&files, &providers, output),
+        Command::Migrate(args) => cmd::migrate::run(args),
+        Command::Adopt(args) => runtime().block_on(cmd::adopt::run(args)),
         Command::Render {
             files,
             providers,

@@ -217,7 +217,11 @@ fn tenant_roles_equal_the_install_module() {
         let rules = serde_json::to_value(&role["rules"]).expect("YAML to JSON");
         roles.insert(name(&role), rules);
     }
-    let code = [install::tenant_role(), install::offering_reader_role()];
+    let code = [
+        install::tenant_role(),
+        install::offering_reader_role(),
+        install::capi_viewer_role(),
+    ];
     assert_eq!(roles.len(), code.len(), "ClusterRoles in tenant-rbac.yaml");
     for role in code {
         let n = role.metadata.name.clone().expect("named");
@@ -233,6 +237,34 @@ fn tenant_roles_equal_the_install_module() {
         values["tenants"]["offeringReaderGroup"].as_str(),
         Some(install::TENANTS_GROUP)
     );
+}
+
+#[test]
+fn operator_role_can_keep_the_tenant_capi_viewer_bindings() {
+    use kaas_operator::install;
+    let path = chart().join("templates/operator-rbac.yaml");
+    let text = read(&path);
+    let chunk = text
+        .split("\n---\n")
+        .find(|c| c.lines().any(|l| l == "kind: ClusterRole"))
+        .expect("the operator's ClusterRole");
+    let plain: String = chunk
+        .lines()
+        .filter(|l| !l.contains("{{"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let role = docs(&plain, &path.display().to_string()).remove(0);
+    let rules: Vec<serde_json::Value> =
+        serde_json::from_value(serde_json::to_value(&role["rules"]).expect("YAML to JSON"))
+            .expect("a list of rules");
+    for rule in install::operator_capi_viewer_rules() {
+        let rule = serde_json::to_value(&rule).expect("serialises");
+        assert!(
+            rules.contains(&rule),
+            "{}: the operator's ClusterRole lacks {rule}",
+            path.display()
+        );
+    }
 }
 
 #[test]

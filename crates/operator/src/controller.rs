@@ -174,6 +174,12 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
         ctx.clone(),
     )
     .for_each(|_| async {});
+    // GitSources: in the instance that handles every provider, unless KAAS_GITSOURCES says otherwise.
+    let gitsources = crate::gitsource::run(
+        ctx.clone(),
+        shutdown(),
+        crate::gitsource::enabled(cfg.providers.is_empty()),
+    );
     info!(providers = ?cfg.providers, "kaas operator running");
     let clusters = controller
         .run(reconcile, error_policy, ctx)
@@ -182,7 +188,7 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
                 warn!(error = %e, "reconcile failed");
             }
         });
-    futures::join!(clusters, providers);
+    futures::join!(clusters, providers, gitsources);
     Ok(())
 }
 
@@ -246,10 +252,24 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
         .as_ref()
         .map(|p| backend_for(p.spec.backend.kind))
         .unwrap_or(&ClusterApi);
-    let validation: Result<Resolved, Problem> = match &provider {
+    let mut validation: Result<Resolved, Problem> = match &provider {
         Ok(p) => kaas_validate::validate(cluster, p).map_err(Problem::Invalid),
         Err(problem) => Err(problem.clone()),
     };
+    // Adoption (`scs.community/adopt-from`) counts only when the provider confirmed it.
+    if let Ok(resolved) = &validation
+        && let Some(problem) = crate::adopt::locate(&ctx.client, cluster, &resolved.provider)
+            .await?
+            .problem
+    {
+        let mut errs = kaas_validate::FieldErrors::default();
+        errs.push(kaas_validate::FieldError::new(
+            kaas_validate::ErrorKind::Forbidden,
+            crate::adopt::ADOPT_FROM_PATH,
+            problem,
+        ));
+        validation = Err(Problem::Invalid(errs));
+    }
 
     let mut target_version = None;
     let mut version_note = None;
@@ -298,7 +318,27 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
     });
     write_status(cluster, ctx, &api, new.clone()).await?;
     let settled = c::is_true(&new.conditions, c::READY) || validation.is_err();
-    Ok(Action::requeue(if settled { SETTLED } else { BUSY }))
+    Ok(Action::requeue(if settled {
+        SETTLED
+    } else {
+        busy_requeue(&new, now)
+    }))
+}
+
+/// Requeue of a cluster still on its way: soon while its conditions move, then backing off with
+/// the time since the last transition (a quarter of it, 10 s to 5 min). Progress of the Cluster
+/// API objects triggers a reconcile through the watches anyway; polling is the safety net, and
+/// thousands of clusters waiting on something slow must not flood the API server with it.
+fn busy_requeue(status: &kaas_api::ClusterStatus, now: Timestamp) -> Duration {
+    let last = status
+        .conditions
+        .iter()
+        .map(|c| c.last_transition_time.0)
+        .max();
+    let quiet = last
+        .and_then(|t| now.duration_since(t).try_into().ok())
+        .unwrap_or(Duration::ZERO);
+    (quiet / 4).clamp(BUSY, SETTLED)
 }
 
 /// The version to roll out now: the resolved one, or the current one while a patch move waits for
@@ -587,9 +627,10 @@ async fn reconcile_addons(
             Err(e) => return Ok(Outcome::waiting(Some(false), "BundleUnavailable", e)),
         };
     let planned = addons::plan(&index, &manifests, &resolved.extensions);
-    let inv_ns =
-        kaas_render::capi_namespace(&resolved.provider, &cluster.namespace().unwrap_or_default());
-    let old = addons::load_inventory(&ctx.client, &inv_ns, &cluster.name_any()).await?;
+    // The inventory lives next to the Cluster API Cluster (an adopted one's, by its name).
+    let loc = crate::adopt::locate(&ctx.client, cluster, &resolved.provider).await?;
+    let (inv_ns, inv_name) = (loc.namespace, loc.name);
+    let old = addons::load_inventory(&ctx.client, &inv_ns, &inv_name).await?;
     let (statuses, inventory) = addons::apply(
         &workload,
         &bundle,
@@ -599,7 +640,42 @@ async fn reconcile_addons(
     )
     .await;
     if inventory != old {
-        addons::save_inventory(&ctx.client, &inv_ns, &cluster.name_any(), &inventory).await?;
+        addons::save_inventory(&ctx.client, &inv_ns, &inv_name, &inventory).await?;
     }
     Ok(Outcome::from_statuses(&bundle, statuses))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+    fn status_changed_at(t: Timestamp) -> kaas_api::ClusterStatus {
+        kaas_api::ClusterStatus {
+            conditions: vec![Condition {
+                type_: c::READY.into(),
+                status: "False".into(),
+                reason: "WaitingForControlPlane".into(),
+                message: String::new(),
+                last_transition_time: Time(t),
+                observed_generation: Some(1),
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn unready_clusters_back_off_with_their_quiet_time() {
+        let now: Timestamp = "2026-11-28T12:00:00Z".parse().unwrap();
+        let ago = |s: i64| now - k8s_openapi::jiff::SignedDuration::from_secs(s);
+        assert_eq!(busy_requeue(&status_changed_at(ago(5)), now), BUSY);
+        assert_eq!(
+            busy_requeue(&status_changed_at(ago(120)), now),
+            Duration::from_secs(30)
+        );
+        assert_eq!(busy_requeue(&status_changed_at(ago(7200)), now), SETTLED);
+        assert_eq!(busy_requeue(&kaas_api::ClusterStatus::default(), now), BUSY);
+        // A clock skew (transition "in the future") does not stall the cluster.
+        assert_eq!(busy_requeue(&status_changed_at(ago(-60)), now), BUSY);
+    }
 }

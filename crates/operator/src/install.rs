@@ -22,6 +22,12 @@ pub const TENANT_ROLE: &str = "kaas-tenant";
 pub const OFFERING_READER_ROLE: &str = "kaas-offering-reader";
 /// Group every tenant user is in, bound to the offering reader role.
 pub const TENANTS_GROUP: &str = "kaas:tenants";
+/// ClusterRole to read Cluster API objects (never Secrets, ConfigMaps or bootstrap configs),
+/// bound per provider-side namespace to the tenant's subjects.
+pub const CAPI_VIEWER_ROLE: &str = "kaas-capi-viewer";
+/// RoleBinding of [`CAPI_VIEWER_ROLE`] the operator keeps in each provider-side namespace; its
+/// subjects are those of the tenant namespace's RoleBindings of [`TENANT_ROLE`].
+pub const CAPI_VIEWER_BINDING: &str = "kaas-tenant-capi-viewer";
 
 fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
     PolicyRule {
@@ -32,7 +38,7 @@ fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
     }
 }
 
-/// What a tenant may do in its own namespace: its clusters, their status, the kubeconfig
+/// What a tenant may do in its own namespace: its clusters and GitSources, their status, the kubeconfig
 /// Secrets and compliance reports (ConfigMaps) kaas puts there, events. Nothing about Cluster API objects or provider credentials,
 /// which live in namespaces the tenant is not bound in.
 pub fn tenant_role() -> ClusterRole {
@@ -50,6 +56,14 @@ pub fn tenant_role() -> ClusterRole {
                 ],
             ),
             rule(&["scs.community"], &["clusters/status"], &["get"]),
+            rule(
+                &["scs.community"],
+                &["gitsources"],
+                &[
+                    "get", "list", "watch", "create", "update", "patch", "delete",
+                ],
+            ),
+            rule(&["scs.community"], &["gitsources/status"], &["get"]),
             rule(&[""], &["secrets"], &["get", "list", "watch"]),
             rule(&[""], &["configmaps"], &["get", "list", "watch"]),
             rule(
@@ -60,6 +74,70 @@ pub fn tenant_role() -> ClusterRole {
         ]),
         ..Default::default()
     }
+}
+
+/// Read access to a tenant's own Cluster API objects and their events in its provider-side
+/// namespace (`kaas diagnose`, `kaas describe cluster`). An allowlist: Secrets (kubeconfigs,
+/// credentials), ConfigMaps (addon inventory) and bootstrap KubeadmConfigs (they can carry file
+/// contents) are never readable. Infrastructure kinds are those of the stacks kaas renders
+/// (`in-memory`: Dev*, `openstack-scs2`: OpenStack*).
+pub fn capi_viewer_role() -> ClusterRole {
+    let read = &["get", "list", "watch"];
+    ClusterRole {
+        metadata: ObjectMeta {
+            name: Some(CAPI_VIEWER_ROLE.into()),
+            ..Default::default()
+        },
+        rules: Some(vec![
+            rule(
+                &["cluster.x-k8s.io"],
+                &[
+                    "clusters",
+                    "machines",
+                    "machinedeployments",
+                    "machinesets",
+                    "machinehealthchecks",
+                    "machinepools",
+                ],
+                read,
+            ),
+            rule(
+                &["controlplane.cluster.x-k8s.io"],
+                &["kubeadmcontrolplanes"],
+                read,
+            ),
+            rule(
+                &["infrastructure.cluster.x-k8s.io"],
+                &[
+                    "devclusters",
+                    "devmachines",
+                    "openstackclusters",
+                    "openstackmachines",
+                ],
+                read,
+            ),
+            rule(&["", "events.k8s.io"], &["events"], read),
+        ]),
+        ..Default::default()
+    }
+}
+
+/// What the operator needs beyond its other rules to keep [`CAPI_VIEWER_BINDING`]: read the
+/// tenant namespaces' RoleBindings, write the binding, and `bind` exactly [`CAPI_VIEWER_ROLE`]
+/// (so it needs none of the role's permissions itself). The Helm chart's operator ClusterRole
+/// carries the same rules (`crates/cli/tests/chart.rs` checks it).
+pub fn operator_capi_viewer_rules() -> Vec<PolicyRule> {
+    vec![
+        rule(
+            &["rbac.authorization.k8s.io"],
+            &["rolebindings"],
+            &["get", "list", "create", "patch"],
+        ),
+        PolicyRule {
+            resource_names: Some(vec![CAPI_VIEWER_ROLE.into()]),
+            ..rule(&["rbac.authorization.k8s.io"], &["clusterroles"], &["bind"])
+        },
+    ]
 }
 
 /// Read access to the offerings, for every tenant.
@@ -139,6 +217,7 @@ pub async fn install_kaas(client: &Client) -> Result<(), kube::Error> {
     apply(client, &binding).await?;
     apply(client, &tenant_role()).await?;
     apply(client, &offering_reader_role()).await?;
+    apply(client, &capi_viewer_role()).await?;
     let binding = ClusterRoleBinding {
         metadata: ObjectMeta {
             name: Some(OFFERING_READER_ROLE.into()),

@@ -7,10 +7,12 @@
 //! 5. observe and [`status`] — derive conditions and write them only when they change.
 
 pub mod addons;
+pub mod adopt;
 pub mod backend;
 pub mod compliance;
 pub mod controller;
 pub mod dereference;
+pub mod gitsource;
 pub mod install;
 pub mod leader;
 pub mod maintenance;

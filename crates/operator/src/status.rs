@@ -311,7 +311,15 @@ pub fn derive(i: Inputs<'_>) -> ClusterStatus {
             (Status::False, reason, format!("{t}: {message}"))
         }
     };
-    set(&mut s, c::READY, ready, &reason, msg, generation, now);
+    set(
+        &mut s,
+        c::READY,
+        ready,
+        &reason,
+        msg.clone(),
+        generation,
+        now,
+    );
 
     s.phase = Some(if deleting {
         ClusterPhase::Deleting
@@ -334,5 +342,39 @@ pub fn derive(i: Inputs<'_>) -> ClusterStatus {
     } else {
         ClusterPhase::Provisioning
     });
+
+    // kstatus (Flux `wait`/health checks, cli-utils): `Reconciling` while kaas works towards the
+    // spec, `Stalled` when it cannot get there without a change. Both are always present (False
+    // when not applicable), so a steady cluster's conditions do not churn.
+    let stalled = matches!(s.phase, Some(ClusterPhase::Invalid | ClusterPhase::Failed));
+    let reconciling = !stalled && ready != Status::True;
+    let (st_reason, st_msg) = if stalled {
+        (reason.as_str(), msg.clone())
+    } else {
+        ("NotStalled", String::new())
+    };
+    set(
+        &mut s,
+        c::STALLED,
+        Status::from(stalled),
+        st_reason,
+        st_msg,
+        generation,
+        now,
+    );
+    let (rc_reason, rc_msg) = if reconciling {
+        (reason.as_str(), msg)
+    } else {
+        ("Reconciled", String::new())
+    };
+    set(
+        &mut s,
+        c::RECONCILING,
+        Status::from(reconciling),
+        rc_reason,
+        rc_msg,
+        generation,
+        now,
+    );
     s
 }

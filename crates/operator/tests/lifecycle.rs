@@ -117,6 +117,25 @@ async fn create_scale_upgrade_protect_delete() {
     .await;
     let st = c.status.clone().unwrap();
     assert_eq!(st.kubernetes_version.as_deref(), Some("v1.35.4"));
+    // The diagnosis shows every Machine, each ok.
+    let d = kaas_diagnose::diagnose(&client, NS, "life").await.unwrap();
+    let shown: std::collections::BTreeMap<&str, kaas_diagnose::NodeStatus> = d
+        .tree
+        .walk()
+        .into_iter()
+        .filter(|n| n.kind == "Machine")
+        .map(|n| (n.name.as_str(), n.status))
+        .collect();
+    let ms = machines(&client).await;
+    assert!(!ms.is_empty());
+    for m in &ms {
+        assert_eq!(
+            shown.get(m.name_any().as_str()),
+            Some(&kaas_diagnose::NodeStatus::Ok),
+            "{}",
+            d.to_text()
+        );
+    }
     // Extensions reach the in-memory cluster's fake API server.
     until(
         "ExtensionsReady on the in-memory cluster",

@@ -1,7 +1,7 @@
 //! Against the real API server (Cluster API CRDs installed, its managers not needed): invalid
-//! specs create nothing and recover when fixed; tenants reach only their own clusters and
-//! kubeconfigs, never another tenant's objects, Cluster API objects or provider credentials; an
-//! operator killed mid-creation converges without duplicates.
+//! specs create nothing and recover when fixed; tenants reach only their own clusters, kubeconfigs
+//! and (read-only) Cluster API objects, never another tenant's objects, Secrets of the provider
+//! side or provider credentials; an operator killed mid-creation converges without duplicates.
 
 mod common;
 
@@ -13,6 +13,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kaas_api::Cluster;
 use kaas_capi::cluster::Cluster as CapiCluster;
+use kaas_capi::machine::Machine;
 use kube::Api;
 use kube::api::{ListParams, ObjectMeta, PostParams};
 use serde_json::json;
@@ -194,7 +195,10 @@ async fn tenants_see_only_their_own_clusters_and_kubeconfigs() {
             .await
     ));
     assert!(forbidden(create_as(&b, "tenant-a").await));
-    // Neither tenant reaches provider credentials or the Cluster API objects.
+    // Neither tenant reaches provider credentials, Secrets of the provider side or Cluster API
+    // objects outside its own provider-side namespace.
+    let a_side = kaas_render::capi_namespace("dev", "tenant-a");
+    let b_side = kaas_render::capi_namespace("dev", "tenant-b");
     for t in [&a, &b] {
         assert!(forbidden(
             Api::<Secret>::namespaced(t.clone(), "kaas-provider-dev")
@@ -207,15 +211,12 @@ async fn tenants_see_only_their_own_clusters_and_kubeconfigs() {
                 .await
         ));
         assert!(forbidden(
-            Api::<CapiCluster>::namespaced(
-                t.clone(),
-                &kaas_render::capi_namespace("dev", "tenant-a")
-            )
-            .list(&ListParams::default())
-            .await
+            Api::<CapiCluster>::namespaced(t.clone(), "kaas-provider-dev")
+                .list(&ListParams::default())
+                .await
         ));
         assert!(forbidden(
-            Api::<Secret>::namespaced(t.clone(), &kaas_render::capi_namespace("dev", "tenant-a"))
+            Api::<Secret>::namespaced(t.clone(), &a_side)
                 .list(&ListParams::default())
                 .await
         ));
@@ -224,26 +225,236 @@ async fn tenants_see_only_their_own_clusters_and_kubeconfigs() {
                 .list(&ListParams::default())
                 .await
         ));
+        assert!(forbidden(
+            Api::<CapiCluster>::all(t.clone())
+                .list(&ListParams::default())
+                .await
+        ));
     }
-    // The operator realised A's cluster on the provider side, where A cannot look.
+    assert!(forbidden(
+        Api::<CapiCluster>::namespaced(b.clone(), &a_side)
+            .list(&ListParams::default())
+            .await
+    ));
+    assert!(forbidden(
+        Api::<Machine>::namespaced(b.clone(), &a_side)
+            .list(&ListParams::default())
+            .await
+    ));
+    // The operator realised A's cluster on the provider side.
     until(
         "Cluster API object in the provider-side namespace",
         Duration::from_secs(60),
         || async {
-            Api::<CapiCluster>::namespaced(
-                admin.clone(),
-                &kaas_render::capi_namespace("dev", "tenant-a"),
-            )
-            .get_opt("mine")
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| "not yet".to_string())
+            Api::<CapiCluster>::namespaced(admin.clone(), &a_side)
+                .get_opt("mine")
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| "not yet".to_string())
         },
     )
     .await;
+    // A reads its own Cluster API objects there (RoleBinding kaas-tenant-capi-viewer, kept by
+    // the operator from A's kaas-tenant RoleBinding) ...
+    let names = until(
+        "tenant A lists its Cluster API Clusters",
+        Duration::from_secs(60),
+        || async {
+            Api::<CapiCluster>::namespaced(a.clone(), &a_side)
+                .list(&ListParams::default())
+                .await
+                .map(|l| {
+                    l.items
+                        .iter()
+                        .map(|c| c.metadata.name.clone().unwrap_or_default())
+                        .collect::<Vec<_>>()
+                })
+                .map_err(|e| e.to_string())
+        },
+    )
+    .await;
+    assert_eq!(names, ["mine"]);
+    Api::<Machine>::namespaced(a.clone(), &a_side)
+        .list(&ListParams::default())
+        .await
+        .expect("tenant A lists its Machines");
+    Api::<k8s_openapi::api::core::v1::Event>::namespaced(a.clone(), &a_side)
+        .list(&ListParams::default())
+        .await
+        .expect("tenant A lists events of its provider-side namespace");
+    // ... but still no Secret or ConfigMap there, and nothing that can carry file contents.
+    assert!(forbidden(
+        Api::<Secret>::namespaced(a.clone(), &a_side)
+            .list(&ListParams::default())
+            .await
+    ));
+    assert!(forbidden(
+        Api::<Secret>::namespaced(a.clone(), &a_side)
+            .get("mine-kubeconfig")
+            .await
+    ));
+    assert!(forbidden(
+        Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(a.clone(), &a_side)
+            .list(&ListParams::default())
+            .await
+    ));
+    let kubeadm_configs = kube::api::ApiResource {
+        group: "bootstrap.cluster.x-k8s.io".into(),
+        version: "v1beta2".into(),
+        api_version: "bootstrap.cluster.x-k8s.io/v1beta2".into(),
+        kind: "KubeadmConfig".into(),
+        plural: "kubeadmconfigs".into(),
+    };
+    assert!(forbidden(
+        Api::<kube::api::DynamicObject>::namespaced_with(a.clone(), &a_side, &kubeadm_configs)
+            .list(&ListParams::default())
+            .await
+    ));
+    // B's cluster: B reads its provider-side namespace, A does not.
+    create(
+        &b,
+        &cluster(
+            "theirs",
+            "tenant-b",
+            "provider: {name: dev}\nworkers: [{name: w, count: 1}]",
+        ),
+    )
+    .await;
+    until(
+        "tenant B lists its Cluster API Clusters",
+        Duration::from_secs(60),
+        || async {
+            let items = Api::<CapiCluster>::namespaced(b.clone(), &b_side)
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?
+                .items;
+            if items.is_empty() {
+                Err("none yet".into())
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
+    assert!(forbidden(
+        Api::<CapiCluster>::namespaced(a.clone(), &b_side)
+            .list(&ListParams::default())
+            .await
+    ));
+    assert!(forbidden(
+        Api::<Machine>::namespaced(a.clone(), &b_side)
+            .list(&ListParams::default())
+            .await
+    ));
+    assert!(forbidden(
+        Api::<Secret>::namespaced(b.clone(), &b_side)
+            .list(&ListParams::default())
+            .await
+    ));
     // No status, event or message in the tenant's namespace carries the credentials.
     let c = a_clusters.get("mine").await.unwrap();
     assert!(!serde_json::to_string(&c).unwrap().contains("s3cret"));
+}
+
+/// The operator with exactly the Helm chart's ClusterRole (not as admin) keeps the tenant's
+/// viewer binding: `bind` on `kaas-capi-viewer` is enough, it needs none of the role's rules.
+#[tokio::test]
+async fn the_charts_operator_role_keeps_the_viewer_binding() {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleRef, Subject};
+    let plane = plane(false).await;
+    let admin = plane.client();
+    // The chart's operator ClusterRole: its rules are literal YAML, only metadata is templated.
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/helm/kaas/templates/operator-rbac.yaml"
+    ))
+    .unwrap();
+    let chunk = text
+        .split("\n---\n")
+        .find(|c| c.lines().any(|l| l == "kind: ClusterRole"))
+        .expect("the operator's ClusterRole");
+    let plain: String = chunk
+        .lines()
+        .filter(|l| !l.contains("{{"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let mut role: ClusterRole = serde_yaml::from_str(&plain).unwrap();
+    role.metadata.name = Some("kaas-operator-chart".into());
+    Api::<ClusterRole>::all(admin.clone())
+        .create(&PostParams::default(), &role)
+        .await
+        .unwrap();
+    kaas_operator::install::namespace(&admin, "kaas-system", &[])
+        .await
+        .unwrap();
+    let binding = ClusterRoleBinding {
+        metadata: ObjectMeta {
+            name: Some("kaas-operator-chart".into()),
+            ..Default::default()
+        },
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "ClusterRole".into(),
+            name: "kaas-operator-chart".into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: "kaas-operator".into(),
+            namespace: Some("kaas-system".into()),
+            ..Default::default()
+        }]),
+    };
+    Api::<ClusterRoleBinding>::all(admin.clone())
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let op_token = plane
+        .service_account_token("kaas-system", "kaas-operator")
+        .await
+        .unwrap();
+    let op = plane.client_for_token(&op_token).unwrap();
+    let token = kaas_operator::install::tenant_service_account(&admin, "tenant-c", "carol")
+        .await
+        .unwrap();
+    let carol = plane.client_for_token(&token).unwrap();
+    let _op = operator(op, &[]);
+    create(&carol, &cluster("c1", "tenant-c", "provider: {name: dev}")).await;
+    let side = kaas_render::capi_namespace("dev", "tenant-c");
+    until(
+        "carol lists her Cluster API Cluster",
+        Duration::from_secs(60),
+        || async {
+            let l = Api::<CapiCluster>::namespaced(carol.clone(), &side)
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            if l.items.is_empty() {
+                Err("none yet".into())
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
+    let rb = Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(admin.clone(), &side)
+        .get(kaas_operator::install::CAPI_VIEWER_BINDING)
+        .await
+        .unwrap();
+    let subjects: Vec<(String, String, Option<String>)> = rb
+        .subjects
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| (s.kind, s.name, s.namespace))
+        .collect();
+    assert_eq!(
+        subjects,
+        [(
+            "ServiceAccount".to_string(),
+            "carol".to_string(),
+            Some("tenant-c".to_string())
+        )]
+    );
 }
 
 async fn create_as(client: &kube::Client, ns: &str) -> Result<Cluster, kube::Error> {

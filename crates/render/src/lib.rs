@@ -52,10 +52,30 @@ pub enum RenderError {
 /// What kaas writes to the management cluster for one SCS `Cluster`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rendered {
-    /// The provider-side namespace for the Cluster API objects.
+    /// The provider-side namespace for the Cluster API objects. For an adopted cluster
+    /// ([`Target`]) only its name: the namespace is not kaas' and is never written.
     pub namespace: Namespace,
     /// The Cluster API `Cluster` with its managed topology.
     pub cluster: capi::Cluster,
+    /// Rendered for an adopted Cluster API cluster ([`render_at`] with a [`Target`]).
+    pub adopted: bool,
+}
+
+/// Where an adopted Cluster API cluster lives and what kaas keeps of it (see
+/// `docs/adoption.md`): kaas manages the Cluster API `Cluster` `namespace/name` instead of the
+/// derived [`capi_namespace`]`/<cluster name>`. Only built by the operator after the two-sided
+/// handshake (the SCS Cluster's `adopt-from` and the Cluster API Cluster's `adopted-by`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Target {
+    /// Namespace of the Cluster API `Cluster`.
+    pub namespace: String,
+    /// Name of the Cluster API `Cluster`.
+    pub name: String,
+    /// The cluster's current `topology.classRef` (name, namespace as written). While kaas renders
+    /// the same class name, it keeps this reference as it is (a cluster may use a copy of the
+    /// class in its own namespace; switching to the provider's copy would roll every machine).
+    /// A different class (an upgrade to another stack release) comes from the provider namespace.
+    pub class_ref: Option<(String, Option<String>)>,
 }
 
 impl Rendered {
@@ -65,6 +85,9 @@ impl Rendered {
         ns["apiVersion"] = "v1".into();
         ns["kind"] = "Namespace".into();
         let cl = serde_json::to_value(&self.cluster).expect("Cluster serialises");
+        if self.adopted {
+            return vec![cl];
+        }
         vec![ns, cl]
     }
 
@@ -80,6 +103,18 @@ impl Rendered {
 
 /// Renders the Cluster API objects of `cluster`, validated into `resolved`.
 pub fn render(cluster: &Cluster, resolved: &Resolved) -> Result<Rendered, RenderError> {
+    render_at(cluster, resolved, None)
+}
+
+/// [`render`], for an adopted cluster at `target` when given: the Cluster API `Cluster` gets the
+/// target's name and namespace, keeps its class reference (see [`Target::class_ref`]), and a
+/// pool with at most one zone keeps its own name as MachineDeployment topology name (adopted
+/// pools are named after the existing topologies). No Namespace object is written.
+pub fn render_at(
+    cluster: &Cluster,
+    resolved: &Resolved,
+    target: Option<&Target>,
+) -> Result<Rendered, RenderError> {
     if resolved.backend != BackendType::ClusterAPI {
         return Err(RenderError::NotClusterApi(resolved.provider.clone()));
     }
@@ -106,7 +141,14 @@ pub fn render(cluster: &Cluster, resolved: &Resolved) -> Result<Rendered, Render
         .version
         .as_ref()
         .ok_or(RenderError::Incomplete("version"))?;
-    let namespace = capi_namespace(&resolved.provider, &tenant);
+    let namespace = match target {
+        Some(t) => t.namespace.clone(),
+        None => capi_namespace(&resolved.provider, &tenant),
+    };
+    let class_namespace = match target.and_then(|t| t.class_ref.as_ref()) {
+        Some((kept, ns)) if *kept == class => ns.clone(),
+        _ => Some(provider_ns),
+    };
 
     let labels: BTreeMap<String, String> = [
         (LABEL_CLUSTER, name.as_str()),
@@ -129,7 +171,7 @@ pub fn render(cluster: &Cluster, resolved: &Resolved) -> Result<Rendered, Render
     .collect();
 
     let stack_impl = stacks::for_kind(stack);
-    let machine_deployments = machine_deployments(resolved, stack_impl.as_ref());
+    let machine_deployments = machine_deployments(resolved, stack_impl.as_ref(), target.is_some());
     let variables = stack_impl.cluster_variables(resolved);
 
     let spec = capi::ClusterSpec {
@@ -145,7 +187,7 @@ pub fn render(cluster: &Cluster, resolved: &Resolved) -> Result<Rendered, Render
         topology: Some(capi::ClusterTopology {
             class_ref: capi::ClusterTopologyClassRef {
                 name: class,
-                namespace: Some(provider_ns),
+                namespace: class_namespace,
             },
             version: version.release(),
             control_plane: Some(capi::ClusterTopologyControlPlane {
@@ -160,7 +202,8 @@ pub fn render(cluster: &Cluster, resolved: &Resolved) -> Result<Rendered, Render
         }),
         ..Default::default()
     };
-    let mut capi_cluster = capi::Cluster::new(&name, spec);
+    let capi_name = target.map_or(name.as_str(), |t| t.name.as_str());
+    let mut capi_cluster = capi::Cluster::new(capi_name, spec);
     capi_cluster.metadata.namespace = Some(namespace.clone());
     capi_cluster.metadata.labels = Some(labels);
 
@@ -168,12 +211,13 @@ pub fn render(cluster: &Cluster, resolved: &Resolved) -> Result<Rendered, Render
         namespace: Namespace {
             metadata: ObjectMeta {
                 name: Some(namespace),
-                labels: Some(ns_labels),
+                labels: target.is_none().then_some(ns_labels),
                 ..Default::default()
             },
             ..Default::default()
         },
         cluster: capi_cluster,
+        adopted: target.is_some(),
     })
 }
 
@@ -188,6 +232,7 @@ pub fn spread(n: i32, parts: usize) -> Vec<i32> {
 fn machine_deployments(
     resolved: &Resolved,
     stack: &dyn stacks::Stack,
+    adopted: bool,
 ) -> Vec<capi::ClusterTopologyWorkersMachineDeployments> {
     let mut out = Vec::new();
     for pool in &resolved.pools {
@@ -219,7 +264,11 @@ fn machine_deployments(
             let overrides = stack.pool_variables(resolved, pool);
             out.push(capi::ClusterTopologyWorkersMachineDeployments {
                 class: stack.worker_class(pool).to_string(),
-                name: names::machine_deployment(&pool.name, zone.map(|z| z.as_str())),
+                name: if adopted && zones.len() == 1 {
+                    pool.name.clone()
+                } else {
+                    names::machine_deployment(&pool.name, zone.map(|z| z.as_str()))
+                },
                 failure_domain: zone.map(|z| z.to_string()),
                 replicas: replicas[i],
                 metadata: Some(capi::ClusterTopologyWorkersMachineDeploymentsMetadata {

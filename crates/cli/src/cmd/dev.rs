@@ -19,6 +19,7 @@ const DEMO_CLUSTER: &str = include_str!("../../../../examples/cluster-demo.yaml"
 const DEMO_TENANT: &str = "tenant-demo";
 const DEMO_USER: &str = "demo";
 const OPERATOR: &str = "kaas-operator";
+const SERVE: &str = "kaas-serve";
 
 /// `kaas dev` subcommands.
 #[derive(clap::Subcommand, Debug)]
@@ -34,6 +35,9 @@ pub enum Dev {
         /// How long to wait for the demo cluster to become Ready.
         #[arg(long, default_value_t = 600)]
         timeout_seconds: u64,
+        /// Address of `kaas serve` (REST API and GUI).
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        serve_addr: std::net::SocketAddr,
     },
     /// Stop everything `kaas dev up` started (data is kept).
     Down {
@@ -63,17 +67,20 @@ pub async fn run(cmd: Dev) -> Result<()> {
             dir,
             no_demo,
             timeout_seconds,
+            serve_addr,
         } => {
             up(
                 dir.unwrap_or_else(kaas_harness::default_dev_dir),
                 !no_demo,
                 Duration::from_secs(timeout_seconds),
+                serve_addr,
             )
             .await
         }
         Dev::Down { dir } => {
             let dir = dir.unwrap_or_else(kaas_harness::default_dev_dir);
-            stop_operator(&dir);
+            stop_daemon(&dir, SERVE, "serve");
+            stop_daemon(&dir, OPERATOR, "operator");
             let stopped = kaas_harness::dev_down(&dir)?;
             eprintln!(
                 "stopped: {}",
@@ -108,7 +115,12 @@ async fn client(kubeconfig: &Path) -> Result<Client> {
     Ok(Client::try_from(cfg)?)
 }
 
-async fn up(dir: PathBuf, demo: bool, timeout: Duration) -> Result<()> {
+async fn up(
+    dir: PathBuf,
+    demo: bool,
+    timeout: Duration,
+    serve_addr: std::net::SocketAddr,
+) -> Result<()> {
     let t0 = Instant::now();
     step(
         "management plane: etcd, kube-apiserver, kube-controller-manager, Cluster API (in-memory backend)",
@@ -170,7 +182,30 @@ async fn up(dir: PathBuf, demo: bool, timeout: Duration) -> Result<()> {
     write_token_kubeconfig(&status.kubeconfig, &tenant_kubeconfig, &token)?;
 
     step("operator");
-    start_operator(&dir, &status.kubeconfig)?;
+    if let Some(pid) = start_daemon(
+        &dir,
+        OPERATOR,
+        &["operator", "--metrics-addr", "127.0.0.1:9090"],
+        &status.kubeconfig,
+    )? {
+        eprintln!("    pid {pid} (metrics on 127.0.0.1:9090)");
+    }
+    step("kaas serve: REST API and web GUI (acting with each user's own token)");
+    let serve_addr = serve_addr.to_string();
+    if let Some(pid) = start_daemon(
+        &dir,
+        SERVE,
+        &["serve", "--listen", &serve_addr],
+        &status.kubeconfig,
+    )? {
+        eprintln!("    pid {pid} on {serve_addr}");
+    }
+    let token_file = dir.join("tenant-demo.token");
+    std::fs::write(&token_file, &token)?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600))?;
+    }
 
     if demo {
         step("demo cluster tenant-demo/demo (created as the tenant)");
@@ -189,9 +224,18 @@ async fn up(dir: PathBuf, demo: bool, timeout: Duration) -> Result<()> {
     println!("#   export KUBECONFIG={}", tenant_kubeconfig.display());
     println!("#   kubectl get clusters.scs.community -n {DEMO_TENANT}");
     println!("#   kubectl get providers");
+    println!("# web GUI: http://{serve_addr}/ui/  (sign in with the demo tenant's token below)");
+    println!("# REST API: http://{serve_addr}/api/v1  (OpenAPI: /api/v1/openapi.json)");
     println!(
-        "# operator log: {}",
-        dir.join("logs/kaas-operator.log").display()
+        "#   curl -H \"Authorization: Bearer $(cat {})\" http://{serve_addr}/api/v1/namespaces/{DEMO_TENANT}/clusters",
+        token_file.display()
+    );
+    println!("# demo tenant token ({}):", token_file.display());
+    println!("#   {token}");
+    println!(
+        "# logs: {} and {}",
+        dir.join("logs/kaas-operator.log").display(),
+        dir.join("logs/kaas-serve.log").display()
     );
     println!("# stop: kaas dev down");
     Ok(())
@@ -233,8 +277,8 @@ fn write_token_kubeconfig(admin: &Path, out: &Path, token: &str) -> Result<()> {
     Ok(())
 }
 
-fn pid_file(dir: &Path) -> PathBuf {
-    dir.join("pids").join(format!("{OPERATOR}.pid"))
+fn pid_file(dir: &Path, name: &str) -> PathBuf {
+    dir.join("pids").join(format!("{name}.pid"))
 }
 
 fn alive(pid: i32) -> bool {
@@ -242,49 +286,52 @@ fn alive(pid: i32) -> bool {
     unsafe { libc::kill(pid, 0) == 0 }
 }
 
-fn running_operator(dir: &Path) -> Option<i32> {
-    let pid: i32 = std::fs::read_to_string(pid_file(dir))
+/// The pid of our daemon `name` (a `kaas <subcommand>` process), if it runs.
+fn running(dir: &Path, name: &str, subcommand: &str) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(pid_file(dir, name))
         .ok()?
         .trim()
         .parse()
         .ok()?;
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    (alive(pid) && String::from_utf8_lossy(&cmdline).contains("operator")).then_some(pid)
+    (alive(pid) && String::from_utf8_lossy(&cmdline).contains(subcommand)).then_some(pid)
 }
 
-fn start_operator(dir: &Path, kubeconfig: &Path) -> Result<()> {
-    if let Some(pid) = running_operator(dir) {
+/// Starts `kaas <args>` detached from this command, logging to `logs/<name>.log`.
+fn start_daemon(dir: &Path, name: &str, args: &[&str], kubeconfig: &Path) -> Result<Option<u32>> {
+    if let Some(pid) = running(dir, name, args[0]) {
         eprintln!("    already running (pid {pid})");
-        return Ok(());
+        return Ok(None);
     }
     std::fs::create_dir_all(dir.join("pids"))?;
     std::fs::create_dir_all(dir.join("logs"))?;
     let log = std::fs::File::options()
         .create(true)
         .append(true)
-        .open(dir.join("logs/kaas-operator.log"))?;
+        .open(dir.join(format!("logs/{name}.log")))?;
     let mut cmd = std::process::Command::new(std::env::current_exe()?);
-    cmd.args(["operator", "--metrics-addr", "127.0.0.1:9090"])
+    cmd.args(args)
         .env("KUBECONFIG", kubeconfig)
         .stdin(std::process::Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
-    // SAFETY: setsid is async-signal-safe; the operator outlives this command.
+    // SAFETY: setsid is async-signal-safe; the daemon outlives this command.
     unsafe {
         cmd.pre_exec(|| {
             libc::setsid();
             Ok(())
         });
     }
-    let child = cmd.spawn().context("starting the operator")?;
-    std::fs::write(pid_file(dir), child.id().to_string())?;
-    eprintln!("    pid {} (metrics on 127.0.0.1:9090)", child.id());
-    Ok(())
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("starting kaas {}", args[0]))?;
+    std::fs::write(pid_file(dir, name), child.id().to_string())?;
+    Ok(Some(child.id()))
 }
 
-fn stop_operator(dir: &Path) {
-    if let Some(pid) = running_operator(dir) {
-        // SAFETY: plain signal delivery to our own operator process.
+fn stop_daemon(dir: &Path, name: &str, subcommand: &str) {
+    if let Some(pid) = running(dir, name, subcommand) {
+        // SAFETY: plain signal delivery to our own daemon process.
         unsafe {
             libc::kill(pid, libc::SIGTERM);
         }
@@ -294,7 +341,7 @@ fn stop_operator(dir: &Path) {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        eprintln!("stopped: {OPERATOR}");
+        eprintln!("stopped: {name}");
     }
-    let _ = std::fs::remove_file(pid_file(dir));
+    let _ = std::fs::remove_file(pid_file(dir, name));
 }

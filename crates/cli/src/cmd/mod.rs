@@ -1,8 +1,12 @@
 //! One module per `kaas` subcommand.
 
+pub mod adopt;
 pub mod check;
 pub mod crds;
+pub mod describe;
 pub mod dev;
+pub mod migrate;
 pub mod operator;
 pub mod render;
+pub mod serve;
 pub mod validate;

@@ -7,18 +7,20 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, OwnerReference};
 use kaas_api::Cluster;
 use kaas_api::provider::StackKind;
 use kaas_capi::cluster::Cluster as CapiCluster;
 use kaas_capi::machine::Machine;
 use kaas_capi::machinedeployment::MachineDeployment;
-use kaas_render::{LABEL_CLUSTER, LABEL_POOL, capi_namespace};
+use kaas_render::{LABEL_CLUSTER, LABEL_POOL};
 use kaas_validate::Resolved;
 use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 
 use super::{Backend, Deletion, Observation, PoolObservation, Signal};
+use crate::install::{CAPI_VIEWER_BINDING, CAPI_VIEWER_ROLE, TENANT_ROLE};
 use crate::{Context, Error, FIELD_MANAGER};
 
 /// Key of the kubeconfig in Cluster API's and kaas' kubeconfig Secrets.
@@ -67,12 +69,20 @@ impl Backend for ClusterApi {
         cluster: &Cluster,
         resolved: &Resolved,
     ) -> Result<(), Error> {
-        let rendered = kaas_render::render(cluster, resolved)?;
+        // An adopted cluster is applied where it is, once both sides of the handshake agree
+        // (the controller does not apply otherwise; this re-check closes the race).
+        let loc = crate::adopt::locate(&ctx.client, cluster, &resolved.provider).await?;
+        if let Some(problem) = loc.problem {
+            return Err(Error::Other(problem));
+        }
+        let rendered = kaas_render::render_at(cluster, resolved, loc.target.as_ref())?;
         let pp = PatchParams::apply(FIELD_MANAGER).force();
         let ns_name = rendered.namespace.name_any();
-        Api::<Namespace>::all(ctx.client.clone())
-            .patch(&ns_name, &pp, &Patch::Apply(&rendered.namespace))
-            .await?;
+        if !rendered.adopted {
+            Api::<Namespace>::all(ctx.client.clone())
+                .patch(&ns_name, &pp, &Patch::Apply(&rendered.namespace))
+                .await?;
+        }
         if resolved.stack == Some(StackKind::OpenStackScs2) {
             copy_credentials(ctx, resolved, &ns_name).await?;
         }
@@ -83,6 +93,15 @@ impl Backend for ClusterApi {
             &Patch::Apply(&rendered.cluster),
         )
         .await?;
+        if rendered.adopted {
+            // The adopted cluster's namespace is the provider's; tenants get no access there.
+            return Ok(());
+        }
+        // The tenant's read access is retried with every reconcile; it never holds up the cluster.
+        let tenant = cluster.namespace().unwrap_or_default();
+        if let Err(e) = sync_capi_viewer(ctx, &tenant, &ns_name).await {
+            tracing::warn!(namespace = %ns_name, error = %e, "cannot keep the tenant's RoleBinding {CAPI_VIEWER_BINDING}");
+        }
         Ok(())
     }
 
@@ -103,9 +122,10 @@ impl Backend for ClusterApi {
                 .and_then(|p| p.name.clone())
                 .unwrap_or_default(),
         };
-        let ns = capi_namespace(&provider, &tenant);
+        let loc = crate::adopt::locate(&ctx.client, cluster, &provider).await?;
+        let (ns, capi_name) = (loc.namespace, loc.name);
         let api: Api<CapiCluster> = Api::namespaced(ctx.client.clone(), &ns);
-        let Some(capi) = api.get_opt(&name).await? else {
+        let Some(capi) = api.get_opt(&capi_name).await? else {
             return Ok(Observation::default());
         };
         let status = capi.status.clone().unwrap_or_default();
@@ -178,7 +198,10 @@ impl Backend for ClusterApi {
         // Worker pools: MachineDeployments of this cluster, grouped by the pool label.
         let mds: Api<MachineDeployment> = Api::namespaced(ctx.client.clone(), &ns);
         let list = mds
-            .list(&ListParams::default().labels(&format!("cluster.x-k8s.io/cluster-name={name}")))
+            .list(
+                &ListParams::default()
+                    .labels(&format!("cluster.x-k8s.io/cluster-name={capi_name}")),
+            )
             .await?;
         let mut pools: BTreeMap<String, PoolObservation> = BTreeMap::new();
         for md in list.items {
@@ -205,9 +228,31 @@ impl Backend for ClusterApi {
         }
         o.pools = pools.into_values().collect();
 
+        // Converged only when Cluster API has applied this very topology: its Cluster observed the
+        // latest generation and reconciled the topology for it, and every pool has exactly its
+        // desired nodes ready. (Without this, a status read right after a scale could call the
+        // new generation Ready while the old MachineDeployment replicas were still in place.)
+        let generation = capi.metadata.generation;
+        let topology_current = cond(conds, "TopologyReconciled")
+            .is_some_and(|t| t.status == "True" && t.observed_generation >= generation);
+        if status.observed_generation < generation || !topology_current {
+            o.rolling_out.get_or_insert_with(|| {
+                "Cluster API has not applied the latest topology yet".into()
+            });
+        }
+        if o.workers.ok == Some(true)
+            && let Some(p) = o.pools.iter().find(|p| p.ready != p.desired)
+        {
+            o.workers = Signal::new(
+                Some(false),
+                "Scaling",
+                format!("pool {}: {}/{} nodes ready", p.name, p.ready, p.desired),
+            );
+        }
+
         // Kubeconfig: copy Cluster API's Secret into the tenant namespace (owned by the SCS Cluster).
         let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-        if let Some(src) = secrets.get_opt(&kubeconfig_secret_name(&name)).await?
+        if let Some(src) = secrets.get_opt(&kubeconfig_secret_name(&capi_name)).await?
             && let Some(value) = src.data.as_ref().and_then(|d| d.get(KUBECONFIG_KEY))
         {
             let copy_name = kubeconfig_secret_name(&name);
@@ -257,9 +302,10 @@ impl Backend for ClusterApi {
         cluster: &Cluster,
         provider: &str,
     ) -> Result<Deletion, Error> {
-        let name = cluster.name_any();
-        let tenant = cluster.namespace().unwrap_or_default();
-        let ns = capi_namespace(provider, &tenant);
+        // A confirmed adoption deletes the adopted cluster; an unconfirmed one touches nothing
+        // but the tenant's own derived location.
+        let loc = crate::adopt::locate(&ctx.client, cluster, provider).await?;
+        let (ns, name) = (loc.namespace, loc.name);
         let api: Api<CapiCluster> = Api::namespaced(ctx.client.clone(), &ns);
         let Some(capi) = api.get_opt(&name).await? else {
             return Ok(Deletion::Done);
@@ -294,18 +340,89 @@ pub async fn capi_workload(
     cluster: &Cluster,
     resolved: &Resolved,
 ) -> Result<Option<kube::Client>, Error> {
-    let ns = capi_namespace(&resolved.provider, &cluster.namespace().unwrap_or_default());
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let Some(s) = secrets
-        .get_opt(&kubeconfig_secret_name(&cluster.name_any()))
-        .await?
-    else {
+    let loc = crate::adopt::locate(&ctx.client, cluster, &resolved.provider).await?;
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &loc.namespace);
+    let Some(s) = secrets.get_opt(&kubeconfig_secret_name(&loc.name)).await? else {
         return Ok(None);
     };
     let Some(v) = s.data.as_ref().and_then(|d| d.get(KUBECONFIG_KEY)) else {
         return Ok(None);
     };
     super::client_from_kubeconfig(&v.0).await.map(Some)
+}
+
+/// The RoleBinding [`CAPI_VIEWER_BINDING`] for `capi_ns`: [`CAPI_VIEWER_ROLE`] for every subject of
+/// the tenant namespace's RoleBindings of [`TENANT_ROLE`] (ServiceAccounts without a namespace are
+/// the tenant's), sorted and without duplicates. Pure.
+pub fn capi_viewer_binding(
+    tenant: &str,
+    capi_ns: &str,
+    tenant_bindings: &[RoleBinding],
+) -> RoleBinding {
+    let mut subjects: Vec<Subject> = tenant_bindings
+        .iter()
+        .filter(|rb| rb.role_ref.kind == "ClusterRole" && rb.role_ref.name == TENANT_ROLE)
+        .flat_map(|rb| rb.subjects.clone().unwrap_or_default())
+        .map(|mut s| {
+            if s.kind == "ServiceAccount" && s.namespace.as_deref().is_none_or(str::is_empty) {
+                s.namespace = Some(tenant.to_string());
+            }
+            s
+        })
+        .collect();
+    subjects.sort_by(|a, b| {
+        (&a.kind, &a.namespace, &a.name, &a.api_group).cmp(&(
+            &b.kind,
+            &b.namespace,
+            &b.name,
+            &b.api_group,
+        ))
+    });
+    subjects.dedup();
+    RoleBinding {
+        metadata: ObjectMeta {
+            name: Some(CAPI_VIEWER_BINDING.into()),
+            namespace: Some(capi_ns.into()),
+            labels: Some(BTreeMap::from([
+                (kaas_render::LABEL_TENANT.to_string(), tenant.to_string()),
+                (
+                    "app.kubernetes.io/managed-by".to_string(),
+                    "kaas".to_string(),
+                ),
+            ])),
+            ..Default::default()
+        },
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "ClusterRole".into(),
+            name: CAPI_VIEWER_ROLE.into(),
+        },
+        subjects: Some(subjects),
+    }
+}
+
+/// Keeps the tenant's read access to its Cluster API objects: writes [`capi_viewer_binding`] into
+/// `capi_ns` when it differs from what is there (one list and one get otherwise).
+async fn sync_capi_viewer(ctx: &Context, tenant: &str, capi_ns: &str) -> Result<(), Error> {
+    let tenant_bindings = Api::<RoleBinding>::namespaced(ctx.client.clone(), tenant)
+        .list(&ListParams::default())
+        .await?
+        .items;
+    let want = capi_viewer_binding(tenant, capi_ns, &tenant_bindings);
+    let api: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), capi_ns);
+    let have = api.get_opt(CAPI_VIEWER_BINDING).await?;
+    let current = have
+        .as_ref()
+        .map(|rb| (&rb.role_ref, rb.subjects.clone().unwrap_or_default()));
+    if current != Some((&want.role_ref, want.subjects.clone().unwrap_or_default())) {
+        api.patch(
+            CAPI_VIEWER_BINDING,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&want),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 async fn copy_credentials(
@@ -346,4 +463,68 @@ async fn copy_credentials(
         )
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binding(role: &str, subjects: Vec<Subject>) -> RoleBinding {
+        RoleBinding {
+            metadata: ObjectMeta::default(),
+            role_ref: RoleRef {
+                api_group: "rbac.authorization.k8s.io".into(),
+                kind: "ClusterRole".into(),
+                name: role.into(),
+            },
+            subjects: Some(subjects),
+        }
+    }
+
+    fn subject(kind: &str, name: &str, ns: Option<&str>) -> Subject {
+        Subject {
+            kind: kind.into(),
+            name: name.into(),
+            namespace: ns.map(str::to_string),
+            api_group: (kind != "ServiceAccount").then(|| "rbac.authorization.k8s.io".into()),
+        }
+    }
+
+    #[test]
+    fn viewer_binding_copies_only_tenant_role_subjects() {
+        let rbs = [
+            binding(
+                TENANT_ROLE,
+                vec![
+                    subject("Group", "oidc:tenant-a", None),
+                    subject("ServiceAccount", "alice", None),
+                ],
+            ),
+            binding(
+                TENANT_ROLE,
+                vec![
+                    subject("Group", "oidc:tenant-a", None),
+                    subject("ServiceAccount", "alice", Some("tenant-a")),
+                ],
+            ),
+            binding("admin", vec![subject("User", "mallory", None)]),
+        ];
+        let rb = capi_viewer_binding("tenant-a", "kaas-dev-tenant-a-1", &rbs);
+        assert_eq!(rb.metadata.name.as_deref(), Some(CAPI_VIEWER_BINDING));
+        assert_eq!(
+            rb.metadata.namespace.as_deref(),
+            Some("kaas-dev-tenant-a-1")
+        );
+        assert_eq!(rb.role_ref.name, CAPI_VIEWER_ROLE);
+        assert_eq!(
+            rb.subjects.unwrap(),
+            [
+                subject("Group", "oidc:tenant-a", None),
+                subject("ServiceAccount", "alice", Some("tenant-a")),
+            ]
+        );
+        // No tenant binding: a binding without subjects (grants nothing).
+        let empty = capi_viewer_binding("t", "ns", &[]);
+        assert_eq!(empty.subjects, Some(Vec::new()));
+    }
 }

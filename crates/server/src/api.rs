@@ -1,0 +1,887 @@
+//! The REST API under `/api/v1`. Handlers are thin: they act with the caller's client, validate
+//! with `kaas-validate` before writing, and map Kubernetes answers to JSON errors. The routes are
+//! registered from [`crate::openapi::OPERATIONS`], so what is documented is what is served.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, delete, get, post, put};
+use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kaas_api::{Cluster, Provider};
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::{Api, Client, Resource, ResourceExt};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{ApiError, ApiResult, FieldProblem};
+use crate::openapi::OPERATIONS;
+use crate::wait::{self, WaitFor};
+use crate::{AppState, Caller};
+
+/// Field manager of writes made through the API (on behalf of the caller).
+pub const FIELD_MANAGER: &str = "kaas-api";
+/// Default and maximum of `?timeout=` for waits.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(300);
+/// Upper bound of `?timeout=`.
+pub const MAX_WAIT: Duration = Duration::from_secs(3600);
+
+/// Routes of the API, registered from the operation table.
+pub fn routes() -> Router<AppState> {
+    let mut r = Router::new();
+    let mut by_path: BTreeMap<&str, MethodRouter<AppState>> = BTreeMap::new();
+    for op in OPERATIONS {
+        let h = handler(op.id);
+        let entry = by_path.remove(op.path);
+        by_path.insert(op.path, entry.map_or(h.clone(), |m| m.merge(h)));
+    }
+    for (path, m) in by_path {
+        r = r.route(path, m);
+    }
+    r.route("/healthz", get(|| async { "ok" }))
+        .fallback(|| async { ApiError::not_found("no such route") })
+}
+
+fn handler(id: &str) -> MethodRouter<AppState> {
+    match id {
+        "getOpenApi" => get(openapi_doc),
+        "whoAmI" => get(who_am_i),
+        "listProviders" => get(list_providers),
+        "getProvider" => get(get_provider),
+        "listClusters" => get(list_clusters),
+        "createCluster" => post(create_cluster),
+        "getCluster" => get(get_cluster),
+        "replaceCluster" => put(replace_cluster),
+        "deleteCluster" => delete(delete_cluster),
+        "scaleCluster" => post(scale_cluster),
+        "upgradeCluster" => post(upgrade_cluster),
+        "getKubeconfig" => get(get_kubeconfig),
+        "getDiagnostics" => get(get_diagnostics),
+        "getCompliance" => get(get_compliance),
+        other => panic!("operation {other} of the OpenAPI table has no handler"),
+    }
+}
+
+async fn openapi_doc() -> Json<Value> {
+    Json(crate::openapi::document())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request and response bodies.
+
+/// Who the caller is, as the management cluster's API server sees them.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct WhoAmI {
+    /// User name.
+    pub username: String,
+    /// Groups.
+    pub groups: Vec<String>,
+    /// The tenant namespace, when it follows from the identity (service accounts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// A list of clusters.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ClusterList {
+    /// The clusters.
+    pub items: Vec<Cluster>,
+}
+
+/// A list of provider offerings.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ProviderList {
+    /// The offerings.
+    pub items: Vec<Offering>,
+}
+
+/// Change a worker pool's size: either a fixed `count` or autoscaling bounds.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScaleRequest {
+    /// Name of the worker pool.
+    pub pool: String,
+    /// Fixed number of nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<i32>,
+    /// Autoscaling lower bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_count: Option<i32>,
+    /// Autoscaling upper bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_count: Option<i32>,
+}
+
+/// Move the cluster to another Kubernetes version (one minor at a time).
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpgradeRequest {
+    /// Target version, e.g. `1.36.x` (newest offered patch) or `1.36.3`.
+    pub version: String,
+}
+
+/// The latest compliance report of a cluster.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComplianceReport {
+    /// Summary from the cluster's status.
+    #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
+    pub summary: Option<Value>,
+    /// The report files (`report.txt`, `report.json`, `scs.yaml`).
+    pub files: BTreeMap<String, String>,
+}
+
+/// `?wait=&timeout=` of reads and writes.
+#[derive(Debug, Default, Deserialize)]
+pub struct WaitQuery {
+    /// `Ready`, `Deleted`, or the type of any condition that must become True.
+    pub wait: Option<String>,
+    /// Seconds (`600`) or a duration (`600s`, `10m`); default 300 s, at most 3600 s.
+    pub timeout: Option<String>,
+}
+
+impl WaitQuery {
+    fn parse(&self, default: Option<WaitFor>) -> ApiResult<Option<(WaitFor, Duration)>> {
+        let what = match self.wait.as_deref() {
+            None | Some("") => default,
+            Some(w) => Some(WaitFor::parse(w).map_err(ApiError::bad_request)?),
+        };
+        let Some(what) = what else {
+            if self.timeout.is_some() {
+                return Err(ApiError::bad_request("`timeout` needs `wait`"));
+            }
+            return Ok(None);
+        };
+        let timeout = match &self.timeout {
+            None => DEFAULT_WAIT,
+            Some(t) => parse_duration(t).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "timeout {t:?} is not a duration (e.g. `600`, `600s`, `10m`)"
+                ))
+            })?,
+        };
+        if timeout > MAX_WAIT {
+            return Err(ApiError::bad_request(format!(
+                "timeout is at most {} s",
+                MAX_WAIT.as_secs()
+            )));
+        }
+        Ok(Some((what, timeout)))
+    }
+}
+
+/// `600`, `600s`, `10m`, `1h`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last()? {
+        (i, 's') => (&s[..i], 1),
+        (i, 'm') => (&s[..i], 60),
+        (i, 'h') => (&s[..i], 3600),
+        _ => (s, 1),
+    };
+    let n: u64 = num.parse().ok()?;
+    n.checked_mul(mult).map(Duration::from_secs)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Identity and offerings.
+
+async fn who_am_i(caller: Caller) -> ApiResult<Json<WhoAmI>> {
+    Ok(Json(whoami(&caller.client).await?))
+}
+
+/// Asks the API server who the client's credential belongs to (SelfSubjectReview).
+pub(crate) async fn whoami(client: &Client) -> ApiResult<WhoAmI> {
+    let review: SelfSubjectReview = Api::<SelfSubjectReview>::all(client.clone())
+        .create(&PostParams::default(), &SelfSubjectReview::default())
+        .await?;
+    let info = review.status.and_then(|s| s.user_info).unwrap_or_default();
+    let username = info.username.unwrap_or_default();
+    let namespace = username
+        .strip_prefix("system:serviceaccount:")
+        .and_then(|rest| rest.split_once(':'))
+        .map(|(ns, _)| ns.to_string());
+    Ok(WhoAmI {
+        username,
+        groups: info.groups.unwrap_or_default(),
+        namespace,
+    })
+}
+
+/// What a provider offers its customers: the discoverable part of a `Provider`. Backend details
+/// (namespaces, stacks, ClusterClasses) and the credentials reference are the provider's business
+/// and are left out.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Offering {
+    /// Provider name (what `spec.provider.name` of a Cluster names).
+    pub name: String,
+    /// Name for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Kind of infrastructure (e.g. `openstack`).
+    pub provider_type: String,
+    /// `ClusterAPI` (clusters are created) or `Static` (existing clusters are imported).
+    pub backend: kaas_api::provider::BackendType,
+    /// Regions and their zones.
+    pub regions: Vec<kaas_api::provider::Region>,
+    /// Machine flavors.
+    pub flavors: Vec<kaas_api::provider::Flavor>,
+    /// Kubernetes versions with their lifecycle (stack details removed).
+    pub kubernetes_versions: Vec<OfferedVersion>,
+    /// Extensions.
+    pub extensions: Vec<kaas_api::provider::OfferedExtension>,
+    /// Defaults applied where a Cluster says nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defaults: Option<kaas_api::provider::ProviderDefaults>,
+    /// Limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<kaas_api::provider::Limits>,
+    /// The provider's status (e.g. default version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<kaas_api::ProviderStatus>,
+}
+
+/// An offered Kubernetes version.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OfferedVersion {
+    /// Exact version, e.g. `1.36.3`.
+    pub version: String,
+    /// Lifecycle classification.
+    pub classification: kaas_api::provider::Classification,
+    /// When the version expires (then clusters are moved to a newer patch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration_date: Option<String>,
+}
+
+/// The offering of a Provider.
+pub(crate) fn offering(p: Provider) -> Offering {
+    let versions = p
+        .spec
+        .kubernetes_versions
+        .iter()
+        .map(|v| OfferedVersion {
+            version: v.version.clone(),
+            classification: v.classification,
+            expiration_date: v.expiration_date.clone(),
+        })
+        .collect();
+    Offering {
+        name: p.metadata.name.clone().unwrap_or_default(),
+        display_name: p.spec.display_name,
+        provider_type: p.spec.provider_type,
+        backend: p.spec.backend.kind,
+        regions: p.spec.regions,
+        flavors: p.spec.flavors,
+        kubernetes_versions: versions,
+        extensions: p.spec.extensions,
+        defaults: p.spec.defaults,
+        limits: p.spec.limits,
+        status: p.status,
+    }
+}
+
+async fn list_providers(caller: Caller) -> ApiResult<Json<ProviderList>> {
+    let list = Api::<Provider>::all(caller.client)
+        .list(&ListParams::default())
+        .await?;
+    Ok(Json(ProviderList {
+        items: list.items.into_iter().map(offering).collect(),
+    }))
+}
+
+async fn get_provider(caller: Caller, Path(name): Path<String>) -> ApiResult<Json<Offering>> {
+    let p = Api::<Provider>::all(caller.client).get(&name).await?;
+    Ok(Json(offering(p)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clusters.
+
+fn clean(mut c: Cluster) -> Cluster {
+    c.metadata.managed_fields = None;
+    c
+}
+
+async fn list_clusters(caller: Caller, Path(ns): Path<String>) -> ApiResult<Json<ClusterList>> {
+    let list = Api::<Cluster>::namespaced(caller.client, &ns)
+        .list(&ListParams::default())
+        .await?;
+    Ok(Json(ClusterList {
+        items: list.items.into_iter().map(clean).collect(),
+    }))
+}
+
+async fn get_cluster(
+    caller: Caller,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<WaitQuery>,
+) -> ApiResult<Response> {
+    let api = Api::<Cluster>::namespaced(caller.client, &ns);
+    match q.parse(None)? {
+        Some((what, timeout)) => wait::until(&api, &name, what, timeout)
+            .await
+            .map(|c| respond(StatusCode::OK, c)),
+        None => Ok(respond(StatusCode::OK, Some(api.get(&name).await?))),
+    }
+}
+
+fn respond(status: StatusCode, c: Option<Cluster>) -> Response {
+    match c {
+        Some(c) => (status, Json(clean(c))).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    }
+}
+
+fn crd_schema() -> &'static Value {
+    static SCHEMA: OnceLock<Value> = OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        use kube::CustomResourceExt;
+        kaas_validate::schema::crd_schema(&Cluster::crd())
+    })
+}
+
+/// Checks a cluster as `kaas validate` does: the CRD's schema and CEL rules, then (when the
+/// caller may read it) the provider's offering. `old` is the stored cluster for updates.
+pub(crate) async fn prevalidate(
+    client: &Client,
+    object: &Value,
+    old: Option<&Cluster>,
+) -> ApiResult<Cluster> {
+    let old_value = old.map(|o| serde_json::to_value(o).unwrap_or_default());
+    let errs = kaas_validate::schema::admit(crd_schema(), object, old_value.as_ref());
+    if !errs.is_empty() {
+        return Err(ApiError::from_field_errors("the cluster", &errs));
+    }
+    let mut cluster: Cluster = serde_json::from_value(object.clone())
+        .map_err(|e| ApiError::invalid(format!("the cluster is invalid: {e}"), Vec::new()))?;
+    // The version check compares with what the cluster runs now.
+    cluster.status = old.and_then(|o| o.status.clone());
+    let provider_name = cluster
+        .spec
+        .provider
+        .as_ref()
+        .and_then(|p| p.name.clone())
+        .unwrap_or_default();
+    match Api::<Provider>::all(client.clone())
+        .get(&provider_name)
+        .await
+    {
+        Ok(p) => {
+            if let Err(errs) = kaas_validate::validate(&cluster, &p) {
+                return Err(ApiError::from_field_errors("the cluster", &errs));
+            }
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            return Err(ApiError::invalid(
+                "the cluster is invalid: 1 problem(s)",
+                vec![FieldProblem {
+                    path: "spec.provider.name".into(),
+                    message: format!("provider {provider_name:?} does not exist"),
+                }],
+            ));
+        }
+        // Not allowed to read offerings: the operator validates and reports in the status.
+        Err(kube::Error::Api(s)) if s.code == 403 => {}
+        Err(e) => return Err(e.into()),
+    }
+    cluster.status = None;
+    Ok(cluster)
+}
+
+/// The body as a Cluster object in namespace `ns` (apiVersion/kind filled in when missing).
+fn cluster_object(ns: &str, name: Option<&str>, mut body: Value) -> ApiResult<Value> {
+    let obj = body
+        .as_object_mut()
+        .ok_or_else(|| ApiError::bad_request("the body must be a JSON object (a Cluster)"))?;
+    obj.entry("apiVersion")
+        .or_insert_with(|| Value::from(Cluster::api_version(&()).to_string()));
+    obj.entry("kind")
+        .or_insert_with(|| Value::from(Cluster::kind(&()).to_string()));
+    obj.remove("status");
+    let meta = obj
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Default::default()))
+        .as_object_mut()
+        .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
+    match meta.get("namespace").and_then(Value::as_str) {
+        Some(n) if n != ns => {
+            return Err(ApiError::invalid(
+                "the cluster is invalid: 1 problem(s)",
+                vec![FieldProblem {
+                    path: "metadata.namespace".into(),
+                    message: format!("{n:?} differs from the namespace of the URL {ns:?}"),
+                }],
+            ));
+        }
+        _ => {
+            meta.insert("namespace".into(), Value::from(ns));
+        }
+    }
+    if let Some(name) = name {
+        match meta.get("name").and_then(Value::as_str) {
+            Some(n) if n != name => {
+                return Err(ApiError::invalid(
+                    "the cluster is invalid: 1 problem(s)",
+                    vec![FieldProblem {
+                        path: "metadata.name".into(),
+                        message: format!("{n:?} differs from the name of the URL {name:?}"),
+                    }],
+                ));
+            }
+            _ => {
+                meta.insert("name".into(), Value::from(name));
+            }
+        }
+    }
+    if meta
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .is_empty()
+    {
+        return Err(ApiError::invalid(
+            "the cluster is invalid: 1 problem(s)",
+            vec![FieldProblem {
+                path: "metadata.name".into(),
+                message: "required".into(),
+            }],
+        ));
+    }
+    Ok(body)
+}
+
+async fn create_cluster(
+    caller: Caller,
+    Path(ns): Path<String>,
+    Query(q): Query<WaitQuery>,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Response> {
+    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let wait = q.parse(None)?;
+    let object = cluster_object(&ns, None, body)?;
+    let cluster = prevalidate(&caller.client, &object, None).await?;
+    let api = Api::<Cluster>::namespaced(caller.client, &ns);
+    let pp = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    let created = api.create(&pp, &cluster).await?;
+    finish(&api, created, StatusCode::CREATED, wait).await
+}
+
+/// Answers with the written cluster, or waits first.
+async fn finish(
+    api: &Api<Cluster>,
+    written: Cluster,
+    status: StatusCode,
+    wait: Option<(WaitFor, Duration)>,
+) -> ApiResult<Response> {
+    match wait {
+        None => Ok(respond(status, Some(written))),
+        Some((what, timeout)) => {
+            let c = wait::until(api, &written.name_any(), what, timeout).await?;
+            Ok(respond(status, c))
+        }
+    }
+}
+
+async fn replace_cluster(
+    caller: Caller,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<WaitQuery>,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Response> {
+    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let wait = q.parse(None)?;
+    let object = cluster_object(&ns, Some(&name), body)?;
+    let api = Api::<Cluster>::namespaced(caller.client.clone(), &ns);
+    let current = api.get(&name).await?;
+    let mut cluster = prevalidate(&caller.client, &object, Some(&current)).await?;
+    // Optimistic concurrency: the caller's resourceVersion if given, else the one just read.
+    if cluster.metadata.resource_version.is_none() {
+        cluster.metadata.resource_version = current.metadata.resource_version.clone();
+    }
+    keep_system_metadata(&mut cluster, &current);
+    let pp = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    let written = api.replace(&name, &pp, &cluster).await?;
+    finish(&api, written, StatusCode::OK, wait).await
+}
+
+/// Finalizers and owner references belong to controllers; a replace through the API keeps them.
+fn keep_system_metadata(new: &mut Cluster, current: &Cluster) {
+    new.metadata.finalizers = current.metadata.finalizers.clone();
+    new.metadata.owner_references = current.metadata.owner_references.clone();
+}
+
+/// Reads, changes the spec with `change`, validates and writes; retries on conflicts.
+pub(crate) async fn modify(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    change: impl Fn(&mut Cluster) -> ApiResult<()>,
+) -> ApiResult<Cluster> {
+    let api = Api::<Cluster>::namespaced(client.clone(), ns);
+    let mut attempt = 0;
+    loop {
+        let current = api.get(name).await?;
+        let mut next = current.clone();
+        change(&mut next)?;
+        next.status = None;
+        next.metadata.managed_fields = None;
+        let object = serde_json::to_value(&next).unwrap_or_default();
+        prevalidate(client, &object, Some(&current)).await?;
+        let pp = PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        match api.replace(name, &pp, &next).await {
+            Ok(c) => return Ok(c),
+            Err(kube::Error::Api(s)) if s.code == 409 && attempt < 3 => attempt += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+async fn scale_cluster(
+    caller: Caller,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<WaitQuery>,
+    body: Result<Json<ScaleRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Response> {
+    let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let wait = q.parse(None)?;
+    if req.count.is_none() && req.min_count.is_none() && req.max_count.is_none() {
+        return Err(ApiError::invalid(
+            "the scale request is invalid",
+            vec![FieldProblem {
+                path: "count".into(),
+                message: "give `count`, or `minCount` and `maxCount`".into(),
+            }],
+        ));
+    }
+    let written = modify(&caller.client, &ns, &name, |c| scale(c, &req)).await?;
+    let api = Api::<Cluster>::namespaced(caller.client, &ns);
+    finish(&api, written, StatusCode::OK, wait).await
+}
+
+/// Applies a scale request to the spec.
+pub(crate) fn scale(c: &mut Cluster, req: &ScaleRequest) -> ApiResult<()> {
+    let workers = c.spec.workers.get_or_insert_with(Vec::new);
+    let names: Vec<String> = workers.iter().map(|w| w.name.clone()).collect();
+    let Some(pool) = workers.iter_mut().find(|w| w.name == req.pool) else {
+        return Err(ApiError::invalid(
+            "the scale request is invalid",
+            vec![FieldProblem {
+                path: "pool".into(),
+                message: format!(
+                    "the cluster has no worker pool {:?} (pools: {})",
+                    req.pool,
+                    names.join(", ")
+                ),
+            }],
+        ));
+    };
+    if req.count.is_some() {
+        pool.count = req.count;
+        pool.min_count = None;
+        pool.max_count = None;
+    } else {
+        pool.count = None;
+        pool.min_count = req.min_count.or(pool.min_count);
+        pool.max_count = req.max_count.or(pool.max_count);
+    }
+    Ok(())
+}
+
+async fn upgrade_cluster(
+    caller: Caller,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<WaitQuery>,
+    body: Result<Json<UpgradeRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Response> {
+    let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let wait = q.parse(None)?;
+    let written = modify(&caller.client, &ns, &name, |c| {
+        c.spec
+            .kubernetes
+            .get_or_insert_with(Default::default)
+            .version = Some(req.version.clone());
+        Ok(())
+    })
+    .await?;
+    let api = Api::<Cluster>::namespaced(caller.client, &ns);
+    finish(&api, written, StatusCode::OK, wait).await
+}
+
+async fn delete_cluster(
+    caller: Caller,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<WaitQuery>,
+) -> ApiResult<Response> {
+    let wait = q.parse(None)?;
+    if matches!(wait, Some((ref w, _)) if *w != WaitFor::Deleted) {
+        return Err(ApiError::bad_request(
+            "a delete can only wait for `Deleted`",
+        ));
+    }
+    let api = Api::<Cluster>::namespaced(caller.client, &ns);
+    let res = api.delete(&name, &DeleteParams::foreground()).await?;
+    match wait {
+        Some((what, timeout)) => {
+            wait::until(&api, &name, what, timeout).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        None => Ok(match res.left() {
+            Some(c) => (StatusCode::ACCEPTED, Json(clean(c))).into_response(),
+            None => StatusCode::NO_CONTENT.into_response(),
+        }),
+    }
+}
+
+async fn get_kubeconfig(
+    caller: Caller,
+    Path((ns, name)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let cluster = Api::<Cluster>::namespaced(caller.client.clone(), &ns)
+        .get(&name)
+        .await?;
+    let Some(secret_name) = cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.kubeconfig_secret_ref.as_ref())
+        .map(|r| r.name.clone())
+    else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "NotReady",
+            format!("cluster {name} has no kubeconfig yet (its control plane is not up)"),
+        ));
+    };
+    let secret = Api::<Secret>::namespaced(caller.client, &ns)
+        .get(&secret_name)
+        .await?;
+    let value = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get("value"))
+        .map(|b| b.0.clone())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "NotReady",
+                format!("secret {secret_name} has no key `value` yet"),
+            )
+        })?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/yaml".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}.kubeconfig\""),
+            ),
+        ],
+        value,
+    )
+        .into_response())
+}
+
+async fn get_diagnostics(
+    caller: Caller,
+    Path((ns, name)): Path<(String, String)>,
+) -> ApiResult<Json<kaas_diagnose::Diagnosis>> {
+    diagnosis(&caller.client, &ns, &name).await.map(Json)
+}
+
+/// The diagnosis of a cluster as the caller may see it.
+pub(crate) async fn diagnosis(
+    client: &Client,
+    ns: &str,
+    name: &str,
+) -> ApiResult<kaas_diagnose::Diagnosis> {
+    kaas_diagnose::diagnose(client, ns, name)
+        .await
+        .map_err(|e| match e {
+            e @ kaas_diagnose::Error::NotFound { .. } => ApiError::not_found(e.to_string()),
+            e @ kaas_diagnose::Error::Forbidden { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "Forbidden", e.to_string())
+            }
+            kaas_diagnose::Error::Kube { source, .. } => source.into(),
+        })
+}
+
+async fn get_compliance(
+    caller: Caller,
+    Path((ns, name)): Path<(String, String)>,
+) -> ApiResult<Json<ComplianceReport>> {
+    compliance(&caller.client, &ns, &name).await.map(Json)
+}
+
+/// The compliance summary and report files of a cluster.
+pub(crate) async fn compliance(
+    client: &Client,
+    ns: &str,
+    name: &str,
+) -> ApiResult<ComplianceReport> {
+    let cluster = Api::<Cluster>::namespaced(client.clone(), ns)
+        .get(name)
+        .await?;
+    let Some(summary) = cluster.status.and_then(|s| s.compliance) else {
+        return Err(ApiError::not_found(format!(
+            "cluster {name} has not been checked yet"
+        )));
+    };
+    let files = Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .get(&summary.report_config_map)
+        .await?
+        .data
+        .unwrap_or_default();
+    Ok(ComplianceReport {
+        summary: serde_json::to_value(&summary).ok(),
+        files,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("600"), Some(Duration::from_secs(600)));
+        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("x"), None);
+        assert_eq!(parse_duration("-1s"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+
+    #[test]
+    fn wait_query_bounds() {
+        let q = WaitQuery {
+            wait: Some("Ready".into()),
+            timeout: Some("2h".into()),
+        };
+        assert_eq!(q.parse(None).unwrap_err().status, StatusCode::BAD_REQUEST);
+        let q = WaitQuery {
+            wait: None,
+            timeout: Some("10s".into()),
+        };
+        assert!(q.parse(None).is_err(), "timeout without wait");
+        let q = WaitQuery {
+            wait: Some("Ready".into()),
+            timeout: None,
+        };
+        assert_eq!(q.parse(None).unwrap(), Some((WaitFor::Ready, DEFAULT_WAIT)));
+    }
+
+    fn demo() -> Cluster {
+        serde_yaml::from_str(
+            "apiVersion: scs.community/v1alpha1\nkind: Cluster\nmetadata: {name: a, namespace: t}\nspec:\n  workers: [{name: w, count: 1}, {name: x, minCount: 1, maxCount: 3}]",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn scaling_a_pool() {
+        let mut c = demo();
+        scale(
+            &mut c,
+            &ScaleRequest {
+                pool: "w".into(),
+                count: Some(3),
+                min_count: None,
+                max_count: None,
+            },
+        )
+        .unwrap();
+        let w = &c.spec.workers.as_ref().unwrap()[0];
+        assert_eq!((w.count, w.min_count, w.max_count), (Some(3), None, None));
+        scale(
+            &mut c,
+            &ScaleRequest {
+                pool: "x".into(),
+                count: None,
+                min_count: None,
+                max_count: Some(5),
+            },
+        )
+        .unwrap();
+        let x = &c.spec.workers.as_ref().unwrap()[1];
+        assert_eq!(
+            (x.count, x.min_count, x.max_count),
+            (None, Some(1), Some(5))
+        );
+        let e = scale(
+            &mut c,
+            &ScaleRequest {
+                pool: "nope".into(),
+                count: Some(1),
+                min_count: None,
+                max_count: None,
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.body.errors[0].path, "pool");
+        assert!(e.body.errors[0].message.contains("pools: w, x"));
+    }
+
+    #[test]
+    fn body_namespace_and_name_must_match_the_url() {
+        let e = cluster_object(
+            "t",
+            None,
+            serde_json::json!({"metadata": {"name": "a", "namespace": "other"}, "spec": {}}),
+        )
+        .unwrap_err();
+        assert_eq!(e.body.errors[0].path, "metadata.namespace");
+        let e = cluster_object(
+            "t",
+            Some("a"),
+            serde_json::json!({"metadata": {"name": "b"}}),
+        )
+        .unwrap_err();
+        assert_eq!(e.body.errors[0].path, "metadata.name");
+        let e = cluster_object("t", None, serde_json::json!({"spec": {}})).unwrap_err();
+        assert_eq!(e.body.errors[0].path, "metadata.name");
+        let ok = cluster_object(
+            "t",
+            None,
+            serde_json::json!({"metadata": {"name": "a"}, "status": {"phase": "Ready"}}),
+        )
+        .unwrap();
+        assert_eq!(ok["metadata"]["namespace"], "t");
+        assert_eq!(ok["kind"], "Cluster");
+        assert!(ok.get("status").is_none(), "a client cannot write status");
+    }
+
+    #[test]
+    fn offerings_hide_backend_and_credentials() {
+        let p: Provider =
+            serde_yaml::from_str(include_str!("../../../examples/provider-openstack.yaml"))
+                .unwrap();
+        let v = serde_json::to_value(offering(p)).unwrap();
+        let text = v.to_string();
+        assert!(!text.contains("credentials"), "{text}");
+        assert!(!text.contains("kaas-provider-fra1"), "{text}");
+        assert!(
+            !text.contains("openstack-scs2-1-36-v2"),
+            "no ClusterClass names: {text}"
+        );
+        assert_eq!(v["backend"], "ClusterAPI");
+        assert_eq!(v["kubernetesVersions"][3]["classification"], "expired");
+        assert!(v["flavors"].as_array().is_some_and(|f| f.len() == 4));
+    }
+}

@@ -1,0 +1,1023 @@
+//! The web GUI: server-rendered HTML (maud escapes everything it prints) with one small script
+//! that refreshes live parts of a page. Users sign in with a token of the management cluster; the
+//! session cookie is HttpOnly and SameSite=Strict, every form carries the session's CSRF token,
+//! and every read and write is made with the user's own token.
+
+use axum::Form;
+use axum::Router;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use kaas_api::{Cluster, Provider};
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::api::{self, ScaleRequest};
+use crate::error::{ApiError, FieldProblem};
+use crate::session::{self, Session};
+use crate::{AppState, cookie};
+
+const SCRIPT: &str = include_str!("../assets/app.js");
+const STYLE: &str = include_str!("../assets/style.css");
+
+/// GUI routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/ui/") }))
+        .route("/ui", get(|| async { Redirect::to("/ui/") }))
+        .route("/ui/static/app.js", get(script))
+        .route("/ui/static/style.css", get(style))
+        .route("/ui/login", get(login_page).post(login))
+        .route("/ui/logout", post(logout))
+        .route("/ui/", get(clusters_page))
+        .route("/ui/new", get(new_page))
+        .route("/ui/clusters", post(create))
+        .route("/ui/clusters/{name}", get(cluster_page))
+        .route("/ui/clusters/{name}/scale", post(scale))
+        .route("/ui/clusters/{name}/upgrade", post(upgrade))
+        .route("/ui/clusters/{name}/delete", post(delete))
+        .route("/ui/clusters/{name}/compliance", get(compliance_page))
+}
+
+async fn script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        SCRIPT,
+    )
+}
+
+async fn style() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE)
+}
+
+/// A signed-in user of the GUI.
+pub struct User {
+    session: Session,
+    client: Client,
+}
+
+/// Not signed in: to the sign-in page.
+pub struct SignIn;
+
+impl IntoResponse for SignIn {
+    fn into_response(self) -> Response {
+        Redirect::to("/ui/login").into_response()
+    }
+}
+
+impl FromRequestParts<AppState> for User {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let Some(s) =
+            cookie(&parts.headers, session::COOKIE).and_then(|id| state.sessions().get(&id))
+        else {
+            return Err(SignIn.into_response());
+        };
+        let client = state
+            .client_for(&s.token)
+            .map_err(IntoResponse::into_response)?;
+        Ok(User { session: s, client })
+    }
+}
+
+impl User {
+    /// Refuses a form whose CSRF token is not the session's.
+    fn check(&self, csrf: &str) -> Result<(), CsrfRefused> {
+        if session::constant_time_eq(csrf, &self.session.csrf) {
+            Ok(())
+        } else {
+            Err(CsrfRefused)
+        }
+    }
+}
+
+/// A form without the session's CSRF token.
+pub struct CsrfRefused;
+
+impl IntoResponse for CsrfRefused {
+    fn into_response(self) -> Response {
+        (
+            StatusCode::FORBIDDEN,
+            page(
+                "Refused",
+                None,
+                html! { p.error { "This form is outdated or did not come from this site (CSRF check). Reload the page and try again." } },
+            ),
+        )
+            .into_response()
+    }
+}
+
+fn page(title: &str, user: Option<&User>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                @if let Some(u) = user { meta name="csrf-token" content=(u.session.csrf); }
+                title { (title) " · kaas" }
+                link rel="stylesheet" href="/ui/static/style.css";
+                script src="/ui/static/app.js" defer {}
+            }
+            body {
+                header {
+                    a.brand href="/ui/" { "kaas" }
+                    @if let Some(u) = user {
+                        span.who { (u.session.user) " · namespace " strong { (u.session.namespace) } }
+                        form.inline method="post" action="/ui/logout" {
+                            input type="hidden" name="csrf" value=(u.session.csrf);
+                            button type="submit" { "Sign out" }
+                        }
+                    }
+                }
+                main { h1 { (title) } (body) }
+            }
+        }
+    }
+}
+
+fn errors_box(message: &str, errors: &[FieldProblem]) -> Markup {
+    html! {
+        div.error role="alert" id="errors" {
+            p { (message) }
+            @if !errors.is_empty() {
+                ul { @for e in errors { li { @if !e.path.is_empty() { code { (e.path) } ": " } (e.message) } } }
+            }
+        }
+    }
+}
+
+fn api_error_box(e: &ApiError) -> Markup {
+    errors_box(&e.body.message, &e.body.errors)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sign in and out.
+
+#[derive(Deserialize)]
+struct LoginForm {
+    token: String,
+    #[serde(default)]
+    namespace: String,
+}
+
+async fn login_page() -> Markup {
+    login_form(None)
+}
+
+fn login_form(error: Option<&str>) -> Markup {
+    page(
+        "Sign in",
+        None,
+        html! {
+            @if let Some(e) = error { div.error role="alert" { p { (e) } } }
+            form method="post" action="/ui/login" autocomplete="off" {
+                label { "Token" input type="password" name="token" id="token" required; }
+                label { "Namespace (your tenant; optional for service account tokens)" input type="text" name="namespace" id="namespace"; }
+                button type="submit" id="signin" { "Sign in" }
+            }
+            p.hint { "Use a token of the management cluster, e.g. the one `kaas dev up` prints for the demo tenant. It is kept in server memory for this session only." }
+        },
+    )
+}
+
+async fn login(State(state): State<AppState>, Form(f): Form<LoginForm>) -> Response {
+    let token = f.token.trim().to_string();
+    if token.is_empty() {
+        return (StatusCode::UNAUTHORIZED, login_form(Some("Enter a token."))).into_response();
+    }
+    let client = match state.client_for(&token) {
+        Ok(c) => c,
+        Err(e) => return (e.status, login_form(Some(&e.body.message))).into_response(),
+    };
+    let who = match api::whoami(&client).await {
+        Ok(w) => w,
+        Err(e) if e.status == StatusCode::UNAUTHORIZED => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                login_form(Some("The management cluster does not accept this token.")),
+            )
+                .into_response();
+        }
+        Err(e) => return (e.status, login_form(Some(&e.body.message))).into_response(),
+    };
+    let namespace = match (f.namespace.trim(), &who.namespace) {
+        ("", Some(ns)) => ns.clone(),
+        ("", None) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                login_form(Some("Say which namespace (tenant) to work in.")),
+            )
+                .into_response();
+        }
+        (ns, _) => ns.to_string(),
+    };
+    // Only namespaces the user may list clusters in.
+    if let Err(e) = Api::<Cluster>::namespaced(client, &namespace)
+        .list(&ListParams::default().limit(1))
+        .await
+    {
+        let e = ApiError::from(e);
+        return (
+            StatusCode::FORBIDDEN,
+            login_form(Some(&format!(
+                "{} may not use namespace {namespace}: {}",
+                who.username, e.body.message
+            ))),
+        )
+            .into_response();
+    }
+    let (id, _) = state.sessions().create(token, who.username, namespace);
+    let mut cookie = format!(
+        "{}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+        session::COOKIE,
+        state.sessions().ttl().as_secs()
+    );
+    if state.secure_cookies() {
+        cookie.push_str("; Secure");
+    }
+    let mut res = Redirect::to("/ui/").into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    res
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    user: User,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if let Err(r) = user.check(&f.csrf) {
+        return r.into_response();
+    }
+    if let Some(id) = cookie(&headers, session::COOKIE) {
+        state.sessions().remove(&id);
+    }
+    let mut res = Redirect::to("/ui/login").into_response();
+    let mut c = format!(
+        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
+        session::COOKIE
+    );
+    if state.secure_cookies() {
+        c.push_str("; Secure");
+    }
+    if let Ok(v) = HeaderValue::from_str(&c) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    res
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clusters at a glance.
+
+fn ready(c: &Cluster) -> (String, String) {
+    c.status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|x| x.type_ == "Ready"))
+        .map(|x| (x.status.clone(), x.reason.clone()))
+        .unwrap_or_else(|| ("Unknown".into(), "NotObserved".into()))
+}
+
+fn state_class(c: &Cluster) -> &'static str {
+    match ready(c).0.as_str() {
+        "True" => "ok",
+        _ if matches!(
+            c.status.as_ref().and_then(|s| s.phase),
+            Some(
+                kaas_api::cluster::ClusterPhase::Invalid | kaas_api::cluster::ClusterPhase::Failed
+            )
+        ) =>
+        {
+            "failed"
+        }
+        _ => "progressing",
+    }
+}
+
+async fn clusters_page(user: User) -> Response {
+    let list = Api::<Cluster>::namespaced(user.client.clone(), &user.session.namespace)
+        .list(&ListParams::default())
+        .await;
+    let body = match list {
+        Err(e) => api_error_box(&ApiError::from(e)),
+        Ok(list) => html! {
+            p { a.button href="/ui/new" id="new-cluster" { "Create cluster" } }
+            div id="clusters" data-refresh="5000" {
+                @if list.items.is_empty() { p { "No clusters yet." } }
+                @else {
+                    table {
+                        thead { tr { th { "Name" } th { "Provider" } th { "Version" } th { "Phase" } th { "Ready" } th { "Workers" } } }
+                        tbody {
+                            @for c in &list.items {
+                                @let (r, reason) = ready(c);
+                                @let st = c.status.clone().unwrap_or_default();
+                                tr data-cluster=(c.name_any()) class=(state_class(c)) {
+                                    td { a href={ "/ui/clusters/" (c.name_any()) } { (c.name_any()) } }
+                                    td { (c.spec.provider.as_ref().and_then(|p| p.name.clone()).unwrap_or_default()) }
+                                    td { (st.kubernetes_version.clone().or(st.target_version.clone()).unwrap_or_else(|| "–".into())) }
+                                    td.phase { (st.phase.map(|p| p.to_string()).unwrap_or_else(|| "Pending".into())) }
+                                    td.ready { (r) " " small { (reason) } }
+                                    td { @for w in &st.workers { (w.name) " " (w.ready) "/" (w.desired) " " } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    };
+    page("Clusters", Some(&user), body).into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Create.
+
+#[derive(Deserialize, Default)]
+struct NewQuery {
+    provider: Option<String>,
+}
+
+async fn providers(client: &Client) -> Result<Vec<Provider>, ApiError> {
+    Ok(Api::<Provider>::all(client.clone())
+        .list(&ListParams::default())
+        .await?
+        .items)
+}
+
+async fn new_page(user: User, Query(q): Query<NewQuery>) -> Response {
+    let all = match providers(&user.client).await {
+        Ok(p) => p,
+        Err(e) => return page("Create cluster", Some(&user), api_error_box(&e)).into_response(),
+    };
+    let chosen = match q.provider {
+        Some(name) => all.into_iter().find(|p| p.name_any() == name),
+        None if all.len() == 1 => all.into_iter().next(),
+        None => {
+            return page(
+                "Create cluster",
+                Some(&user),
+                html! {
+                    p { "Choose a provider:" }
+                    ul { @for p in &all { li { a href={ "/ui/new?provider=" (p.name_any()) } { (p.spec.display_name.clone().unwrap_or_else(|| p.name_any())) " (" (p.name_any()) ")" } } } }
+                },
+            )
+            .into_response();
+        }
+    };
+    let Some(p) = chosen else {
+        return page(
+            "Create cluster",
+            Some(&user),
+            html! { p.error { "No such provider." } },
+        )
+        .into_response();
+    };
+    page(
+        "Create cluster",
+        Some(&user),
+        create_form(&user, &p, &CreateForm::defaults(&p), None),
+    )
+    .into_response()
+}
+
+/// The create form's fields (names as in the HTML form).
+#[derive(Deserialize, Default, Debug)]
+struct CreateForm {
+    #[serde(default)]
+    csrf: String,
+    provider: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    region: String,
+    #[serde(default)]
+    version: String,
+    #[serde(default)]
+    cp_replicas: String,
+    #[serde(default)]
+    cp_flavor: String,
+    #[serde(default)]
+    pool: String,
+    #[serde(default)]
+    flavor: String,
+    #[serde(default)]
+    count: String,
+    /// Repeated checkbox fields arrive as one comma-joined string (see `parse_form`).
+    #[serde(default)]
+    zones: Vec<String>,
+    #[serde(default)]
+    extensions: Vec<String>,
+    #[serde(default)]
+    protect: Option<String>,
+}
+
+impl CreateForm {
+    fn defaults(p: &Provider) -> Self {
+        let d = p.spec.defaults.clone().unwrap_or_default();
+        CreateForm {
+            provider: p.name_any(),
+            region: p
+                .spec
+                .regions
+                .first()
+                .map(|r| r.name.clone())
+                .unwrap_or_default(),
+            version: p
+                .status
+                .as_ref()
+                .and_then(|s| s.default_version.clone())
+                .unwrap_or_default(),
+            cp_replicas: d.control_plane_replicas.unwrap_or(1).to_string(),
+            cp_flavor: d.control_plane_flavor.clone().unwrap_or_default(),
+            pool: "default".into(),
+            flavor: d.worker_flavor.clone().unwrap_or_default(),
+            count: "1".into(),
+            extensions: p
+                .spec
+                .extensions
+                .iter()
+                .filter(|e| e.default)
+                .map(|e| e.name.clone())
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    /// The SCS Cluster the form describes. Numbers that do not parse are left to validation
+    /// (which then names the field).
+    fn to_object(&self, namespace: &str) -> Result<Value, Vec<FieldProblem>> {
+        let mut problems = Vec::new();
+        let mut int = |v: &str, path: &str| -> Option<i64> {
+            match v.trim().parse::<i64>() {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    problems.push(FieldProblem {
+                        path: path.into(),
+                        message: format!("{v:?} is not a whole number"),
+                    });
+                    None
+                }
+            }
+        };
+        let replicas = int(&self.cp_replicas, "spec.controlPlane.replicas");
+        let count = int(&self.count, "spec.workers[0].count");
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let mut ext = serde_json::Map::new();
+        let mut additional = Vec::new();
+        for e in &self.extensions {
+            match e.as_str() {
+                "metrics" | "ingress" | "gatewayAPI" | "certManager" | "flux" | "harbor" => {
+                    ext.insert(e.clone(), json!({"enabled": true}));
+                }
+                other => additional.push(json!({"name": other, "enabled": true})),
+            }
+        }
+        if !additional.is_empty() {
+            ext.insert("additional".into(), Value::from(additional));
+        }
+        let mut pool = json!({"name": self.pool.trim(), "flavor": self.flavor, "count": count});
+        if !self.zones.is_empty() {
+            pool["zones"] = json!(self.zones);
+        }
+        let mut spec = json!({
+            "provider": {"name": self.provider, "region": self.region},
+            "kubernetes": {"version": self.version},
+            "controlPlane": {"replicas": replicas, "flavor": self.cp_flavor},
+            "workers": [pool],
+            "extensions": ext,
+        });
+        if self.protect.is_some() {
+            spec["deletionProtection"] = json!(true);
+        }
+        Ok(json!({
+            "apiVersion": "scs.community/v1alpha1",
+            "kind": "Cluster",
+            "metadata": {"name": self.name.trim(), "namespace": namespace},
+            "spec": spec,
+        }))
+    }
+}
+
+fn create_form(user: &User, p: &Provider, f: &CreateForm, error: Option<Markup>) -> Markup {
+    let versions: Vec<_> = p
+        .spec
+        .kubernetes_versions
+        .iter()
+        .filter(|v| {
+            !matches!(
+                v.classification,
+                kaas_api::provider::Classification::Expired
+            )
+        })
+        .collect();
+    let zones: Vec<(String, String)> = p
+        .spec
+        .regions
+        .iter()
+        .flat_map(|r| r.zones.iter().map(move |z| (r.name.clone(), z.clone())))
+        .collect();
+    html! {
+        @if let Some(e) = error { (e) }
+        form method="post" action="/ui/clusters" id="create" {
+            input type="hidden" name="csrf" value=(user.session.csrf);
+            input type="hidden" name="provider" value=(p.name_any());
+            p { "Provider " strong { (p.spec.display_name.clone().unwrap_or_else(|| p.name_any())) } }
+            label { "Name" input type="text" name="name" id="name" value=(f.name) required pattern="[a-z0-9]([-a-z0-9]*[a-z0-9])?" maxlength="40"; }
+            label { "Region"
+                select name="region" id="region" { @for r in &p.spec.regions { option value=(r.name) selected[r.name == f.region] { (r.name) } } }
+            }
+            label { "Kubernetes version"
+                select name="version" id="version" {
+                    @for v in &versions {
+                        option value=(v.version) selected[v.version == f.version] { (v.version) " (" (format!("{:?}", v.classification).to_lowercase()) ")" }
+                    }
+                }
+            }
+            fieldset {
+                legend { "Control plane" }
+                label { "Nodes" select name="cp_replicas" id="cp_replicas" { @for n in ["1", "3", "5"] { option value=(n) selected[n == f.cp_replicas] { (n) } } } }
+                label { "Flavor" select name="cp_flavor" id="cp_flavor" {
+                    @for fl in p.spec.flavors.iter().filter(|x| x.control_plane != Some(false)) {
+                        option value=(fl.name) selected[fl.name == f.cp_flavor] { (fl.name) " — " (fl.cpu) " vCPU, " (fl.memory) }
+                    }
+                } }
+            }
+            fieldset {
+                legend { "Worker pool" }
+                label { "Pool name" input type="text" name="pool" id="pool" value=(f.pool) required; }
+                label { "Flavor" select name="flavor" id="flavor" {
+                    @for fl in p.spec.flavors.iter().filter(|x| x.worker != Some(false)) {
+                        option value=(fl.name) selected[fl.name == f.flavor] { (fl.name) " — " (fl.cpu) " vCPU, " (fl.memory) }
+                    }
+                } }
+                label { "Nodes" input type="number" name="count" id="count" min="0" value=(f.count); }
+                div.checks { "Zones (none: spread by the provider)"
+                    @for (r, z) in &zones { label.check { input type="checkbox" name="zones" value=(z) checked[f.zones.contains(z)]; " " (z) " " small { "(" (r) ")" } } }
+                }
+            }
+            fieldset {
+                legend { "Extensions" }
+                @for e in &p.spec.extensions {
+                    @if e.name == "metrics" {
+                        label.check { input type="checkbox" checked disabled; " metrics " small { "(always on)" } }
+                    } @else {
+                        label.check { input type="checkbox" name="extensions" value=(e.name) id={ "ext-" (e.name) } checked[f.extensions.contains(&e.name)]; " " (e.name) @if let Some(v) = &e.version { " " small { (v) } } }
+                    }
+                }
+            }
+            label.check { input type="checkbox" name="protect" value="on" checked[f.protect.is_some()]; " Deletion protection" }
+            button type="submit" id="create-submit" { "Create" }
+        }
+    }
+}
+
+/// Parses an urlencoded form where checkboxes repeat a name (`zones=a&zones=b`).
+fn parse_form(body: &str) -> Result<CreateForm, String> {
+    let mut map = serde_json::Map::new();
+    for (k, v) in url_pairs(body) {
+        let list = matches!(k.as_str(), "zones" | "extensions");
+        match map.get_mut(&k) {
+            Some(Value::Array(a)) if list => a.push(Value::from(v)),
+            _ if list => {
+                map.insert(k, Value::from(vec![Value::from(v)]));
+            }
+            _ => {
+                map.insert(k, Value::from(v));
+            }
+        }
+    }
+    serde_json::from_value(Value::Object(map)).map_err(|e| e.to_string())
+}
+
+fn url_pairs(body: &str) -> Vec<(String, String)> {
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).map(|d| d as u8)
+    }
+    fn decode(s: &str) -> String {
+        let bytes = s.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push(h << 4 | l);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                },
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    body.split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+async fn create(user: User, body: String) -> Response {
+    let f = match parse_form(&body) {
+        Ok(f) => f,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                page("Create cluster", Some(&user), errors_box(&e, &[])),
+            )
+                .into_response();
+        }
+    };
+    if let Err(r) = user.check(&f.csrf) {
+        return r.into_response();
+    }
+    let provider = match Api::<Provider>::all(user.client.clone())
+        .get(&f.provider)
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => {
+            return page("Create cluster", Some(&user), api_error_box(&e.into())).into_response();
+        }
+    };
+    let ns = user.session.namespace.clone();
+    let result = async {
+        let object = f
+            .to_object(&ns)
+            .map_err(|errs| ApiError::invalid("the cluster is invalid", errs))?;
+        let cluster = api::prevalidate(&user.client, &object, None).await?;
+        let pp = PostParams {
+            field_manager: Some(api::FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        Api::<Cluster>::namespaced(user.client.clone(), &ns)
+            .create(&pp, &cluster)
+            .await
+            .map_err(ApiError::from)
+    }
+    .await;
+    match result {
+        Ok(c) => Redirect::to(&format!("/ui/clusters/{}", c.name_any())).into_response(),
+        Err(e) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            page(
+                "Create cluster",
+                Some(&user),
+                create_form(&user, &provider, &f, Some(api_error_box(&e))),
+            ),
+        )
+            .into_response(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One cluster.
+
+#[derive(Deserialize, Default)]
+struct Flash {
+    done: Option<String>,
+}
+
+async fn cluster_page(
+    user: User,
+    Path(name): Path<String>,
+    Query(flash): Query<Flash>,
+) -> Response {
+    cluster_view(&user, &name, flash.done.as_deref(), None).await
+}
+
+async fn cluster_view(
+    user: &User,
+    name: &str,
+    done: Option<&str>,
+    error: Option<ApiError>,
+) -> Response {
+    let ns = &user.session.namespace;
+    let c = match Api::<Cluster>::namespaced(user.client.clone(), ns)
+        .get(name)
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            let e = ApiError::from(e);
+            return (e.status, page(name, Some(user), api_error_box(&e))).into_response();
+        }
+    };
+    let provider_name = c
+        .spec
+        .provider
+        .as_ref()
+        .and_then(|p| p.name.clone())
+        .unwrap_or_default();
+    let provider = Api::<Provider>::all(user.client.clone())
+        .get(&provider_name)
+        .await
+        .ok();
+    let diagnosis = api::diagnosis(&user.client, ns, name).await;
+    let st = c.status.clone().unwrap_or_default();
+    let (r, reason) = ready(&c);
+    let status = error.as_ref().map_or(StatusCode::OK, |e| e.status);
+    let upgrade_targets: Vec<String> = provider
+        .as_ref()
+        .map(|p| {
+            p.spec
+                .kubernetes_versions
+                .iter()
+                .filter(|v| {
+                    !matches!(
+                        v.classification,
+                        kaas_api::provider::Classification::Expired
+                    )
+                })
+                .map(|v| v.version.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let body = html! {
+        @if let Some(d) = done { div.notice role="status" { (d) } }
+        @if let Some(e) = &error { (api_error_box(e)) }
+        section id="summary" data-refresh="4000" {
+            dl.summary {
+                dt { "State" } dd id="state" class=(state_class(&c)) { (st.phase.map(|p| p.to_string()).unwrap_or_else(|| "Pending".into())) " — Ready " (r) " (" (reason) ")" }
+                dt { "Provider" } dd { (provider_name) }
+                dt { "Kubernetes" } dd id="version" { (st.kubernetes_version.clone().unwrap_or_else(|| "–".into())) @if let Some(t) = &st.target_version { " (target " (t) ")" } }
+                dt { "API endpoint" } dd { (st.api_endpoint.clone().unwrap_or_else(|| "–".into())) }
+                dt { "Workers" } dd { @for w in &st.workers { (w.name) ": " (w.ready) "/" (w.desired) " ready " } }
+            }
+            h2 { "Conditions" }
+            table.conditions {
+                thead { tr { th { "Type" } th { "Status" } th { "Reason" } th { "Message" } } }
+                tbody { @for x in &st.conditions { tr class=(if x.status == "True" { "ok" } else { "progressing" }) { td { (x.type_) } td { (x.status) } td { (x.reason) } td { (x.message) } } } }
+            }
+            @match &diagnosis {
+                Ok(d) => {
+                    h2 { "Diagnostics" }
+                    (PreEscaped(diagnosis_html(d)))
+                }
+                Err(e) => { p.hint { "Diagnostics unavailable: " (e.body.message) } }
+            }
+        h2 { "Kubeconfig" }
+        @if st.kubeconfig_secret_ref.is_some() {
+            p { a.button href={ "/api/v1/namespaces/" (ns) "/clusters/" (name) "/kubeconfig" } download={ (name) ".kubeconfig" } id="kubeconfig" { "Download kubeconfig" } }
+        } @else { p.hint { "Available once the control plane is up." } }
+        h2 { "Compliance" }
+        @if let Some(cm) = &st.compliance {
+            p { (cm.passed) " passed, " (cm.failed) " failed, " (cm.aborted) " aborted (checked " (cm.checked_at) ") — " a href={ "/ui/clusters/" (name) "/compliance" } { "report" } }
+        } @else { p.hint { "Not checked yet." } }
+        }
+        h2 { "Scale" }
+        @for w in c.spec.workers.clone().unwrap_or_default() {
+            form.inline method="post" action={ "/ui/clusters/" (name) "/scale" } {
+                input type="hidden" name="csrf" value=(user.session.csrf);
+                input type="hidden" name="pool" value=(w.name);
+                label { "Pool " strong { (w.name) } " nodes " input type="number" min="0" name="count" id={ "count-" (w.name) } value=(w.count.or(w.min_count).unwrap_or(0)); }
+                button type="submit" id={ "scale-" (w.name) } { "Scale" }
+            }
+        }
+        h2 { "Upgrade" }
+        form.inline method="post" action={ "/ui/clusters/" (name) "/upgrade" } {
+            input type="hidden" name="csrf" value=(user.session.csrf);
+            label { "Version " select name="version" id="upgrade-version" { @for v in &upgrade_targets { option value=(v) { (v) } } } }
+            button type="submit" id="upgrade" { "Upgrade" }
+            small { " One minor at a time; never down." }
+        }
+        h2 { "Delete" }
+        form.inline method="post" action={ "/ui/clusters/" (name) "/delete" } data-confirm={ "Delete cluster " (name) "? This removes all its machines." } {
+            input type="hidden" name="csrf" value=(user.session.csrf);
+            label { "Type the name to confirm " input type="text" name="confirm" id="confirm" autocomplete="off"; }
+            button.danger type="submit" id="delete" { "Delete" }
+        }
+    };
+    (status, page(name, Some(user), body)).into_response()
+}
+
+/// The diagnosis as nested lists (everything escaped by maud).
+fn diagnosis_html(d: &kaas_diagnose::Diagnosis) -> String {
+    let v = serde_json::to_value(d).unwrap_or_default();
+    fn node(n: &Value) -> Markup {
+        let status = n["status"].as_str().unwrap_or("unknown");
+        html! {
+            li class=(status) {
+                strong { (n["kind"].as_str().unwrap_or("")) " " (n["name"].as_str().unwrap_or("")) }
+                " — " (status)
+                @if let Some(s) = n["summary"].as_str() { ": " (s) }
+                @if let Some(children) = n["children"].as_array() {
+                    @if !children.is_empty() { ul { @for c in children { (node(c)) } } }
+                }
+            }
+        }
+    }
+    let m = html! {
+        @if let Some(w) = v["waitingFor"].as_str() { p id="waiting-for" { strong { "Waiting for: " } (w) } }
+        @if let Some(hints) = v["hints"].as_array() {
+            @if !hints.is_empty() {
+                ul.hints { @for h in hints { li { (h["message"].as_str().unwrap_or("")) @if let Some(f) = h["fields"].as_array() { @for x in f { " " code { (x.as_str().unwrap_or("")) } } } } } }
+            }
+        }
+        @if let Some(t) = v.get("tree") {
+            ul.tree { @if t.is_array() { @for n in t.as_array().into_iter().flatten() { (node(n)) } } @else { (node(t)) } }
+        }
+        @if let Some(events) = v["events"].as_array() {
+            @if !events.is_empty() {
+                details { summary { "Recent events (" (events.len()) ")" }
+                    ul { @for e in events.iter().take(20) { li { (e["type"].as_str().unwrap_or("")) " " (e["reason"].as_str().unwrap_or("")) ": " (e["message"].as_str().unwrap_or("")) } } }
+                }
+            }
+        }
+    };
+    m.into_string()
+}
+
+#[derive(Deserialize)]
+struct ScaleForm {
+    csrf: String,
+    pool: String,
+    count: String,
+}
+
+async fn scale(user: User, Path(name): Path<String>, Form(f): Form<ScaleForm>) -> Response {
+    if let Err(r) = user.check(&f.csrf) {
+        return r.into_response();
+    }
+    let count = match f.count.trim().parse::<i32>() {
+        Ok(n) => n,
+        Err(_) => {
+            let e = ApiError::invalid(
+                "the scale request is invalid",
+                vec![FieldProblem {
+                    path: "count".into(),
+                    message: format!("{:?} is not a whole number", f.count),
+                }],
+            );
+            return cluster_view(&user, &name, None, Some(e)).await;
+        }
+    };
+    let req = ScaleRequest {
+        pool: f.pool.clone(),
+        count: Some(count),
+        min_count: None,
+        max_count: None,
+    };
+    let r = api::modify(&user.client, &user.session.namespace, &name, |c| {
+        api::scale(c, &req)
+    })
+    .await;
+    match r {
+        Ok(_) => Redirect::to(&format!(
+            "/ui/clusters/{name}?done={}",
+            enc(&format!("Pool {} scaled to {count}.", f.pool))
+        ))
+        .into_response(),
+        Err(e) => cluster_view(&user, &name, None, Some(e)).await,
+    }
+}
+
+#[derive(Deserialize)]
+struct UpgradeForm {
+    csrf: String,
+    version: String,
+}
+
+async fn upgrade(user: User, Path(name): Path<String>, Form(f): Form<UpgradeForm>) -> Response {
+    if let Err(r) = user.check(&f.csrf) {
+        return r.into_response();
+    }
+    let r = api::modify(&user.client, &user.session.namespace, &name, |c| {
+        c.spec
+            .kubernetes
+            .get_or_insert_with(Default::default)
+            .version = Some(f.version.clone());
+        Ok(())
+    })
+    .await;
+    match r {
+        Ok(_) => Redirect::to(&format!(
+            "/ui/clusters/{name}?done={}",
+            enc(&format!("Upgrade to {} started.", f.version))
+        ))
+        .into_response(),
+        Err(e) => cluster_view(&user, &name, None, Some(e)).await,
+    }
+}
+
+#[derive(Deserialize)]
+struct DeleteForm {
+    csrf: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+async fn delete(user: User, Path(name): Path<String>, Form(f): Form<DeleteForm>) -> Response {
+    if let Err(r) = user.check(&f.csrf) {
+        return r.into_response();
+    }
+    if f.confirm.trim() != name {
+        let e = ApiError::invalid(
+            "not deleted",
+            vec![FieldProblem {
+                path: "confirm".into(),
+                message: format!("type the cluster's name {name:?} to confirm"),
+            }],
+        );
+        return cluster_view(&user, &name, None, Some(e)).await;
+    }
+    match Api::<Cluster>::namespaced(user.client.clone(), &user.session.namespace)
+        .delete(&name, &DeleteParams::foreground())
+        .await
+    {
+        Ok(_) => Redirect::to("/ui/").into_response(),
+        Err(e) => cluster_view(&user, &name, None, Some(e.into())).await,
+    }
+}
+
+async fn compliance_page(user: User, Path(name): Path<String>) -> Response {
+    match api::compliance(&user.client, &user.session.namespace, &name).await {
+        Ok(r) => page(
+            &format!("Compliance of {name}"),
+            Some(&user),
+            html! {
+                p { a href={ "/ui/clusters/" (name) } { "← back" } }
+                @if let Some(t) = r.files.get("report.txt") { pre { (t) } }
+                @else { @for (k, v) in &r.files { h2 { (k) } pre { (v) } } }
+            },
+        )
+        .into_response(),
+        Err(e) => (e.status, page(&name, Some(&user), api_error_box(&e))).into_response(),
+    }
+}
+
+/// Percent-encodes for a query value.
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_checkboxes_and_escapes() {
+        let f = parse_form(
+            "csrf=x&provider=dev&name=my+c%C3%BCster&zones=zone-a&zones=zone-b&extensions=ingress&count=3&cp_replicas=1",
+        )
+        .unwrap();
+        assert_eq!(f.name, "my cüster");
+        assert_eq!(f.zones, ["zone-a", "zone-b"]);
+        assert_eq!(f.extensions, ["ingress"]);
+        let f = parse_form("csrf=x&provider=dev&name=%zz&count=%").unwrap();
+        assert_eq!(f.name, "%zz");
+        assert_eq!(f.count, "%");
+        let f = parse_form("csrf=x&provider=dev&name=%é%C3").unwrap();
+        assert!(f.name.starts_with('%'));
+    }
+
+    #[test]
+    fn the_form_becomes_a_cluster() {
+        let f = parse_form(
+            "csrf=x&provider=dev&name=a&region=local&version=1.35.4&cp_replicas=1&cp_flavor=small&pool=default&flavor=small&count=2&extensions=ingress&extensions=foo&protect=on",
+        )
+        .unwrap();
+        let v = f.to_object("t").unwrap();
+        assert_eq!(v["metadata"]["namespace"], "t");
+        assert_eq!(v["spec"]["workers"][0]["count"], 2);
+        assert_eq!(v["spec"]["extensions"]["ingress"]["enabled"], true);
+        assert_eq!(v["spec"]["extensions"]["additional"][0]["name"], "foo");
+        assert_eq!(v["spec"]["deletionProtection"], true);
+        let bad = parse_form("csrf=x&provider=dev&name=a&cp_replicas=x&count=2").unwrap();
+        let errs = bad.to_object("t").unwrap_err();
+        assert_eq!(errs[0].path, "spec.controlPlane.replicas");
+    }
+
+    #[test]
+    fn query_encoding() {
+        assert_eq!(enc("a b/é"), "a%20b%2F%C3%A9");
+    }
+}

@@ -1,0 +1,607 @@
+//! `kaas serve` against a real API server (Cluster API CRDs installed, its managers not needed):
+//! the OpenAPI document matches the served routes, validation errors carry field paths and create
+//! nothing, tenants are isolated through REST and GUI, provider credentials never appear in a
+//! response, sessions and CSRF protection work, and waits end with a timeout that says so.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::*;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kaas_api::Provider;
+use kube::Api;
+use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+use reqwest::Method;
+use serde_json::json;
+
+const MARKER: &str = "s3cr3t-provider-password-7f1c";
+
+fn cluster(name: &str, spec: serde_json::Value) -> serde_json::Value {
+    json!({"apiVersion": "scs.community/v1alpha1", "kind": "Cluster", "metadata": {"name": name}, "spec": spec})
+}
+
+#[tokio::test]
+async fn openapi_document_matches_the_served_routes() {
+    let env = env(false).await;
+    let res = env
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    assert_eq!(res.status, 200);
+    let doc = res.json();
+    assert_eq!(doc, kaas_server::openapi::document());
+    let parsed: openapiv3::OpenAPI = serde_json::from_value(doc.clone()).expect("OpenAPI 3.0");
+    let mut seen = 0;
+    for (path, item) in &parsed.paths.paths {
+        let item = item.as_item().unwrap();
+        for (method, op) in item.iter() {
+            seen += 1;
+            let concrete = path
+                .replace("{namespace}", "tenant-a")
+                .replace("{name}", "x")
+                .replace("{provider}", "dev");
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let body = (m == Method::POST || m == Method::PUT).then(|| json!({}));
+            let res = env.call(m.clone(), &concrete, None, body).await;
+            let id = op.operation_id.as_deref().unwrap();
+            if id == "getOpenApi" {
+                assert_eq!(res.status, 200);
+                continue;
+            }
+            // Served (not the 404 fallback, not 405) and protected.
+            assert_eq!(res.status, 401, "{method} {path}: {}", res.text);
+            assert_eq!(res.json()["code"], "Unauthorized");
+            // Every documented error response of the operation has the Error schema.
+            assert!(
+                op.responses
+                    .responses
+                    .contains_key(&openapiv3::StatusCode::Code(401))
+            );
+        }
+    }
+    assert_eq!(seen, kaas_server::openapi::OPERATIONS.len());
+    // Undocumented routes are not served.
+    for (m, p) in [
+        (Method::GET, "/api/v1/namespaces/tenant-a/secrets"),
+        (Method::GET, "/api/v1/clusters"),
+        (Method::PATCH, "/api/v1/namespaces/tenant-a/clusters/x"),
+    ] {
+        let res = env.call(m.clone(), p, Some(&env.token_a), None).await;
+        assert!(
+            res.status == 404 || res.status == 405,
+            "{m} {p}: {} {}",
+            res.status,
+            res.text
+        );
+    }
+}
+
+#[tokio::test]
+async fn validation_errors_name_field_paths_and_create_nothing() {
+    let env = env(false).await;
+    let a = Some(env.token_a.as_str());
+    let post = "/api/v1/namespaces/tenant-a/clusters";
+
+    // Offering: a flavor the provider does not offer.
+    let res = env
+        .call(
+            Method::POST,
+            post,
+            a,
+            Some(cluster(
+                "bad",
+                json!({"provider": {"name": "dev"}, "workers": [{"name": "w", "flavor": "m9.huge", "count": 1}]}),
+            )),
+        )
+        .await;
+    assert_eq!(res.status, 422, "{}", res.text);
+    let body = res.json();
+    assert_eq!(body["code"], "Invalid");
+    assert_eq!(body["errors"][0]["path"], "spec.workers[0].flavor");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("offered: small, medium, large"),
+        "{body}"
+    );
+
+    // Schema and CEL: several problems at once, each with its path.
+    let res = env
+        .call(
+            Method::POST,
+            post,
+            a,
+            Some(cluster(
+                "bad",
+                json!({"provider": {"name": "dev"}, "workers": [{"name": "Not_A_Label", "count": -1}], "bogus": 1}),
+            )),
+        )
+        .await;
+    assert_eq!(res.status, 422, "{}", res.text);
+    let paths: Vec<String> = res.json()["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap().to_string())
+        .collect();
+    for p in [
+        "spec.workers[0].name",
+        "spec.workers[0].count",
+        "spec.bogus",
+    ] {
+        assert!(paths.iter().any(|x| x == p), "{p} missing in {paths:?}");
+    }
+
+    // A provider that does not exist.
+    let res = env
+        .call(
+            Method::POST,
+            post,
+            a,
+            Some(cluster("bad", json!({"provider": {"name": "nope"}}))),
+        )
+        .await;
+    assert_eq!(res.status, 422);
+    assert_eq!(res.json()["errors"][0]["path"], "spec.provider.name");
+
+    // Malformed JSON and a namespace that contradicts the URL.
+    let res = env
+        .http
+        .post(format!("{}{post}", env.url))
+        .bearer_auth(&env.token_a)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let mut other = cluster("bad", json!({"provider": {"name": "dev"}}));
+    other["metadata"]["namespace"] = json!("tenant-b");
+    let res = env.call(Method::POST, post, a, Some(other)).await;
+    assert_eq!(res.json()["errors"][0]["path"], "metadata.namespace");
+
+    // Nothing was created.
+    let res = env.call(Method::GET, &format!("{post}/bad"), a, None).await;
+    assert_eq!(res.status, 404, "{}", res.text);
+    assert_eq!(res.json()["code"], "NotFound");
+
+    // A valid cluster is created; a scale of an unknown pool and a skipped minor are refused.
+    let res = env
+        .call(
+            Method::POST,
+            post,
+            a,
+            Some(cluster(
+                "good",
+                json!({"provider": {"name": "dev"}, "kubernetes": {"version": "1.35.x"}, "workers": [{"name": "w", "flavor": "small", "count": 1}]}),
+            )),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.text);
+    assert_eq!(res.json()["metadata"]["namespace"], "tenant-a");
+    let res = env
+        .call(
+            Method::POST,
+            &format!("{post}/good/scale"),
+            a,
+            Some(json!({"pool": "nope", "count": 2})),
+        )
+        .await;
+    assert_eq!(res.status, 422);
+    assert_eq!(res.json()["errors"][0]["path"], "pool");
+    let res = env
+        .call(
+            Method::POST,
+            &format!("{post}/good/scale"),
+            a,
+            Some(json!({"pool": "w", "count": 2})),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    assert_eq!(res.json()["spec"]["workers"][0]["count"], 2);
+    let res = env
+        .call(
+            Method::POST,
+            &format!("{post}/good/upgrade"),
+            a,
+            Some(json!({"version": "1.34.4"})),
+        )
+        .await;
+    assert_eq!(res.status, 422, "an expired version: {}", res.text);
+    assert_eq!(res.json()["errors"][0]["path"], "spec.kubernetes.version");
+
+    // Waiting: without Cluster API's managers the cluster cannot become Ready, and the wait says so.
+    let res = env
+        .call(
+            Method::GET,
+            &format!("{post}/good?wait=Ready&timeout=3s"),
+            a,
+            None,
+        )
+        .await;
+    assert_eq!(res.status, 504, "{}", res.text);
+    let body = res.json();
+    assert_eq!(body["code"], "WaitTimeout");
+    assert_eq!(body["cluster"]["metadata"]["name"], "good");
+    // But it gets accepted by the operator.
+    let res = env
+        .call(
+            Method::GET,
+            &format!("{post}/good?wait=SpecAccepted&timeout=60s"),
+            a,
+            None,
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    let res = env
+        .call(Method::GET, &format!("{post}/good?wait=Bogus"), a, None)
+        .await;
+    assert_eq!(res.status, 400);
+}
+
+#[tokio::test]
+async fn tenants_are_isolated_and_credentials_never_appear() {
+    let env = env(false).await;
+    let admin = env.plane.client();
+    // The provider gets real-looking credentials; the operator copies them where Cluster API reads
+    // them. No response to a tenant may ever contain them.
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some("dev-credentials".into()),
+            namespace: Some("kaas-provider-dev".into()),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            "clouds.yaml".to_string(),
+            ByteString(format!("password: {MARKER}").into_bytes()),
+        )])),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(admin.clone(), "kaas-provider-dev")
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    Api::<Provider>::all(admin.clone())
+        .patch(
+            "dev",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"credentialsRef": {"name": "dev-credentials"}}})),
+        )
+        .await
+        .unwrap();
+
+    let (a, b) = (Some(env.token_a.as_str()), Some(env.token_b.as_str()));
+    let base = "/api/v1/namespaces/tenant-a/clusters";
+    let res = env
+        .call(
+            Method::POST,
+            base,
+            a,
+            Some(cluster(
+                "a1",
+                json!({"provider": {"name": "dev"}, "workers": [{"name": "w", "count": 1}]}),
+            )),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.text);
+    // For OpenStack stacks the operator copies the credentials into the provider-side namespace,
+    // where Cluster API reads them; the in-memory stack needs none, so the copy is made here.
+    let capi_ns = kaas_render::capi_namespace("dev", "tenant-a");
+    until(
+        "the provider-side namespace",
+        Duration::from_secs(60),
+        || async {
+            Api::<k8s_openapi::api::core::v1::Namespace>::all(admin.clone())
+                .get_opt(&capi_ns)
+                .await
+                .map_err(|e| e.to_string())?
+                .map(|_| ())
+                .ok_or_else(|| "not yet".to_string())
+        },
+    )
+    .await;
+    let mut copy = secret.clone();
+    copy.metadata.name = Some("kaas-provider-credentials".into());
+    copy.metadata.namespace = Some(capi_ns.clone());
+    Api::<Secret>::namespaced(admin.clone(), &capi_ns)
+        .create(&PostParams::default(), &copy)
+        .await
+        .unwrap();
+
+    let mut answers = Vec::new();
+    for path in [
+        "/api/v1/whoami".to_string(),
+        "/api/v1/providers".to_string(),
+        "/api/v1/providers/dev".to_string(),
+        base.to_string(),
+        format!("{base}/a1"),
+        format!("{base}/a1/diagnostics"),
+        format!("{base}/a1/kubeconfig"),
+        format!("{base}/a1/compliance"),
+    ] {
+        let res = env.call(Method::GET, &path, a, None).await;
+        assert!(res.status < 500, "{path}: {} {}", res.status, res.text);
+        answers.push((path, res));
+    }
+    let who = answers[0].1.json();
+    assert_eq!(who["username"], "system:serviceaccount:tenant-a:alice");
+    assert_eq!(who["namespace"], "tenant-a");
+    assert_eq!(answers[4].1.status, 200);
+    let diag = answers[5].1.json();
+    assert_eq!(diag["cluster"]["name"], "a1", "{diag}");
+    for (path, res) in &answers {
+        assert!(
+            !res.text.contains(MARKER) && !res.text.contains("dev-credentials"),
+            "{path} leaks provider credentials: {}",
+            res.text
+        );
+    }
+
+    // Tenant B: nothing of tenant A, through any route.
+    for (m, path, body) in [
+        (Method::GET, base.to_string(), None),
+        (Method::GET, format!("{base}/a1"), None),
+        (Method::GET, format!("{base}/a1/kubeconfig"), None),
+        (Method::GET, format!("{base}/a1/diagnostics"), None),
+        (Method::GET, format!("{base}/a1/compliance"), None),
+        (Method::DELETE, format!("{base}/a1"), None),
+        (
+            Method::POST,
+            format!("{base}/a1/scale"),
+            Some(json!({"pool": "w", "count": 3})),
+        ),
+        (
+            Method::POST,
+            base.to_string(),
+            Some(cluster("intruder", json!({"provider": {"name": "dev"}}))),
+        ),
+    ] {
+        let res = env.call(m.clone(), &path, b, body).await;
+        assert!(
+            res.status == 403 || res.status == 404,
+            "tenant B {m} {path}: {} {}",
+            res.status,
+            res.text
+        );
+        assert!(!res.text.contains(MARKER));
+    }
+    // Tenant A's cluster is untouched.
+    let res = env.call(Method::GET, &format!("{base}/a1"), a, None).await;
+    assert_eq!(res.json()["spec"]["workers"][0]["count"], 1);
+
+    // A token the API server does not know.
+    let res = env
+        .call(Method::GET, base, Some("not-a-real-token"), None)
+        .await;
+    assert_eq!(res.status, 401, "{}", res.text);
+
+    // The GUI: tenant B signs in and sees only its own (empty) namespace; tenant A's cluster page
+    // is refused; tenant B cannot sign in to tenant A's namespace.
+    let cookie = sign_in(&env, &env.token_b, "").await;
+    let page = gui_get(&env, "/ui/", &cookie).await;
+    assert_eq!(page.0, 200);
+    assert!(page.1.contains("No clusters yet"), "{}", page.1);
+    assert!(!page.1.contains("a1"));
+    let res = env
+        .http
+        .post(format!("{}/ui/login", env.url))
+        .form(&[("token", env.token_b.as_str()), ("namespace", "tenant-a")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(res.headers().get("set-cookie").is_none());
+    for (path, res) in &answers {
+        assert!(!res.text.contains(&env.token_a), "{path} echoes the token");
+    }
+}
+
+/// Signs in through the login form; returns the session cookie (`name=value`).
+async fn sign_in(env: &Env, token: &str, namespace: &str) -> String {
+    let res = env
+        .http
+        .post(format!("{}/ui/login", env.url))
+        .form(&[("token", token), ("namespace", namespace)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303, "sign-in redirects");
+    let set = res
+        .headers()
+        .get("set-cookie")
+        .expect("a session cookie")
+        .to_str()
+        .unwrap()
+        .to_string();
+    for flag in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/"] {
+        assert!(set.contains(flag), "{flag} missing: {set}");
+    }
+    assert!(!set.contains(token), "the cookie is not the token");
+    set.split(';').next().unwrap().to_string()
+}
+
+async fn gui_get(env: &Env, path: &str, cookie: &str) -> (u16, String) {
+    let res = env
+        .http
+        .get(format!("{}{path}", env.url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+fn csrf_of(html: &str) -> String {
+    let at = html
+        .find("name=\"csrf-token\" content=\"")
+        .expect("csrf meta")
+        + 27;
+    html[at..at + 64].to_string()
+}
+
+#[tokio::test]
+async fn gui_sessions_and_csrf() {
+    let env = env(false).await;
+    // Not signed in: to the sign-in page; a wrong token is refused without a cookie.
+    let res = env
+        .http
+        .get(format!("{}/ui/", env.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/ui/login");
+    let res = env
+        .http
+        .post(format!("{}/ui/login", env.url))
+        .form(&[("token", "wrong"), ("namespace", "tenant-a")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(res.headers().get("set-cookie").is_none());
+
+    let cookie = sign_in(&env, &env.token_a, "").await;
+    let (status, html) = gui_get(&env, "/ui/new", &cookie).await;
+    assert_eq!(status, 200);
+    assert!(
+        !html.contains(&env.token_a),
+        "the token never reaches a page"
+    );
+    // The form offers exactly what the provider offers (expired versions left out).
+    for offered in [
+        "1.36.3",
+        "1.35.4",
+        "small",
+        "medium",
+        "zone-a",
+        "certManager",
+    ] {
+        assert!(html.contains(offered), "{offered} missing");
+    }
+    assert!(!html.contains("1.34.4"), "expired version offered");
+    let csrf = csrf_of(&html);
+    let form = [
+        ("provider", "dev"),
+        ("name", "web1"),
+        ("region", "local"),
+        ("version", "1.35.4"),
+        ("cp_replicas", "1"),
+        ("cp_flavor", "small"),
+        ("pool", "default"),
+        ("flavor", "small"),
+        ("count", "1"),
+    ];
+    // Without the CSRF token: refused, nothing created.
+    let res = env
+        .http
+        .post(format!("{}/ui/clusters", env.url))
+        .header("cookie", &cookie)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    // Cookie-authenticated API writes need the CSRF header too.
+    let res = env
+        .http
+        .post(format!("{}/api/v1/namespaces/tenant-a/clusters", env.url))
+        .header("cookie", &cookie)
+        .json(&cluster("web1", json!({"provider": {"name": "dev"}})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let (status, _) = gui_get(&env, "/ui/clusters/web1", &cookie).await;
+    assert_eq!(status, 404, "nothing was created");
+
+    // An invalid form comes back with the field path, the values kept.
+    let mut bad = form.to_vec();
+    bad.push(("csrf", &csrf));
+    bad[7] = ("flavor", "m9.huge");
+    let res = env
+        .http
+        .post(format!("{}/ui/clusters", env.url))
+        .header("cookie", &cookie)
+        .form(&bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("spec.workers[0].flavor"), "{html}");
+    assert!(html.contains("value=\"web1\""), "the name is kept");
+
+    // With it: created, and visible on the list.
+    let mut good = form.to_vec();
+    good.push(("csrf", &csrf));
+    let res = env
+        .http
+        .post(format!("{}/ui/clusters", env.url))
+        .header("cookie", &cookie)
+        .form(&good)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/ui/clusters/web1");
+    let (status, html) = gui_get(&env, "/ui/", &cookie).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("data-cluster=\"web1\""));
+    // The API also accepts the cookie with the header.
+    let res = env
+        .http
+        .get(format!(
+            "{}/api/v1/namespaces/tenant-a/clusters/web1",
+            env.url
+        ))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // Delete needs the name typed in.
+    let res = env
+        .http
+        .post(format!("{}/ui/clusters/web1/delete", env.url))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str()), ("confirm", "wrong")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    assert_eq!(gui_get(&env, "/ui/clusters/web1", &cookie).await.0, 200);
+
+    // Sign out ends the session on the server.
+    let res = env
+        .http
+        .post(format!("{}/ui/logout", env.url))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let res = env
+        .http
+        .get(format!("{}/ui/", env.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303, "the old cookie no longer works");
+    // Security headers on every page.
+    let res = env
+        .http
+        .get(format!("{}/ui/login", env.url))
+        .send()
+        .await
+        .unwrap();
+    let csp = res.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'"));
+    assert_eq!(res.headers()["x-frame-options"], "DENY");
+}

@@ -1,0 +1,148 @@
+//! Shared setup of the server's integration tests: a real plane with kaas, the `dev` provider and
+//! the operator running in-process, two tenants with service-account tokens, and `kaas serve`
+//! (the library) listening on a free loopback port.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use kaas_api::Provider;
+use kaas_harness::{Identity, Plane, PlaneOptions};
+use kaas_operator::install;
+
+pub const PROVIDER: &str = include_str!("../../../../examples/provider-inmemory.yaml");
+
+pub struct Env {
+    pub plane: Plane,
+    /// `http://localhost:PORT`
+    pub url: String,
+    pub token_a: String,
+    pub token_b: String,
+    pub http: reqwest::Client,
+    _operator: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _server: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+pub async fn env(cluster_api: bool) -> Env {
+    let opts = if cluster_api {
+        PlaneOptions::with_capi()
+    } else {
+        PlaneOptions::capi_crds_only()
+    };
+    let plane = Plane::start(opts.crds(kaas_api::crds()))
+        .await
+        .expect("plane starts");
+    if !cluster_api {
+        plane
+            .remove_capi_webhooks()
+            .await
+            .expect("webhooks removed");
+    }
+    let admin = plane.client();
+    install::install_kaas(&admin).await.expect("kaas installs");
+    let provider: Provider = serde_yaml::from_str(PROVIDER).unwrap();
+    let class = kaas_harness::in_memory_cluster_class(plane.artifacts()).unwrap();
+    install::provider(&admin, &provider, &class)
+        .await
+        .expect("provider installs");
+    for ns in ["tenant-a", "tenant-b"] {
+        install::namespace(&admin, ns, &[]).await.unwrap();
+    }
+    let token_a = install::tenant_service_account(&admin, "tenant-a", "alice")
+        .await
+        .unwrap();
+    let token_b = install::tenant_service_account(&admin, "tenant-b", "bob")
+        .await
+        .unwrap();
+    let cfg = kaas_operator::Config {
+        providers: Default::default(),
+        metrics_addr: None,
+        lease: None,
+        concurrency: 8,
+    };
+    let operator = tokio::spawn(kaas_operator::run(admin.clone(), cfg));
+
+    // The server gets the admin kubeconfig and must drop its credentials.
+    let upstream = plane.kube_config(Identity::Admin).unwrap();
+    let settings = kaas_server::Settings::from_kube_config(upstream);
+    let state = kaas_server::AppState::new(settings);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(kaas_server::serve(
+        listener,
+        state,
+        None,
+        std::future::pending(),
+    ));
+    Env {
+        plane,
+        url: format!("http://localhost:{port}"),
+        token_a,
+        token_b,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        _operator: operator,
+        _server: server,
+    }
+}
+
+/// Polls `check` until it returns Ok, or panics with the last error after `timeout`.
+pub async fn until<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let start = Instant::now();
+    let mut last = String::new();
+    while start.elapsed() < timeout {
+        match check().await {
+            Ok(v) => return v,
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("timed out after {timeout:?} waiting for {what}: {last}");
+}
+
+/// A response: status, headers, body text.
+pub struct Res {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Res {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.text))
+    }
+}
+
+impl Env {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> Res {
+        let mut req = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("the server answers");
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        Res {
+            status,
+            headers,
+            text: res.text().await.unwrap_or_default(),
+        }
+    }
+}
