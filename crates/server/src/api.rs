@@ -519,10 +519,23 @@ async fn replace_cluster(
     finish(&api, written, StatusCode::OK, wait).await
 }
 
-/// Finalizers and owner references belong to controllers; a replace through the API keeps them.
+/// Finalizers and owner references belong to controllers; a replace through the API keeps them,
+/// and kaas' own labels and annotations (`scs.community/…`: an adoption link, the GitSource a
+/// cluster came from) unless the body sets them itself.
 fn keep_system_metadata(new: &mut Cluster, current: &Cluster) {
     new.metadata.finalizers = current.metadata.finalizers.clone();
     new.metadata.owner_references = current.metadata.owner_references.clone();
+    let ours = |k: &String| k.starts_with("scs.community/");
+    for (have, want) in [
+        (&current.metadata.labels, &mut new.metadata.labels),
+        (&current.metadata.annotations, &mut new.metadata.annotations),
+    ] {
+        for (k, v) in have.iter().flatten().filter(|(k, _)| ours(k)) {
+            want.get_or_insert_with(Default::default)
+                .entry(k.clone())
+                .or_insert_with(|| v.clone());
+        }
+    }
 }
 
 /// Reads, changes the spec with `change`, validates and writes; retries on conflicts.
@@ -865,6 +878,35 @@ mod tests {
         assert_eq!(ok["metadata"]["namespace"], "t");
         assert_eq!(ok["kind"], "Cluster");
         assert!(ok.get("status").is_none(), "a client cannot write status");
+    }
+
+    #[test]
+    fn a_replace_keeps_kaas_metadata_it_does_not_set() {
+        let mut current = demo();
+        current.metadata.finalizers = Some(vec!["scs.community/cluster".into()]);
+        current.metadata.annotations = Some(
+            [
+                (
+                    "scs.community/adopt-from".to_string(),
+                    "legacy/old".to_string(),
+                ),
+                ("note".to_string(), "mine".to_string()),
+            ]
+            .into(),
+        );
+        let mut new = demo();
+        new.metadata.annotations = Some([("other".to_string(), "x".to_string())].into());
+        keep_system_metadata(&mut new, &current);
+        let a = new.metadata.annotations.unwrap();
+        assert_eq!(
+            a.get("scs.community/adopt-from").map(String::as_str),
+            Some("legacy/old")
+        );
+        assert!(
+            !a.contains_key("note"),
+            "the client's own annotations are replaced"
+        );
+        assert_eq!(new.metadata.finalizers, current.metadata.finalizers);
     }
 
     #[test]

@@ -213,6 +213,49 @@ async fn validation_errors_name_field_paths_and_create_nothing() {
     assert_eq!(res.status, 422, "an expired version: {}", res.text);
     assert_eq!(res.json()["errors"][0]["path"], "spec.kubernetes.version");
 
+    // Replace the spec (PUT): validated like a create, controllers' metadata kept.
+    let res = env
+        .call(
+            Method::GET,
+            &format!("{post}/good?wait=SpecAccepted&timeout=60s"),
+            a,
+            None,
+        )
+        .await;
+    let mut current = res.json();
+    current["spec"]["workers"][0]["count"] = json!(3);
+    current["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("finalizers");
+    let res = env
+        .call(
+            Method::PUT,
+            &format!("{post}/good"),
+            a,
+            Some(current.clone()),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    let replaced = res.json();
+    assert_eq!(replaced["spec"]["workers"][0]["count"], 3);
+    assert_eq!(
+        replaced["metadata"]["finalizers"][0],
+        "scs.community/cluster"
+    );
+    // The same body again carries a stale resourceVersion: a conflict, not a lost update.
+    let res = env
+        .call(Method::PUT, &format!("{post}/good"), a, Some(current))
+        .await;
+    assert_eq!(res.status, 409, "{}", res.text);
+    let mut bad = replaced.clone();
+    bad["spec"]["workers"][0]["flavor"] = json!("m9.huge");
+    let res = env
+        .call(Method::PUT, &format!("{post}/good"), a, Some(bad))
+        .await;
+    assert_eq!(res.status, 422);
+    assert_eq!(res.json()["errors"][0]["path"], "spec.workers[0].flavor");
+
     // Waiting: without Cluster API's managers the cluster cannot become Ready, and the wait says so.
     let res = env
         .call(
