@@ -21,7 +21,7 @@ pub mod certs;
 pub mod dev;
 pub mod locate;
 mod plane;
-mod process;
+pub mod process;
 
 pub use apply::{apply_object, apply_yaml, dynamic_api, envsubst, install_crds};
 pub use dev::{DevOptions, DevStatus, default_dev_dir, dev_down, dev_env, dev_status, dev_up};
@@ -61,4 +61,32 @@ pub fn in_memory_cluster(
             ("WORKER_MACHINE_COUNT", &workers),
         ],
     )
+}
+
+/// The addon-bundle ConfigMap manifests of the development providers, built by `addons/build.sh`
+/// (run first; it builds only what its cache lacks), sorted by path.
+pub fn addon_bundle_files() -> anyhow::Result<Vec<std::path::PathBuf>> {
+    use anyhow::Context as _;
+    let root = repo_root().context("the kaas repository (for addons/build.sh) is not found")?;
+    let out = std::process::Command::new("bash")
+        .arg(root.join("addons/build.sh"))
+        .arg("--print-dir")
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("running addons/build.sh")?;
+    if !out.status.success() {
+        anyhow::bail!("addons/build.sh failed ({})", out.status);
+    }
+    let dir = std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("bundles");
+    let mut files = Vec::new();
+    for bundle in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        for f in std::fs::read_dir(bundle?.path())? {
+            let f = f?.path();
+            if f.extension().is_some_and(|e| e == "yaml") {
+                files.push(f);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
 }

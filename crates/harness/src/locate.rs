@@ -17,6 +17,10 @@ pub struct Versions {
     pub etcd: String,
     /// Cluster API, e.g. `v1.14.2`.
     pub cluster_api: String,
+    /// Kubernetes versions built for hosted workload control planes, e.g. `["v1.35.4", "v1.36.3"]`.
+    pub workload: Vec<String>,
+    /// kwok (simulated nodes of hosted clusters), e.g. `v0.8.0`.
+    pub kwok: String,
 }
 
 /// The pinned versions (compiled in from `plane/versions.env`).
@@ -36,6 +40,11 @@ fn parse_versions(text: &str) -> Result<Versions> {
         kubernetes: get("KUBERNETES_VERSION")?,
         etcd: get("ETCD_VERSION")?,
         cluster_api: get("CLUSTER_API_VERSION")?,
+        workload: get("WORKLOAD_KUBERNETES_VERSIONS")?
+            .split_whitespace()
+            .map(String::from)
+            .collect(),
+        kwok: get("KWOK_VERSION")?,
     })
 }
 
@@ -62,6 +71,15 @@ pub const BINARIES: &[&str] = &[
     "capi-kubeadm-control-plane-manager",
     "capd-manager",
 ];
+
+/// The control-plane binaries of a hosted workload cluster, built per version into
+/// `bin/workload/<version>/`.
+pub const WORKLOAD_BINARIES: &[&str] = &["kube-apiserver", "kube-controller-manager", "kube-scheduler"];
+
+/// `v1.35.4` for `1.35.4` or `v1.35.4`.
+fn with_v(version: &str) -> String {
+    format!("v{}", version.trim().trim_start_matches('v'))
+}
 
 /// A complete output directory of `plane/build.sh`: binaries, CRDs, webhook manifests, templates.
 #[derive(Clone, Debug)]
@@ -154,6 +172,76 @@ impl PlaneArtifacts {
     pub fn template(&self, name: &str) -> PathBuf {
         self.dir.join("templates").join(name)
     }
+
+    /// Kubernetes versions (`v1.35.4`) with every workload control-plane binary
+    /// ([`WORKLOAD_BINARIES`]) built, sorted by version.
+    pub fn workload_versions(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.dir.join("bin/workload")) else {
+            return Vec::new();
+        };
+        let mut versions: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|v| {
+                WORKLOAD_BINARIES
+                    .iter()
+                    .all(|b| self.dir.join("bin/workload").join(v).join(b).is_file())
+            })
+            .collect();
+        let key = |v: &str| -> Vec<u64> {
+            v.trim_start_matches('v')
+                .split('.')
+                .map(|p| p.parse().unwrap_or(0))
+                .collect()
+        };
+        versions.sort_by_key(|v| key(v));
+        versions
+    }
+
+    /// A workload control-plane binary ([`WORKLOAD_BINARIES`]) of a Kubernetes version
+    /// (`1.35.4` or `v1.35.4`); fails naming the built versions when that version is not built.
+    pub fn workload_bin(&self, version: &str, name: &str) -> Result<PathBuf> {
+        let path = self
+            .dir
+            .join("bin/workload")
+            .join(with_v(version))
+            .join(name);
+        if path.is_file() {
+            return Ok(path);
+        }
+        let built = self.workload_versions();
+        bail!(
+            "no {name} for Kubernetes {} in {} (built: {}); add it to WORKLOAD_KUBERNETES_VERSIONS in plane/versions.env and run plane/build.sh",
+            with_v(version),
+            self.dir.display(),
+            if built.is_empty() { "none".to_string() } else { built.join(", ") }
+        )
+    }
+
+    /// The kwok binary (simulated kubelets of hosted clusters' worker nodes).
+    pub fn kwok(&self) -> Result<PathBuf> {
+        let path = self.bin("kwok");
+        if !path.is_file() {
+            bail!(
+                "kwok is not built in {}; run plane/build.sh",
+                self.dir.display()
+            );
+        }
+        Ok(path)
+    }
+
+    /// kwok's stages (node initialize and heartbeat with leases, pod ready/complete/delete),
+    /// copied from the kwok module by the build: kwok's `--config`.
+    pub fn kwok_stages(&self) -> Result<PathBuf> {
+        let path = self.dir.join("kwok/stages.yaml");
+        if !path.is_file() {
+            bail!(
+                "kwok stages are missing in {}; run plane/build.sh",
+                self.dir.display()
+            );
+        }
+        Ok(path)
+    }
 }
 
 #[cfg(test)]
@@ -162,12 +250,40 @@ mod tests {
 
     #[test]
     fn versions_parse() {
-        let v = parse_versions("# c\nKUBERNETES_VERSION=v1.36.3\nETCD_VERSION=v3.6.16\nCLUSTER_API_VERSION=\"v1.14.2\"\n").unwrap();
+        let v = parse_versions("# c\nKUBERNETES_VERSION=v1.36.3\nETCD_VERSION=v3.6.16\nCLUSTER_API_VERSION=\"v1.14.2\"\nWORKLOAD_KUBERNETES_VERSIONS=\"v1.35.4 v1.36.3\"\nKWOK_VERSION=v0.8.0\n").unwrap();
         assert_eq!(v.kubernetes, "v1.36.3");
+        assert_eq!(v.workload, ["v1.35.4", "v1.36.3"]);
+        assert_eq!(v.kwok, "v0.8.0");
         assert_eq!(v.etcd, "v3.6.16");
         assert_eq!(v.cluster_api, "v1.14.2");
         let pinned = versions();
         assert!(pinned.kubernetes.starts_with("v1."));
+    }
+
+    #[test]
+    fn workload_binaries_by_version() {
+        let dir = tempfile::tempdir().unwrap();
+        for v in ["v1.36.3", "v1.35.4", "v1.9.0"] {
+            for b in WORKLOAD_BINARIES {
+                let p = dir.path().join("bin/workload").join(v).join(b);
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                std::fs::write(&p, "").unwrap();
+            }
+        }
+        // Incomplete: not offered.
+        std::fs::create_dir_all(dir.path().join("bin/workload/v1.37.0")).unwrap();
+        let a = PlaneArtifacts {
+            dir: dir.path().to_path_buf(),
+        };
+        assert_eq!(a.workload_versions(), ["v1.9.0", "v1.35.4", "v1.36.3"]);
+        assert!(
+            a.workload_bin("1.35.4", "kube-scheduler")
+                .unwrap()
+                .ends_with("bin/workload/v1.35.4/kube-scheduler")
+        );
+        let err = a.workload_bin("1.37.0", "kube-apiserver").unwrap_err().to_string();
+        assert!(err.contains("v1.37.0") && err.contains("v1.35.4, v1.36.3"), "{err}");
+        assert!(a.kwok().is_err());
     }
 
     #[test]

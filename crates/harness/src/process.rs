@@ -1,5 +1,6 @@
 //! Child processes of the plane: spawning (own process group, dies with the test process),
 //! killing, logs, free ports, tiny HTTP probes and the machine-wide lock of the in-memory backend.
+//! Public so the hosted control-plane runtime (crates/hosted) supervises its processes the same way.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -19,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// What to start.
 #[derive(Debug, Clone)]
-pub(crate) struct Spec {
+pub struct Spec {
     pub name: String,
     pub program: PathBuf,
     pub args: Vec<OsString>,
@@ -31,7 +32,7 @@ pub(crate) struct Spec {
 
 /// How children relate to the current process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mode {
+pub enum Mode {
     /// Own process group, SIGKILLed when the process that started them exits (tests).
     Attached,
     /// Own session, survives us (`kaas dev up`); stopped through pid files.
@@ -40,7 +41,7 @@ pub(crate) enum Mode {
 
 /// A running component.
 #[derive(Debug)]
-pub(crate) struct Proc {
+pub struct Proc {
     pub name: String,
     pub pid: i32,
     pub log: PathBuf,
@@ -69,7 +70,7 @@ fn spawner() -> &'static Mutex<mpsc::Sender<SpawnRequest>> {
 }
 
 impl Proc {
-    pub(crate) fn spawn(spec: &Spec, mode: Mode) -> Result<Proc> {
+    pub fn spawn(spec: &Spec, mode: Mode) -> Result<Proc> {
         if let Some(dir) = spec.log.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -134,7 +135,7 @@ impl Proc {
     }
 
     /// The exit status if the process has ended.
-    pub(crate) fn exited(&mut self) -> Option<ExitStatus> {
+    pub fn exited(&mut self) -> Option<ExitStatus> {
         if self.reaped.is_none() {
             self.reaped = self.child.try_wait().ok().flatten();
         }
@@ -142,7 +143,7 @@ impl Proc {
     }
 
     /// Fails with the log tail if the process has ended.
-    pub(crate) fn check_running(&mut self) -> Result<()> {
+    pub fn check_running(&mut self) -> Result<()> {
         if let Some(status) = self.exited() {
             bail!(
                 "{} exited ({status}) during start-up; last lines of {}:\n{}",
@@ -155,7 +156,7 @@ impl Proc {
     }
 
     /// SIGTERM to the process group, SIGKILL after `grace`, then reap.
-    pub(crate) fn stop(&mut self, grace: Duration) {
+    pub fn stop(&mut self, grace: Duration) {
         if self.exited().is_some() {
             return;
         }
@@ -182,7 +183,7 @@ impl Proc {
 }
 
 /// Stops a process (group) known only by pid, e.g. from a pid file: SIGTERM, then SIGKILL.
-pub(crate) fn stop_pid(pid: i32, grace: Duration) -> bool {
+pub fn stop_pid(pid: i32, grace: Duration) -> bool {
     if !pid_alive(pid) {
         return false;
     }
@@ -211,7 +212,7 @@ pub(crate) fn stop_pid(pid: i32, grace: Duration) -> bool {
 }
 
 /// Whether a process exists (and is not a zombie).
-pub(crate) fn pid_alive(pid: i32) -> bool {
+pub fn pid_alive(pid: i32) -> bool {
     if pid <= 0 {
         return false;
     }
@@ -229,7 +230,7 @@ pub(crate) fn pid_alive(pid: i32) -> bool {
 }
 
 /// The last `lines` lines of a log file.
-pub(crate) fn tail(path: &Path, lines: usize) -> String {
+pub fn tail(path: &Path, lines: usize) -> String {
     let Ok(mut f) = File::open(path) else {
         return format!("(no log at {})", path.display());
     };
@@ -245,7 +246,7 @@ pub(crate) fn tail(path: &Path, lines: usize) -> String {
 }
 
 /// A free TCP port on 127.0.0.1, never handed out twice by this process.
-pub(crate) fn free_port() -> Result<u16> {
+pub fn free_port() -> Result<u16> {
     static GIVEN: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
     let given = GIVEN.get_or_init(Default::default);
     for _ in 0..100 {
@@ -262,12 +263,12 @@ pub(crate) fn free_port() -> Result<u16> {
 }
 
 /// Whether a port on 127.0.0.1 can be bound right now.
-pub(crate) fn port_is_free(port: u16) -> bool {
+pub fn port_is_free(port: u16) -> bool {
     TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
 
 /// `GET http://127.0.0.1:<port><path>`: the status code, or None if nothing answered.
-pub(crate) async fn http_status(port: u16, path: &str) -> Option<u16> {
+pub async fn http_status(port: u16, path: &str) -> Option<u16> {
     let probe = async {
         let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
@@ -287,7 +288,7 @@ pub(crate) async fn http_status(port: u16, path: &str) -> Option<u16> {
 }
 
 /// Whether something accepts TCP connections on 127.0.0.1:<port>.
-pub(crate) async fn tcp_open(port: u16) -> bool {
+pub async fn tcp_open(port: u16) -> bool {
     matches!(
         tokio::time::timeout(
             Duration::from_secs(2),
