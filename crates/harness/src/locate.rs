@@ -74,7 +74,11 @@ pub const BINARIES: &[&str] = &[
 
 /// The control-plane binaries of a hosted workload cluster, built per version into
 /// `bin/workload/<version>/`.
-pub const WORKLOAD_BINARIES: &[&str] = &["kube-apiserver", "kube-controller-manager", "kube-scheduler"];
+pub const WORKLOAD_BINARIES: &[&str] = &[
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+];
 
 /// `v1.35.4` for `1.35.4` or `v1.35.4`.
 fn with_v(version: &str) -> String {
@@ -214,7 +218,11 @@ impl PlaneArtifacts {
             "no {name} for Kubernetes {} in {} (built: {}); add it to WORKLOAD_KUBERNETES_VERSIONS in plane/versions.env and run plane/build.sh",
             with_v(version),
             self.dir.display(),
-            if built.is_empty() { "none".to_string() } else { built.join(", ") }
+            if built.is_empty() {
+                "none".to_string()
+            } else {
+                built.join(", ")
+            }
         )
     }
 
@@ -281,8 +289,14 @@ mod tests {
                 .unwrap()
                 .ends_with("bin/workload/v1.35.4/kube-scheduler")
         );
-        let err = a.workload_bin("1.37.0", "kube-apiserver").unwrap_err().to_string();
-        assert!(err.contains("v1.37.0") && err.contains("v1.35.4, v1.36.3"), "{err}");
+        let err = a
+            .workload_bin("1.37.0", "kube-apiserver")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("v1.37.0") && err.contains("v1.35.4, v1.36.3"),
+            "{err}"
+        );
         assert!(a.kwok().is_err());
     }
 
