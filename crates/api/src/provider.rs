@@ -90,6 +90,7 @@ pub struct ProviderSpec {
 pub struct Backend {
     /// ClusterAPI: clusters are Cluster API topologies on the provider's ClusterClasses.
     /// Static: a Cluster stands for an existing cluster reached by a kubeconfig Secret.
+    /// Hosted: control planes run on the management side, realised by a runtime.
     #[serde(rename = "type")]
     pub kind: BackendType,
 
@@ -105,6 +106,25 @@ pub struct Backend {
         rename = "clusterAPI"
     )]
     pub cluster_api: Option<ClusterApiBackend>,
+
+    /// Settings of the hosted backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosted: Option<HostedBackend>,
+}
+
+/// Settings of the hosted backend.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HostedBackend {
+    /// The runtime that realises the control planes (`local`: processes on the runtime's host,
+    /// `kaas hosted-runtime`). Written into each `HostedControlPlane`'s `spec.runtime`.
+    #[serde(default = "local_runtime")]
+    #[schemars(extend("pattern" = r"^[a-z0-9][-a-z0-9]*$", "maxLength" = 63))]
+    pub runtime: String,
+}
+
+fn local_runtime() -> String {
+    crate::hosted::RUNTIME_LOCAL.to_string()
 }
 
 /// Backend kind.
@@ -115,6 +135,9 @@ pub enum BackendType {
     ClusterAPI,
     /// Existing clusters, imported by kubeconfig; nothing is provisioned.
     Static,
+    /// Control planes hosted by the management side (`HostedControlPlane`, realised by a runtime:
+    /// local processes here, pods in a seed cluster in production); see `docs/hosted.md`.
+    Hosted,
 }
 
 /// Settings of the Cluster API backend.

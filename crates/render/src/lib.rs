@@ -7,6 +7,7 @@
 //! [`capi_namespace`]`(provider, tenant)`, which tenants cannot read. The ClusterClass is shared
 //! from the provider's namespace through `classRef.namespace`.
 
+pub mod hosted;
 pub mod names;
 pub mod stacks;
 

@@ -22,6 +22,8 @@ pub struct Resolved {
     pub backend: BackendType,
     /// Stack family (Cluster API backends).
     pub stack: Option<StackKind>,
+    /// Runtime of the control planes (hosted backends).
+    pub hosted_runtime: Option<String>,
     /// Provider namespace holding ClusterClasses and credentials (Cluster API backends).
     pub provider_namespace: Option<String>,
     /// Region.
@@ -93,6 +95,8 @@ pub struct Pool {
     pub labels: BTreeMap<String, String>,
     /// Node taints.
     pub taints: Vec<Taint>,
+    /// The flavor's cores and memory from the offering (`None` when the flavor is not offered).
+    pub capacity: Option<(i32, String)>,
 }
 
 /// Resolved network.
@@ -190,6 +194,8 @@ pub fn validate(cluster: &Cluster, provider: &Provider) -> Result<Resolved, Fiel
         }
     };
 
+    // Cluster API and hosted backends provision clusters; a static backend imports them.
+    let provisions = p.backend.kind != BackendType::Static;
     let is_capi = p.backend.kind == BackendType::ClusterAPI;
 
     // Version.
@@ -202,7 +208,7 @@ pub fn validate(cluster: &Cluster, provider: &Provider) -> Result<Resolved, Fiel
     let mut classification = None;
     let mut forced_update = false;
     let mut stack = None;
-    if is_capi {
+    if provisions {
         match resolve_version(cluster, provider, current.as_ref(), &mut warnings) {
             Ok(r) => {
                 version = Some(r.version);
@@ -220,7 +226,7 @@ pub fn validate(cluster: &Cluster, provider: &Provider) -> Result<Resolved, Fiel
     let cp_flavor = cp.flavor.clone().or(defaults.control_plane_flavor.clone());
     let cp_replicas = cp.replicas.or(defaults.control_plane_replicas).unwrap_or(3);
     let cp_zones = cp.zones.clone().unwrap_or_default();
-    if is_capi {
+    if provisions {
         check_flavor(
             cp_flavor.as_deref(),
             "spec.controlPlane.flavor",
@@ -237,19 +243,19 @@ pub fn validate(cluster: &Cluster, provider: &Provider) -> Result<Resolved, Fiel
             format!("provider {provider_name:?} imports existing clusters: name the Secret with the cluster's kubeconfig"),
         ));
     }
-    if !is_capi && spec.control_plane.is_some() {
+    if !provisions && spec.control_plane.is_some() {
         warnings.push("spec.controlPlane is ignored: a static provider provisions nothing".into());
     }
 
     // Worker pools.
     let mut pools = Vec::new();
     let workers = spec.workers.clone().unwrap_or_default();
-    if !is_capi && !workers.is_empty() {
+    if !provisions && !workers.is_empty() {
         warnings.push("spec.workers is ignored: a static provider provisions nothing".into());
     }
     let limits = p.limits.clone().unwrap_or_default();
     if let Some(max) = limits.max_worker_pools
-        && is_capi
+        && provisions
         && workers.len() as i32 > max
     {
         errs.push(FieldError::new(
@@ -275,7 +281,7 @@ pub fn validate(cluster: &Cluster, provider: &Provider) -> Result<Resolved, Fiel
             Size::Autoscale { max, .. } => max,
         };
         total_nodes += i64::from(biggest);
-        if is_capi {
+        if provisions {
             check_flavor(
                 flavor.as_deref(),
                 &format!("{path}.flavor"),
@@ -306,7 +312,12 @@ pub fn validate(cluster: &Cluster, provider: &Provider) -> Result<Resolved, Fiel
                 ));
             }
         }
+        let capacity = flavor
+            .as_deref()
+            .and_then(|f| p.flavors.iter().find(|o| o.name == f))
+            .map(|o| (o.cpu, o.memory.clone()));
         pools.push(Pool {
+            capacity,
             name: w.name.clone(),
             flavor: flavor.unwrap_or_default(),
             size,
@@ -316,7 +327,7 @@ pub fn validate(cluster: &Cluster, provider: &Provider) -> Result<Resolved, Fiel
         });
     }
     if let Some(max) = limits.max_nodes_per_cluster
-        && is_capi
+        && provisions
         && total_nodes > i64::from(max)
     {
         errs.push(FieldError::new(
@@ -364,6 +375,12 @@ pub fn validate(cluster: &Cluster, provider: &Provider) -> Result<Resolved, Fiel
         provider: provider_name,
         backend: p.backend.kind,
         stack: capi.map(|c| c.stack),
+        hosted_runtime: (p.backend.kind == BackendType::Hosted).then(|| {
+            p.backend
+                .hosted
+                .as_ref()
+                .map_or_else(|| kaas_api::hosted::RUNTIME_LOCAL.to_string(), |h| h.runtime.clone())
+        }),
         provider_namespace: Some(p.backend.namespace.clone()),
         region: region_name,
         version,

@@ -5,16 +5,15 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kaas_api::Cluster;
 use kaas_api::provider::StackKind;
 use kaas_capi::cluster::Cluster as CapiCluster;
 use kaas_capi::machine::Machine;
 use kaas_capi::machinedeployment::MachineDeployment;
-use kaas_render::{LABEL_CLUSTER, LABEL_POOL};
+use kaas_render::LABEL_POOL;
 use kaas_validate::Resolved;
 use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
@@ -55,10 +54,6 @@ fn signal(c: Option<&Condition>, missing: &str) -> Signal {
         ),
         None => Signal::new(None, "Pending", missing),
     }
-}
-
-fn owner(cluster: &Cluster) -> Option<OwnerReference> {
-    cluster.controller_owner_ref(&())
 }
 
 #[async_trait]
@@ -111,8 +106,6 @@ impl Backend for ClusterApi {
         cluster: &Cluster,
         resolved: Option<&Resolved>,
     ) -> Result<Observation, Error> {
-        let name = cluster.name_any();
-        let tenant = cluster.namespace().unwrap_or_default();
         let provider = match resolved {
             Some(r) => r.provider.clone(),
             None => cluster
@@ -251,39 +244,8 @@ impl Backend for ClusterApi {
         }
 
         // Kubeconfig: copy Cluster API's Secret into the tenant namespace (owned by the SCS Cluster).
-        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-        if let Some(src) = secrets.get_opt(&kubeconfig_secret_name(&capi_name)).await?
-            && let Some(value) = src.data.as_ref().and_then(|d| d.get(KUBECONFIG_KEY))
-        {
-            let copy_name = kubeconfig_secret_name(&name);
-            let copy = Secret {
-                metadata: ObjectMeta {
-                    name: Some(copy_name.clone()),
-                    namespace: Some(tenant.clone()),
-                    labels: Some(BTreeMap::from([(LABEL_CLUSTER.to_string(), name.clone())])),
-                    owner_references: owner(cluster).map(|o| vec![o]),
-                    ..Default::default()
-                },
-                type_: Some("cluster.x-k8s.io/secret".into()),
-                data: Some(BTreeMap::from([(
-                    KUBECONFIG_KEY.to_string(),
-                    ByteString(value.0.clone()),
-                )])),
-                ..Default::default()
-            };
-            let tenant_secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &tenant);
-            let current = tenant_secrets.get_opt(&copy_name).await?;
-            if current.as_ref().and_then(|c| c.data.as_ref()) != copy.data.as_ref() {
-                tenant_secrets
-                    .patch(
-                        &copy_name,
-                        &PatchParams::apply(FIELD_MANAGER).force(),
-                        &Patch::Apply(&copy),
-                    )
-                    .await?;
-            }
-            o.kubeconfig_secret = Some(copy_name);
-        }
+        o.kubeconfig_secret =
+            super::copy_kubeconfig(ctx, cluster, &ns, &kubeconfig_secret_name(&capi_name)).await?;
         Ok(o)
     }
 
@@ -341,14 +303,7 @@ pub async fn capi_workload(
     resolved: &Resolved,
 ) -> Result<Option<kube::Client>, Error> {
     let loc = crate::adopt::locate(&ctx.client, cluster, &resolved.provider).await?;
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &loc.namespace);
-    let Some(s) = secrets.get_opt(&kubeconfig_secret_name(&loc.name)).await? else {
-        return Ok(None);
-    };
-    let Some(v) = s.data.as_ref().and_then(|d| d.get(KUBECONFIG_KEY)) else {
-        return Ok(None);
-    };
-    super::client_from_kubeconfig(&v.0).await.map(Some)
+    super::workload_from_secret(ctx, &loc.namespace, &kubeconfig_secret_name(&loc.name)).await
 }
 
 /// The RoleBinding [`CAPI_VIEWER_BINDING`] for `capi_ns`: [`CAPI_VIEWER_ROLE`] for every subject of
@@ -403,7 +358,7 @@ pub fn capi_viewer_binding(
 
 /// Keeps the tenant's read access to its Cluster API objects: writes [`capi_viewer_binding`] into
 /// `capi_ns` when it differs from what is there (one list and one get otherwise).
-async fn sync_capi_viewer(ctx: &Context, tenant: &str, capi_ns: &str) -> Result<(), Error> {
+pub(crate) async fn sync_capi_viewer(ctx: &Context, tenant: &str, capi_ns: &str) -> Result<(), Error> {
     let tenant_bindings = Api::<RoleBinding>::namespaced(ctx.client.clone(), tenant)
         .list(&ListParams::default())
         .await?

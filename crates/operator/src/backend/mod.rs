@@ -2,6 +2,7 @@
 //! and the static (imported) backend sit behind it.
 
 pub mod capi;
+pub mod hosted;
 pub mod imported;
 
 use async_trait::async_trait;
@@ -127,4 +128,78 @@ pub async fn client_from_kubeconfig(bytes: &[u8]) -> Result<kube::Client, Error>
     cfg.connect_timeout = Some(std::time::Duration::from_secs(5));
     cfg.read_timeout = Some(std::time::Duration::from_secs(15));
     Ok(kube::Client::try_from(cfg)?)
+}
+
+/// Copies a kubeconfig Secret (`src_ns/src_name`, key `value`) of the provider side into the
+/// tenant namespace as `<cluster>-kubeconfig`, owned by the SCS Cluster; writes only when the
+/// content differs. Returns the copy's name, or `None` while the source does not exist.
+pub(crate) async fn copy_kubeconfig(
+    ctx: &Context,
+    cluster: &Cluster,
+    src_ns: &str,
+    src_name: &str,
+) -> Result<Option<String>, Error> {
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{ObjectMeta, Patch, PatchParams};
+    use kube::{Api, Resource, ResourceExt};
+
+    use capi::{KUBECONFIG_KEY, kubeconfig_secret_name};
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), src_ns);
+    let Some(value) = secrets
+        .get_opt(src_name)
+        .await?
+        .and_then(|s| s.data)
+        .and_then(|mut d| d.remove(KUBECONFIG_KEY))
+    else {
+        return Ok(None);
+    };
+    let name = cluster.name_any();
+    let tenant = cluster.namespace().unwrap_or_default();
+    let copy_name = kubeconfig_secret_name(&name);
+    let copy = Secret {
+        metadata: ObjectMeta {
+            name: Some(copy_name.clone()),
+            namespace: Some(tenant.clone()),
+            labels: Some(
+                [(kaas_render::LABEL_CLUSTER.to_string(), name.clone())].into(),
+            ),
+            owner_references: cluster.controller_owner_ref(&()).map(|o| vec![o]),
+            ..Default::default()
+        },
+        type_: Some("cluster.x-k8s.io/secret".into()),
+        data: Some([(KUBECONFIG_KEY.to_string(), ByteString(value.0))].into()),
+        ..Default::default()
+    };
+    let tenant_secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &tenant);
+    let current = tenant_secrets.get_opt(&copy_name).await?;
+    if current.as_ref().and_then(|c| c.data.as_ref()) != copy.data.as_ref() {
+        tenant_secrets
+            .patch(
+                &copy_name,
+                &PatchParams::apply(crate::FIELD_MANAGER).force(),
+                &Patch::Apply(&copy),
+            )
+            .await?;
+    }
+    Ok(Some(copy_name))
+}
+
+/// A workload client from a provider-side kubeconfig Secret (key `value`), once it exists.
+pub(crate) async fn workload_from_secret(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+) -> Result<Option<kube::Client>, Error> {
+    use k8s_openapi::api::core::v1::Secret;
+    let secrets: kube::Api<Secret> = kube::Api::namespaced(ctx.client.clone(), ns);
+    let Some(v) = secrets
+        .get_opt(name)
+        .await?
+        .and_then(|s| s.data)
+        .and_then(|mut d| d.remove(capi::KUBECONFIG_KEY))
+    else {
+        return Ok(None);
+    };
+    client_from_kubeconfig(&v.0).await.map(Some)
 }

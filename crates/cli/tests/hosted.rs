@@ -1,0 +1,398 @@
+//! The hosted backend end to end, as a tenant, with the real binaries: a real management plane,
+//! `kaas hosted-runtime` and `kaas operator` as their own processes, the provider `local` with the
+//! dev providers' real addon bundles (addons/build.sh). A cluster is created (the operator is
+//! SIGKILLed in the middle and started again), scaled 1→3 over three zones, upgraded 1.35→1.36
+//! (the workload API server's `/version` changes) and deleted (processes and data gone).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Node};
+use kaas_api::{Cluster, HostedControlPlane, Provider};
+use kaas_harness::{Identity, Plane, PlaneOptions};
+use kaas_operator::install;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+
+const PROVIDER: &str = include_str!("../../../examples/provider-local.yaml");
+const TENANT: &str = "tenant-h";
+
+/// A `kaas` subcommand running as its own process; SIGKILLed when dropped.
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(args: &[&str], kubeconfig: &Path, log: PathBuf) -> Daemon {
+        let out = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_kaas"))
+            .args(args)
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("starting kaas");
+        Daemon { child, log }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Stops every workload process of the runtime's state directory, also when the test fails.
+struct StateDir(PathBuf);
+
+impl Drop for StateDir {
+    fn drop(&mut self) {
+        let _ = kaas_hosted::stop_all(&self.0);
+    }
+}
+
+async fn until<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let start = Instant::now();
+    loop {
+        let last = match check().await {
+            Ok(v) => {
+                eprintln!("{what}: after {:.1?}", start.elapsed());
+                return v;
+            }
+            Err(seen) => seen,
+        };
+        assert!(
+            start.elapsed() < timeout,
+            "{what}: not within {timeout:?}; last seen: {last}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+fn summary(c: &Cluster) -> String {
+    let s = c.status.clone().unwrap_or_default();
+    format!(
+        "phase={:?} version={:?} conditions={:?}",
+        s.phase,
+        s.kubernetes_version,
+        s.conditions
+            .iter()
+            .map(|c| format!("{}={} {}: {}", c.type_, c.status, c.reason, c.message))
+            .collect::<Vec<_>>()
+    )
+}
+
+fn is_true(c: &Cluster, t: &str) -> bool {
+    c.status.as_ref().is_some_and(|s| {
+        s.observed_generation == c.metadata.generation
+            && s.conditions.iter().any(|x| x.type_ == t && x.status == "True")
+    })
+}
+
+async fn ready(api: &Api<Cluster>, name: &str, what: &str, timeout: Duration) -> Cluster {
+    until(what, timeout, || async {
+        let c = api.get(name).await.map_err(|e| e.to_string())?;
+        if is_true(&c, "Ready") {
+            Ok(c)
+        } else {
+            Err(summary(&c))
+        }
+    })
+    .await
+}
+
+/// The workload cluster's admin client, from the kubeconfig kaas copied to the tenant.
+async fn workload(tenant: &Client, name: &str) -> Client {
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(tenant.clone(), TENANT);
+    let s = secrets
+        .get(&format!("{name}-kubeconfig"))
+        .await
+        .expect("the tenant reads its kubeconfig");
+    let bytes = s.data.unwrap()["value"].0.clone();
+    let kc = kube::config::Kubeconfig::from_yaml(std::str::from_utf8(&bytes).unwrap()).unwrap();
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    Client::try_from(cfg).unwrap()
+}
+
+/// Pids of processes whose command line mentions `needle`.
+fn processes_with(needle: &str) -> Vec<(i32, String)> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains(needle) {
+            found.push((pid, cmd));
+        }
+    }
+    found
+}
+
+fn binary_counts(procs: &[(i32, String)]) -> std::collections::BTreeMap<String, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for (_, cmd) in procs {
+        let bin = cmd.split_whitespace().next().unwrap_or_default();
+        let bin = bin.rsplit('/').next().unwrap_or_default().to_string();
+        *counts.entry(bin).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hosted_cluster_lives_its_whole_life_on_real_api_servers() {
+    let plane = Plane::start(PlaneOptions::minimal().crds(kaas_api::crds()))
+        .await
+        .expect("plane starts");
+    let admin = plane.client();
+    install::install_kaas(&admin).await.unwrap();
+    let provider: Provider = serde_yaml::from_str(PROVIDER).unwrap();
+    install::provider(&admin, &provider, "").await.unwrap();
+    let bundles = kaas_harness::addon_bundle_files().expect("addons/build.sh builds the bundles");
+    for f in &bundles {
+        install::apply_manifests(
+            &admin,
+            &provider.spec.backend.namespace,
+            &std::fs::read_to_string(f).unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    let token = install::tenant_service_account(&admin, TENANT, "hanna")
+        .await
+        .unwrap();
+    let tenant = plane.client_for_token(&token).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let admin_kc = dir.path().join("admin.kubeconfig");
+    plane
+        .write_kubeconfig(Identity::Admin, &admin_kc)
+        .unwrap();
+    let state = dir.path().join("hosted");
+    let _cleanup = StateDir(state.clone());
+    let state_arg = state.to_string_lossy().into_owned();
+    let mut runtime = Daemon::start(
+        &["hosted-runtime", "--state-dir", &state_arg],
+        &admin_kc,
+        dir.path().join("runtime.log"),
+    );
+    let operator_args = ["operator", "--providers", "local"];
+    let mut operator = Daemon::start(&operator_args, &admin_kc, dir.path().join("operator.log"));
+
+    // Create as the tenant; kill the operator as soon as it has written the control plane.
+    let api: Api<Cluster> = Api::namespaced(tenant.clone(), TENANT);
+    let mut c: Cluster = serde_yaml::from_str(&format!(
+        "apiVersion: scs.community/v1alpha1\nkind: Cluster\nmetadata: {{name: h1, namespace: {TENANT}}}\nspec:\n  provider: {{name: local}}\n  kubernetes: {{version: 1.35.x}}\n  workers: [{{name: default, count: 1, zones: [zone-a, zone-b, zone-c]}}]\n"
+    ))
+    .unwrap();
+    c.status = None;
+    let created = Instant::now();
+    api.create(&PostParams::default(), &c).await.unwrap();
+    let hcps: Api<HostedControlPlane> = Api::all(admin.clone());
+    until("HostedControlPlane written", Duration::from_secs(60), || async {
+        let list = hcps.list(&ListParams::default()).await.map_err(|e| e.to_string())?;
+        if list.items.is_empty() {
+            Err(format!("none yet; operator log:\n{}", operator.tail()))
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    operator.kill();
+    eprintln!("operator SIGKILLed {:.1?} after create", created.elapsed());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut operator = Daemon::start(&operator_args, &admin_kc, dir.path().join("operator.log"));
+
+    let ready_c = ready(&api, "h1", "Ready after create", Duration::from_secs(180)).await;
+    let to_ready = created.elapsed();
+    eprintln!("FIGURE create→Ready (operator killed once): {to_ready:.1?}");
+    let endpoint = ready_c.status.clone().unwrap().api_endpoint.unwrap_or_default();
+    assert!(endpoint.starts_with("https://127.0.0.1:"), "{endpoint}");
+
+    // Exactly one control plane: one HostedControlPlane and one of each process.
+    assert_eq!(hcps.list(&ListParams::default()).await.unwrap().items.len(), 1);
+    let procs = processes_with(&state_arg);
+    let counts = binary_counts(&procs);
+    for bin in ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"] {
+        assert_eq!(
+            counts.get(bin).copied(),
+            Some(1),
+            "exactly one {bin} for the cluster: {counts:?}"
+        );
+    }
+
+    // The workload cluster is real: /version, nodes, extensions applied with server-side apply.
+    let w = workload(&tenant, "h1").await;
+    let v = w.apiserver_version().await.unwrap();
+    assert_eq!(v.git_version, "v1.35.4");
+    let ext = until("extensions Ready", Duration::from_secs(180), || async {
+        let c = api.get("h1").await.map_err(|e| e.to_string())?;
+        if is_true(&c, "ExtensionsReady") {
+            Ok(c)
+        } else {
+            Err(format!(
+                "{} extensions={:?}",
+                summary(&c),
+                c.status.as_ref().map(|s| &s.extensions)
+            ))
+        }
+    })
+    .await;
+    let st = ext.status.unwrap();
+    assert!(
+        !format!("{:?}", st.extensions).contains("skipped"),
+        "nothing skipped on a real API server: {:?}",
+        st.extensions
+    );
+    // metrics-server is Available on the simulated nodes.
+    let deploys: Api<Deployment> = Api::all(w.clone());
+    until("metrics-server Available", Duration::from_secs(120), || async {
+        let list = deploys.list(&ListParams::default()).await.map_err(|e| e.to_string())?;
+        let ms = list
+            .items
+            .iter()
+            .find(|d| d.name_any() == "metrics-server")
+            .ok_or("no metrics-server Deployment")?;
+        let available = ms
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Available" && c.status == "True"));
+        if available { Ok(()) } else { Err(format!("{:?}", ms.status)) }
+    })
+    .await;
+    // Every namespace in the workload cluster that kaas or its bundles created has Pod Security labels.
+    for ns in Api::<Namespace>::all(w.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+    {
+        let name = ns.name_any();
+        if ["default", "kube-system", "kube-public", "kube-node-lease"].contains(&name.as_str()) {
+            continue;
+        }
+        assert!(
+            ns.labels().contains_key("pod-security.kubernetes.io/enforce"),
+            "namespace {name} has no Pod Security label: {:?}",
+            ns.labels()
+        );
+    }
+
+    // Scale 1→3: three nodes in three zones.
+    api.patch(
+        "h1",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"workers": [{"name": "default", "count": 3, "zones": ["zone-a", "zone-b", "zone-c"]}]}})),
+    )
+    .await
+    .unwrap();
+    let t = Instant::now();
+    ready(&api, "h1", "Ready after scale 1→3", Duration::from_secs(120)).await;
+    eprintln!("FIGURE scale 1→3 → Ready: {:.1?}", t.elapsed());
+    let nodes = Api::<Node>::all(w.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(nodes.len(), 3, "{:?}", nodes.iter().map(|n| n.name_any()).collect::<Vec<_>>());
+    let mut zones: Vec<String> = nodes
+        .iter()
+        .map(|n| n.labels().get("topology.kubernetes.io/zone").cloned().unwrap_or_default())
+        .collect();
+    zones.sort();
+    assert_eq!(zones, ["zone-a", "zone-b", "zone-c"]);
+    assert!(nodes.iter().all(|n| n.labels().get("topology.kubernetes.io/region").map(String::as_str) == Some("local")));
+
+    // Upgrade 1.35 → 1.36: the workload API server really changes.
+    api.patch(
+        "h1",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"kubernetes": {"version": "1.36.3"}}})),
+    )
+    .await
+    .unwrap();
+    let t = Instant::now();
+    let up = ready(&api, "h1", "Ready after upgrade to 1.36.3", Duration::from_secs(180)).await;
+    eprintln!("FIGURE upgrade 1.35→1.36 → Ready: {:.1?}", t.elapsed());
+    assert_eq!(
+        up.status.unwrap().kubernetes_version.as_deref(),
+        Some("v1.36.3")
+    );
+    let w = workload(&tenant, "h1").await;
+    assert_eq!(w.apiserver_version().await.unwrap().git_version, "v1.36.3");
+    let kubelets: Vec<String> = Api::<Node>::all(w.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|n| n.status.clone().unwrap().node_info.unwrap().kubelet_version)
+        .collect();
+    assert_eq!(kubelets, ["v1.36.3"; 3]);
+
+    // Delete: processes and data gone, nothing left on the provider side.
+    api.delete("h1", &DeleteParams::default()).await.unwrap();
+    let t = Instant::now();
+    until("Cluster deleted", Duration::from_secs(120), || async {
+        match api.get_opt("h1").await.map_err(|e| e.to_string())? {
+            None => Ok(()),
+            Some(c) => Err(format!("{}\nruntime log:\n{}", summary(&c), runtime.tail())),
+        }
+    })
+    .await;
+    eprintln!("FIGURE delete → gone: {:.1?}", t.elapsed());
+    assert!(hcps.list(&ListParams::default()).await.unwrap().items.is_empty());
+    let left = processes_with(&state_arg);
+    assert!(left.is_empty(), "processes left: {left:?}");
+    let leftover: Vec<_> = std::fs::read_dir(&state)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    let files = leftover
+        .iter()
+        .flat_map(|p| walk(p))
+        .collect::<Vec<_>>();
+    assert!(files.is_empty(), "data left on disk: {files:?}");
+    operator.kill();
+    runtime.kill();
+}
+
+fn walk(p: &Path) -> Vec<PathBuf> {
+    if p.is_dir() {
+        std::fs::read_dir(p)
+            .map(|d| d.flatten().flat_map(|e| walk(&e.path())).collect())
+            .unwrap_or_default()
+    } else {
+        vec![p.to_path_buf()]
+    }
+}

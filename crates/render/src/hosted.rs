@@ -1,0 +1,121 @@
+//! Rendering for the hosted backend: a validated SCS `Cluster` becomes one `HostedControlPlane`
+//! (`kaas_api::hosted`) in the provider-side namespace. Pure, like the Cluster API rendering: the
+//! operator's hosted backend applies what this returns, a runtime realises it.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kaas_api::Cluster;
+use kaas_api::hosted::{HostedControlPlane, HostedControlPlaneSpec, HostedPool, RUNTIME_LOCAL};
+use kaas_api::provider::BackendType;
+use kaas_validate::Resolved;
+use kaas_validate::offering::Size;
+
+use crate::{LABEL_CLUSTER, LABEL_PROVIDER, LABEL_TENANT, RenderError, capi_namespace};
+
+/// What the hosted backend writes for one SCS `Cluster`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RenderedHosted {
+    /// The provider-side namespace.
+    pub namespace: Namespace,
+    /// The control plane and its pools.
+    pub control_plane: HostedControlPlane,
+}
+
+/// Renders `cluster` for a hosted provider whose runtime is `runtime` (`None`: `local`).
+pub fn render_hosted(
+    cluster: &Cluster,
+    resolved: &Resolved,
+    runtime: Option<&str>,
+) -> Result<RenderedHosted, RenderError> {
+    if resolved.backend != BackendType::Hosted {
+        return Err(RenderError::Incomplete("a hosted provider"));
+    }
+    let name = cluster
+        .metadata
+        .name
+        .clone()
+        .ok_or(RenderError::NoMetadata("name"))?;
+    let tenant = cluster
+        .metadata
+        .namespace
+        .clone()
+        .ok_or(RenderError::NoMetadata("namespace"))?;
+    let version = resolved
+        .version
+        .as_ref()
+        .ok_or(RenderError::Incomplete("version"))?;
+    let ns_name = capi_namespace(&resolved.provider, &tenant);
+    let labels: BTreeMap<String, String> = [
+        (LABEL_CLUSTER, name.as_str()),
+        (LABEL_TENANT, tenant.as_str()),
+        (LABEL_PROVIDER, resolved.provider.as_str()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let namespace = Namespace {
+        metadata: ObjectMeta {
+            name: Some(ns_name.clone()),
+            labels: Some(
+                [
+                    (LABEL_TENANT, tenant.as_str()),
+                    (LABEL_PROVIDER, resolved.provider.as_str()),
+                    ("app.kubernetes.io/managed-by", "kaas"),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let pools = resolved
+        .pools
+        .iter()
+        .map(|p| {
+            let (cpu, memory) = p
+                .capacity
+                .clone()
+                .ok_or(RenderError::Incomplete("the flavor's capacity"))?;
+            Ok(HostedPool {
+                name: p.name.clone(),
+                // Autoscaled pools start at their lower bound; nothing scales them yet.
+                replicas: match p.size {
+                    Size::Fixed(n) => n,
+                    Size::Autoscale { min, .. } => min,
+                },
+                zones: p.zones.clone(),
+                flavor: p.flavor.clone(),
+                cpu,
+                memory,
+                labels: p.labels.clone(),
+                taints: p.taints.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>, RenderError>>()?;
+    let control_plane = HostedControlPlane {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: Some(ns_name),
+            labels: Some(labels),
+            ..Default::default()
+        },
+        spec: HostedControlPlaneSpec {
+            runtime: runtime.unwrap_or(RUNTIME_LOCAL).to_string(),
+            version: version.release().trim_start_matches('v').to_string(),
+            replicas: resolved.control_plane.replicas,
+            region: resolved.region.clone(),
+            service_cidr: resolved.network.services.first().cloned(),
+            pod_cidr: resolved.network.pods.first().cloned(),
+            pools,
+        },
+        status: None,
+    };
+    Ok(RenderedHosted {
+        namespace,
+        control_plane,
+    })
+}
