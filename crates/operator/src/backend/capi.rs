@@ -358,7 +358,11 @@ pub fn capi_viewer_binding(
 
 /// Keeps the tenant's read access to its Cluster API objects: writes [`capi_viewer_binding`] into
 /// `capi_ns` when it differs from what is there (one list and one get otherwise).
-pub(crate) async fn sync_capi_viewer(ctx: &Context, tenant: &str, capi_ns: &str) -> Result<(), Error> {
+pub(crate) async fn sync_capi_viewer(
+    ctx: &Context,
+    tenant: &str,
+    capi_ns: &str,
+) -> Result<(), Error> {
     let tenant_bindings = Api::<RoleBinding>::namespaced(ctx.client.clone(), tenant)
         .list(&ListParams::default())
         .await?

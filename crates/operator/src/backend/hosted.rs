@@ -59,7 +59,10 @@ fn signal(hcp: &HostedControlPlane, t: &str, missing: &str) -> Signal {
         Some(c) => Signal::new(
             None,
             "Pending",
-            format!("{missing} (the runtime reports generation {:?})", c.observed_generation),
+            format!(
+                "{missing} (the runtime reports generation {:?})",
+                c.observed_generation
+            ),
         ),
         None => Signal::new(None, "Pending", missing),
     }
@@ -176,7 +179,11 @@ impl Backend for Hosted {
             return Ok(Observation::default());
         };
         let mut o = observe_hosted(&hcp);
-        if let Some(secret) = hcp.status.as_ref().and_then(|s| s.kubeconfig_secret.clone()) {
+        if let Some(secret) = hcp
+            .status
+            .as_ref()
+            .and_then(|s| s.kubeconfig_secret.clone())
+        {
             o.kubeconfig_secret = super::copy_kubeconfig(ctx, cluster, &ns, &secret).await?;
         }
         Ok(o)

@@ -161,9 +161,7 @@ pub(crate) async fn copy_kubeconfig(
         metadata: ObjectMeta {
             name: Some(copy_name.clone()),
             namespace: Some(tenant.clone()),
-            labels: Some(
-                [(kaas_render::LABEL_CLUSTER.to_string(), name.clone())].into(),
-            ),
+            labels: Some([(kaas_render::LABEL_CLUSTER.to_string(), name.clone())].into()),
             owner_references: cluster.controller_owner_ref(&()).map(|o| vec![o]),
             ..Default::default()
         },
