@@ -1,0 +1,659 @@
+//! The kube-rs controller of the local runtime: watches `HostedControlPlane` objects in all
+//! namespaces, handles those with `spec.runtime: local`, and per object brings the processes to
+//! the plan (start, adopt, restart, upgrade), writes the kubeconfig Secret, applies the node plan
+//! through the workload API server, and writes the status when it changed. On start it stops and
+//! removes control planes whose object is gone; on deletion (finalizer) it stops the processes
+//! and removes the state directory.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use futures::StreamExt;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{Node, Secret, ServiceAccount};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::jiff::Timestamp;
+use kaas_api::hosted::{
+    HostedControlPlane, HostedControlPlaneStatus, HostedPoolStatus, RUNTIME_FINALIZER,
+    RUNTIME_LOCAL,
+};
+use kaas_harness::PlaneArtifacts;
+use kaas_harness::certs::CertPair;
+use kaas_harness::process::{Mode, free_port, http_status, port_is_free};
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+
+use crate::nodes;
+use crate::pki::{self, Credentials};
+use crate::plan::{self, Inputs, Step};
+use crate::processes::{self, Component, Launch};
+use crate::state::{Layout, Ports, UID_FILE, control_plane_dirs, write_if_changed};
+use crate::status::{self, Observed};
+
+/// Field manager of the runtime's writes.
+pub const FIELD_MANAGER: &str = "kaas-hosted-runtime";
+/// Key of the kubeconfig in its Secret (Cluster API convention).
+pub const KUBECONFIG_KEY: &str = "value";
+/// Type of the kubeconfig Secret (Cluster API convention).
+pub const KUBECONFIG_SECRET_TYPE: &str = "cluster.x-k8s.io/secret";
+
+/// How the runtime runs.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// Where control planes keep their files (`<state>/<namespace>/<name>/`).
+    pub state_dir: PathBuf,
+    /// The plane build with the workload binaries and kwok.
+    pub artifacts: PlaneArtifacts,
+    /// `Attached` (tests: processes die with this process) or `Detached` (they survive it).
+    pub mode: Mode,
+    /// etcd `--unsafe-no-fsync` (tests; data survives process restarts but not power loss).
+    pub etcd_unsafe_no_fsync: bool,
+    /// Control planes reconciled in parallel.
+    pub concurrency: u16,
+}
+
+impl RuntimeConfig {
+    /// Defaults for a state directory, artifacts and mode.
+    pub fn new(state_dir: PathBuf, artifacts: PlaneArtifacts, mode: Mode) -> Self {
+        Self {
+            state_dir,
+            artifacts,
+            mode,
+            etcd_unsafe_no_fsync: false,
+            concurrency: 4,
+        }
+    }
+}
+
+/// The `<name>-kubeconfig` Secret name.
+pub fn kubeconfig_secret_name(name: &str) -> String {
+    format!("{name}-kubeconfig")
+}
+
+struct Ctx {
+    client: Client,
+    cfg: RuntimeConfig,
+}
+
+#[derive(Debug)]
+struct Error(anyhow::Error);
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<anyhow::Error> for Error {
+    fn from(e: anyhow::Error) -> Self {
+        Error(e)
+    }
+}
+
+/// Runs the runtime until the controller stream ends (callers abort it or select on a signal).
+/// Processes it starts are not stopped when it returns or is aborted.
+pub async fn run(client: Client, cfg: RuntimeConfig) -> Result<()> {
+    std::fs::create_dir_all(&cfg.state_dir)
+        .with_context(|| format!("creating {}", cfg.state_dir.display()))?;
+    tracing::info!(
+        state_dir = %cfg.state_dir.display(),
+        versions = ?cfg.artifacts.workload_versions(),
+        mode = ?cfg.mode,
+        "hosted control-plane runtime (local) starting"
+    );
+    sweep_orphans(&client, &cfg).await?;
+    let api: Api<HostedControlPlane> = Api::all(client.clone());
+    let concurrency = cfg.concurrency.max(1);
+    let ctx = Arc::new(Ctx { client, cfg });
+    Controller::new(api, watcher::Config::default().any_semantic())
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .run(reconcile, error_policy, ctx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "reconcile");
+            }
+        })
+        .await;
+    Ok(())
+}
+
+/// Stops and removes control planes whose `HostedControlPlane` (with `runtime: local` and the
+/// same UID) no longer exists. Returns how many it removed.
+pub async fn sweep_orphans(client: &Client, cfg: &RuntimeConfig) -> Result<usize> {
+    let api: Api<HostedControlPlane> = Api::all(client.clone());
+    let list = api
+        .list(&ListParams::default())
+        .await
+        .context("listing HostedControlPlanes")?;
+    let live: BTreeSet<(String, String, String)> = list
+        .items
+        .iter()
+        .filter(|h| h.spec.runtime == RUNTIME_LOCAL)
+        .map(|h| {
+            (
+                h.namespace().unwrap_or_default(),
+                h.name_any(),
+                h.uid().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let mut removed = 0;
+    for (ns, name) in control_plane_dirs(&cfg.state_dir) {
+        let layout = Layout::new(&cfg.state_dir, &ns, &name);
+        let uid = std::fs::read_to_string(layout.uid_file()).unwrap_or_default();
+        if live.contains(&(ns.clone(), name.clone(), uid.trim().to_string())) {
+            continue;
+        }
+        let stopped = processes::stop_control_plane(&layout).await;
+        std::fs::remove_dir_all(&layout.dir)
+            .with_context(|| format!("removing {}", layout.dir.display()))?;
+        tracing::info!(namespace = %ns, name = %name, processes = stopped.len(), "removed the control plane of a HostedControlPlane that no longer exists");
+        removed += 1;
+    }
+    tracing::info!(removed, kept = live.len(), "orphan sweep done");
+    Ok(removed)
+}
+
+fn error_policy(_: Arc<HostedControlPlane>, e: &Error, _: Arc<Ctx>) -> Action {
+    tracing::warn!(error = %e, "reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(5))
+}
+
+async fn reconcile(hcp: Arc<HostedControlPlane>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    if hcp.spec.runtime != RUNTIME_LOCAL {
+        return Ok(Action::await_change());
+    }
+    let ns = hcp
+        .namespace()
+        .ok_or_else(|| anyhow!("HostedControlPlane without a namespace"))?;
+    let name = hcp.name_any();
+    let api: Api<HostedControlPlane> = Api::namespaced(ctx.client.clone(), &ns);
+    let layout = Layout::new(&ctx.cfg.state_dir, &ns, &name);
+    let has_finalizer = hcp.finalizers().iter().any(|f| f == RUNTIME_FINALIZER);
+
+    if hcp.meta().deletion_timestamp.is_some() {
+        if !has_finalizer {
+            return Ok(Action::await_change());
+        }
+        let o = Observed {
+            generation: hcp.meta().generation,
+            deleting: true,
+            ..Observed::default()
+        };
+        write_status(&api, &hcp, &o).await.ok();
+        let stopped = processes::stop_control_plane(&layout).await;
+        if layout.dir.exists() {
+            std::fs::remove_dir_all(&layout.dir)
+                .with_context(|| format!("removing {}", layout.dir.display()))?;
+        }
+        let rest: Vec<String> = hcp
+            .finalizers()
+            .iter()
+            .filter(|f| *f != RUNTIME_FINALIZER)
+            .cloned()
+            .collect();
+        api.patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {
+                "finalizers": rest,
+                "resourceVersion": hcp.resource_version(),
+            }})),
+        )
+        .await
+        .context("removing the runtime finalizer")?;
+        tracing::info!(namespace = %ns, %name, processes = stopped.len(), "control plane deleted");
+        return Ok(Action::await_change());
+    }
+
+    if !has_finalizer {
+        let mut all = hcp.finalizers().to_vec();
+        all.push(RUNTIME_FINALIZER.into());
+        api.patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {
+                "finalizers": all,
+                "resourceVersion": hcp.resource_version(),
+            }})),
+        )
+        .await
+        .context("adding the runtime finalizer")?;
+    }
+
+    let o = realise(&hcp, &ctx, &ns, &name, &layout).await?;
+    let st = write_status(&api, &hcp, &o).await?;
+    let ready = kaas_api::conditions::is_true(&st.conditions, kaas_api::hosted::conditions::READY);
+    // Ready ones are checked now and then (dead processes restart); others soon.
+    Ok(Action::requeue(if ready {
+        Duration::from_secs(15)
+    } else {
+        Duration::from_secs(2)
+    }))
+}
+
+async fn write_status(
+    api: &Api<HostedControlPlane>,
+    hcp: &HostedControlPlane,
+    o: &Observed,
+) -> Result<HostedControlPlaneStatus> {
+    let now = Time(Timestamp::now());
+    let st = status::compute(&hcp.spec, o, hcp.status.as_ref(), &now);
+    if hcp.status.as_ref() == Some(&st) {
+        return Ok(st);
+    }
+    let patch = json!({
+        "apiVersion": "scs.community/v1alpha1",
+        "kind": "HostedControlPlane",
+        "status": st,
+    });
+    api.patch_status(
+        &hcp.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .context("writing the HostedControlPlane status")?;
+    Ok(st)
+}
+
+/// Ports: persisted ones stay while they are free or held by our own running process; any other
+/// is replaced (the launches then differ and the plan restarts what uses it).
+fn ports(
+    layout: &Layout,
+    running: &std::collections::BTreeMap<Component, processes::Record>,
+) -> Result<Ports> {
+    let held = |c: Component| running.contains_key(&c);
+    let ok = |port: u16, c: Component| port != 0 && (held(c) || port_is_free(port));
+    let old = Ports::load(layout);
+    let p = Ports {
+        etcd: match old {
+            Some(o) if ok(o.etcd, Component::Etcd) => o.etcd,
+            _ => free_port()?,
+        },
+        etcd_peer: match old {
+            Some(o) if ok(o.etcd_peer, Component::Etcd) => o.etcd_peer,
+            _ => free_port()?,
+        },
+        apiserver: match old {
+            Some(o) if ok(o.apiserver, Component::ApiServer) => o.apiserver,
+            _ => free_port()?,
+        },
+    };
+    if old != Some(p) {
+        if old.is_some() {
+            tracing::info!(dir = %layout.dir.display(), ?old, new = ?p, "ports taken by others; moving");
+        }
+        p.save(layout)?;
+    }
+    Ok(p)
+}
+
+fn kubeconfig_yaml(
+    cluster: &str,
+    port: u16,
+    ca_pem: &str,
+    user: &str,
+    cert: &CertPair,
+) -> Result<String> {
+    use base64::Engine as _;
+    let b = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let ctx = format!("{user}@{cluster}");
+    Ok(serde_yaml::to_string(&json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": cluster, "cluster": {
+            "server": format!("https://127.0.0.1:{port}"),
+            "certificate-authority-data": b(ca_pem),
+        }}],
+        "users": [{"name": user, "user": {
+            "client-certificate-data": b(&cert.cert_pem),
+            "client-key-data": b(&cert.key_pem),
+        }}],
+        "contexts": [{"name": ctx, "context": {"cluster": cluster, "user": user}}],
+        "current-context": ctx,
+    }))?)
+}
+
+/// A client for the workload API server with bounded connect and read timeouts.
+pub async fn workload_client(kubeconfig_yaml: &str) -> Result<Client> {
+    let kc = kube::config::Kubeconfig::from_yaml(kubeconfig_yaml).context("parsing kubeconfig")?;
+    let mut cfg =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .context("kubeconfig")?;
+    cfg.connect_timeout = Some(Duration::from_secs(3));
+    cfg.read_timeout = Some(Duration::from_secs(15));
+    cfg.write_timeout = Some(Duration::from_secs(15));
+    Client::try_from(cfg).context("workload client")
+}
+
+async fn readyz(client: &Client) -> bool {
+    let Ok(req) = http::Request::get("/readyz").body(Vec::new()) else {
+        return false;
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), client.request_text(req)).await,
+        Ok(Ok(body)) if body.trim() == "ok"
+    )
+}
+
+async fn server_version(client: &Client) -> Option<String> {
+    match tokio::time::timeout(Duration::from_secs(5), client.apiserver_version()).await {
+        Ok(Ok(info)) => Some(info.git_version),
+        _ => None,
+    }
+}
+
+/// Waits for a started component to serve; fails with its log tail if it exits or times out.
+async fn wait_ready(
+    layout: &Layout,
+    launch: &Launch,
+    ports: Ports,
+    admin: Option<&Client>,
+    want_version: &str,
+) -> Result<()> {
+    let timeout = match launch.component {
+        Component::Etcd => Duration::from_secs(30),
+        Component::ApiServer => Duration::from_secs(90),
+        _ => Duration::from_millis(1500),
+    };
+    let deadline = Instant::now() + timeout;
+    loop {
+        let rec = processes::read_record(layout, launch.component);
+        let alive = rec
+            .as_ref()
+            .is_some_and(|r| processes::runs_program(r.pid, &r.program));
+        if !alive {
+            bail!(
+                "{} exited during start-up; last lines of its log:\n{}",
+                launch.component.name(),
+                processes::log_tail(layout, launch.component, 15)
+            );
+        }
+        let ok = match launch.component {
+            Component::Etcd => http_status(ports.etcd, "/health").await == Some(200),
+            Component::ApiServer => match admin {
+                Some(c) => {
+                    readyz(c).await
+                        && server_version(c)
+                            .await
+                            .is_some_and(|v| plan::normalize(&v) == want_version)
+                }
+                None => false,
+            },
+            // Clients of the API server: alive after a short while is all there is to check.
+            _ => Instant::now() + Duration::from_millis(200) >= deadline,
+        };
+        if ok {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "{} not ready after {timeout:?}; last lines of its log:\n{}",
+                launch.component.name(),
+                processes::log_tail(layout, launch.component, 15)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn short(e: &anyhow::Error) -> String {
+    let s = format!("{e:#}");
+    if s.len() > 2000 {
+        let mut cut = 2000;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        format!("{}…", &s[..cut])
+    } else {
+        s
+    }
+}
+
+/// Brings one control plane to its spec and observes it. Errors only for what must be retried
+/// (files, the management API); process and workload problems end up in [`Observed`].
+async fn realise(
+    hcp: &HostedControlPlane,
+    ctx: &Ctx,
+    ns: &str,
+    name: &str,
+    layout: &Layout,
+) -> Result<Observed> {
+    let cfg = &ctx.cfg;
+    let mut o = Observed {
+        generation: hcp.meta().generation,
+        ..Observed::default()
+    };
+    let uid = hcp.uid().unwrap_or_default();
+    // A directory left by an earlier object of the same name is not this one's.
+    match std::fs::read_to_string(layout.uid_file()) {
+        Ok(old) if old.trim() != uid => {
+            tracing::warn!(namespace = %ns, %name, "state of an earlier object with this name; removing it");
+            processes::stop_control_plane(layout).await;
+            std::fs::remove_dir_all(&layout.dir)
+                .with_context(|| format!("removing {}", layout.dir.display()))?;
+        }
+        _ => {}
+    }
+    std::fs::create_dir_all(&layout.dir)
+        .with_context(|| format!("creating {}", layout.dir.display()))?;
+    write_if_changed(&layout.dir.join(UID_FILE), uid.as_bytes(), false)?;
+
+    let running = processes::observe(layout);
+    let running_version = running
+        .get(&Component::ApiServer)
+        .and_then(|r| r.version.clone());
+    let built = cfg.artifacts.workload_versions();
+    let target = plan::target(&hcp.spec.version, &built, running_version.as_deref());
+    o.version_unavailable = target.unavailable.clone();
+    let Some(version) = target.version else {
+        return Ok(o);
+    };
+
+    let creds: Credentials = pki::ensure(&layout.pki())?;
+    let ports = ports(layout, &running)?;
+    o.endpoint = Some(format!("https://127.0.0.1:{}", ports.apiserver));
+    let admin_yaml = kubeconfig_yaml(
+        name,
+        ports.apiserver,
+        &creds.ca_pem,
+        "kaas-admin",
+        &creds.admin,
+    )?;
+    write_if_changed(&layout.kubeconfig("admin"), admin_yaml.as_bytes(), true)?;
+    for (who, user, cert) in [
+        (
+            "kube-controller-manager",
+            "system:kube-controller-manager",
+            &creds.controller_manager,
+        ),
+        ("kube-scheduler", "system:kube-scheduler", &creds.scheduler),
+        ("kwok", "kaas-kwok", &creds.kwok),
+    ] {
+        let y = kubeconfig_yaml(name, ports.apiserver, &creds.ca_pem, user, cert)?;
+        write_if_changed(&layout.kubeconfig(who), y.as_bytes(), true)?;
+    }
+
+    let a = &cfg.artifacts;
+    let inputs = Inputs {
+        name,
+        spec: &hcp.spec,
+        layout,
+        ports,
+        version: &version,
+        apiserver: a.workload_bin(&version, "kube-apiserver")?,
+        controller_manager: a.workload_bin(&version, "kube-controller-manager")?,
+        scheduler: a.workload_bin(&version, "kube-scheduler")?,
+        etcd: a.bin("etcd"),
+        kwok: a.kwok()?,
+        kwok_stages: a.kwok_stages()?,
+        etcd_unsafe_no_fsync: cfg.etcd_unsafe_no_fsync,
+    };
+    let launches = plan::launches(&inputs);
+    let steps = plan::process_steps(&launches, &running);
+    let admin = workload_client(&admin_yaml).await?;
+    for step in &steps {
+        let (c, restart) = match step {
+            Step::Start(c) => (*c, false),
+            Step::Restart(c) => (*c, true),
+        };
+        let Some(launch) = launches.iter().find(|l| l.component == c) else {
+            continue;
+        };
+        if restart {
+            let old = running.get(&c);
+            tracing::info!(namespace = %ns, %name, component = c.name(),
+                from = ?old.and_then(|r| r.version.clone()), to = ?launch.version, "restarting");
+            processes::stop(layout, c).await;
+        } else {
+            tracing::info!(namespace = %ns, %name, component = c.name(), version = ?launch.version, "starting");
+        }
+        let started = processes::start(layout, launch, cfg.mode)
+            .with_context(|| format!("starting {}", c.name()));
+        let result = match started {
+            Ok(_) => wait_ready(layout, launch, ports, Some(&admin), &version).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            tracing::warn!(namespace = %ns, %name, component = c.name(), error = %short(&e), "start failed");
+            o.start_error = Some(short(&e));
+            return Ok(o);
+        }
+    }
+
+    o.apiserver_ready = readyz(&admin).await;
+    if !o.apiserver_ready {
+        return Ok(o);
+    }
+    o.reported_version = server_version(&admin).await;
+    let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), "default");
+    o.controllers_ready = matches!(
+        tokio::time::timeout(Duration::from_secs(5), sas.get_opt("default")).await,
+        Ok(Ok(Some(_)))
+    );
+
+    // The kubeconfig Secret next to the object, owned by it.
+    let secret_name = kubeconfig_secret_name(name);
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(secret_name.clone()),
+            namespace: Some(ns.to_string()),
+            labels: Some(
+                [(
+                    "cluster.x-k8s.io/cluster-name".to_string(),
+                    name.to_string(),
+                )]
+                .into(),
+            ),
+            owner_references: hcp.controller_owner_ref(&()).map(|r| vec![r]),
+            ..ObjectMeta::default()
+        },
+        type_: Some(KUBECONFIG_SECRET_TYPE.into()),
+        data: Some(
+            [(
+                KUBECONFIG_KEY.to_string(),
+                ByteString(admin_yaml.clone().into_bytes()),
+            )]
+            .into(),
+        ),
+        ..Secret::default()
+    };
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    secrets
+        .patch(
+            &secret_name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&secret),
+        )
+        .await
+        .context("writing the kubeconfig Secret")?;
+    o.kubeconfig_secret = Some(secret_name);
+
+    // Nodes: at the version the API server reports (never newer than it).
+    let cp_version = o.reported_version.clone().unwrap_or(version.clone());
+    let node_api: Api<Node> = Api::all(admin.clone());
+    let list = |api: Api<Node>| async move {
+        tokio::time::timeout(Duration::from_secs(15), api.list(&ListParams::default()))
+            .await
+            .map_err(|_| anyhow!("listing nodes timed out"))?
+            .context("listing nodes")
+    };
+    let existing = match list(node_api.clone()).await {
+        Ok(l) => l.items,
+        Err(e) => {
+            o.nodes_error = Some(short(&e));
+            return Ok(o);
+        }
+    };
+    let node_plan = plan::plan_nodes(
+        &hcp.spec,
+        &existing.iter().map(nodes::existing).collect::<Vec<_>>(),
+        &cp_version,
+    );
+    let mut items = existing;
+    if !node_plan.is_empty() {
+        if let Err(e) = nodes::apply(&admin, ns, name, &hcp.spec, &node_plan).await {
+            o.nodes_error = Some(short(&e));
+        }
+        match list(node_api).await {
+            Ok(l) => items = l.items,
+            Err(e) => {
+                o.nodes_error = Some(short(&e));
+                return Ok(o);
+            }
+        }
+    }
+    o.pools = Some(
+        hcp.spec
+            .pools
+            .iter()
+            .map(|p| {
+                let mine: Vec<&Node> = items
+                    .iter()
+                    .filter(|n| nodes::existing(n).pool.as_deref() == Some(p.name.as_str()))
+                    .collect();
+                let versions: BTreeSet<String> = mine
+                    .iter()
+                    .filter_map(|n| nodes::existing(n).kubelet_version)
+                    .collect();
+                HostedPoolStatus {
+                    name: p.name.clone(),
+                    desired: p.replicas,
+                    current: mine.len() as i32,
+                    ready: mine.iter().filter(|n| nodes::is_ready(n)).count() as i32,
+                    versions: versions.into_iter().collect(),
+                }
+            })
+            .collect(),
+    );
+    Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubeconfig_parses() {
+        let pki = kaas_harness::certs::Pki::generate().unwrap();
+        let admin = pki.client_cert("kaas-admin", &["system:masters"]).unwrap();
+        let y = kubeconfig_yaml("c1", 6443, pki.ca_pem(), "kaas-admin", &admin).unwrap();
+        let kc = kube::config::Kubeconfig::from_yaml(&y).unwrap();
+        assert_eq!(
+            kc.clusters[0].cluster.as_ref().unwrap().server.as_deref(),
+            Some("https://127.0.0.1:6443")
+        );
+        assert_eq!(kc.current_context.as_deref(), Some("kaas-admin@c1"));
+        assert_eq!(kubeconfig_secret_name("c1"), "c1-kubeconfig");
+    }
+}
