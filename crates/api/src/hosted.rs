@@ -66,7 +66,11 @@ pub struct HostedControlPlaneSpec {
     pub region: String,
 
     /// Service CIDR of the workload cluster.
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "serviceCIDR")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "serviceCIDR"
+    )]
     pub service_cidr: Option<String>,
 
     /// Pod CIDR of the workload cluster (pod IPs of simulated nodes come from it).
@@ -176,7 +180,8 @@ pub mod conditions {
 pub const RUNTIME_LOCAL: &str = "local";
 /// Node label: the pool a node belongs to.
 pub const LABEL_POOL: &str = "scs.community/pool";
-/// Node label: the (simulated) physical host a node runs on.
-pub const LABEL_HOST: &str = "scs.community/host";
+/// Node label: the (simulated) physical host a node runs on — the label SCS uses for the host of a
+/// virtual node (`kaas check` reads it for scs-0214).
+pub const LABEL_HOST: &str = "topology.scs.community/host-id";
 /// Finalizer the runtime keeps on an object while it has processes or data for it.
 pub const RUNTIME_FINALIZER: &str = "scs.community/hosted-runtime";

@@ -25,7 +25,9 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
-use crate::backend::{Backend, Deletion, Observation, capi::ClusterApi, imported::Imported};
+use crate::backend::{
+    Backend, Deletion, Observation, capi::ClusterApi, hosted::Hosted, imported::Imported,
+};
 use crate::leader::{Leader, LeaseConfig};
 use crate::maintenance::{Rollout, decide};
 use crate::metrics::{self, Metrics};
@@ -180,6 +182,8 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
         shutdown(),
         crate::gitsource::enabled(cfg.providers.is_empty()),
     );
+    // Provider-side objects whose SCS Cluster is gone (crate::orphans).
+    let orphans = crate::orphans::run(ctx.clone(), shutdown());
     info!(providers = ?cfg.providers, "kaas operator running");
     let clusters = controller
         .run(reconcile, error_policy, ctx)
@@ -188,7 +192,7 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
                 warn!(error = %e, "reconcile failed");
             }
         });
-    futures::join!(clusters, providers, gitsources);
+    futures::join!(clusters, providers, gitsources, orphans);
     Ok(())
 }
 
@@ -221,6 +225,7 @@ fn backend_for(kind: BackendType) -> &'static dyn Backend {
     match kind {
         BackendType::ClusterAPI => &ClusterApi,
         BackendType::Static => &Imported,
+        BackendType::Hosted => &Hosted,
     }
 }
 
@@ -277,7 +282,17 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
         let (plan, note) = plan_version(cluster, resolved, p, Timestamp::now());
         target_version = plan.version.as_ref().map(KubeVersion::release);
         version_note = note;
-        backend.apply(ctx, cluster, &plan).await?;
+        if let Err(e) = backend.apply(ctx, cluster, &plan).await {
+            match refusal(&e) {
+                // Never silent: the refusal becomes the status (SpecAccepted=False, phase Failed),
+                // an event and the end of any `?wait=`; retries back off (see below).
+                Some(msg) => {
+                    warn!(cluster = %name, namespace = %ns, error = %e, "the backend's write was refused");
+                    validation = Err(Problem::Refused(msg));
+                }
+                None => return Err(e),
+            }
+        }
     }
     let observation = backend
         .observe(ctx, cluster, validation.as_ref().ok())
@@ -317,12 +332,43 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
         now: Time(now),
     });
     write_status(cluster, ctx, &api, new.clone()).await?;
+    if matches!(validation, Err(Problem::Refused(_))) {
+        // Retried in case the refusal was passing (a webhook that was down), backing off with
+        // the time since it was first reported.
+        return Ok(Action::requeue(busy_requeue(&new, now)));
+    }
     let settled = c::is_true(&new.conditions, c::READY) || validation.is_err();
     Ok(Action::requeue(if settled {
         SETTLED
     } else {
         busy_requeue(&new, now)
     }))
+}
+
+/// Whether an error of the backend's write is a refusal a person has to see (and act on), with
+/// its full message: the API server, an admission webhook or policy refused the object (400,
+/// 403, 404, 422), or it could not be rendered. Transport errors, conflicts and server errors
+/// are passing and retried without a status change.
+pub fn refusal(e: &Error) -> Option<String> {
+    match e {
+        Error::Kube(kube::Error::Api(s)) if matches!(s.code, 400 | 403 | 404 | 422) => {
+            let by = if s.message.contains("admission webhook") {
+                "an admission webhook of the management cluster"
+            } else if s.message.contains("ValidatingAdmissionPolicy") {
+                "an admission policy of the management cluster"
+            } else if s.code == 403 {
+                "the management cluster (the operator is not allowed to)"
+            } else {
+                "the management cluster's API server"
+            };
+            Some(format!(
+                "{by} refused what kaas wrote for this cluster ({} {}): {}",
+                s.code, s.reason, s.message
+            ))
+        }
+        Error::Render(r) => Some(format!("cannot be realised: {r}")),
+        _ => None,
+    }
 }
 
 /// Requeue of a cluster still on its way: soon while its conditions move, then backing off with
@@ -437,7 +483,11 @@ async fn publish_transitions(
         let warning = n.status == "False"
             && matches!(
                 n.reason.as_str(),
-                "InvalidSpec" | "ProviderNotFound" | "Failed" | "DeletionProtected"
+                "InvalidSpec"
+                    | "ProviderNotFound"
+                    | "Failed"
+                    | "DeletionProtected"
+                    | "BackendRefused"
             );
         let ev = Event {
             type_: if warning {
@@ -607,7 +657,7 @@ async fn reconcile_addons(
         ));
     };
     // Base addons go on as soon as the API server answers: for Cluster API, once the control plane is available.
-    if resolved.backend == BackendType::ClusterAPI && observation.control_plane.ok != Some(true) {
+    if resolved.backend != BackendType::Static && observation.control_plane.ok != Some(true) {
         return Ok(Outcome::waiting(
             None,
             "WaitingForControlPlane",
@@ -662,6 +712,43 @@ mod tests {
             }],
             ..Default::default()
         }
+    }
+
+    fn api_error(code: u16, reason: &str, message: &str) -> Error {
+        Error::Kube(kube::Error::Api(Box::new(kube::core::Status {
+            code,
+            reason: reason.into(),
+            message: message.into(),
+            ..Default::default()
+        })))
+    }
+
+    #[test]
+    fn refusals_of_the_management_cluster_are_told_apart_from_passing_errors() {
+        let webhook = api_error(
+            403,
+            "Forbidden",
+            "admission webhook \"validation.cluster.cluster.x-k8s.io\" denied the request: taints are not allowed",
+        );
+        let msg = refusal(&webhook).expect("a webhook denial is a refusal");
+        assert!(msg.starts_with("an admission webhook of the management cluster refused"));
+        assert!(msg.contains("taints are not allowed"), "{msg}");
+        assert!(refusal(&api_error(422, "Invalid", "spec.x: Invalid value")).is_some());
+        assert!(
+            refusal(&api_error(403, "Forbidden", "cannot patch"))
+                .is_some_and(|m| m.contains("not allowed to"))
+        );
+        // Passing: conflicts, server errors, timeouts, anything else.
+        assert!(refusal(&api_error(409, "Conflict", "changed")).is_none());
+        assert!(refusal(&api_error(500, "InternalError", "etcd")).is_none());
+        assert!(refusal(&api_error(504, "Timeout", "slow")).is_none());
+        assert!(refusal(&Error::Other("x".into())).is_none());
+        assert!(
+            refusal(&Error::Render(kaas_render::RenderError::Incomplete(
+                "stack"
+            )))
+            .is_some()
+        );
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub enum Problem {
     Provider(String),
     /// The spec is invalid against the offering.
     Invalid(FieldErrors),
+    /// The management cluster refused what the backend wrote for this spec (an admission
+    /// webhook or policy, schema validation, RBAC): the full message of the refusal.
+    Refused(String),
 }
 
 impl Problem {
@@ -44,11 +47,12 @@ impl Problem {
         match self {
             Problem::Provider(_) => "ProviderNotFound",
             Problem::Invalid(_) => "InvalidSpec",
+            Problem::Refused(_) => "BackendRefused",
         }
     }
     fn message(&self) -> String {
         match self {
-            Problem::Provider(m) => m.clone(),
+            Problem::Provider(m) | Problem::Refused(m) => m.clone(),
             Problem::Invalid(e) => e.to_string(),
         }
     }
@@ -321,8 +325,13 @@ pub fn derive(i: Inputs<'_>) -> ClusterStatus {
         now,
     );
 
+    let refused = matches!(i.validation, Err(Problem::Refused(_)));
     s.phase = Some(if deleting {
         ClusterPhase::Deleting
+    } else if refused {
+        // Valid against the offering, but what realises it was refused: a provider-side problem
+        // or a feature the backend cannot serve; it stays so until the spec or provider changes.
+        ClusterPhase::Failed
     } else if !accepted && !o.exists {
         ClusterPhase::Invalid
     } else if o.failure.is_some() {

@@ -213,3 +213,30 @@ fn provisioning_then_upgrading_phases() {
     assert_eq!(s.phase, Some(ClusterPhase::Updating));
     assert_eq!(s.kubernetes_version, None, "no single version while mixed");
 }
+
+#[test]
+fn a_refused_write_is_failed_stalled_and_names_the_refusal() {
+    let c = cluster();
+    let v = Err(Problem::Refused(
+        "an admission webhook of the management cluster refused what kaas wrote for this cluster (403 Forbidden): taints are not allowed".into(),
+    ));
+    let s = derive(Inputs {
+        cluster: &c,
+        validation: &v,
+        observation: &Observation::default(),
+        target_version: None,
+        version_note: None,
+        extensions: None,
+        compliance: None,
+        now: t(1),
+    });
+    let accepted = c::get(&s.conditions, c::SPEC_ACCEPTED).unwrap();
+    assert_eq!(
+        (accepted.status.as_str(), accepted.reason.as_str()),
+        ("False", "BackendRefused")
+    );
+    assert!(accepted.message.contains("taints are not allowed"));
+    assert_eq!(s.phase, Some(ClusterPhase::Failed));
+    assert!(c::is_true(&s.conditions, c::STALLED));
+    assert!(!c::is_true(&s.conditions, c::READY));
+}
