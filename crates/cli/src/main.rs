@@ -73,8 +73,9 @@ enum Command {
     /// Show an object with everything below it: `kaas describe cluster NAME -n NS`.
     #[command(subcommand)]
     Describe(cmd::describe::Describe),
-    /// What an SCS Cluster waits for, what failed and what to do. Exit 0 Ready with nothing
-    /// failing, 1 otherwise, 2 on error.
+    /// What an SCS Cluster waits for, what failed and what to do. Exit 0 healthy (Ready, nothing
+    /// failing); 1 progressing, degraded (Ready, but extensions or compliance fail) or failed;
+    /// 2 on error.
     Diagnose(cmd::describe::Target),
     /// Serve the REST API (OpenAPI at /api/v1/openapi.json) and the web GUI (/ui) for the
     /// provider's customers; every call acts with the caller's own token.

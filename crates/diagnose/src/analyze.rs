@@ -261,7 +261,7 @@ fn root_node(i: &Inputs) -> Node {
         NodeStatus::Failed
     } else if ready.is_some_and(|r| r.status == "True") {
         if is_false(conds, c::EXTENSIONS_READY) || is_false(conds, c::COMPLIANT) {
-            NodeStatus::Failed
+            NodeStatus::Degraded
         } else {
             NodeStatus::Ok
         }
@@ -1287,6 +1287,121 @@ fn conclude(i: &Inputs, root: &Node) -> (Option<String>, Vec<Hint>) {
     (Some(w), hints)
 }
 
+/// The verdict on a cluster from its own status alone (pure; no tree, no events): what the GUI's
+/// cluster list shows. [`analyze`] refines it with the tree (a failed machine makes a Ready
+/// cluster degraded and a not yet Ready one failed).
+///
+/// - `failed`: phase `Failed` or `Invalid`, `SpecAccepted=False`, or `Ready=False` with reason
+///   `Failed` — not Ready because something failed;
+/// - `degraded`: `Ready=True`, but `ExtensionsReady` or `Compliant` is `False`;
+/// - `healthy`: `Ready=True` otherwise;
+/// - `progressing`: no status yet, being deleted, or not Ready yet without a failure.
+pub fn cluster_verdict(cluster: &Cluster) -> Verdict {
+    let Some(st) = cluster.status.as_ref() else {
+        return Verdict::Progressing;
+    };
+    let conds = Some(&st.conditions);
+    if cluster.metadata.deletion_timestamp.is_some() {
+        return Verdict::Progressing;
+    }
+    let ready = cond(conds, c::READY);
+    if matches!(
+        st.phase,
+        Some(kaas_api::cluster::ClusterPhase::Failed | kaas_api::cluster::ClusterPhase::Invalid)
+    ) || is_false(conds, c::SPEC_ACCEPTED)
+        || ready.is_some_and(|r| r.status == "False" && r.reason == "Failed")
+    {
+        return Verdict::Failed;
+    }
+    if ready.is_some_and(|r| r.status == "True") {
+        if is_false(conds, c::EXTENSIONS_READY) || is_false(conds, c::COMPLIANT) {
+            Verdict::Degraded
+        } else {
+            Verdict::Healthy
+        }
+    } else {
+        Verdict::Progressing
+    }
+}
+
+/// The verdict with the tree and the hints, and what makes a Ready cluster degraded.
+fn verdict(i: &Inputs, root: &Node, hints: &[Hint]) -> (Verdict, Vec<Aspect>) {
+    let base = cluster_verdict(&i.cluster);
+    let failed_below: Vec<&Node> = root
+        .children
+        .iter()
+        .flat_map(|c| c.walk())
+        .filter(|n| n.status == NodeStatus::Failed)
+        .collect();
+    match base {
+        Verdict::Progressing
+            if i.cluster.metadata.deletion_timestamp.is_none()
+                && i.cluster.status.is_some()
+                && !failed_below.is_empty() =>
+        {
+            (Verdict::Failed, Vec::new())
+        }
+        Verdict::Healthy | Verdict::Degraded => {
+            let has = |code: &str| -> Vec<String> {
+                if hints.iter().any(|h| h.code == code) {
+                    vec![code.to_string()]
+                } else {
+                    Vec::new()
+                }
+            };
+            let conds = i.cluster.status.as_ref().map(|s| &s.conditions);
+            let mut aspects = Vec::new();
+            for (t, aspect, code) in [
+                (
+                    c::EXTENSIONS_READY,
+                    ASPECT_EXTENSIONS,
+                    HINT_EXTENSION_FAILED,
+                ),
+                (c::COMPLIANT, ASPECT_COMPLIANCE, HINT_COMPLIANCE_FAILED),
+            ] {
+                if let Some(x) = cond(conds, t).filter(|x| x.status == "False") {
+                    aspects.push(Aspect {
+                        aspect: aspect.into(),
+                        condition: Some(t.into()),
+                        reason: Some(x.reason.clone()).filter(|r| !r.is_empty()),
+                        message: if x.message.is_empty() {
+                            format!("{t} is False ({})", x.reason)
+                        } else {
+                            x.message.clone()
+                        },
+                        hints: has(code),
+                    });
+                }
+            }
+            for n in failed_below {
+                let machine = n.kind == "Machine";
+                aspects.push(Aspect {
+                    aspect: if machine {
+                        ASPECT_MACHINES
+                    } else {
+                        ASPECT_CLUSTER_API
+                    }
+                    .into(),
+                    condition: None,
+                    reason: None,
+                    message: format!("{} failed: {}", n.title(), n.summary),
+                    hints: if machine {
+                        has(HINT_MACHINE_FAILED)
+                    } else {
+                        Vec::new()
+                    },
+                });
+            }
+            if aspects.is_empty() {
+                (Verdict::Healthy, aspects)
+            } else {
+                (Verdict::Degraded, aspects)
+            }
+        }
+        v => (v, Vec::new()),
+    }
+}
+
 /// The diagnosis of what was read.
 pub fn analyze(i: &Inputs) -> Diagnosis {
     let st = i.cluster.status.clone().unwrap_or_default();
@@ -1297,6 +1412,7 @@ pub fn analyze(i: &Inputs) -> Diagnosis {
         root.children.push(capi_subtree(i, ns));
     }
     let (waiting_for, hints) = conclude(i, &root);
+    let (verdict, degraded) = verdict(i, &root, &hints);
     Diagnosis {
         cluster: ClusterInfo {
             namespace: i.cluster.namespace().unwrap_or_default(),
@@ -1310,6 +1426,8 @@ pub fn analyze(i: &Inputs) -> Diagnosis {
         },
         tree: root,
         events: events(i),
+        verdict,
+        degraded,
         waiting_for,
         hints,
     }

@@ -17,6 +17,8 @@
 //!                  "provider"?, "capiNamespace"?},
 //!   "tree":       Node,
 //!   "events":     [{"type", "reason", "message", "object", "namespace", "time"?, "age"?, "count"}],
+//!   "verdict":    "healthy" | "progressing" | "degraded" | "failed",
+//!   "degraded":   [{"aspect", "condition"?, "reason"?, "message", "hints": [string]}],
 //!   "waitingFor": string | null,
 //!   "hints":      [{"code", "message", "fields": [string]}]
 //! }
@@ -29,8 +31,16 @@
 //!   `OpenStackCluster`), the control plane (`KubeadmControlPlane` with its `Machine`s) and the
 //!   `MachineDeployment`s (each with its `Machine`s) below it. Clusters of a static (imported)
 //!   provider have no children.
-//! - `status` is one of `ok`, `progressing`, `failed`, `unknown` (could not be read or judged),
-//!   `hidden` (the identity may not read it; `summary` is "not visible to you").
+//! - `verdict` judges the cluster as a whole ([`Verdict`]): `healthy` (Ready, nothing failing),
+//!   `degraded` (Ready, but a non-blocking aspect fails: extensions, compliance, a machine),
+//!   `progressing` (not Ready yet, nothing failed: being created, changed or deleted), `failed`
+//!   (not Ready because something failed; someone must act).
+//! - `degraded` lists, for a degraded cluster only, each failing aspect (`extensions`,
+//!   `compliance`, `machines`, `clusterAPI`) with the condition that says so and the codes of the
+//!   `hints` about it; empty otherwise.
+//! - `status` is one of `ok`, `progressing`, `degraded` (the SCS `Cluster` only: Ready, but
+//!   `ExtensionsReady` or `Compliant` is `False`), `failed`, `unknown` (could not be read or
+//!   judged), `hidden` (the identity may not read it; `summary` is "not visible to you").
 //! - `events` are the most recent first: about the SCS `Cluster` in the tenant namespace and, if
 //!   visible, about the Cluster API objects of the tree in the provider-side namespace. `object` is
 //!   `Kind/name`, `time` RFC 3339, `age` relative to the diagnosis (`45s`, `12m`, `3h`, `2d`).
@@ -45,7 +55,7 @@ mod text;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use analyze::{Fetched, Inputs, analyze};
+pub use analyze::{Fetched, Inputs, analyze, cluster_verdict};
 pub use fetch::{diagnose, fetch};
 
 /// Why a diagnosis could not be made at all.
@@ -128,6 +138,10 @@ pub struct Diagnosis {
     pub tree: Node,
     /// Recent events, newest first.
     pub events: Vec<EventInfo>,
+    /// The cluster as a whole: healthy, progressing, degraded or failed.
+    pub verdict: Verdict,
+    /// What makes a Ready cluster degraded (empty unless `verdict` is `degraded`).
+    pub degraded: Vec<Aspect>,
     /// Why the cluster is not Ready / not converged, in one sentence; `null` when it is.
     pub waiting_for: Option<String>,
     /// What to do.
@@ -161,6 +175,68 @@ pub struct ClusterInfo {
     pub capi_namespace: Option<String>,
 }
 
+/// The cluster as a whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Ready, and nothing fails.
+    Healthy,
+    /// Not Ready yet, and nothing failed: being created, changed or deleted.
+    Progressing,
+    /// Ready and usable, but a non-blocking aspect fails (extensions, compliance, a machine):
+    /// someone should look ([`Diagnosis::degraded`] says what, the hints what to do).
+    Degraded,
+    /// Not Ready because something failed (the spec is refused, the provider is missing, Cluster
+    /// API reports a failure, a machine failed): someone must act.
+    Failed,
+}
+
+impl Verdict {
+    /// The lower-case name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Healthy => "healthy",
+            Verdict::Progressing => "progressing",
+            Verdict::Degraded => "degraded",
+            Verdict::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Aspect: the extensions (or base addons) are not applied (`ExtensionsReady=False`).
+pub const ASPECT_EXTENSIONS: &str = "extensions";
+/// Aspect: compliance checks failed (`Compliant=False`).
+pub const ASPECT_COMPLIANCE: &str = "compliance";
+/// Aspect: a machine failed (the cluster is still Ready).
+pub const ASPECT_MACHINES: &str = "machines";
+/// Aspect: another Cluster API object reports a failure (the cluster is still Ready).
+pub const ASPECT_CLUSTER_API: &str = "clusterAPI";
+
+/// One failing, non-blocking aspect of a Ready cluster.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Aspect {
+    /// One of the `ASPECT_*` constants.
+    pub aspect: String,
+    /// The condition of the SCS `Cluster` that reports it (`ExtensionsReady`, `Compliant`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    /// The condition's reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What fails, for people.
+    pub message: String,
+    /// Codes of the entries of `hints` about it (what to do).
+    #[serde(default)]
+    pub hints: Vec<String>,
+}
+
 /// State of a node of the tree.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -169,6 +245,9 @@ pub enum NodeStatus {
     Ok,
     /// On its way (being created, scaled, upgraded, deleted).
     Progressing,
+    /// Ready, but a non-blocking aspect fails (the SCS `Cluster` only: `ExtensionsReady` or
+    /// `Compliant` is `False`).
+    Degraded,
     /// Failed: needs someone to act.
     Failed,
     /// Could not be read or judged.
@@ -183,6 +262,7 @@ impl NodeStatus {
         match self {
             NodeStatus::Ok => "ok",
             NodeStatus::Progressing => "progressing",
+            NodeStatus::Degraded => "degraded",
             NodeStatus::Failed => "failed",
             NodeStatus::Unknown => "unknown",
             NodeStatus::Hidden => "hidden",
@@ -291,9 +371,10 @@ pub struct Hint {
 }
 
 impl Diagnosis {
-    /// Ready, and no node of the tree failed.
+    /// The verdict is [`Verdict::Healthy`]: Ready, and nothing fails (no failed node, nothing
+    /// degraded).
     pub fn healthy(&self) -> bool {
-        self.cluster.ready && self.failing().is_empty()
+        self.verdict == Verdict::Healthy
     }
 
     /// Nodes with status `failed`, depth first.

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::{ConditionInfo, Diagnosis, Node, NodeStatus};
+use crate::{ConditionInfo, Diagnosis, Node, NodeStatus, Verdict};
 
 /// Conditions where `True` is the unusual state.
 const NEGATIVE: &[&str] = &[
@@ -111,7 +111,33 @@ fn header(d: &Diagnosis, out: &mut String) {
         }
         (None, None) => {}
     }
-    let _ = writeln!(out, "  {}", if c.ready { "Ready" } else { "not Ready" });
+    let _ = writeln!(
+        out,
+        "  {}  {}",
+        if c.ready { "Ready" } else { "not Ready" },
+        d.verdict
+    );
+}
+
+fn degraded(d: &Diagnosis, out: &mut String) {
+    if d.verdict != Verdict::Degraded || d.degraded.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nDegraded (Ready and usable, but these fail; they do not block the cluster):"
+    );
+    for a in &d.degraded {
+        let cond = match (&a.condition, &a.reason) {
+            (Some(c), Some(r)) => format!(" ({c}=False, {r})"),
+            (Some(c), None) => format!(" ({c}=False)"),
+            _ => String::new(),
+        };
+        let _ = writeln!(out, "  - {}{cond}: {}", a.aspect, one_line(&a.message));
+        for h in d.hints.iter().filter(|h| a.hints.contains(&h.code)) {
+            let _ = writeln!(out, "    hint: {}", one_line(&h.message));
+        }
+    }
 }
 
 fn waiting_and_hints(d: &Diagnosis, out: &mut String) {
@@ -131,6 +157,7 @@ pub fn describe(d: &Diagnosis) -> String {
     let mut out = String::new();
     header(d, &mut out);
     let mut rs = Vec::new();
+    degraded(d, &mut out);
     rows(&d.tree, "", true, true, &mut rs);
     let width = rs
         .iter()
@@ -204,7 +231,8 @@ pub fn short(d: &Diagnosis) -> String {
         let _ = writeln!(out, "\nNothing to do.");
         return out;
     }
-    if !failing.is_empty() {
+    degraded(d, &mut out);
+    if !failing.is_empty() && d.verdict != Verdict::Degraded {
         let _ = writeln!(out, "\nFailing:");
         for n in failing {
             let _ = writeln!(

@@ -258,6 +258,8 @@ fn all_ready() {
     ]);
     let d = analyze(&i);
     assert!(d.healthy(), "{}", d.to_text());
+    assert_eq!(d.verdict, Verdict::Healthy);
+    assert!(d.degraded.is_empty());
     assert!(d.cluster.ready);
     assert_eq!(d.waiting_for, None);
     assert!(d.hints.is_empty(), "{:?}", d.hints);
@@ -505,6 +507,12 @@ fn a_failed_machine_fails_the_diagnosis() {
     assert_eq!(n.status, NodeStatus::Failed);
     assert!(n.summary.contains("flavor quota exceeded"), "{}", n.summary);
     assert!(!d.healthy());
+    assert_eq!(
+        d.verdict,
+        Verdict::Failed,
+        "not Ready because a machine failed"
+    );
+    assert!(d.degraded.is_empty());
     assert_eq!(d.failing().len(), 1);
     assert_eq!(
         d.waiting_for.as_deref(),
@@ -616,9 +624,46 @@ fn extension_failure_names_the_extension() {
         d.hints[0].message
     );
     assert_eq!(d.hints[0].fields, ["spec.extensions.ingress"]);
-    assert_eq!(d.tree.status, NodeStatus::Failed);
+    // Ready with an extension not applied: degraded, never failed.
+    assert_eq!(d.tree.status, NodeStatus::Degraded);
+    assert_eq!(d.verdict, Verdict::Degraded);
+    assert!(d.failing().is_empty(), "nothing failed: {:?}", d.failing());
     assert!(!d.healthy());
-    assert!(d.waiting_for.unwrap().contains("extensions are not ready"));
+    assert_eq!(
+        d.degraded,
+        [Aspect {
+            aspect: ASPECT_EXTENSIONS.into(),
+            condition: Some("ExtensionsReady".into()),
+            reason: Some("ApplyFailed".into()),
+            message: "ingress: Deployment ingress-nginx/controller: admission webhook denied"
+                .into(),
+            hints: vec![HINT_EXTENSION_FAILED.into()],
+        }]
+    );
+    assert!(
+        d.waiting_for
+            .as_deref()
+            .unwrap()
+            .contains("extensions are not ready")
+    );
+    let short = d.to_short_text();
+    assert!(short.contains("Ready  degraded"), "{short}");
+    assert!(
+        short.contains("- extensions (ExtensionsReady=False, ApplyFailed): ingress:")
+            && short.contains("hint: extension \"ingress\" could not be applied"),
+        "{short}"
+    );
+    assert!(
+        !short.contains("Failing:") && !short.contains("failed"),
+        "{short}"
+    );
+    let text = d.to_text();
+    assert!(text.contains("Cluster/c (SCS)"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("Cluster/c (SCS)") && l.contains("degraded")),
+        "{text}"
+    );
 }
 
 #[test]
@@ -641,8 +686,176 @@ fn compliance_failure_names_the_checks_and_the_report() {
         "{m}"
     );
     assert!(d.cluster.ready);
-    assert!(!d.healthy(), "a failed compliance check is failing");
+    assert!(!d.healthy(), "a failed compliance check is not healthy");
+    assert_eq!(d.verdict, Verdict::Degraded, "Ready: degraded, not failed");
+    assert_eq!(d.tree.status, NodeStatus::Degraded);
+    assert!(d.failing().is_empty());
+    assert_eq!(d.degraded.len(), 1, "{:?}", d.degraded);
+    let a = &d.degraded[0];
+    assert_eq!(a.aspect, ASPECT_COMPLIANCE);
+    assert_eq!(a.condition.as_deref(), Some("Compliant"));
+    assert_eq!(a.reason.as_deref(), Some("ChecksFailed"));
+    assert!(
+        a.message.starts_with("2 failed: scs-0210-v2"),
+        "{}",
+        a.message
+    );
+    assert_eq!(a.hints, [HINT_COMPLIANCE_FAILED]);
     assert_eq!(d.waiting_for, None, "Ready and converged");
+    let short = d.to_short_text();
+    assert!(
+        short.contains("- compliance (Compliant=False, ChecksFailed): 2 failed")
+            && short.contains("hint: compliance checks failed: scs-0210-v2, scs-0214-v2"),
+        "{short}"
+    );
+}
+
+#[test]
+fn compliance_and_extensions_failing_together_are_two_aspects() {
+    let mut status = ready_status();
+    status["conditions"][6] = cond("ExtensionsReady", "False", "ApplyFailed", "cni: timeout");
+    status["conditions"].as_array_mut().unwrap().push(cond(
+        "Compliant",
+        "False",
+        "ChecksFailed",
+        "1 failed: scs-0217 (pod-security) (report: ConfigMap c-compliance)",
+    ));
+    let i = with_capi(status, capi_status(true, true), 1, 2, running_machines());
+    let d = analyze(&i);
+    assert_eq!(d.verdict, Verdict::Degraded);
+    let aspects: Vec<&str> = d.degraded.iter().map(|a| a.aspect.as_str()).collect();
+    assert_eq!(aspects, [ASPECT_EXTENSIONS, ASPECT_COMPLIANCE]);
+    // Every aspect names a hint that is in the hints.
+    for a in &d.degraded {
+        assert!(!a.hints.is_empty(), "{a:?}");
+        for code in &a.hints {
+            assert!(d.hints.iter().any(|h| &h.code == code), "{code}");
+        }
+    }
+}
+
+#[test]
+fn a_ready_cluster_with_a_failed_machine_is_degraded() {
+    let mut failed = machine("c-pool-x1-b", Some("c-pool-x1"), "Failed", 1200);
+    let st = failed.status.as_mut().unwrap();
+    st.deprecated = Some(
+        serde_json::from_value(
+            json!({"v1beta1": {"failureReason": "UpdateError", "failureMessage": "disk full"}}),
+        )
+        .unwrap(),
+    );
+    let machines = vec![
+        machine("c-cp-a", None, "Running", 3000),
+        machine("c-pool-x1-a", Some("c-pool-x1"), "Running", 2900),
+        failed,
+    ];
+    let i = with_capi(ready_status(), capi_status(true, true), 1, 2, machines);
+    let d = analyze(&i);
+    assert!(d.cluster.ready);
+    assert_eq!(
+        d.tree.status,
+        NodeStatus::Ok,
+        "the SCS Cluster itself is fine"
+    );
+    assert_eq!(d.verdict, Verdict::Degraded);
+    assert_eq!(d.degraded.len(), 1, "{:?}", d.degraded);
+    assert_eq!(d.degraded[0].aspect, ASPECT_MACHINES);
+    assert!(
+        d.degraded[0].message.contains("Machine/c-pool-x1-b failed")
+            && d.degraded[0].message.contains("disk full"),
+        "{}",
+        d.degraded[0].message
+    );
+    assert_eq!(d.degraded[0].hints, [HINT_MACHINE_FAILED]);
+}
+
+#[test]
+fn compliance_undecided_or_extensions_still_applying_keep_a_ready_cluster_healthy() {
+    let mut status = ready_status();
+    status["conditions"][6] = cond(
+        "ExtensionsReady",
+        "Unknown",
+        "Applying",
+        "applying 3 addon(s)",
+    );
+    status["conditions"].as_array_mut().unwrap().push(cond(
+        "Compliant",
+        "Unknown",
+        "CheckError",
+        "the workload cluster did not answer",
+    ));
+    let i = with_capi(status, capi_status(true, true), 1, 2, running_machines());
+    let d = analyze(&i);
+    assert_eq!(d.verdict, Verdict::Healthy, "{:?}", d.degraded);
+    assert_eq!(d.tree.status, NodeStatus::Ok);
+    assert!(d.degraded.is_empty());
+}
+
+/// The verdict from the status alone (the GUI's cluster list): every state the operator reports.
+#[test]
+fn cluster_verdict_from_the_status_alone() {
+    let with = |extra: &[Value]| {
+        let mut s = ready_status();
+        for x in extra {
+            let t = x["type"].as_str().unwrap();
+            let list = s["conditions"].as_array_mut().unwrap();
+            list.retain(|c| c["type"] != t);
+            list.push(x.clone());
+        }
+        scs(s)
+    };
+    let cases: Vec<(&str, Cluster, Verdict)> = vec![
+        ("ready", with(&[]), Verdict::Healthy),
+        (
+            "compliance failed",
+            with(&[cond("Compliant", "False", "ChecksFailed", "1 failed")]),
+            Verdict::Degraded,
+        ),
+        (
+            "extensions failed",
+            with(&[cond("ExtensionsReady", "False", "ApplyFailed", "x")]),
+            Verdict::Degraded,
+        ),
+        (
+            "compliance passed",
+            with(&[cond("Compliant", "True", "ChecksPassed", "")]),
+            Verdict::Healthy,
+        ),
+        ("no status", scs(Value::Null), Verdict::Progressing),
+        (
+            "provisioning",
+            scs(json!({"phase": "Provisioning", "conditions": [
+                cond("Ready", "False", "NotAvailable", "ControlPlaneReady: 0/1")]})),
+            Verdict::Progressing,
+        ),
+        (
+            "backend failed",
+            scs(json!({"phase": "Failed", "conditions": [
+                cond("Ready", "False", "Failed", "topology cannot be applied")]})),
+            Verdict::Failed,
+        ),
+        (
+            "invalid spec",
+            scs(json!({"phase": "Invalid", "conditions": [
+                cond("Ready", "False", "InvalidSpec", "x"),
+                cond("SpecAccepted", "False", "InvalidSpec", "x")]})),
+            Verdict::Failed,
+        ),
+        (
+            "not Ready and compliance failed",
+            scs(json!({"phase": "Provisioning", "conditions": [
+                cond("Ready", "False", "NotAvailable", "x"),
+                cond("Compliant", "False", "ChecksFailed", "x")]})),
+            Verdict::Progressing,
+        ),
+    ];
+    for (what, c, want) in cases {
+        assert_eq!(cluster_verdict(&c), want, "{what}");
+    }
+    let mut deleting = with(&[cond("Compliant", "False", "ChecksFailed", "x")]);
+    deleting.metadata.deletion_timestamp =
+        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now()));
+    assert_eq!(cluster_verdict(&deleting), Verdict::Progressing);
 }
 
 #[test]
@@ -725,9 +938,19 @@ fn json_shape_is_stable_and_round_trips() {
     };
     assert_eq!(
         keys(&v),
-        ["cluster", "events", "hints", "tree", "waitingFor"]
+        [
+            "cluster",
+            "degraded",
+            "events",
+            "hints",
+            "tree",
+            "verdict",
+            "waitingFor"
+        ]
     );
     assert!(v["waitingFor"].is_null(), "waitingFor is present as null");
+    assert_eq!(v["verdict"], "healthy");
+    assert_eq!(v["degraded"], json!([]));
     for k in ["namespace", "name", "phase", "version", "ready"] {
         assert!(v["cluster"].get(k).is_some(), "cluster.{k}");
     }
@@ -752,7 +975,23 @@ fn json_shape_is_stable_and_round_trips() {
     assert_eq!(back, d);
     let schema = serde_json::to_value(schema()).unwrap();
     let props = keys(&schema["properties"]);
-    assert_eq!(props, ["cluster", "events", "hints", "tree", "waitingFor"]);
+    assert_eq!(
+        props,
+        [
+            "cluster",
+            "degraded",
+            "events",
+            "hints",
+            "tree",
+            "verdict",
+            "waitingFor"
+        ]
+    );
+    // The verdict's values, as documented.
+    let verdicts = serde_json::to_string(&schema).unwrap();
+    for v in ["healthy", "progressing", "degraded", "failed"] {
+        assert!(verdicts.contains(&format!("\"{v}\"")), "{v} in the schema");
+    }
     let text = d.to_text();
     assert!(text.contains("Cluster/c (SCS)"), "{text}");
     assert!(text.contains("└─ Cluster/c (Cluster API)"), "{text}");

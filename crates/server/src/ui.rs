@@ -292,20 +292,25 @@ fn ready(c: &Cluster) -> (String, String) {
         .unwrap_or_else(|| ("Unknown".into(), "NotObserved".into()))
 }
 
-fn state_class(c: &Cluster) -> &'static str {
-    match ready(c).0.as_str() {
-        "True" => "ok",
-        _ if matches!(
-            c.status.as_ref().and_then(|s| s.phase),
-            Some(
-                kaas_api::cluster::ClusterPhase::Invalid | kaas_api::cluster::ClusterPhase::Failed
-            )
-        ) =>
-        {
-            "failed"
-        }
-        _ => "progressing",
+/// The CSS class of a verdict (`ok`, `progressing`, `degraded`, `failed`).
+fn verdict_class(v: kaas_diagnose::Verdict) -> &'static str {
+    match v {
+        kaas_diagnose::Verdict::Healthy => "ok",
+        kaas_diagnose::Verdict::Progressing => "progressing",
+        kaas_diagnose::Verdict::Degraded => "degraded",
+        kaas_diagnose::Verdict::Failed => "failed",
     }
+}
+
+/// The state of a cluster from its status (`kaas_diagnose::cluster_verdict`): Ready but with
+/// failing extensions or compliance is degraded, never failed.
+fn state_class(c: &Cluster) -> &'static str {
+    verdict_class(kaas_diagnose::cluster_verdict(c))
+}
+
+/// The verdict as a badge (`span.badge.<class>`, text: the verdict).
+fn verdict_badge(v: kaas_diagnose::Verdict) -> Markup {
+    html! { span class={ "badge " (verdict_class(v)) } data-verdict=(v.as_str()) { (v.as_str()) } }
 }
 
 async fn clusters_page(user: User) -> Response {
@@ -320,7 +325,7 @@ async fn clusters_page(user: User) -> Response {
                 @if list.items.is_empty() { p { "No clusters yet." } }
                 @else {
                     table {
-                        thead { tr { th { "Name" } th { "Provider" } th { "Version" } th { "Phase" } th { "Ready" } th { "Workers" } } }
+                        thead { tr { th { "Name" } th { "Provider" } th { "Version" } th { "Phase" } th { "Ready" } th { "State" } th { "Workers" } } }
                         tbody {
                             @for c in &list.items {
                                 @let (r, reason) = ready(c);
@@ -331,6 +336,7 @@ async fn clusters_page(user: User) -> Response {
                                     td { (st.kubernetes_version.clone().or(st.target_version.clone()).unwrap_or_else(|| "–".into())) }
                                     td.phase { (st.phase.map(|p| p.to_string()).unwrap_or_else(|| "Pending".into())) }
                                     td.ready { (r) " " small { (reason) } }
+                                    td.state { (verdict_badge(kaas_diagnose::cluster_verdict(c))) }
                                     td { @for w in &st.workers { (w.name) " " (w.ready) "/" (w.desired) " " } }
                                 }
                             }
@@ -737,6 +743,11 @@ async fn cluster_view(
     let diagnosis = api::diagnosis(&user.client, ns, name).await;
     let st = c.status.clone().unwrap_or_default();
     let (r, reason) = ready(&c);
+    // The diagnosis' verdict also judges the tree (a failed machine); without one, the status'.
+    let verdict = diagnosis
+        .as_ref()
+        .map(|d| d.verdict)
+        .unwrap_or_else(|_| kaas_diagnose::cluster_verdict(&c));
     let status = error.as_ref().map_or(StatusCode::OK, |e| e.status);
     let upgrade_targets: Vec<String> = provider
         .as_ref()
@@ -759,7 +770,7 @@ async fn cluster_view(
         @if let Some(e) = &error { (api_error_box(e)) }
         section id="summary" data-refresh="4000" {
             dl.summary {
-                dt { "State" } dd id="state" class=(state_class(&c)) { (st.phase.map(|p| p.to_string()).unwrap_or_else(|| "Pending".into())) " — Ready " (r) " (" (reason) ")" }
+                dt { "State" } dd id="state" class=(verdict_class(verdict)) { (st.phase.map(|p| p.to_string()).unwrap_or_else(|| "Pending".into())) " — Ready " (r) " (" (reason) ") " (verdict_badge(verdict)) }
                 dt { "Provider" } dd { (provider_name) }
                 dt { "Kubernetes" } dd id="version" { (st.kubernetes_version.clone().unwrap_or_else(|| "–".into())) @if let Some(t) = &st.target_version { " (target " (t) ")" } }
                 dt { "API endpoint" } dd { (st.api_endpoint.clone().unwrap_or_else(|| "–".into())) }
@@ -828,7 +839,27 @@ fn diagnosis_html(d: &kaas_diagnose::Diagnosis) -> String {
             }
         }
     }
+    let hint = |code: &str| -> Option<String> {
+        d.hints
+            .iter()
+            .find(|h| h.code == code)
+            .map(|h| h.message.clone())
+    };
     let m = html! {
+        p id="verdict" { strong { "Verdict: " } (verdict_badge(d.verdict)) }
+        @if !d.degraded.is_empty() {
+            div.degraded id="degraded" {
+                p { "Ready and usable, but these fail (they do not block the cluster):" }
+                ul { @for a in &d.degraded {
+                    li data-aspect=(a.aspect) {
+                        strong { (a.aspect) }
+                        @if let Some(c) = &a.condition { " (" (c) "=False" @if let Some(r) = &a.reason { ", " (r) } ")" }
+                        ": " (a.message)
+                        @for h in a.hints.iter().filter_map(|c| hint(c)) { br; small.hint { "What to do: " (h) } }
+                    }
+                } }
+            }
+        }
         @if let Some(w) = v["waitingFor"].as_str() { p id="waiting-for" { strong { "Waiting for: " } (w) } }
         @if let Some(hints) = v["hints"].as_array() {
             @if !hints.is_empty() {
@@ -1014,6 +1045,58 @@ mod tests {
         let bad = parse_form("csrf=x&provider=dev&name=a&cp_replicas=x&count=2").unwrap();
         let errs = bad.to_object("t").unwrap_err();
         assert_eq!(errs[0].path, "spec.controlPlane.replicas");
+    }
+
+    fn ready_cluster(extra: serde_json::Value) -> Cluster {
+        let mut conditions = vec![
+            json!({"type": "Ready", "status": "True", "reason": "Ready", "message": "", "lastTransitionTime": "2026-11-29T10:00:00Z"}),
+            json!({"type": "ExtensionsReady", "status": "True", "reason": "Applied", "message": "", "lastTransitionTime": "2026-11-29T10:00:00Z"}),
+        ];
+        if !extra.is_null() {
+            conditions.retain(|c| c["type"] != extra["type"]);
+            conditions.push(extra);
+        }
+        serde_json::from_value(json!({
+            "apiVersion": "scs.community/v1alpha1", "kind": "Cluster",
+            "metadata": {"name": "c", "namespace": "t", "generation": 1},
+            "spec": {"provider": {"name": "dev"}},
+            "status": {"phase": "Ready", "observedGeneration": 1, "conditions": conditions},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_ready_cluster_with_failing_compliance_is_shown_degraded() {
+        let compliant_false = json!({"type": "Compliant", "status": "False", "reason": "ChecksFailed",
+            "message": "1 failed: pod-security-labels-check (without label: kaas-system) (report: ConfigMap c-compliance)",
+            "lastTransitionTime": "2026-11-29T10:00:00Z"});
+        let c = ready_cluster(compliant_false);
+        assert_eq!(state_class(&c), "degraded");
+        assert_eq!(state_class(&ready_cluster(serde_json::Value::Null)), "ok");
+        let ext_false = json!({"type": "ExtensionsReady", "status": "False", "reason": "ApplyFailed",
+            "message": "ingress: timeout", "lastTransitionTime": "2026-11-29T10:00:00Z"});
+        assert_eq!(state_class(&ready_cluster(ext_false)), "degraded");
+        // The badge, and the diagnosis section with the aspect and what to do.
+        let badge = verdict_badge(kaas_diagnose::Verdict::Degraded).into_string();
+        assert_eq!(
+            badge,
+            r#"<span class="badge degraded" data-verdict="degraded">degraded</span>"#
+        );
+        let d = kaas_diagnose::analyze(&kaas_diagnose::Inputs::new(
+            c,
+            k8s_openapi::jiff::Timestamp::from_second(1_800_000_000).unwrap(),
+        ));
+        let html = diagnosis_html(&d);
+        assert!(html.contains(&badge), "{html}");
+        assert!(html.contains(r#"<li data-aspect="compliance"><strong>compliance</strong> (Compliant=False, ChecksFailed): 1 failed: pod-security-labels-check"#), "{html}");
+        assert!(
+            html.contains("What to do: compliance checks failed: pod-security-labels-check"),
+            "{html}"
+        );
+        assert!(
+            !html.contains("failed</span>") && !html.contains(r#"class="failed""#),
+            "{html}"
+        );
     }
 
     #[test]

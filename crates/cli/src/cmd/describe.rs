@@ -78,7 +78,7 @@ pub async fn describe(what: Describe) -> Result<()> {
 }
 
 /// `kaas diagnose`: only what needs attention (text), or the full diagnosis (yaml, json).
-/// Returns whether the cluster is Ready with nothing failing.
+/// Returns whether the verdict is healthy (Ready, nothing failing, nothing degraded).
 pub async fn diagnose(t: Target) -> Result<bool> {
     let d = diagnosis(&t).await?;
     match t.output {

@@ -1,0 +1,199 @@
+//! A Ready cluster whose compliance fails is shown as degraded — never failed — through the REST
+//! API's diagnostics and the GUI. Real components: the plane with the operator, and a second real
+//! kube-apiserver as an imported workload cluster, which the operator's compliance checks find
+//! not compliant (it has no default StorageClass and no nodes).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::*;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kaas_api::{Cluster, Provider};
+use kaas_harness::{Identity, Plane, PlaneOptions};
+use kube::Api;
+use kube::api::{ObjectMeta, PostParams};
+use reqwest::Method;
+use serde_json::json;
+
+const PROVIDER: &str = "apiVersion: scs.community/v1alpha1
+kind: Provider
+metadata: {name: imported}
+spec:
+  providerType: static
+  backend: {type: Static, namespace: kaas-provider-imported}
+  regions: [{name: onprem}]
+  flavors: [{name: any, cpu: 1, memory: 1Gi}]
+  kubernetesVersions:
+  - {version: 1.36.3, classification: supported, stack: {clusterClass: none}}
+  extensions:
+  - {name: metrics, version: '0.8', default: true}
+  - {name: ingress, version: '1.13', default: true, implementations: [nginx]}
+";
+
+/// Signs in through the GUI's form (with the sign-in page's CSRF pair where it has one); returns
+/// the session cookie (`name=value`).
+async fn sign_in(env: &Env, token: &str) -> String {
+    let page = env
+        .http
+        .get(format!("{}/ui/login", env.url))
+        .send()
+        .await
+        .unwrap();
+    let login_cookie = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("kaas_login="))
+        .map(|v| v.split(';').next().unwrap().to_string());
+    let html = page.text().await.unwrap();
+    let field = "name=\"login_csrf\" value=\"";
+    let csrf = html
+        .find(field)
+        .map(|at| {
+            let rest = &html[at + field.len()..];
+            rest[..rest.find('"').unwrap()].to_string()
+        })
+        .unwrap_or_default();
+    let mut req = env.http.post(format!("{}/ui/login", env.url)).form(&[
+        ("token", token),
+        ("namespace", ""),
+        ("login_csrf", &csrf),
+    ]);
+    if let Some(c) = login_cookie {
+        req = req.header("cookie", c);
+    }
+    let res = req.send().await.unwrap();
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("kaas_session="))
+        .map(|v| v.split(';').next().unwrap().to_string())
+        .unwrap_or_else(|| panic!("no session cookie: {}", res.status()))
+}
+
+async fn gui_get(env: &Env, path: &str, cookie: &str) -> String {
+    let res = env
+        .http
+        .get(format!("{}{path}", env.url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{path}");
+    res.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_ready_cluster_failing_compliance_is_degraded_in_rest_and_gui() {
+    let env = env(false).await;
+    let admin = env.plane.client();
+    let workload = Plane::start(PlaneOptions::minimal())
+        .await
+        .expect("workload API server");
+    let provider: Provider = serde_yaml::from_str(PROVIDER).unwrap();
+    kaas_operator::install::provider(&admin, &provider, "")
+        .await
+        .unwrap();
+    let kubeconfig = workload.kubeconfig_yaml(Identity::Admin).unwrap();
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some("existing".into()),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            "value".to_string(),
+            ByteString(kubeconfig.into_bytes()),
+        )])),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(admin.clone(), "tenant-a")
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+
+    // The tenant creates it through the REST API.
+    let base = "/api/v1/namespaces/tenant-a/clusters";
+    let a = Some(env.token_a.as_str());
+    let body = json!({"apiVersion": "scs.community/v1alpha1", "kind": "Cluster",
+        "metadata": {"name": "imp"},
+        "spec": {"provider": {"name": "imported"}, "import": {"kubeconfigSecretRef": {"name": "existing"}}}});
+    let res = env.call(Method::POST, base, a, Some(body)).await;
+    assert!(res.status < 300, "{} {}", res.status, res.text);
+
+    let api: Api<Cluster> = Api::namespaced(admin.clone(), "tenant-a");
+    until(
+        "Ready=True and Compliant=False",
+        Duration::from_secs(120),
+        || async {
+            let c = api.get("imp").await.map_err(|e| e.to_string())?;
+            let st = c.status.clone().unwrap_or_default();
+            let is = |t: &str, s: &str| st.conditions.iter().any(|x| x.type_ == t && x.status == s);
+            if is("Ready", "True") && is("Compliant", "False") {
+                Ok(())
+            } else {
+                Err(format!("{:?}", st.conditions))
+            }
+        },
+    )
+    .await;
+
+    // REST: the verdict, the aspect with its hint; nothing says failed.
+    let res = env
+        .call(Method::GET, &format!("{base}/imp/diagnostics"), a, None)
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    let d = res.json();
+    assert_eq!(d["cluster"]["ready"], true, "{d}");
+    assert_eq!(d["verdict"], "degraded", "{d}");
+    assert_eq!(d["tree"]["status"], "degraded", "{d}");
+    let aspects = d["degraded"].as_array().unwrap();
+    assert_eq!(aspects.len(), 1, "{d}");
+    assert_eq!(aspects[0]["aspect"], "compliance");
+    assert_eq!(aspects[0]["condition"], "Compliant");
+    assert_eq!(aspects[0]["reason"], "ChecksFailed");
+    assert!(
+        aspects[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("default-storage-class-check"),
+        "{d}"
+    );
+    assert_eq!(aspects[0]["hints"], json!(["ComplianceFailed"]));
+    assert!(
+        d["hints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["code"] == "ComplianceFailed"),
+        "{d}"
+    );
+    assert!(!res.text.contains("\"failed\""), "{d}");
+
+    // GUI: the list's row and badge, the cluster page's badge and the failing aspect.
+    let cookie = sign_in(&env, &env.token_a).await;
+    let list = gui_get(&env, "/ui/", &cookie).await;
+    assert!(
+        list.contains(r#"<tr data-cluster="imp" class="degraded">"#),
+        "{list}"
+    );
+    assert!(
+        list.contains(r#"<span class="badge degraded" data-verdict="degraded">degraded</span>"#),
+        "{list}"
+    );
+    let page = gui_get(&env, "/ui/clusters/imp", &cookie).await;
+    assert!(
+        page.contains(r#"<dd id="state" class="degraded">"#),
+        "{page}"
+    );
+    assert!(page.contains(r#"<li data-aspect="compliance">"#), "{page}");
+    assert!(
+        page.contains("What to do: compliance checks failed:"),
+        "{page}"
+    );
+    assert!(!page.contains(r#"class="badge failed""#), "{page}");
+}
