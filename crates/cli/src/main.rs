@@ -70,6 +70,8 @@ enum Command {
     Dev(cmd::dev::Dev),
     /// Run the operator (controllers) against the management cluster of the current kubeconfig.
     Operator(cmd::operator::Args),
+    /// Run the local-process runtime of hosted control planes (`HostedControlPlane`, runtime `local`).
+    HostedRuntime(cmd::hosted_runtime::Args),
     /// Show an object with everything below it: `kaas describe cluster NAME -n NS`.
     #[command(subcommand)]
     Describe(cmd::describe::Describe),
@@ -135,6 +137,10 @@ fn main() -> ExitCode {
         Command::Operator(args) => {
             init_tracing();
             runtime().block_on(cmd::operator::run(args)).map(|()| true)
+        }
+        Command::HostedRuntime(args) => {
+            init_tracing();
+            runtime().block_on(cmd::hosted_runtime::run(args)).map(|()| true)
         }
         Command::Crds { output } => cmd::crds::run(output).map(|()| true),
         Command::Validate {
