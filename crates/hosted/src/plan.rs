@@ -15,6 +15,13 @@ use crate::state::{Layout, Ports};
 pub const DEFAULT_SERVICE_CIDR: &str = "10.96.0.0/16";
 /// Pod CIDR when the spec names none.
 pub const DEFAULT_POD_CIDR: &str = "10.244.0.0/16";
+/// Addresses kwok gives simulated pods and nodes, whatever the spec's pod CIDR says: loopback, so
+/// that nothing on this machine ever dials a private or public address when the workload API
+/// server calls a webhook, an aggregated API or a kubelet of a simulated node (nothing listens;
+/// such calls fail fast on loopback).
+pub const SIMULATED_POD_CIDR: &str = "127.128.0.0/16";
+/// Address of every simulated node (see [`SIMULATED_POD_CIDR`]).
+pub const SIMULATED_NODE_IP: &str = "127.0.0.1";
 
 /// `v1.35.4` for `1.35.4` or `v1.35.4`.
 pub fn normalize(version: &str) -> String {
@@ -130,6 +137,9 @@ pub fn launches(i: &Inputs<'_>) -> Vec<Launch> {
         format!("--service-account-signing-key-file={}", pki("sa.key")),
         "--authorization-mode=Node,RBAC".into(),
         "--enable-admission-plugins=NodeRestriction".into(),
+        // Webhooks and aggregated APIs are reached at their endpoints (pod IPs, loopback here),
+        // never at a Service's cluster IP.
+        "--enable-aggregator-routing=true".into(),
         "--allow-privileged=true".into(),
         format!(
             "--requestheader-client-ca-file={}",
@@ -171,7 +181,8 @@ pub fn launches(i: &Inputs<'_>) -> Vec<Launch> {
         format!("--kubeconfig={}", p(i.layout.kubeconfig("kwok"))),
         format!("--config={}", p(i.kwok_stages.clone())),
         "--manage-all-nodes=true".into(),
-        format!("--cidr={pod_cidr}"),
+        format!("--cidr={SIMULATED_POD_CIDR}"),
+        format!("--node-ip={SIMULATED_NODE_IP}"),
         "--node-lease-duration-seconds=40".into(),
     ];
     let v = Some(i.version.to_string());
@@ -454,7 +465,10 @@ mod tests {
         }
         assert!(ls[2].args.iter().any(|a| a == "--leader-elect=false"));
         assert!(ls[3].args.iter().any(|a| a == "--leader-elect=false"));
-        assert!(ls[4].args.iter().any(|a| a == "--cidr=10.244.0.0/16"));
+        // Simulated pods and nodes live on loopback, whatever the spec's pod CIDR.
+        assert!(ls[4].args.iter().any(|a| a == "--cidr=127.128.0.0/16"));
+        assert!(ls[4].args.iter().any(|a| a == "--node-ip=127.0.0.1"));
+        assert!(api.iter().any(|a| a == "--enable-aggregator-routing=true"));
         assert!(ls[0].args.iter().any(|a| a == "--data-dir=/s/ns/c1/etcd"));
     }
 
