@@ -226,13 +226,17 @@ render_kaas_base() { # render_kaas_base BUNDLE MINOR RELEASE SUMMARY: kaas' own,
   local f=$out/manifests/kaas-base-$1.yaml
   cat >"$f" <<EOF
 # The stack's own base addon (written by addons/build.sh, not upstream): the kaas-system namespace
-# and a ConfigMap saying which bundle and stack release the cluster runs.
+# and a ConfigMap saying which bundle and stack release the cluster runs. No pod runs in
+# kaas-system, so it enforces the restricted Pod Security Standard.
 apiVersion: v1
 kind: Namespace
 metadata:
   name: kaas-system
   labels:
     app.kubernetes.io/managed-by: kaas
+    pod-security.kubernetes.io/enforce: restricted
+    pod-security.kubernetes.io/audit: restricted
+    pod-security.kubernetes.io/warn: restricted
 ---
 apiVersion: v1
 kind: ConfigMap

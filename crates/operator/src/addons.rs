@@ -111,6 +111,235 @@ pub fn parse(addon: &str, texts: &[String]) -> Result<Vec<DynamicObject>, String
     Ok(out)
 }
 
+/// Pod Security admission's namespace labels.
+pub const PSA_ENFORCE: &str = "pod-security.kubernetes.io/enforce";
+/// The audit level label.
+pub const PSA_AUDIT: &str = "pod-security.kubernetes.io/audit";
+/// The warn level label.
+pub const PSA_WARN: &str = "pod-security.kubernetes.io/warn";
+
+/// A Pod Security Standards level, weakest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PodSecurityLevel {
+    /// Unrestricted.
+    Privileged,
+    /// Prevents known privilege escalations.
+    Baseline,
+    /// Current pod hardening best practice.
+    Restricted,
+}
+
+impl PodSecurityLevel {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PodSecurityLevel::Privileged => "privileged",
+            PodSecurityLevel::Baseline => "baseline",
+            PodSecurityLevel::Restricted => "restricted",
+        }
+    }
+}
+
+/// The pod spec a workload object runs (`Pod`, the controllers' templates, `CronJob`).
+fn pod_spec(o: &DynamicObject) -> Option<&serde_json::Value> {
+    let kind = o.types.as_ref()?.kind.as_str();
+    let spec = o.data.get("spec")?;
+    match kind {
+        "Pod" => Some(spec),
+        "Deployment"
+        | "DaemonSet"
+        | "StatefulSet"
+        | "ReplicaSet"
+        | "ReplicationController"
+        | "Job" => spec.get("template")?.get("spec"),
+        "CronJob" => spec
+            .get("jobTemplate")?
+            .get("spec")?
+            .get("template")?
+            .get("spec"),
+        _ => None,
+    }
+}
+
+/// The strictest Pod Security Standards level (v1.35 definitions,
+/// <https://kubernetes.io/docs/concepts/security/pod-security-standards/>) a pod spec complies
+/// with (pure).
+pub fn pod_security_level(spec: &serde_json::Value) -> PodSecurityLevel {
+    use serde_json::Value;
+    const BASELINE_CAPS: &[&str] = &[
+        "AUDIT_WRITE",
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "MKNOD",
+        "NET_BIND_SERVICE",
+        "SETFCAP",
+        "SETGID",
+        "SETPCAP",
+        "SETUID",
+        "SYS_CHROOT",
+    ];
+    const SAFE_SYSCTLS: &[&str] = &[
+        "kernel.shm_rmid_forced",
+        "net.ipv4.ip_local_port_range",
+        "net.ipv4.ip_unprivileged_port_start",
+        "net.ipv4.tcp_syncookies",
+        "net.ipv4.ping_group_range",
+        "net.ipv4.ip_local_reserved_ports",
+        "net.ipv4.tcp_keepalive_time",
+        "net.ipv4.tcp_fin_timeout",
+        "net.ipv4.tcp_keepalive_intvl",
+        "net.ipv4.tcp_keepalive_probes",
+    ];
+    const RESTRICTED_VOLUMES: &[&str] = &[
+        "configMap",
+        "csi",
+        "downwardAPI",
+        "emptyDir",
+        "ephemeral",
+        "persistentVolumeClaim",
+        "projected",
+        "secret",
+    ];
+    let truthy = |v: &Value| v.as_bool() == Some(true);
+    let str_of = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let pod_sc = spec.get("securityContext").cloned().unwrap_or(Value::Null);
+    let containers: Vec<&Value> = ["containers", "initContainers", "ephemeralContainers"]
+        .iter()
+        .filter_map(|k| spec.get(*k).and_then(Value::as_array))
+        .flatten()
+        .collect();
+    let volumes: Vec<&Value> = spec
+        .get("volumes")
+        .and_then(Value::as_array)
+        .map(|v| v.iter().collect())
+        .unwrap_or_default();
+
+    // Baseline.
+    let seccomp_unconfined = |sc: &Value| sc["seccompProfile"]["type"] == "Unconfined";
+    let apparmor_unconfined = |sc: &Value| sc["appArmorProfile"]["type"] == "Unconfined";
+    let selinux_bad = |sc: &Value| {
+        let o = &sc["seLinuxOptions"];
+        let t = str_of(&o["type"]);
+        !(t.is_empty() || t == "container_t" || t == "container_init_t" || t == "container_kvm_t")
+            || !str_of(&o["user"]).is_empty()
+            || !str_of(&o["role"]).is_empty()
+    };
+    let baseline_violation = truthy(&spec["hostNetwork"])
+        || truthy(&spec["hostPID"])
+        || truthy(&spec["hostIPC"])
+        || truthy(&pod_sc["windowsOptions"]["hostProcess"])
+        || seccomp_unconfined(&pod_sc)
+        || apparmor_unconfined(&pod_sc)
+        || selinux_bad(&pod_sc)
+        || pod_sc["sysctls"].as_array().is_some_and(|l| {
+            l.iter()
+                .any(|s| !SAFE_SYSCTLS.contains(&str_of(&s["name"]).as_str()))
+        })
+        || volumes.iter().any(|v| v.get("hostPath").is_some())
+        || containers.iter().any(|c| {
+            let sc = &c["securityContext"];
+            truthy(&sc["privileged"])
+                || truthy(&sc["windowsOptions"]["hostProcess"])
+                || seccomp_unconfined(sc)
+                || apparmor_unconfined(sc)
+                || selinux_bad(sc)
+                || sc["procMount"].as_str().is_some_and(|p| p != "Default")
+                || sc["capabilities"]["add"].as_array().is_some_and(|l| {
+                    l.iter()
+                        .any(|x| !BASELINE_CAPS.contains(&str_of(x).as_str()))
+                })
+                || c["ports"].as_array().is_some_and(|l| {
+                    l.iter()
+                        .any(|p| p["hostPort"].as_i64().is_some_and(|h| h != 0))
+                })
+        });
+    if baseline_violation {
+        return PodSecurityLevel::Privileged;
+    }
+
+    // Restricted.
+    let restricted_ok = volumes.iter().all(|v| {
+        v.as_object().is_some_and(|o| {
+            o.keys()
+                .filter(|k| *k != "name")
+                .all(|k| RESTRICTED_VOLUMES.contains(&k.as_str()))
+        })
+    }) && containers.iter().all(|c| {
+        let sc = &c["securityContext"];
+        let non_root = match sc["runAsNonRoot"].as_bool() {
+            Some(b) => b,
+            None => truthy(&pod_sc["runAsNonRoot"]),
+        };
+        let user_ok = sc["runAsUser"].as_i64().or(pod_sc["runAsUser"].as_i64()) != Some(0);
+        let seccomp = match sc["seccompProfile"]["type"].as_str() {
+            Some(t) => t.to_string(),
+            None => str_of(&pod_sc["seccompProfile"]["type"]),
+        };
+        let drops_all = sc["capabilities"]["drop"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|x| x == "ALL"));
+        let adds_ok = sc["capabilities"]["add"]
+            .as_array()
+            .is_none_or(|l| l.iter().all(|x| x == "NET_BIND_SERVICE"));
+        sc["allowPrivilegeEscalation"].as_bool() == Some(false)
+            && non_root
+            && user_ok
+            && (seccomp == "RuntimeDefault" || seccomp == "Localhost")
+            && drops_all
+            && adds_ok
+    }) && pod_sc["runAsUser"].as_i64() != Some(0);
+    if restricted_ok {
+        PodSecurityLevel::Restricted
+    } else {
+        PodSecurityLevel::Baseline
+    }
+}
+
+/// Gives every `Namespace` among `objects` Pod Security labels (pure): `enforce`, `audit` and
+/// `warn`. A label the manifest already sets is kept; a missing one gets the strictest level that
+/// every workload of `objects` in that namespace complies with — `restricted` for a namespace
+/// without workloads — so kaas' own labels never stop a bundle's workloads from running. A
+/// missing `audit` or `warn` follows `enforce`. Returns each namespace's `enforce` level.
+pub fn label_pod_security<'a>(
+    objects: impl IntoIterator<Item = &'a mut DynamicObject>,
+) -> BTreeMap<String, String> {
+    let mut objects: Vec<&mut DynamicObject> = objects.into_iter().collect();
+    let mut needed: BTreeMap<String, PodSecurityLevel> = BTreeMap::new();
+    for o in objects.iter() {
+        if let (Some(ns), Some(spec)) = (o.metadata.namespace.as_ref(), pod_spec(o)) {
+            let level = pod_security_level(spec);
+            needed
+                .entry(ns.clone())
+                .and_modify(|l| *l = (*l).min(level))
+                .or_insert(level);
+        }
+    }
+    let mut given = BTreeMap::new();
+    for o in objects.iter_mut() {
+        if o.types.as_ref().map(|t| t.kind.as_str()) != Some("Namespace") {
+            continue;
+        }
+        let name = o.metadata.name.clone().unwrap_or_default();
+        let level = needed
+            .get(&name)
+            .copied()
+            .unwrap_or(PodSecurityLevel::Restricted);
+        let labels = o.metadata.labels.get_or_insert_with(Default::default);
+        let enforce = labels
+            .entry(PSA_ENFORCE.into())
+            .or_insert_with(|| level.as_str().into())
+            .clone();
+        for l in [PSA_AUDIT, PSA_WARN] {
+            labels.entry(l.into()).or_insert_with(|| enforce.clone());
+        }
+        given.insert(name, enforce);
+    }
+    given
+}
+
 /// The addons to install (pure): every base addon, and the extensions that are enabled (with a
 /// matching implementation, where the bundle names one). `manifests` maps manifest references
 /// (`key` or `configMap/key`) to their text; a missing reference makes that addon fail.
@@ -149,6 +378,13 @@ pub fn plan(
         })
         .collect();
     out.sort_by_key(|p| p.stage);
+    // Pod Security labels on every Namespace, judged by the workloads of every planned addon (an
+    // extension may run in a namespace a base addon creates).
+    label_pod_security(
+        out.iter_mut()
+            .filter_map(|p| p.objects.as_mut().ok())
+            .flatten(),
+    );
     out
 }
 
@@ -597,6 +833,214 @@ mod tests {
                 .as_ref()
                 .unwrap()
                 .contains("\"missing.yaml\" is missing")
+        );
+    }
+
+    fn labels(o: &DynamicObject) -> Vec<(String, String)> {
+        o.metadata
+            .labels
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("pod-security.kubernetes.io/"))
+            .collect()
+    }
+
+    fn psa(level: &str) -> Vec<(String, String)> {
+        vec![
+            (PSA_AUDIT.into(), level.into()),
+            (PSA_ENFORCE.into(), level.into()),
+            (PSA_WARN.into(), level.into()),
+        ]
+    }
+
+    /// A hardened container (as ingress-nginx' controller and cert-manager ship theirs).
+    const RESTRICTED_POD: &str = "securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}
+      containers:
+      - name: c
+        image: x
+        securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL], add: [NET_BIND_SERVICE]}, runAsUser: 101}
+      volumes: [{name: v, secret: {secretName: s}}]";
+
+    #[test]
+    fn every_namespace_gets_pod_security_labels_from_its_workloads() {
+        let text = format!(
+            "apiVersion: v1
+kind: Namespace
+metadata: {{name: empty}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {{name: hardened}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: d, namespace: hardened}}
+spec:
+  template:
+    spec:
+      {RESTRICTED_POD}
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {{name: j, namespace: hardened}}
+spec:
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          securityContext: {{runAsNonRoot: true, seccompProfile: {{type: RuntimeDefault}}}}
+          containers: [{{name: j, image: x, securityContext: {{allowPrivilegeEscalation: false, capabilities: {{drop: [ALL]}}}}}}]
+---
+apiVersion: v1
+kind: Namespace
+metadata: {{name: plain}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: d, namespace: plain}}
+spec:
+  template:
+    spec: {{containers: [{{name: c, image: x}}]}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {{name: node-agent}}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {{name: a, namespace: node-agent}}
+spec:
+  template:
+    spec:
+      hostNetwork: true
+      containers: [{{name: a, image: x}}]
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: chosen
+  labels: {{pod-security.kubernetes.io/enforce: baseline, pod-security.kubernetes.io/warn: restricted}}
+"
+        );
+        let mut objects = parse("a", &[text]).unwrap();
+        let given = label_pod_security(objects.iter_mut());
+        let by: BTreeMap<String, &DynamicObject> = objects
+            .iter()
+            .filter(|o| o.types.as_ref().unwrap().kind == "Namespace")
+            .map(|o| (o.metadata.name.clone().unwrap(), o))
+            .collect();
+        assert_eq!(by.len(), 5);
+        // No workloads, or only hardened ones: restricted.
+        assert_eq!(labels(by["empty"]), psa("restricted"));
+        assert_eq!(labels(by["hardened"]), psa("restricted"));
+        // A container without a security context: baseline (the floor the SCS check accepts).
+        assert_eq!(labels(by["plain"]), psa("baseline"));
+        // Host networking needs privileged: kaas never breaks the bundle's workloads.
+        assert_eq!(labels(by["node-agent"]), psa("privileged"));
+        // What the bundle sets is kept; a missing one follows enforce.
+        assert_eq!(
+            labels(by["chosen"]),
+            vec![
+                (PSA_AUDIT.to_string(), "baseline".to_string()),
+                (PSA_ENFORCE.to_string(), "baseline".to_string()),
+                (PSA_WARN.to_string(), "restricted".to_string()),
+            ]
+        );
+        assert_eq!(given["chosen"], "baseline");
+        assert_eq!(given["empty"], "restricted");
+        // Other objects are untouched.
+        let dep = objects
+            .iter()
+            .find(|o| o.types.as_ref().unwrap().kind == "Deployment")
+            .unwrap();
+        assert!(labels(dep).is_empty());
+    }
+
+    #[test]
+    fn plan_labels_namespaces_across_addons() {
+        // The base addon creates the namespace, an extension runs a plain workload in it.
+        let b: AddonBundle = serde_yaml::from_str(
+            "name: b\naddons:\n- {name: base, stage: base, version: '1', manifests: [ns.yaml]}\n- {name: agent, stage: extension, version: '1', manifests: [agent.yaml]}\n",
+        )
+        .unwrap();
+        let m = BTreeMap::from([
+            (
+                "ns.yaml".to_string(),
+                "apiVersion: v1\nkind: Namespace\nmetadata: {name: kaas-system}\n".to_string(),
+            ),
+            (
+                "agent.yaml".to_string(),
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: a, namespace: kaas-system}\nspec: {template: {spec: {containers: [{name: a, image: x}]}}}\n".to_string(),
+            ),
+        ]);
+        let ns_labels = |p: &[Planned]| labels(&p[0].objects.as_ref().unwrap()[0]);
+        assert_eq!(ns_labels(&plan(&b, &m, &ext(&[]))), psa("restricted"));
+        assert_eq!(
+            ns_labels(&plan(&b, &m, &ext(&[("agent", None)]))),
+            psa("baseline")
+        );
+    }
+
+    #[test]
+    fn pod_security_levels() {
+        let level = |y: &str| pod_security_level(&serde_yaml::from_str(y).unwrap());
+        let restricted = "securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}\ncontainers: [{name: c, securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}}]";
+        assert_eq!(level(restricted), PodSecurityLevel::Restricted);
+        for (what, y) in [
+            (
+                "escalation allowed",
+                restricted.replace(
+                    "allowPrivilegeEscalation: false",
+                    "allowPrivilegeEscalation: true",
+                ),
+            ),
+            (
+                "root allowed",
+                restricted.replace("runAsNonRoot: true", "runAsNonRoot: false"),
+            ),
+            (
+                "runs as uid 0",
+                restricted.replace("runAsNonRoot: true", "runAsNonRoot: true, runAsUser: 0"),
+            ),
+            (
+                "no seccomp profile",
+                restricted.replace(", seccompProfile: {type: RuntimeDefault}", ""),
+            ),
+            (
+                "capabilities kept",
+                restricted.replace("drop: [ALL]", "drop: [NET_RAW]"),
+            ),
+            (
+                "a baseline capability added",
+                restricted.replace("drop: [ALL]", "drop: [ALL], add: [CHOWN]"),
+            ),
+            (
+                "a hostPath-free but non-restricted volume",
+                format!("{restricted}\nvolumes: [{{name: v, nfs: {{server: s, path: /}}}}]"),
+            ),
+            (
+                "an init container without context",
+                format!("{restricted}\ninitContainers: [{{name: i}}]"),
+            ),
+        ] {
+            assert_eq!(level(&y), PodSecurityLevel::Baseline, "{what}");
+        }
+        for (what, y) in [
+            ("host network", format!("{restricted}\nhostNetwork: true")),
+            ("host PID", format!("{restricted}\nhostPID: true")),
+            ("host path", format!("{restricted}\nvolumes: [{{name: v, hostPath: {{path: /}}}}]")),
+            ("privileged", "containers: [{name: c, securityContext: {privileged: true}}]".into()),
+            ("SYS_ADMIN", "containers: [{name: c, securityContext: {capabilities: {add: [SYS_ADMIN]}}}]".into()),
+            ("host port", "containers: [{name: c, ports: [{containerPort: 80, hostPort: 80}]}]".into()),
+            ("unconfined seccomp", "securityContext: {seccompProfile: {type: Unconfined}}\ncontainers: [{name: c}]".into()),
+            ("unsafe sysctl", "securityContext: {sysctls: [{name: kernel.msgmax, value: '1'}]}\ncontainers: [{name: c}]".into()),
+        ] {
+            assert_eq!(level(&y), PodSecurityLevel::Privileged, "{what}");
+        }
+        assert_eq!(
+            level("containers: [{name: c, ports: [{containerPort: 80}]}]"),
+            PodSecurityLevel::Baseline
         );
     }
 

@@ -2,7 +2,8 @@
 //! second kube-apiserver as the workload cluster. Every addon object is created there, status
 //! per extension and `ExtensionsReady` are reported; objects removed from the bundle are pruned,
 //! a disabled optional extension is removed, a broken manifest is reported without touching what
-//! its addon had, and the rest of the cluster's handling goes on.
+//! its addon had, and the rest of the cluster's handling goes on. Every Namespace kaas applies
+//! carries Pod Security labels that the SCS pod-security check accepts.
 
 mod common;
 
@@ -69,7 +70,11 @@ addons:
 - {name: ingress, stage: extension, version: '1.13', implementation: nginx, manifests: [ingress.yaml]}
 - {name: certManager, stage: extension, version: '1.19', manifests: [cm.yaml]}
 ";
-const CNI: &str = "apiVersion: apiextensions.k8s.io/v1
+const CNI: &str = "apiVersion: v1
+kind: Namespace
+metadata: {name: kaas-system}
+---
+apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata: {name: networks.cni.example.org}
 spec:
@@ -114,7 +119,84 @@ const INGRESS: &str = "apiVersion: v1
 kind: ConfigMap
 metadata: {name: ingress-nginx, namespace: kube-system}
 data: {class: nginx}
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: ingress-nginx
+  labels: {app.kubernetes.io/name: ingress-nginx}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: controller, namespace: ingress-nginx}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: controller}}
+  template:
+    metadata: {labels: {app: controller}}
+    spec:
+      securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}
+      containers:
+      - name: controller
+        image: registry.example/ingress-nginx:v1.13
+        securityContext: {allowPrivilegeEscalation: false, runAsUser: 101, capabilities: {drop: [ALL], add: [NET_BIND_SERVICE]}}
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: chosen-by-the-bundle
+  labels: {pod-security.kubernetes.io/enforce: baseline}
 ";
+
+/// Every Namespace kaas applied (it carries the addon label) has the Pod Security labels, with
+/// the expected enforce level, and the SCS pod-security check passes on them.
+async fn assert_pod_security(workload: &kube::Client, want: &[(&str, &str)]) {
+    use k8s_openapi::api::core::v1::Namespace;
+    let applied = Api::<Namespace>::all(workload.clone())
+        .list(&kube::api::ListParams::default().labels("scs.community/addon"))
+        .await
+        .unwrap();
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for ns in &applied.items {
+        let name = ns.metadata.name.clone().unwrap();
+        let labels = ns.metadata.labels.clone().unwrap_or_default();
+        let enforce = labels
+            .get("pod-security.kubernetes.io/enforce")
+            .unwrap_or_else(|| panic!("namespace {name} without enforce label: {labels:?}"))
+            .clone();
+        for l in ["audit", "warn"] {
+            assert_eq!(
+                labels.get(&format!("pod-security.kubernetes.io/{l}")),
+                Some(&enforce),
+                "{name}: {l} follows enforce"
+            );
+        }
+        seen.push((name, enforce));
+    }
+    seen.sort();
+    let mut want: Vec<(String, String)> = want
+        .iter()
+        .map(|(n, l)| (n.to_string(), l.to_string()))
+        .collect();
+    want.sort();
+    assert_eq!(seen, want);
+    // The compliance check accepts them (`default` belongs to the test API server, not to kaas).
+    let mut opts = kaas_check::CheckOptions::default();
+    opts.psa_exempt_namespaces.push("default".into());
+    let report = kaas_check::run_static(workload.clone(), &opts).await;
+    let psa = report
+        .results
+        .iter()
+        .find(|r| r.id == "pod-security-labels-check")
+        .expect("the pod-security labels check ran");
+    assert_eq!(
+        psa.outcome,
+        kaas_check::Outcome::Pass,
+        "{}: {:?}",
+        psa.summary,
+        psa
+    );
+}
 const CERT_MANAGER: &str = "apiVersion: v1
 kind: ConfigMap
 metadata: {name: cert-manager, namespace: kube-system}
@@ -268,6 +350,18 @@ async fn extensions_on_an_imported_cluster_are_applied_pruned_and_reported() {
         "a custom resource right after its CRD"
     );
     assert!(!exists(&workload, "kube-system", "cert-manager").await);
+    // Pod Security labels on every Namespace kaas applied: restricted where no workload or only
+    // hardened ones run, baseline for the plain metrics-server Deployment, the bundle's own kept.
+    assert_pod_security(
+        &workload,
+        &[
+            ("kaas-system", "restricted"),
+            ("metrics", "baseline"),
+            ("ingress-nginx", "restricted"),
+            ("chosen-by-the-bundle", "baseline"),
+        ],
+    )
+    .await;
 
     // Continuous compliance: the static SCS checks ran against the imported cluster. It has no
     // default StorageClass and no nodes, so it is not compliant, and the report says why.
