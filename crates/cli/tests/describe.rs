@@ -93,6 +93,7 @@ async fn describe_and_diagnose_a_cluster_as_its_tenant() {
     );
     assert!(stdout.contains("spec.workers[0].flavor"), "{stdout}");
     assert!(stdout.contains("Failing:"), "{stdout}");
+    assert!(stdout.contains("not Ready  failed"), "{stdout}");
 
     // describe: the tree as text, and the full diagnosis as JSON and YAML.
     let out = kaas(
@@ -110,6 +111,11 @@ async fn describe_and_diagnose_a_cluster_as_its_tenant() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let d: kaas_diagnose::Diagnosis = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(d.cluster.name, "bad");
+    assert_eq!(
+        d.verdict,
+        kaas_diagnose::Verdict::Failed,
+        "not Ready because the spec is refused"
+    );
     assert!(
         d.hints
             .iter()
