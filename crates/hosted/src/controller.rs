@@ -450,6 +450,9 @@ async fn realise(
     write_if_changed(&layout.dir.join(UID_FILE), uid.as_bytes(), false)?;
 
     let running = processes::observe(layout);
+    // Processes of this control plane without a record (a runtime died between start and record)
+    // would hold its ports and etcd's data: stop them before anything starts again.
+    processes::stop_strays(layout, &running).await;
     let running_version = running
         .get(&Component::ApiServer)
         .and_then(|r| r.version.clone());

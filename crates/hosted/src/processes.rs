@@ -183,6 +183,59 @@ pub fn log_tail(layout: &Layout, c: Component, lines: usize) -> String {
     kaas_harness::process::tail(&layout.logs().join(format!("{}.log", c.name())), lines)
 }
 
+/// Processes running one of the components' binaries (by file name) whose arguments mention a path
+/// under `dir`, other than `except`: left by a runtime that died between starting a process and
+/// recording it. Every launch names a file of its control plane's directory, so none is missed.
+pub fn strays(dir: &Path, except: &[i32]) -> Vec<(Component, i32)> {
+    let prefix = format!("{}/", dir.display());
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if except.contains(&pid) || pid == std::process::id() as i32 {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let Some(c) = args
+            .first()
+            .and_then(|a0| Path::new(a0).file_name())
+            .and_then(|n| n.to_str())
+            .and_then(Component::from_name)
+        else {
+            continue;
+        };
+        if args[1..].iter().any(|a| a.contains(&prefix)) && pid_alive(pid) {
+            out.push((c, pid));
+        }
+    }
+    out
+}
+
+/// Stops [`strays`] of a control plane (keeping the recorded, running ones). Returns them.
+pub async fn stop_strays(
+    layout: &Layout,
+    running: &BTreeMap<Component, Record>,
+) -> Vec<(Component, i32)> {
+    let keep: Vec<i32> = running.values().map(|r| r.pid).collect();
+    let found = strays(&layout.dir, &keep);
+    if !found.is_empty() {
+        tracing::warn!(dir = %layout.dir.display(), ?found, "stopping unrecorded processes of this control plane");
+        let pids: Vec<i32> = found.iter().map(|(_, p)| *p).collect();
+        terminate(&pids, GRACE).await;
+    }
+    found
+}
+
 /// SIGTERM to each process group, SIGKILL to what is still alive after `grace`. Returns the pids
 /// that needed SIGKILL.
 async fn terminate(pids: &[i32], grace: Duration) -> Vec<i32> {
@@ -274,6 +327,9 @@ pub async fn stop_control_plane(layout: &Layout) -> Vec<(Component, i32, bool)> 
         for c in group {
             let _ = std::fs::remove_file(record_path(layout, *c));
         }
+    }
+    for (c, pid) in stop_strays(layout, &BTreeMap::new()).await {
+        out.push((c, pid, false));
     }
     out
 }
@@ -372,6 +428,48 @@ mod tests {
         assert!(!pid_alive(r.pid));
         assert!(observe(&layout).is_empty());
         assert!(read_record(&layout, Component::Kwok).is_none());
+    }
+
+    #[tokio::test]
+    async fn unrecorded_processes_are_found_by_their_arguments() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::new(tmp.path(), "ns", "cp");
+        let other = Layout::new(tmp.path(), "ns", "cp2");
+        // A process named like a component (argv[0] `.../kwok`), started without a record.
+        let spawn = |l: &Layout| {
+            let file = l.kubeconfig("kwok");
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(&file, "").unwrap();
+            std::process::Command::new("/bin/bash")
+                .arg("-c")
+                .arg(format!(
+                    "exec -a /opt/bin/kwok tail -f /dev/null {}",
+                    file.display()
+                ))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        };
+        let mine = spawn(&layout);
+        let theirs = spawn(&other);
+        let mine_pid = mine.id() as i32;
+        let theirs_pid = theirs.id() as i32;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while strays(&layout.dir, &[]).is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(strays(&layout.dir, &[]), [(Component::Kwok, mine_pid)]);
+        assert!(strays(&layout.dir, &[mine_pid]).is_empty());
+        let stopped = stop_control_plane(&layout).await;
+        assert_eq!(stopped, [(Component::Kwok, mine_pid, false)]);
+        let mut mine = mine;
+        let _ = mine.wait();
+        assert!(!pid_alive(mine_pid));
+        assert!(pid_alive(theirs_pid));
+        let mut theirs = theirs;
+        let _ = theirs.kill();
+        let _ = theirs.wait();
     }
 
     #[tokio::test]
