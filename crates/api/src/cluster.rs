@@ -16,6 +16,43 @@ pub const VERSION_PATTERN: &str = r"^v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(x|0|[1
 /// DNS-1123 label: what a worker pool name becomes in Cluster API object names.
 pub const DNS_LABEL_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 
+/// Longest name of an SCS `Cluster`: the name becomes the value of the label
+/// `scs.community/cluster` and the name of the Cluster API `Cluster`, both at most 63 characters.
+pub const MAX_NAME_LENGTH: u64 = 63;
+
+/// The Cluster CRD as installed ([`crate::crds`], `kaas crds`, the Helm chart):
+/// [`kube::CustomResourceExt::crd`] with `metadata.name` restricted to [`MAX_NAME_LENGTH`]
+/// characters in the schema (the only part of `metadata` a CRD may restrict), so the API server
+/// refuses a longer name at `metadata.name` — otherwise it is stored, can never be rendered and
+/// never gets a status. `kaas_validate::schema::admit` makes the same check.
+pub fn crd()
+-> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps;
+    let mut crd = <Cluster as kube::CustomResourceExt>::crd();
+    for v in &mut crd.spec.versions {
+        if let Some(root) = v
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        {
+            let name = JSONSchemaProps {
+                type_: Some("string".into()),
+                max_length: Some(MAX_NAME_LENGTH as i64),
+                ..Default::default()
+            };
+            let metadata = JSONSchemaProps {
+                type_: Some("object".into()),
+                properties: Some(BTreeMap::from([("name".to_string(), name)])),
+                ..Default::default()
+            };
+            root.properties
+                .get_or_insert_with(Default::default)
+                .insert("metadata".into(), metadata);
+        }
+    }
+    crd
+}
+
 /// Desired state of a Kubernetes cluster, independent of the provider that realises it.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(

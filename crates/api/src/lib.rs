@@ -34,7 +34,7 @@ pub const ANNOTATION_ADOPTED_BY: &str = "scs.community/adopted-by";
 
 /// Every CRD of the SCS-API, ready to apply.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![Cluster::crd(), Provider::crd(), GitSource::crd()]
+    vec![cluster::crd(), Provider::crd(), GitSource::crd()]
 }
 
 /// All CRDs as one multi-document YAML stream.

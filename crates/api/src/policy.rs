@@ -1,5 +1,9 @@
 //! Admission policies that need no webhook (ValidatingAdmissionPolicy, CEL in the API server):
-//! deletion protection — a `Cluster` with `spec.deletionProtection: true` cannot be deleted.
+//! - deletion protection — a `Cluster` with `spec.deletionProtection: true` cannot be deleted;
+//! - finalizer protection — kaas' finalizer on a `Cluster` ([`CLUSTER_FINALIZER`]) can only be
+//!   removed by an identity that may write the Cluster's status (the operator, cluster admins):
+//!   a tenant that drops it and deletes the Cluster would leave its Cluster API cluster running,
+//!   unaccounted for.
 
 use k8s_openapi::api::admissionregistration::v1::{
     MatchResources, NamedRuleWithOperations, ValidatingAdmissionPolicy,
@@ -53,17 +57,91 @@ pub fn deletion_protection() -> (ValidatingAdmissionPolicy, ValidatingAdmissionP
     (policy, binding)
 }
 
+/// The finalizer the kaas operator keeps on every SCS `Cluster` until its provider-side objects
+/// are gone (`kaas_operator::FINALIZER`).
+pub const CLUSTER_FINALIZER: &str = "scs.community/cluster";
+
+/// Name of the finalizer-protection policy and its binding.
+pub const FINALIZER_PROTECTION: &str = "clusters.scs.community-finalizer-protection";
+
+/// The policy refusing an UPDATE (or patch) of a `Cluster` that removes [`CLUSTER_FINALIZER`],
+/// unless the requester may patch `clusters/status` of that Cluster — which the operator may
+/// (chart role `kaas-operator`; in dev and tests it runs as cluster admin) and tenants may not
+/// (`kaas-tenant` only reads the status). The operator is recognised by that permission, not by
+/// its name, so the policy needs no parameters and is the same for every installation.
+pub fn finalizer_protection() -> (ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding) {
+    let has = |obj: &str| {
+        format!(
+            "(has({obj}.metadata.finalizers) && '{CLUSTER_FINALIZER}' in {obj}.metadata.finalizers)"
+        )
+    };
+    let policy = ValidatingAdmissionPolicy {
+        metadata: ObjectMeta {
+            name: Some(FINALIZER_PROTECTION.into()),
+            ..Default::default()
+        },
+        spec: Some(ValidatingAdmissionPolicySpec {
+            failure_policy: Some("Fail".into()),
+            match_constraints: Some(MatchResources {
+                resource_rules: Some(vec![NamedRuleWithOperations {
+                    api_groups: Some(vec![crate::GROUP.into()]),
+                    api_versions: Some(vec![crate::VERSION.into()]),
+                    operations: Some(vec!["UPDATE".into()]),
+                    resources: Some(vec!["clusters".into()]),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            validations: Some(vec![Validation {
+                expression: format!(
+                    "!{old} || {new} || authorizer.group('{group}').resource('clusters').subresource('status').namespace(object.metadata.namespace).name(object.metadata.name).check('patch').allowed()",
+                    old = has("oldObject"),
+                    new = has("object"),
+                    group = crate::GROUP,
+                ),
+                message: Some(format!(
+                    "metadata.finalizers: {CLUSTER_FINALIZER} is removed by the kaas operator once the cluster's provider-side objects are deleted; delete the Cluster instead"
+                )),
+                reason: Some("Forbidden".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let binding = ValidatingAdmissionPolicyBinding {
+        metadata: ObjectMeta {
+            name: Some(FINALIZER_PROTECTION.into()),
+            ..Default::default()
+        },
+        spec: Some(ValidatingAdmissionPolicyBindingSpec {
+            policy_name: Some(FINALIZER_PROTECTION.into()),
+            validation_actions: Some(vec!["Deny".into()]),
+            ..Default::default()
+        }),
+    };
+    (policy, binding)
+}
+
+/// Every admission policy with its binding: deletion protection, finalizer protection.
+pub fn policies() -> Vec<(ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding)> {
+    vec![deletion_protection(), finalizer_protection()]
+}
+
 /// The policies as multi-document YAML (with apiVersion and kind).
 pub fn policies_yaml() -> String {
-    let (p, b) = deletion_protection();
-    let mut pv = serde_json::to_value(&p).expect("serialises");
-    pv["apiVersion"] = "admissionregistration.k8s.io/v1".into();
-    pv["kind"] = "ValidatingAdmissionPolicy".into();
-    let mut bv = serde_json::to_value(&b).expect("serialises");
-    bv["apiVersion"] = "admissionregistration.k8s.io/v1".into();
-    bv["kind"] = "ValidatingAdmissionPolicyBinding".into();
-    [pv, bv]
-        .iter()
+    let mut docs = Vec::new();
+    for (p, b) in policies() {
+        let mut pv = serde_json::to_value(&p).expect("serialises");
+        pv["apiVersion"] = "admissionregistration.k8s.io/v1".into();
+        pv["kind"] = "ValidatingAdmissionPolicy".into();
+        let mut bv = serde_json::to_value(&b).expect("serialises");
+        bv["apiVersion"] = "admissionregistration.k8s.io/v1".into();
+        bv["kind"] = "ValidatingAdmissionPolicyBinding".into();
+        docs.push(pv);
+        docs.push(bv);
+    }
+    docs.iter()
         .map(|v| serde_yaml::to_string(v).expect("yaml"))
         .collect::<Vec<_>>()
         .join("---\n")

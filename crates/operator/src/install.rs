@@ -197,7 +197,7 @@ where
         .await
 }
 
-/// Installs the CRDs, the deletion-protection policy and the tenant roles.
+/// Installs the CRDs, the admission policies (deletion and finalizer protection) and the tenant roles.
 pub async fn install_kaas(client: &Client) -> Result<(), kube::Error> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in kaas_api::crds() {
@@ -212,9 +212,10 @@ pub async fn install_kaas(client: &Client) -> Result<(), kube::Error> {
         )
         .await;
     }
-    let (policy, binding) = kaas_api::policy::deletion_protection();
-    apply(client, &policy).await?;
-    apply(client, &binding).await?;
+    for (policy, binding) in kaas_api::policy::policies() {
+        apply(client, &policy).await?;
+        apply(client, &binding).await?;
+    }
     apply(client, &tenant_role()).await?;
     apply(client, &offering_reader_role()).await?;
     apply(client, &capi_viewer_role()).await?;

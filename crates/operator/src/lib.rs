@@ -17,6 +17,7 @@ pub mod install;
 pub mod leader;
 pub mod maintenance;
 pub mod metrics;
+pub mod orphans;
 pub mod provider;
 pub mod status;
 
@@ -30,8 +31,9 @@ pub use controller::{Config, run};
 
 /// Field manager of everything the operator writes (so GitOps tools and kaas never fight).
 pub const FIELD_MANAGER: &str = "kaas-operator";
-/// Finalizer on SCS Clusters.
-pub const FINALIZER: &str = "scs.community/cluster";
+/// Finalizer on SCS Clusters. Only identities that may patch `clusters/status` can remove it
+/// (admission policy `kaas_api::policy::finalizer_protection`).
+pub const FINALIZER: &str = kaas_api::policy::CLUSTER_FINALIZER;
 
 /// Errors of one reconcile; all are retried with backoff.
 #[derive(Debug, thiserror::Error)]

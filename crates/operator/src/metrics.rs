@@ -22,6 +22,15 @@ pub struct ResultLabel {
     pub result: String,
 }
 
+/// Labels of the orphan-collection metric.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OrphanLabels {
+    /// `Cluster` (Cluster API), `HostedControlPlane` or `Namespace`.
+    pub kind: String,
+    /// The provider the object belongs to (label `scs.community/provider`).
+    pub provider: String,
+}
+
 /// The operator's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -31,6 +40,8 @@ pub struct Metrics {
     pub duration: Histogram,
     /// 1 while this instance is the leader.
     pub leader: Gauge,
+    /// Provider-side objects deleted because their SCS Cluster was gone (`crate::orphans`).
+    pub orphans_collected: Family<OrphanLabels, Counter>,
     /// Set once the controller runs (for `/readyz`).
     pub ready: AtomicBool,
 }
@@ -41,6 +52,7 @@ impl Default for Metrics {
         let reconciles = Family::<ResultLabel, Counter>::default();
         let duration = Histogram::new(exponential_buckets(0.001, 2.0, 16));
         let leader = Gauge::default();
+        let orphans_collected = Family::<OrphanLabels, Counter>::default();
         registry.register(
             "reconciles",
             "Cluster reconciles by result",
@@ -56,11 +68,17 @@ impl Default for Metrics {
             "1 while this replica holds the leader lease",
             leader.clone(),
         );
+        registry.register(
+            "orphans_collected",
+            "Provider-side objects deleted because their SCS Cluster no longer existed",
+            orphans_collected.clone(),
+        );
         Metrics {
             registry,
             reconciles,
             duration,
             leader,
+            orphans_collected,
             ready: AtomicBool::new(false),
         }
     }
@@ -75,6 +93,16 @@ impl Metrics {
             })
             .inc();
         self.duration.observe(seconds);
+    }
+
+    /// Counts one collected orphan.
+    pub fn orphan_collected(&self, kind: &str, provider: &str) {
+        self.orphans_collected
+            .get_or_create(&OrphanLabels {
+                kind: kind.into(),
+                provider: provider.into(),
+            })
+            .inc();
     }
 
     /// The OpenMetrics text.

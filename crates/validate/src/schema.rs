@@ -38,6 +38,22 @@ pub fn admit(schema: &Value, object: &Value, old: Option<&Value>) -> FieldErrors
             }
         }
     }
+    // Of metadata, the Cluster CRD restricts the name's length (`kaas_api::cluster::crd`; the
+    // only part of metadata a CRD may restrict). The generated schema does not carry it.
+    if object.get("kind").and_then(Value::as_str) == Some("Cluster")
+        && let Some(name) = object.pointer("/metadata/name").and_then(Value::as_str)
+        && name.chars().count() as u64 > kaas_api::cluster::MAX_NAME_LENGTH
+    {
+        errors.push(FieldError::new(
+            ErrorKind::Invalid,
+            "metadata.name",
+            format!(
+                "may not be more than {} characters (it becomes a label value and the Cluster API cluster's name), got {}",
+                kaas_api::cluster::MAX_NAME_LENGTH,
+                name.chars().count()
+            ),
+        ));
+    }
     // CEL rules need well-typed, complete input (as in the API server); unknown fields, patterns and ranges
     // do not stop them, so one run reports every problem.
     let well_typed = !errors

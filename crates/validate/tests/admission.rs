@@ -204,3 +204,16 @@ fn zones_are_sets() {
         ["spec.workers[0].zones[1]"]
     );
 }
+
+#[test]
+fn a_cluster_name_longer_than_a_label_is_refused_at_metadata_name() {
+    let schema = crd_schema(&kaas_api::Cluster::crd());
+    let mut obj = object("{}");
+    obj["metadata"]["name"] = Value::String("a".repeat(64));
+    let errs = admit(&schema, &obj, None);
+    assert_eq!(errs.paths(), ["metadata.name"], "{errs}");
+    assert!(errs.to_string().contains("63"), "{errs}");
+    obj["metadata"]["name"] = Value::String("a".repeat(63));
+    let errs = admit(&schema, &obj, None);
+    assert!(errs.is_empty(), "{errs}");
+}

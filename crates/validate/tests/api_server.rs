@@ -138,6 +138,31 @@ async fn api_server_and_kaas_validate_agree_on_schema_and_cel_rules() {
             (Some(_), Err(e)) => panic!("{name}: {e}"),
         }
     }
+    // A name longer than a label (63) could never be rendered (labels, Cluster API names): both
+    // refuse it at metadata.name; 63 characters are fine.
+    for (len, refused) in [(64, true), (63, false)] {
+        let obj = json!({"apiVersion": "scs.community/v1alpha1", "kind": "Cluster", "metadata": {"name": "n".repeat(len), "namespace": "t"}, "spec": {}});
+        let local = admit(&schema, &obj, None);
+        let server = api
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(obj).unwrap(),
+            )
+            .await;
+        if refused {
+            match server {
+                Err(kube::Error::Api(e)) => {
+                    assert_eq!(e.code, 422, "{e:?}");
+                    assert!(e.message.contains("metadata.name"), "{}", e.message);
+                }
+                other => panic!("the API server accepted a {len}-character name: {other:?}"),
+            }
+            assert_eq!(local.paths(), ["metadata.name"], "{local}");
+        } else {
+            server.expect("a 63-character name is accepted");
+            assert!(local.is_empty(), "{local}");
+        }
+    }
     // A transition rule: provider.name is immutable.
     let mut c = api.get("c1").await.unwrap();
     c.data["spec"]["provider"]["name"] = json!("elsewhere");

@@ -1,0 +1,588 @@
+//! Garbage collection of provider-side objects whose SCS `Cluster` is gone.
+//!
+//! Normally the operator's finalizer keeps an SCS `Cluster` until its provider-side objects are
+//! deleted, and tenants cannot remove it (admission policy `kaas_api::policy::finalizer_protection`).
+//! Whatever still ends up owner-less — a finalizer removed by an admin, a policy not installed,
+//! an operator bug — is collected here, so no Cluster API cluster keeps running unaccounted for:
+//!
+//! - Cluster API `Cluster`s and `HostedControlPlane`s labelled [`LABEL_CLUSTER`] +
+//!   [`LABEL_TENANT`] whose SCS `Cluster` `<tenant>/<cluster>` does not exist, unless adopted
+//!   ([`ANNOTATION_ADOPTED_BY`]: a provider admin's cluster; removing that annotation is how a
+//!   provider takes a cluster back, so kaas never deletes it on its own);
+//! - provider-side namespaces (labelled [`LABEL_TENANT`], [`LABEL_PROVIDER`] and managed by kaas)
+//!   without any Cluster API `Cluster` or `HostedControlPlane` left in them, whose tenant has no
+//!   SCS `Cluster` of that provider.
+//!
+//! An object is deleted only after it was seen orphaned, continuously, for the grace period
+//! ([`GRACE_ENV`], default [`DEFAULT_GRACE`]) and is at least that old, and only after a last
+//! direct read of its SCS Cluster. Each deletion counts in the metric
+//! `kaas_operator_orphans_collected_total{kind,provider}` and is reported by a Warning event
+//! (reason [`REASON`]) on the `Provider`. The loop runs in the leading instance, for the
+//! providers this instance handles.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Namespace, ObjectReference};
+use k8s_openapi::jiff::Timestamp;
+use kaas_api::{ANNOTATION_ADOPTED_BY, Cluster, Provider};
+use kaas_capi::cluster::Cluster as CapiCluster;
+use kaas_render::{LABEL_CLUSTER, LABEL_PROVIDER, LABEL_TENANT};
+use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, ObjectMeta};
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource, ResourceExt};
+use tracing::{info, warn};
+
+use crate::Context;
+
+/// Environment variable: the grace period in seconds.
+pub const GRACE_ENV: &str = "KAAS_ORPHAN_GRACE_SECONDS";
+/// Grace period when [`GRACE_ENV`] is not set.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(600);
+/// Reason of the Warning event on the Provider.
+pub const REASON: &str = "OrphanCollected";
+/// Label kaas puts on the provider-side namespaces it creates.
+const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "kaas");
+
+/// The grace period: [`GRACE_ENV`] (seconds) or [`DEFAULT_GRACE`].
+pub fn grace() -> Duration {
+    std::env::var(GRACE_ENV)
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_GRACE)
+}
+
+/// Kinds of provider-side objects the collector deletes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// A Cluster API `Cluster` (Cluster API deletes everything below it).
+    Cluster,
+    /// A `HostedControlPlane` (scs.community, the hosted backend).
+    HostedControlPlane,
+    /// A provider-side namespace `kaas-<provider>-<tenant>-<hash>`.
+    Namespace,
+}
+
+impl Kind {
+    /// The metric label and the word in events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Cluster => "Cluster",
+            Kind::HostedControlPlane => "HostedControlPlane",
+            Kind::Namespace => "Namespace",
+        }
+    }
+}
+
+/// A provider-side object as the collector sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    /// What it is.
+    pub kind: Kind,
+    /// Its namespace (empty for a Namespace).
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Whether it carries [`ANNOTATION_ADOPTED_BY`].
+    pub adopted: bool,
+    /// Whether it is being deleted already.
+    pub deleting: bool,
+    /// Its creation time.
+    pub created: Option<Timestamp>,
+}
+
+impl Found {
+    fn from_meta(kind: Kind, meta: &ObjectMeta) -> Self {
+        Found {
+            kind,
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            name: meta.name.clone().unwrap_or_default(),
+            labels: meta.labels.clone().unwrap_or_default(),
+            adopted: meta
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key(ANNOTATION_ADOPTED_BY)),
+            deleting: meta.deletion_timestamp.is_some(),
+            created: meta.creation_timestamp.as_ref().map(|t| t.0),
+        }
+    }
+
+    fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key).map(String::as_str)
+    }
+
+    /// `Namespace <name>` or `<Kind> <namespace>/<name>`, for events and logs.
+    pub fn describe(&self) -> String {
+        match self.kind {
+            Kind::Namespace => format!("Namespace {}", self.name),
+            Kind::Cluster => format!("Cluster API Cluster {}/{}", self.namespace, self.name),
+            Kind::HostedControlPlane => {
+                format!("HostedControlPlane {}/{}", self.namespace, self.name)
+            }
+        }
+    }
+}
+
+/// An SCS Cluster that exists: tenant namespace, name, provider it names (if any).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Live {
+    /// Tenant namespace.
+    pub tenant: String,
+    /// Name.
+    pub name: String,
+    /// `spec.provider.name`, if set.
+    pub provider: Option<String>,
+}
+
+/// An object to collect (pure result of [`select`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Orphan {
+    /// The object.
+    pub object: Found,
+    /// Its provider (label [`LABEL_PROVIDER`]); empty when unlabelled.
+    pub provider: String,
+    /// Why it is an orphan, for the event.
+    pub why: String,
+}
+
+/// Which of `objects` are orphans, pure. `live` are the SCS Clusters that exist; `handles`
+/// says whether this instance handles a provider. Objects being deleted, adopted ones and those
+/// of other providers' instances are never selected; a namespace only when no Cluster API
+/// `Cluster` or `HostedControlPlane` of `objects` is in it.
+pub fn select(objects: &[Found], live: &[Live], handles: impl Fn(&str) -> bool) -> Vec<Orphan> {
+    let clusters: BTreeSet<(&str, &str)> = live
+        .iter()
+        .map(|l| (l.tenant.as_str(), l.name.as_str()))
+        .collect();
+    let occupied: BTreeSet<&str> = objects
+        .iter()
+        .filter(|o| o.kind != Kind::Namespace)
+        .map(|o| o.namespace.as_str())
+        .collect();
+    let mut out = Vec::new();
+    for o in objects {
+        if o.deleting || o.adopted {
+            continue;
+        }
+        let provider = o.label(LABEL_PROVIDER).unwrap_or_default();
+        if !handles(provider) {
+            continue;
+        }
+        let Some(tenant) = o.label(LABEL_TENANT) else {
+            continue;
+        };
+        match o.kind {
+            Kind::Cluster | Kind::HostedControlPlane => {
+                let Some(cluster) = o.label(LABEL_CLUSTER) else {
+                    continue;
+                };
+                if !clusters.contains(&(tenant, cluster)) {
+                    out.push(Orphan {
+                        object: o.clone(),
+                        provider: provider.to_string(),
+                        why: format!("its SCS Cluster {tenant}/{cluster} no longer exists"),
+                    });
+                }
+            }
+            Kind::Namespace => {
+                if provider.is_empty()
+                    || o.label(MANAGED_BY.0) != Some(MANAGED_BY.1)
+                    || occupied.contains(o.name.as_str())
+                {
+                    continue;
+                }
+                // Conservative: a Cluster naming no provider may land on any.
+                let used = live.iter().any(|l| {
+                    l.tenant == tenant && l.provider.as_deref().is_none_or(|p| p == provider)
+                });
+                if !used {
+                    out.push(Orphan {
+                        object: o.clone(),
+                        provider: provider.to_string(),
+                        why: format!(
+                            "tenant {tenant} has no SCS Cluster of provider {provider} and nothing is left in it"
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `HostedControlPlane` (scs.community/v1alpha1), untyped: the collector works whether or not
+/// its CRD is installed.
+fn hosted_resource() -> ApiResource {
+    ApiResource {
+        group: kaas_api::GROUP.into(),
+        version: kaas_api::VERSION.into(),
+        api_version: format!("{}/{}", kaas_api::GROUP, kaas_api::VERSION),
+        kind: "HostedControlPlane".into(),
+        plural: "hostedcontrolplanes".into(),
+    }
+}
+
+/// `HostedControlPlane`s: 404 (the CRD is not installed) reads as "none"; so does 403 (a role
+/// without them), logged, so the other kinds are still collected.
+fn none_if_missing<T>(r: Result<Vec<T>, kube::Error>) -> Result<Vec<T>, kube::Error> {
+    match r {
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(Vec::new()),
+        Err(kube::Error::Api(e)) if e.code == 403 => {
+            warn!(error = %e.message, "cannot list HostedControlPlanes; not collecting them");
+            Ok(Vec::new())
+        }
+        other => other,
+    }
+}
+
+/// Runs the collector until `shutdown` resolves: one sweep every third of the grace period
+/// (1 s to 1 min).
+pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()>) {
+    let grace = grace();
+    let every = (grace / 3).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    info!(grace = ?grace, "orphan collector running");
+    let mut seen: BTreeMap<(Kind, String, String), Instant> = BTreeMap::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        if let Err(e) = sweep(&ctx, grace, &mut seen).await {
+            warn!(error = %e, "orphan collection failed; retrying");
+        }
+    }
+}
+
+/// One pass: list, select, delete what has been orphaned for `grace`.
+pub async fn sweep(
+    ctx: &Context,
+    grace: Duration,
+    seen: &mut BTreeMap<(Kind, String, String), Instant>,
+) -> Result<(), kube::Error> {
+    let client = &ctx.client;
+    let selector = ListParams::default().labels(&format!("{LABEL_CLUSTER},{LABEL_TENANT}"));
+    let live: Vec<Live> = Api::<Cluster>::all(client.clone())
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .map(|c| Live {
+            tenant: c.namespace().unwrap_or_default(),
+            name: c.name_any(),
+            provider: c.spec.provider.as_ref().and_then(|p| p.name.clone()),
+        })
+        .collect();
+    let mut objects: Vec<Found> = Api::<CapiCluster>::all(client.clone())
+        .list(&selector)
+        .await?
+        .items
+        .iter()
+        .map(|c| Found::from_meta(Kind::Cluster, &c.metadata))
+        .collect();
+    let hosted: Api<DynamicObject> = Api::all_with(client.clone(), &hosted_resource());
+    objects.extend(
+        none_if_missing(hosted.list(&selector).await.map(|l| l.items))?
+            .iter()
+            .map(|h| Found::from_meta(Kind::HostedControlPlane, &h.metadata)),
+    );
+    let ns_selector = ListParams::default().labels(&format!(
+        "{LABEL_TENANT},{LABEL_PROVIDER},{}={}",
+        MANAGED_BY.0, MANAGED_BY.1
+    ));
+    objects.extend(
+        Api::<Namespace>::all(client.clone())
+            .list(&ns_selector)
+            .await?
+            .items
+            .iter()
+            .map(|n| Found::from_meta(Kind::Namespace, &n.metadata)),
+    );
+
+    let orphans = select(&objects, &live, |p| ctx.handles(p));
+    let now = Instant::now();
+    let current: BTreeSet<(Kind, String, String)> = orphans
+        .iter()
+        .map(|o| {
+            (
+                o.object.kind,
+                o.object.namespace.clone(),
+                o.object.name.clone(),
+            )
+        })
+        .collect();
+    seen.retain(|k, _| current.contains(k));
+    let ts = Timestamp::now();
+    for o in orphans {
+        let key = (
+            o.object.kind,
+            o.object.namespace.clone(),
+            o.object.name.clone(),
+        );
+        let since = *seen.entry(key.clone()).or_insert(now);
+        let age = o
+            .object
+            .created
+            .and_then(|c| ts.duration_since(c).try_into().ok())
+            .unwrap_or(Duration::ZERO);
+        if now.duration_since(since) < grace || age < grace {
+            continue;
+        }
+        match collect(ctx, &o).await {
+            Ok(true) => {
+                seen.remove(&key);
+                ctx.metrics
+                    .orphan_collected(o.object.kind.as_str(), &o.provider);
+                report(ctx, &o).await;
+            }
+            Ok(false) => {
+                seen.remove(&key);
+            }
+            Err(e) => warn!(object = %o.object.describe(), error = %e, "cannot delete orphan"),
+        }
+    }
+    Ok(())
+}
+
+/// Deletes one orphan after a last direct check; `false` when it turned out not to be one.
+async fn collect(ctx: &Context, o: &Orphan) -> Result<bool, kube::Error> {
+    let client = &ctx.client;
+    let tenant = o.object.label(LABEL_TENANT).unwrap_or_default();
+    let bg = DeleteParams::background();
+    match o.object.kind {
+        Kind::Cluster | Kind::HostedControlPlane => {
+            let cluster = o.object.label(LABEL_CLUSTER).unwrap_or_default();
+            if Api::<Cluster>::namespaced(client.clone(), tenant)
+                .get_opt(cluster)
+                .await?
+                .is_some()
+            {
+                return Ok(false);
+            }
+            let ns = &o.object.namespace;
+            let r = if o.object.kind == Kind::Cluster {
+                Api::<CapiCluster>::namespaced(client.clone(), ns)
+                    .delete(&o.object.name, &bg)
+                    .await
+                    .map(|_| ())
+            } else {
+                Api::<DynamicObject>::namespaced_with(client.clone(), ns, &hosted_resource())
+                    .delete(&o.object.name, &bg)
+                    .await
+                    .map(|_| ())
+            };
+            match r {
+                Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
+                other => other.map(|_| true),
+            }
+        }
+        Kind::Namespace => {
+            // Anything there at all (not only what kaas labelled) keeps the namespace.
+            let ns = &o.object.name;
+            let capi = Api::<CapiCluster>::namespaced(client.clone(), ns)
+                .list(&ListParams::default().limit(1))
+                .await?
+                .items;
+            let hosted = none_if_missing(
+                Api::<DynamicObject>::namespaced_with(client.clone(), ns, &hosted_resource())
+                    .list(&ListParams::default().limit(1))
+                    .await
+                    .map(|l| l.items),
+            )?;
+            let used = Api::<Cluster>::namespaced(client.clone(), tenant)
+                .list(&ListParams::default())
+                .await?
+                .items
+                .iter()
+                .any(|c| {
+                    c.spec
+                        .provider
+                        .as_ref()
+                        .and_then(|p| p.name.as_deref())
+                        .is_none_or(|p| p == o.provider)
+                });
+            if !capi.is_empty() || !hosted.is_empty() || used {
+                return Ok(false);
+            }
+            match Api::<Namespace>::all(client.clone()).delete(ns, &bg).await {
+                Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
+                other => other.map(|_| true),
+            }
+        }
+    }
+}
+
+/// The Warning event on the Provider (and a log line).
+async fn report(ctx: &Context, o: &Orphan) {
+    let what = o.object.describe();
+    warn!(object = %what, provider = %o.provider, why = %o.why, "orphan collected");
+    if o.provider.is_empty() {
+        return;
+    }
+    let reference = match Api::<Provider>::all(ctx.client.clone())
+        .get_opt(&o.provider)
+        .await
+    {
+        Ok(Some(p)) => p.object_ref(&()),
+        _ => ObjectReference {
+            api_version: Some(Provider::api_version(&()).into_owned()),
+            kind: Some(Provider::kind(&()).into_owned()),
+            name: Some(o.provider.clone()),
+            ..Default::default()
+        },
+    };
+    // The collected object as `related`: events of one kind on one Provider are otherwise
+    // aggregated into one series (with the first note).
+    let related = ObjectReference {
+        api_version: Some(match o.object.kind {
+            Kind::Cluster => CapiCluster::api_version(&()).into_owned(),
+            Kind::HostedControlPlane => hosted_resource().api_version,
+            Kind::Namespace => "v1".into(),
+        }),
+        kind: Some(o.object.kind.as_str().into()),
+        namespace: (o.object.kind != Kind::Namespace).then(|| o.object.namespace.clone()),
+        name: Some(o.object.name.clone()),
+        ..Default::default()
+    };
+    let ev = Event {
+        type_: EventType::Warning,
+        reason: REASON.into(),
+        note: Some(format!("{what} deleted: {}", o.why)),
+        action: "CollectOrphan".into(),
+        secondary: Some(related),
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &reference).await {
+        warn!(error = %e, "cannot publish event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(kind: Kind, ns: &str, name: &str, labels: &[(&str, &str)]) -> Found {
+        Found {
+            kind,
+            namespace: ns.into(),
+            name: name.into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            adopted: false,
+            deleting: false,
+            created: None,
+        }
+    }
+
+    fn capi(ns: &str, tenant: &str, cluster: &str) -> Found {
+        found(
+            Kind::Cluster,
+            ns,
+            cluster,
+            &[
+                (LABEL_CLUSTER, cluster),
+                (LABEL_TENANT, tenant),
+                (LABEL_PROVIDER, "dev"),
+            ],
+        )
+    }
+
+    fn ns(name: &str, tenant: &str) -> Found {
+        found(
+            Kind::Namespace,
+            "",
+            name,
+            &[
+                (LABEL_TENANT, tenant),
+                (LABEL_PROVIDER, "dev"),
+                (MANAGED_BY.0, MANAGED_BY.1),
+            ],
+        )
+    }
+
+    fn live(tenant: &str, name: &str, provider: Option<&str>) -> Live {
+        Live {
+            tenant: tenant.into(),
+            name: name.into(),
+            provider: provider.map(Into::into),
+        }
+    }
+
+    fn names(o: &[Orphan]) -> Vec<String> {
+        o.iter().map(|o| o.object.describe()).collect()
+    }
+
+    #[test]
+    fn only_owner_less_unadopted_objects_of_handled_providers_are_selected() {
+        let mut adopted = capi("legacy", "t", "gone");
+        adopted.adopted = true;
+        let mut deleting = capi("kaas-dev-t", "t", "leaving");
+        deleting.deleting = true;
+        let mut hosted = capi("kaas-dev-t", "t", "h");
+        hosted.kind = Kind::HostedControlPlane;
+        let objects = vec![
+            capi("kaas-dev-t", "t", "alive"),
+            capi("kaas-dev-t", "t", "ghost"),
+            adopted,
+            deleting,
+            hosted,
+            found(Kind::Cluster, "x", "unlabelled", &[]),
+        ];
+        let l = [live("t", "alive", Some("dev"))];
+        let got = select(&objects, &l, |_| true);
+        assert_eq!(
+            names(&got),
+            [
+                "Cluster API Cluster kaas-dev-t/ghost",
+                "HostedControlPlane kaas-dev-t/h"
+            ]
+        );
+        assert!(got[0].why.contains("t/ghost"), "{}", got[0].why);
+        assert!(select(&objects, &l, |p| p != "dev").is_empty());
+        // The same name in another tenant is another cluster.
+        assert_eq!(
+            names(&select(&[capi("kaas-dev-u", "u", "alive")], &l, |_| true)),
+            ["Cluster API Cluster kaas-dev-u/alive"]
+        );
+    }
+
+    #[test]
+    fn a_namespace_goes_only_when_empty_and_unused() {
+        let objects = vec![
+            ns("kaas-dev-t", "t"),
+            ns("kaas-dev-u", "u"),
+            ns("kaas-dev-v", "v"),
+        ];
+        let mut with_cluster = objects.clone();
+        with_cluster.push(capi("kaas-dev-u", "u", "ghost"));
+        // t has a cluster of dev, v one naming no provider (it may land on dev): both kept.
+        let l = [live("t", "a", Some("dev")), live("v", "b", None)];
+        assert_eq!(
+            names(&select(&objects, &l, |_| true)),
+            ["Namespace kaas-dev-u"]
+        );
+        // u's namespace still holds a Cluster API Cluster: only that goes (first).
+        assert_eq!(
+            names(&select(&with_cluster, &l, |_| true)),
+            ["Cluster API Cluster kaas-dev-u/ghost"]
+        );
+        // A cluster of another provider does not keep dev's namespace.
+        assert_eq!(
+            names(&select(
+                &objects[..1],
+                &[live("t", "a", Some("fra1"))],
+                |_| true
+            )),
+            ["Namespace kaas-dev-t"]
+        );
+        // Not kaas' namespace (no managed-by): kept.
+        let mut foreign = ns("kaas-dev-w", "w");
+        foreign.labels.remove(MANAGED_BY.0);
+        assert!(select(&[foreign], &[], |_| true).is_empty());
+    }
+}
