@@ -232,9 +232,12 @@ async fn reconcile(hcp: Arc<HostedControlPlane>, ctx: Arc<Ctx>) -> Result<Action
     let o = realise(&hcp, &ctx, &ns, &name, &layout).await?;
     let st = write_status(&api, &hcp, &o).await?;
     let ready = kaas_api::conditions::is_true(&st.conditions, kaas_api::hosted::conditions::READY);
-    // Ready ones are checked now and then (dead processes restart); others soon.
+    // Ready ones are checked now and then (dead processes restart); failed ones back off (a spec
+    // change wakes them at once); progressing ones soon.
     Ok(Action::requeue(if ready {
         Duration::from_secs(15)
+    } else if o.version_unavailable.is_some() || o.start_error.is_some() {
+        Duration::from_secs(20)
     } else {
         Duration::from_secs(2)
     }))
@@ -488,18 +491,35 @@ async fn realise(
     }
 
     let a = &cfg.artifacts;
+    let binaries = || -> Result<_> {
+        Ok((
+            a.workload_bin(&version, "kube-apiserver")?,
+            a.workload_bin(&version, "kube-controller-manager")?,
+            a.workload_bin(&version, "kube-scheduler")?,
+            a.kwok()?,
+            a.kwok_stages()?,
+        ))
+    };
+    let (apiserver, controller_manager, scheduler, kwok, kwok_stages) = match binaries() {
+        Ok(b) => b,
+        Err(e) => {
+            // A broken build is the operator's to see in the status, not only in a log.
+            o.start_error = Some(short(&e));
+            return Ok(o);
+        }
+    };
     let inputs = Inputs {
         name,
         spec: &hcp.spec,
         layout,
         ports,
         version: &version,
-        apiserver: a.workload_bin(&version, "kube-apiserver")?,
-        controller_manager: a.workload_bin(&version, "kube-controller-manager")?,
-        scheduler: a.workload_bin(&version, "kube-scheduler")?,
+        apiserver,
+        controller_manager,
+        scheduler,
         etcd: a.bin("etcd"),
-        kwok: a.kwok()?,
-        kwok_stages: a.kwok_stages()?,
+        kwok,
+        kwok_stages,
         etcd_unsafe_no_fsync: cfg.etcd_unsafe_no_fsync,
     };
     let launches = plan::launches(&inputs);
