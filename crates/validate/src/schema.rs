@@ -54,13 +54,30 @@ pub fn admit(schema: &Value, object: &Value, old: Option<&Value>) -> FieldErrors
             ),
         ));
     }
-    // CEL rules need well-typed, complete input (as in the API server); unknown fields, patterns and ranges
-    // do not stop them, so one run reports every problem.
-    let well_typed = !errors
-        .0
-        .iter()
-        .any(|e| e.kind == ErrorKind::Required || e.message.starts_with(TYPE_ERROR));
+    // CEL rules need well-typed, complete input of bounded size (as in the API server); unknown
+    // fields, patterns and ranges do not stop them, so one run reports every problem. A list over
+    // its `maxItems` stops them: the rules' cost is only bounded for input within the schema's
+    // limits (and the API server refuses such input before its rules too).
+    let well_typed = !errors.0.iter().any(|e| {
+        e.kind == ErrorKind::Required
+            || e.message.starts_with(TYPE_ERROR)
+            || e.message.starts_with(TOO_MANY)
+    });
     if well_typed {
+        let cost = estimated_cost(schema, object, "", &mut errors);
+        if cost > COST_BUDGET {
+            errors.push(FieldError::new(
+                ErrorKind::Invalid,
+                "",
+                format!(
+                    "validation rules would cost about {cost} (budget {COST_BUDGET}): the object is too large to validate"
+                ),
+            ));
+            return errors;
+        }
+        if errors.0.iter().any(|e| e.message.starts_with(CALL_COST)) {
+            return errors;
+        }
         let mut without_status = object.clone();
         if let Some(o) = without_status.as_object_mut() {
             o.remove("status");
@@ -79,6 +96,79 @@ pub fn admit(schema: &Value, object: &Value, old: Option<&Value>) -> FieldErrors
 }
 
 const TYPE_ERROR: &str = "must be of type";
+const TOO_MANY: &str = "must have at most";
+const CALL_COST: &str = "rule cost exceeds the limit";
+
+/// Cost budget of all rules of one object, as the API server's (`RuntimeCELCostBudget`).
+pub const COST_BUDGET: u64 = 10_000_000;
+/// Cost limit of one rule on one value, as the API server's (`PerCallLimit`).
+pub const PER_CALL_LIMIT: u64 = 1_000_000;
+
+/// A conservative estimate of what evaluating the CEL rules on `value` costs: per rule, the size
+/// of the value it applies to (items, properties or characters) raised to the number of
+/// comprehensions (`all`, `exists`, `exists_one`, `map`, `filter`) in the rule, so
+/// `self.all(w, self.exists_one(v, …))` on n items costs n². A rule over the per-call limit is
+/// reported at its path (and not evaluated, as none are once a limit is exceeded).
+fn estimated_cost(schema: &Value, value: &Value, path: &str, errors: &mut FieldErrors) -> u64 {
+    let size = match value {
+        Value::Array(a) => a.len(),
+        Value::Object(o) => o.len(),
+        Value::String(s) => s.len(),
+        _ => 1,
+    }
+    .max(1) as u64;
+    let mut cost: u64 = 0;
+    for rule in schema
+        .get("x-kubernetes-validations")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.get("rule").and_then(Value::as_str))
+    {
+        let depth = [".all(", ".exists(", ".exists_one(", ".map(", ".filter("]
+            .iter()
+            .map(|m| rule.matches(m).count() as u32)
+            .sum::<u32>()
+            .max(1);
+        let c = size.saturating_pow(depth);
+        if c > PER_CALL_LIMIT {
+            errors.push(FieldError::new(
+                ErrorKind::Invalid,
+                path,
+                format!("{CALL_COST} ({c} > {PER_CALL_LIMIT}) for rule: {rule}"),
+            ));
+        }
+        cost = cost.saturating_add(c);
+    }
+    match value {
+        Value::Object(obj) => {
+            let props = schema.get("properties").and_then(Value::as_object);
+            let additional = schema.get("additionalProperties").filter(|a| a.is_object());
+            for (k, v) in obj {
+                if path.is_empty() && matches!(k.as_str(), "apiVersion" | "kind" | "status") {
+                    continue;
+                }
+                if let Some(sub) = props.and_then(|p| p.get(k)).or(additional) {
+                    cost = cost.saturating_add(estimated_cost(sub, v, &join(path, k), errors));
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                for (i, v) in items.iter().enumerate() {
+                    cost = cost.saturating_add(estimated_cost(
+                        item_schema,
+                        v,
+                        &format!("{path}[{i}]"),
+                        errors,
+                    ));
+                }
+            }
+        }
+        _ => {}
+    }
+    cost
+}
 
 fn unknown(path: &str) -> FieldError {
     FieldError::new(
@@ -218,11 +308,14 @@ fn structural(schema: &Value, value: &Value, path: &str, errors: &mut FieldError
             if let Some(max) = num("maxItems")
                 && items.len() as f64 > max
             {
+                // Stop here: neither the items nor their uniqueness are checked on input over
+                // its size limit (that work would grow with whatever size a client sends).
                 errors.push(FieldError::new(
                     ErrorKind::Invalid,
                     path,
-                    format!("must have at most {max} items"),
+                    format!("{TOO_MANY} {max} items (got {})", items.len()),
                 ));
+                return;
             }
             if let Some(min) = num("minItems")
                 && (items.len() as f64) < min
@@ -325,17 +418,16 @@ fn duplicates(
     key: impl Fn(&Value) -> Option<Value>,
     errors: &mut FieldErrors,
 ) {
-    let mut seen: Vec<Value> = Vec::new();
+    // Linear: keys are compared by their JSON text (serde_json keeps object keys sorted).
+    let mut seen = std::collections::HashSet::new();
     for (i, item) in items.iter().enumerate() {
         let Some(k) = key(item) else { continue };
-        if seen.contains(&k) {
+        if !seen.insert(k.to_string()) {
             errors.push(FieldError::new(
                 ErrorKind::Duplicate,
                 format!("{path}[{i}]"),
                 format!("duplicate value {k}"),
             ));
-        } else {
-            seen.push(k);
         }
     }
 }
