@@ -77,7 +77,7 @@ async fn openapi_doc() -> Json<Value> {
 // Request and response bodies.
 
 /// Who the caller is, as the management cluster's API server sees them.
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct WhoAmI {
     /// User name.
     pub username: String,
@@ -138,9 +138,12 @@ pub struct ComplianceReport {
     pub files: BTreeMap<String, String>,
 }
 
-/// `?wait=&timeout=` of reads and writes.
+/// `?wait=&timeout=&dryRun=` of reads and writes.
 #[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct WaitQuery {
+    /// `All`: a server-side dry run of a write (validated and admitted, not stored).
+    pub dry_run: Option<String>,
     /// `Ready`, `Deleted`, or the type of any condition that must become True.
     pub wait: Option<String>,
     /// Seconds (`600`) or a duration (`600s`, `10m`); default 300 s, at most 3600 s.
@@ -148,6 +151,24 @@ pub struct WaitQuery {
 }
 
 impl WaitQuery {
+    /// Whether a write is a dry run (`dryRun=All`, as in Kubernetes; anything else is refused).
+    fn dry_run(&self) -> ApiResult<bool> {
+        match self.dry_run.as_deref() {
+            None => Ok(false),
+            Some("All") => {
+                if self.wait.as_deref().is_some_and(|w| !w.is_empty()) {
+                    return Err(ApiError::bad_request(
+                        "a dry run cannot wait: nothing is written",
+                    ));
+                }
+                Ok(true)
+            }
+            Some(other) => Err(ApiError::bad_request(format!(
+                "dryRun={other:?}: the only dry run is `All`"
+            ))),
+        }
+    }
+
     fn parse(&self, default: Option<WaitFor>) -> ApiResult<Option<(WaitFor, Duration)>> {
         let what = match self.wait.as_deref() {
             None | Some("") => default,
@@ -325,8 +346,13 @@ async fn get_cluster(
     Path((ns, name)): Path<(String, String)>,
     Query(q): Query<WaitQuery>,
 ) -> ApiResult<Response> {
+    if q.dry_run.is_some() {
+        return Err(ApiError::bad_request("dryRun is for writes"));
+    }
+    let wait = q.parse(None)?;
+    let _slot = wait.as_ref().map(|_| caller.wait_slot()).transpose()?;
     let api = Api::<Cluster>::namespaced(caller.client, &ns);
-    match q.parse(None)? {
+    match wait {
         Some((what, timeout)) => wait::until(&api, &name, what, timeout)
             .await
             .map(|c| respond(StatusCode::OK, c)),
@@ -344,6 +370,7 @@ fn respond(status: StatusCode, c: Option<Cluster>) -> Response {
 fn crd_schema() -> &'static Value {
     static SCHEMA: OnceLock<Value> = OnceLock::new();
     SCHEMA.get_or_init(|| {
+        #[allow(unused_imports)]
         use kube::CustomResourceExt;
         kaas_validate::schema::crd_schema(&Cluster::crd())
     })
@@ -353,16 +380,20 @@ fn crd_schema() -> &'static Value {
 /// caller may read it) the provider's offering. `old` is the stored cluster for updates.
 pub(crate) async fn prevalidate(
     client: &Client,
-    object: &Value,
+    object: Value,
     old: Option<&Cluster>,
 ) -> ApiResult<Cluster> {
     let old_value = old.map(|o| serde_json::to_value(o).unwrap_or_default());
-    let errs = kaas_validate::schema::admit(crd_schema(), object, old_value.as_ref());
-    if !errs.is_empty() {
-        return Err(ApiError::from_field_errors("the cluster", &errs));
-    }
-    let mut cluster: Cluster = serde_json::from_value(object.clone())
-        .map_err(|e| ApiError::invalid(format!("the cluster is invalid: {e}"), Vec::new()))?;
+    let obj = object;
+    let mut cluster: Cluster = off_the_workers(move || {
+        let errs = kaas_validate::schema::admit(crd_schema(), &obj, old_value.as_ref());
+        if !errs.is_empty() {
+            return Err(ApiError::from_field_errors("the cluster", &errs));
+        }
+        serde_json::from_value(obj)
+            .map_err(|e| ApiError::invalid(format!("the cluster is invalid: {e}"), Vec::new()))
+    })
+    .await??;
     // The version check compares with what the cluster runs now.
     cluster.status = old.and_then(|o| o.status.clone());
     let provider_name = cluster
@@ -376,7 +407,8 @@ pub(crate) async fn prevalidate(
         .await
     {
         Ok(p) => {
-            if let Err(errs) = kaas_validate::validate(&cluster, &p) {
+            let c = cluster.clone();
+            if let Err(errs) = off_the_workers(move || kaas_validate::validate(&c, &p)).await? {
                 return Err(ApiError::from_field_errors("the cluster", &errs));
             }
         }
@@ -395,6 +427,81 @@ pub(crate) async fn prevalidate(
     }
     cluster.status = None;
     Ok(cluster)
+}
+
+/// Runs CPU-bound validation on the blocking pool, at most one per core at a time, so the
+/// async workers (and every other request, `/healthz` included) keep answering.
+async fn off_the_workers<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> ApiResult<T> {
+    static SLOTS: OnceLock<std::sync::Arc<tokio::sync::Semaphore>> = OnceLock::new();
+    let slots = SLOTS.get_or_init(|| {
+        let n = std::thread::available_parallelism().map_or(2, |n| n.get());
+        std::sync::Arc::new(tokio::sync::Semaphore::new(n))
+    });
+    let permit = slots
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| ApiError::unavailable("shutting down"))?;
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        f()
+    })
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "validation failed unexpectedly",
+        )
+    })
+}
+
+/// A JSON request body, parsed off the async workers (a large body takes a while to parse and
+/// must not stall other requests). Wrong content type: 415; over [`crate::BODY_LIMIT`]: 413;
+/// not JSON of the expected shape: 400 — all as JSON errors.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send + 'static> axum::extract::FromRequest<S>
+    for JsonBody<T>
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| {
+                let m = m.trim();
+                m.eq_ignore_ascii_case("application/json")
+                    || (m.starts_with("application/") && m.ends_with("+json"))
+            });
+        if !json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UnsupportedMediaType",
+                "send the body as `Content-Type: application/json`",
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| {
+                let status = e.status();
+                let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    "PayloadTooLarge"
+                } else {
+                    "BadRequest"
+                };
+                ApiError::new(status, code, e.body_text())
+            })?;
+        off_the_workers(move || serde_json::from_slice::<T>(&bytes))
+            .await?
+            .map(JsonBody)
+            .map_err(|e| ApiError::bad_request(format!("the body is not valid: {e}")))
+    }
 }
 
 /// The body as a Cluster object in namespace `ns` (apiVersion/kind filled in when missing).
@@ -463,16 +570,17 @@ async fn create_cluster(
     caller: Caller,
     Path(ns): Path<String>,
     Query(q): Query<WaitQuery>,
-    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+    JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Response> {
-    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let dry_run = q.dry_run()?;
     let wait = q.parse(None)?;
+    let _slot = wait.as_ref().map(|_| caller.wait_slot()).transpose()?;
     let object = cluster_object(&ns, None, body)?;
-    let cluster = prevalidate(&caller.client, &object, None).await?;
+    let cluster = prevalidate(&caller.client, object, None).await?;
     let api = Api::<Cluster>::namespaced(caller.client, &ns);
     let pp = PostParams {
         field_manager: Some(FIELD_MANAGER.into()),
-        ..Default::default()
+        dry_run,
     };
     let created = api.create(&pp, &cluster).await?;
     finish(&api, created, StatusCode::CREATED, wait).await
@@ -498,14 +606,15 @@ async fn replace_cluster(
     caller: Caller,
     Path((ns, name)): Path<(String, String)>,
     Query(q): Query<WaitQuery>,
-    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+    JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Response> {
-    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let dry_run = q.dry_run()?;
     let wait = q.parse(None)?;
+    let _slot = wait.as_ref().map(|_| caller.wait_slot()).transpose()?;
     let object = cluster_object(&ns, Some(&name), body)?;
     let api = Api::<Cluster>::namespaced(caller.client.clone(), &ns);
     let current = api.get(&name).await?;
-    let mut cluster = prevalidate(&caller.client, &object, Some(&current)).await?;
+    let mut cluster = prevalidate(&caller.client, object, Some(&current)).await?;
     // Optimistic concurrency: the caller's resourceVersion if given, else the one just read.
     if cluster.metadata.resource_version.is_none() {
         cluster.metadata.resource_version = current.metadata.resource_version.clone();
@@ -513,7 +622,7 @@ async fn replace_cluster(
     keep_system_metadata(&mut cluster, &current);
     let pp = PostParams {
         field_manager: Some(FIELD_MANAGER.into()),
-        ..Default::default()
+        dry_run,
     };
     let written = api.replace(&name, &pp, &cluster).await?;
     finish(&api, written, StatusCode::OK, wait).await
@@ -543,6 +652,7 @@ pub(crate) async fn modify(
     client: &Client,
     ns: &str,
     name: &str,
+    dry_run: bool,
     change: impl Fn(&mut Cluster) -> ApiResult<()>,
 ) -> ApiResult<Cluster> {
     let api = Api::<Cluster>::namespaced(client.clone(), ns);
@@ -554,10 +664,10 @@ pub(crate) async fn modify(
         next.status = None;
         next.metadata.managed_fields = None;
         let object = serde_json::to_value(&next).unwrap_or_default();
-        prevalidate(client, &object, Some(&current)).await?;
+        prevalidate(client, object, Some(&current)).await?;
         let pp = PostParams {
             field_manager: Some(FIELD_MANAGER.into()),
-            ..Default::default()
+            dry_run,
         };
         match api.replace(name, &pp, &next).await {
             Ok(c) => return Ok(c),
@@ -571,10 +681,11 @@ async fn scale_cluster(
     caller: Caller,
     Path((ns, name)): Path<(String, String)>,
     Query(q): Query<WaitQuery>,
-    body: Result<Json<ScaleRequest>, axum::extract::rejection::JsonRejection>,
+    JsonBody(req): JsonBody<ScaleRequest>,
 ) -> ApiResult<Response> {
-    let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let dry_run = q.dry_run()?;
     let wait = q.parse(None)?;
+    let _slot = wait.as_ref().map(|_| caller.wait_slot()).transpose()?;
     if req.count.is_none() && req.min_count.is_none() && req.max_count.is_none() {
         return Err(ApiError::invalid(
             "the scale request is invalid",
@@ -584,7 +695,7 @@ async fn scale_cluster(
             }],
         ));
     }
-    let written = modify(&caller.client, &ns, &name, |c| scale(c, &req)).await?;
+    let written = modify(&caller.client, &ns, &name, dry_run, |c| scale(c, &req)).await?;
     let api = Api::<Cluster>::namespaced(caller.client, &ns);
     finish(&api, written, StatusCode::OK, wait).await
 }
@@ -622,11 +733,12 @@ async fn upgrade_cluster(
     caller: Caller,
     Path((ns, name)): Path<(String, String)>,
     Query(q): Query<WaitQuery>,
-    body: Result<Json<UpgradeRequest>, axum::extract::rejection::JsonRejection>,
+    JsonBody(req): JsonBody<UpgradeRequest>,
 ) -> ApiResult<Response> {
-    let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let dry_run = q.dry_run()?;
     let wait = q.parse(None)?;
-    let written = modify(&caller.client, &ns, &name, |c| {
+    let _slot = wait.as_ref().map(|_| caller.wait_slot()).transpose()?;
+    let written = modify(&caller.client, &ns, &name, dry_run, |c| {
         c.spec
             .kubernetes
             .get_or_insert_with(Default::default)
@@ -643,14 +755,20 @@ async fn delete_cluster(
     Path((ns, name)): Path<(String, String)>,
     Query(q): Query<WaitQuery>,
 ) -> ApiResult<Response> {
+    let dry_run = q.dry_run()?;
     let wait = q.parse(None)?;
     if matches!(wait, Some((ref w, _)) if *w != WaitFor::Deleted) {
         return Err(ApiError::bad_request(
             "a delete can only wait for `Deleted`",
         ));
     }
+    let _slot = wait.as_ref().map(|_| caller.wait_slot()).transpose()?;
     let api = Api::<Cluster>::namespaced(caller.client, &ns);
-    let res = api.delete(&name, &DeleteParams::foreground()).await?;
+    let dp = DeleteParams {
+        dry_run,
+        ..DeleteParams::foreground()
+    };
+    let res = api.delete(&name, &dp).await?;
     match wait {
         Some((what, timeout)) => {
             wait::until(&api, &name, what, timeout).await?;
@@ -699,10 +817,13 @@ async fn get_kubeconfig(
         })?;
     Ok((
         [
-            (header::CONTENT_TYPE, "application/yaml".to_string()),
+            (
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/yaml"),
+            ),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}.kubeconfig\""),
+                crate::edge::attachment(&name, "kubeconfig"),
             ),
         ],
         value,
@@ -784,16 +905,19 @@ mod tests {
     #[test]
     fn wait_query_bounds() {
         let q = WaitQuery {
+            dry_run: None,
             wait: Some("Ready".into()),
             timeout: Some("2h".into()),
         };
         assert_eq!(q.parse(None).unwrap_err().status, StatusCode::BAD_REQUEST);
         let q = WaitQuery {
+            dry_run: None,
             wait: None,
             timeout: Some("10s".into()),
         };
         assert!(q.parse(None).is_err(), "timeout without wait");
         let q = WaitQuery {
+            dry_run: None,
             wait: Some("Ready".into()),
             timeout: None,
         };

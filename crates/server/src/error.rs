@@ -66,6 +66,11 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "Unauthorized", message)
     }
 
+    /// 502: the management cluster cannot be reached or used.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, "Unavailable", message)
+    }
+
     /// 404.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "NotFound", message)

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 /// Name of the session cookie.
 pub const COOKIE: &str = "kaas_session";
+/// Sessions of one identity at most (signing in again ends the oldest).
+pub const MAX_PER_IDENTITY: usize = 16;
 
 /// One signed-in user.
 #[derive(Clone)]
@@ -73,22 +75,35 @@ impl Store {
             csrf: random_id(),
             expires: Instant::now() + self.ttl,
         };
-        let mut map = self.sessions.lock().expect("session lock");
+        let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         map.retain(|_, s| s.expires > now);
+        // Bounded per identity: a user's oldest sessions end first.
+        let mut same: Vec<(String, Instant)> = map
+            .iter()
+            .filter(|(_, x)| x.user == s.user)
+            .map(|(k, x)| (k.clone(), x.expires))
+            .collect();
+        same.sort_by_key(|(_, e)| *e);
+        while same.len() >= MAX_PER_IDENTITY {
+            map.remove(&same.remove(0).0);
+        }
         map.insert(id.clone(), s.clone());
         (id, s)
     }
 
     /// The live session with this id.
     pub fn get(&self, id: &str) -> Option<Session> {
-        let map = self.sessions.lock().expect("session lock");
+        let map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         map.get(id).filter(|s| s.expires > Instant::now()).cloned()
     }
 
     /// Ends a session.
     pub fn remove(&self, id: &str) {
-        self.sessions.lock().expect("session lock").remove(id);
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 
     /// Seconds a new session lives.
@@ -114,6 +129,19 @@ mod tests {
         assert!(store.get(&a).is_none(), "expired");
         store.remove(&b);
         assert!(store.get(&b).is_none());
+    }
+
+    #[test]
+    fn sessions_are_capped_per_identity() {
+        let store = Store::new(Duration::from_secs(60));
+        let first = store.create("t".into(), "u".into(), "ns".into()).0;
+        for _ in 0..MAX_PER_IDENTITY {
+            store.create("t".into(), "u".into(), "ns".into());
+        }
+        let other = store.create("t".into(), "v".into(), "ns".into()).0;
+        assert!(store.get(&first).is_none(), "the oldest session of u ended");
+        assert!(store.get(&other).is_some());
+        assert_eq!(store.sessions.lock().unwrap().len(), MAX_PER_IDENTITY + 1);
     }
 
     #[test]

@@ -79,9 +79,10 @@ impl FromRequestParts<AppState> for User {
         else {
             return Err(SignIn.into_response());
         };
-        let client = state
-            .client_for(&s.token)
-            .map_err(IntoResponse::into_response)?;
+        let (client, _) = state
+            .authenticate(&s.token)
+            .await
+            .map_err(|e| error_page(e.status, &e.body.message))?;
         Ok(User { session: s, client })
     }
 }
@@ -143,6 +144,22 @@ fn page(title: &str, user: Option<&User>, body: Markup) -> Markup {
     }
 }
 
+/// An error page for a request the GUI cannot serve (outside a signed-in page).
+pub(crate) fn error_page(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        page(
+            status.canonical_reason().unwrap_or("Error"),
+            None,
+            html! {
+                div.error role="alert" { p { (message) } }
+                p { a href="/ui/" { "Back" } }
+            },
+        ),
+    )
+        .into_response()
+}
+
 fn errors_box(message: &str, errors: &[FieldProblem]) -> Markup {
     html! {
         div.error role="alert" id="errors" {
@@ -166,19 +183,51 @@ struct LoginForm {
     token: String,
     #[serde(default)]
     namespace: String,
+    /// The sign-in page's pre-session CSRF token (equal to the `kaas_login` cookie).
+    #[serde(default)]
+    login_csrf: String,
 }
 
-async fn login_page() -> Markup {
-    login_form(None)
+/// Cookie of the sign-in page's pre-session CSRF token: sign-in needs it echoed in the form, so
+/// another site cannot sign a browser in to the attacker's account (login CSRF).
+const LOGIN_COOKIE: &str = "kaas_login";
+
+async fn login_page(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    let (csrf, fresh) = login_token(&headers);
+    let mut res = login_form(None, &csrf).into_response();
+    if fresh {
+        set_login_cookie(&state, &mut res, &csrf);
+    }
+    res
 }
 
-fn login_form(error: Option<&str>) -> Markup {
+/// The browser's pre-session token, or a new one (then `true`: it must be set).
+fn login_token(headers: &axum::http::HeaderMap) -> (String, bool) {
+    match cookie(headers, LOGIN_COOKIE) {
+        Some(c) if c.len() == 64 && c.bytes().all(|b| b.is_ascii_hexdigit()) => (c, false),
+        _ => (session::random_id(), true),
+    }
+}
+
+fn set_login_cookie(state: &AppState, res: &mut Response, csrf: &str) {
+    let mut c =
+        format!("{LOGIN_COOKIE}={csrf}; Path=/ui/login; HttpOnly; SameSite=Strict; Max-Age=3600");
+    if state.secure_cookies() {
+        c.push_str("; Secure");
+    }
+    if let Ok(v) = HeaderValue::from_str(&c) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+fn login_form(error: Option<&str>, csrf: &str) -> Markup {
     page(
         "Sign in",
         None,
         html! {
             @if let Some(e) = error { div.error role="alert" { p { (e) } } }
             form method="post" action="/ui/login" autocomplete="off" {
+                input type="hidden" name="login_csrf" value=(csrf);
                 label { "Token" input type="password" name="token" id="token" required; }
                 label { "Namespace (your tenant; optional for service account tokens)" input type="text" name="namespace" id="namespace"; }
                 button type="submit" id="signin" { "Sign in" }
@@ -188,32 +237,57 @@ fn login_form(error: Option<&str>) -> Markup {
     )
 }
 
-async fn login(State(state): State<AppState>, Form(f): Form<LoginForm>) -> Response {
+async fn login(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    // Login CSRF: only a form from our own sign-in page (its cookie and field agree).
+    let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
+    if expected.len() != 64 || !session::constant_time_eq(&f.login_csrf, &expected) {
+        let (csrf, fresh) = login_token(&headers);
+        let mut res = (
+            StatusCode::FORBIDDEN,
+            login_form(
+                Some("This sign-in form did not come from this site, or it is outdated (CSRF check). Sign in again."),
+                &csrf,
+            ),
+        )
+            .into_response();
+        if fresh {
+            set_login_cookie(&state, &mut res, &csrf);
+        }
+        return res;
+    }
+    let form = |msg: &str| login_form(Some(msg), &expected);
     let token = f.token.trim().to_string();
     if token.is_empty() {
-        return (StatusCode::UNAUTHORIZED, login_form(Some("Enter a token."))).into_response();
+        return (StatusCode::UNAUTHORIZED, form("Enter a token.")).into_response();
     }
-    let client = match state.client_for(&token) {
-        Ok(c) => c,
-        Err(e) => return (e.status, login_form(Some(&e.body.message))).into_response(),
-    };
-    let who = match api::whoami(&client).await {
-        Ok(w) => w,
+    let (client, who) = match state.authenticate(&token).await {
+        Ok(x) => x,
         Err(e) if e.status == StatusCode::UNAUTHORIZED => {
             return (
                 StatusCode::UNAUTHORIZED,
-                login_form(Some("The management cluster does not accept this token.")),
+                form("The management cluster does not accept this token."),
             )
                 .into_response();
         }
-        Err(e) => return (e.status, login_form(Some(&e.body.message))).into_response(),
+        Err(e) => return (e.status, form(&e.body.message)).into_response(),
     };
     let namespace = match (f.namespace.trim(), &who.namespace) {
         ("", Some(ns)) => ns.clone(),
         ("", None) => {
             return (
                 StatusCode::BAD_REQUEST,
-                login_form(Some("Say which namespace (tenant) to work in.")),
+                form("Say which namespace (tenant) to work in."),
+            )
+                .into_response();
+        }
+        (ns, _) if !crate::edge::dns1123_label(ns) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                form("A namespace is a DNS-1123 label (lower-case letters, digits and '-')."),
             )
                 .into_response();
         }
@@ -227,10 +301,10 @@ async fn login(State(state): State<AppState>, Form(f): Form<LoginForm>) -> Respo
         let e = ApiError::from(e);
         return (
             StatusCode::FORBIDDEN,
-            login_form(Some(&format!(
+            form(&format!(
                 "{} may not use namespace {namespace}: {}",
                 who.username, e.body.message
-            ))),
+            )),
         )
             .into_response();
     }
@@ -481,6 +555,15 @@ impl CreateForm {
         };
         let replicas = int(&self.cp_replicas, "spec.controlPlane.replicas");
         let count = int(&self.count, "spec.workers[0].count");
+        if !crate::edge::dns1123_label(self.name.trim()) {
+            problems.push(FieldProblem {
+                path: "metadata.name".into(),
+                message: format!(
+                    "{:?} is not a valid name: lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters",
+                    self.name.trim()
+                ),
+            });
+        }
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -672,7 +755,7 @@ async fn create(user: User, body: String) -> Response {
         let object = f
             .to_object(&ns)
             .map_err(|errs| ApiError::invalid("the cluster is invalid", errs))?;
-        let cluster = api::prevalidate(&user.client, &object, None).await?;
+        let cluster = api::prevalidate(&user.client, object, None).await?;
         let pp = PostParams {
             field_manager: Some(api::FIELD_MANAGER.into()),
             ..Default::default()
@@ -910,7 +993,7 @@ async fn scale(user: User, Path(name): Path<String>, Form(f): Form<ScaleForm>) -
         min_count: None,
         max_count: None,
     };
-    let r = api::modify(&user.client, &user.session.namespace, &name, |c| {
+    let r = api::modify(&user.client, &user.session.namespace, &name, false, |c| {
         api::scale(c, &req)
     })
     .await;
@@ -934,7 +1017,7 @@ async fn upgrade(user: User, Path(name): Path<String>, Form(f): Form<UpgradeForm
     if let Err(r) = user.check(&f.csrf) {
         return r.into_response();
     }
-    let r = api::modify(&user.client, &user.session.namespace, &name, |c| {
+    let r = api::modify(&user.client, &user.session.namespace, &name, false, |c| {
         c.spec
             .kubernetes
             .get_or_insert_with(Default::default)

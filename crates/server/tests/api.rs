@@ -429,13 +429,7 @@ async fn tenants_are_isolated_and_credentials_never_appear() {
     assert!(page.1.contains("No clusters yet"), "{}", page.1);
     // (not a bare "a1": the page's random CSRF token may contain those characters)
     assert!(!page.1.contains("data-cluster=\"a1\"") && !page.1.contains("/ui/clusters/a1"));
-    let res = env
-        .http
-        .post(format!("{}/ui/login", env.url))
-        .form(&[("token", env.token_b.as_str()), ("namespace", "tenant-a")])
-        .send()
-        .await
-        .unwrap();
+    let res = post_login(&env, &env.token_b, "tenant-a").await;
     assert_eq!(res.status(), 403);
     assert!(res.headers().get("set-cookie").is_none());
     for (path, res) in &answers {
@@ -445,13 +439,7 @@ async fn tenants_are_isolated_and_credentials_never_appear() {
 
 /// Signs in through the login form; returns the session cookie (`name=value`).
 async fn sign_in(env: &Env, token: &str, namespace: &str) -> String {
-    let res = env
-        .http
-        .post(format!("{}/ui/login", env.url))
-        .form(&[("token", token), ("namespace", namespace)])
-        .send()
-        .await
-        .unwrap();
+    let res = post_login(env, token, namespace).await;
     assert_eq!(res.status(), 303, "sign-in redirects");
     let set = res
         .headers()
@@ -498,13 +486,7 @@ async fn gui_sessions_and_csrf() {
         .unwrap();
     assert_eq!(res.status(), 303);
     assert_eq!(res.headers()["location"], "/ui/login");
-    let res = env
-        .http
-        .post(format!("{}/ui/login", env.url))
-        .form(&[("token", "wrong"), ("namespace", "tenant-a")])
-        .send()
-        .await
-        .unwrap();
+    let res = post_login(&env, "wrong", "tenant-a").await;
     assert_eq!(res.status(), 401);
     assert!(res.headers().get("set-cookie").is_none());
 

@@ -146,3 +146,78 @@ impl Env {
         }
     }
 }
+
+/// The sign-in page's pre-session CSRF pair: the `kaas_login` cookie (`name=value`) and the
+/// token of its hidden form field.
+pub async fn login_csrf(env: &Env) -> (String, String) {
+    let res = env
+        .http
+        .get(format!("{}/ui/login", env.url))
+        .send()
+        .await
+        .unwrap();
+    let cookie = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("kaas_login="))
+        .map(|v| v.split(';').next().unwrap().to_string())
+        .unwrap_or_default();
+    let html = res.text().await.unwrap();
+    let needle = "name=\"login_csrf\" value=\"";
+    let token = html
+        .find(needle)
+        .map(|at| html[at + needle.len()..at + needle.len() + 64].to_string())
+        .unwrap_or_default();
+    (cookie, token)
+}
+
+/// Posts the sign-in form as the sign-in page would (with its pre-session CSRF pair).
+pub async fn post_login(env: &Env, token: &str, namespace: &str) -> reqwest::Response {
+    let (cookie, csrf) = login_csrf(env).await;
+    env.http
+        .post(format!("{}/ui/login", env.url))
+        .header("cookie", cookie)
+        .form(&[
+            ("token", token),
+            ("namespace", namespace),
+            ("login_csrf", csrf.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// One raw HTTP/1.1 exchange over a fresh connection: the status code of the answer (`None`
+/// when the server closed the connection without one).
+pub async fn raw(url: &str, request: &[u8], timeout: Duration) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url
+        .trim_start_matches("http://")
+        .replace("localhost", "127.0.0.1");
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    if s.write_all(request).await.is_err() {
+        return None;
+    }
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let _ = tokio::time::timeout(timeout, async {
+        loop {
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    buf.extend_from_slice(&chunk[..n]);
+                    if buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    let head = String::from_utf8_lossy(&buf);
+    head.strip_prefix("HTTP/1.1 ")
+        .and_then(|r| r.get(..3))
+        .and_then(|c| c.parse().ok())
+}
