@@ -291,6 +291,30 @@ async fn orphaned_provider_side_objects_are_collected() {
         .await
         .unwrap();
 
+    // A HostedControlPlane (hosted backend) whose SCS Cluster is gone, in tenant-o's namespace.
+    let hosted = kube::api::ApiResource {
+        group: "scs.community".into(),
+        version: "v1alpha1".into(),
+        api_version: "scs.community/v1alpha1".into(),
+        kind: "HostedControlPlane".into(),
+        plural: "hostedcontrolplanes".into(),
+    };
+    let hcps: Api<kube::api::DynamicObject> = Api::namespaced_with(admin.clone(), &o_side, &hosted);
+    let hcp: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "scs.community/v1alpha1",
+        "kind": "HostedControlPlane",
+        "metadata": {"name": "hghost", "labels": {
+            kaas_render::LABEL_CLUSTER: "hghost",
+            kaas_render::LABEL_TENANT: "tenant-o",
+            kaas_render::LABEL_PROVIDER: "dev",
+        }},
+        "spec": {"runtime": "local", "version": "1.36.3", "region": "dev"},
+    }))
+    .unwrap();
+    hcps.create(&PostParams::default(), &hcp)
+        .await
+        .expect("a HostedControlPlane (the CRD is installed with kaas)");
+
     let port = free_port();
     let cfg = kaas_operator::Config {
         providers: Default::default(),
@@ -306,6 +330,17 @@ async fn orphaned_provider_side_objects_are_collected() {
         Duration::from_secs(60),
         || async {
             match capi_o.get_opt("ghost").await.map_err(|e| e.to_string())? {
+                None => Ok(()),
+                Some(_) => Err("still there".into()),
+            }
+        },
+    )
+    .await;
+    until(
+        "the orphaned HostedControlPlane is collected",
+        Duration::from_secs(60),
+        || async {
+            match hcps.get_opt("hghost").await.map_err(|e| e.to_string())? {
                 None => Ok(()),
                 Some(_) => Err("still there".into()),
             }
@@ -338,6 +373,7 @@ async fn orphaned_provider_side_objects_are_collected() {
             let want = [
                 r#"kaas_operator_orphans_collected_total{kind="Cluster",provider="dev"} 2"#,
                 r#"kaas_operator_orphans_collected_total{kind="Namespace",provider="dev"} 1"#,
+                r#"kaas_operator_orphans_collected_total{kind="HostedControlPlane",provider="dev"} 1"#,
             ];
             if want.iter().all(|w| m.contains(w)) {
                 Ok(m)
@@ -376,6 +412,7 @@ async fn orphaned_provider_side_objects_are_collected() {
                 format!("{o_side}/ghost"),
                 format!("{p_side}/lone"),
                 format!("Namespace {p_side}"),
+                format!("HostedControlPlane {o_side}/hghost"),
             ];
             if want
                 .iter()
