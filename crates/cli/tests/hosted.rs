@@ -67,7 +67,16 @@ struct StateDir(PathBuf);
 
 impl Drop for StateDir {
     fn drop(&mut self) {
-        let _ = kaas_hosted::stop_all(&self.0);
+        let dir = self.0.clone();
+        // Drop runs inside the test's runtime: stop on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(kaas_hosted::stop_all(&dir))
+        })
+        .join();
     }
 }
 
@@ -109,7 +118,9 @@ fn summary(c: &Cluster) -> String {
 fn is_true(c: &Cluster, t: &str) -> bool {
     c.status.as_ref().is_some_and(|s| {
         s.observed_generation == c.metadata.generation
-            && s.conditions.iter().any(|x| x.type_ == t && x.status == "True")
+            && s.conditions
+                .iter()
+                .any(|x| x.type_ == t && x.status == "True")
     })
 }
 
@@ -127,8 +138,7 @@ async fn ready(api: &Api<Cluster>, name: &str, what: &str, timeout: Duration) ->
 
 /// The workload cluster's admin client, from the kubeconfig kaas copied to the tenant.
 async fn workload(tenant: &Client, name: &str) -> Client {
-    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
-        Api::namespaced(tenant.clone(), TENANT);
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(tenant.clone(), TENANT);
     let s = secrets
         .get(&format!("{name}-kubeconfig"))
         .await
@@ -152,7 +162,8 @@ fn processes_with(needle: &str) -> Vec<(i32, String)> {
             continue;
         };
         let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if cmd.contains(needle) {
+        // The workload processes, not the runtime (`kaas hosted-runtime --state-dir …`) itself.
+        if cmd.contains(needle) && !cmd.starts_with(env!("CARGO_BIN_EXE_kaas")) {
             found.push((pid, cmd));
         }
     }
@@ -195,9 +206,7 @@ async fn a_hosted_cluster_lives_its_whole_life_on_real_api_servers() {
 
     let dir = tempfile::tempdir().unwrap();
     let admin_kc = dir.path().join("admin.kubeconfig");
-    plane
-        .write_kubeconfig(Identity::Admin, &admin_kc)
-        .unwrap();
+    plane.write_kubeconfig(Identity::Admin, &admin_kc).unwrap();
     let state = dir.path().join("hosted");
     let _cleanup = StateDir(state.clone());
     let state_arg = state.to_string_lossy().into_owned();
@@ -219,14 +228,21 @@ async fn a_hosted_cluster_lives_its_whole_life_on_real_api_servers() {
     let created = Instant::now();
     api.create(&PostParams::default(), &c).await.unwrap();
     let hcps: Api<HostedControlPlane> = Api::all(admin.clone());
-    until("HostedControlPlane written", Duration::from_secs(60), || async {
-        let list = hcps.list(&ListParams::default()).await.map_err(|e| e.to_string())?;
-        if list.items.is_empty() {
-            Err(format!("none yet; operator log:\n{}", operator.tail()))
-        } else {
-            Ok(())
-        }
-    })
+    until(
+        "HostedControlPlane written",
+        Duration::from_secs(60),
+        || async {
+            let list = hcps
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            if list.items.is_empty() {
+                Err(format!("none yet; operator log:\n{}", operator.tail()))
+            } else {
+                Ok(())
+            }
+        },
+    )
     .await;
     operator.kill();
     eprintln!("operator SIGKILLed {:.1?} after create", created.elapsed());
@@ -236,14 +252,28 @@ async fn a_hosted_cluster_lives_its_whole_life_on_real_api_servers() {
     let ready_c = ready(&api, "h1", "Ready after create", Duration::from_secs(180)).await;
     let to_ready = created.elapsed();
     eprintln!("FIGURE create→Ready (operator killed once): {to_ready:.1?}");
-    let endpoint = ready_c.status.clone().unwrap().api_endpoint.unwrap_or_default();
+    let endpoint = ready_c
+        .status
+        .clone()
+        .unwrap()
+        .api_endpoint
+        .unwrap_or_default();
     assert!(endpoint.starts_with("https://127.0.0.1:"), "{endpoint}");
 
     // Exactly one control plane: one HostedControlPlane and one of each process.
-    assert_eq!(hcps.list(&ListParams::default()).await.unwrap().items.len(), 1);
+    assert_eq!(
+        hcps.list(&ListParams::default()).await.unwrap().items.len(),
+        1
+    );
     let procs = processes_with(&state_arg);
     let counts = binary_counts(&procs);
-    for bin in ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"] {
+    for bin in [
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kwok",
+    ] {
         assert_eq!(
             counts.get(bin).copied(),
             Some(1),
@@ -276,20 +306,34 @@ async fn a_hosted_cluster_lives_its_whole_life_on_real_api_servers() {
     );
     // metrics-server is Available on the simulated nodes.
     let deploys: Api<Deployment> = Api::all(w.clone());
-    until("metrics-server Available", Duration::from_secs(120), || async {
-        let list = deploys.list(&ListParams::default()).await.map_err(|e| e.to_string())?;
-        let ms = list
-            .items
-            .iter()
-            .find(|d| d.name_any() == "metrics-server")
-            .ok_or("no metrics-server Deployment")?;
-        let available = ms
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| c.iter().any(|c| c.type_ == "Available" && c.status == "True"));
-        if available { Ok(()) } else { Err(format!("{:?}", ms.status)) }
-    })
+    until(
+        "metrics-server Available",
+        Duration::from_secs(120),
+        || async {
+            let list = deploys
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            let ms = list
+                .items
+                .iter()
+                .find(|d| d.name_any() == "metrics-server")
+                .ok_or("no metrics-server Deployment")?;
+            let available = ms
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c.type_ == "Available" && c.status == "True")
+                });
+            if available {
+                Ok(())
+            } else {
+                Err(format!("{:?}", ms.status))
+            }
+        },
+    )
     .await;
     // Every namespace in the workload cluster that kaas or its bundles created has Pod Security labels.
     for ns in Api::<Namespace>::all(w.clone())
@@ -303,7 +347,8 @@ async fn a_hosted_cluster_lives_its_whole_life_on_real_api_servers() {
             continue;
         }
         assert!(
-            ns.labels().contains_key("pod-security.kubernetes.io/enforce"),
+            ns.labels()
+                .contains_key("pod-security.kubernetes.io/enforce"),
             "namespace {name} has no Pod Security label: {:?}",
             ns.labels()
         );
@@ -318,21 +363,42 @@ async fn a_hosted_cluster_lives_its_whole_life_on_real_api_servers() {
     .await
     .unwrap();
     let t = Instant::now();
-    ready(&api, "h1", "Ready after scale 1→3", Duration::from_secs(120)).await;
+    ready(
+        &api,
+        "h1",
+        "Ready after scale 1→3",
+        Duration::from_secs(120),
+    )
+    .await;
     eprintln!("FIGURE scale 1→3 → Ready: {:.1?}", t.elapsed());
     let nodes = Api::<Node>::all(w.clone())
         .list(&ListParams::default())
         .await
         .unwrap()
         .items;
-    assert_eq!(nodes.len(), 3, "{:?}", nodes.iter().map(|n| n.name_any()).collect::<Vec<_>>());
+    assert_eq!(
+        nodes.len(),
+        3,
+        "{:?}",
+        nodes.iter().map(|n| n.name_any()).collect::<Vec<_>>()
+    );
     let mut zones: Vec<String> = nodes
         .iter()
-        .map(|n| n.labels().get("topology.kubernetes.io/zone").cloned().unwrap_or_default())
+        .map(|n| {
+            n.labels()
+                .get("topology.kubernetes.io/zone")
+                .cloned()
+                .unwrap_or_default()
+        })
         .collect();
     zones.sort();
     assert_eq!(zones, ["zone-a", "zone-b", "zone-c"]);
-    assert!(nodes.iter().all(|n| n.labels().get("topology.kubernetes.io/region").map(String::as_str) == Some("local")));
+    assert!(nodes.iter().all(|n| {
+        n.labels()
+            .get("topology.kubernetes.io/region")
+            .map(String::as_str)
+            == Some("local")
+    }));
 
     // Upgrade 1.35 → 1.36: the workload API server really changes.
     api.patch(
@@ -343,7 +409,13 @@ async fn a_hosted_cluster_lives_its_whole_life_on_real_api_servers() {
     .await
     .unwrap();
     let t = Instant::now();
-    let up = ready(&api, "h1", "Ready after upgrade to 1.36.3", Duration::from_secs(180)).await;
+    let up = ready(
+        &api,
+        "h1",
+        "Ready after upgrade to 1.36.3",
+        Duration::from_secs(180),
+    )
+    .await;
     eprintln!("FIGURE upgrade 1.35→1.36 → Ready: {:.1?}", t.elapsed());
     assert_eq!(
         up.status.unwrap().kubernetes_version.as_deref(),
@@ -372,16 +444,19 @@ async fn a_hosted_cluster_lives_its_whole_life_on_real_api_servers() {
     })
     .await;
     eprintln!("FIGURE delete → gone: {:.1?}", t.elapsed());
-    assert!(hcps.list(&ListParams::default()).await.unwrap().items.is_empty());
+    assert!(
+        hcps.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
     let left = processes_with(&state_arg);
     assert!(left.is_empty(), "processes left: {left:?}");
     let leftover: Vec<_> = std::fs::read_dir(&state)
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
-    let files = leftover
-        .iter()
-        .flat_map(|p| walk(p))
-        .collect::<Vec<_>>();
+    let files = leftover.iter().flat_map(|p| walk(p)).collect::<Vec<_>>();
     assert!(files.is_empty(), "data left on disk: {files:?}");
     operator.kill();
     runtime.kill();

@@ -1,6 +1,7 @@
 //! `kaas dev up | down | env`: a local KaaS on this machine — the real management plane (etcd,
 //! kube-apiserver, controller-manager, Cluster API with the in-memory backend), kaas installed,
-//! the operator running, the `dev` provider, a demo tenant and a demo cluster.
+//! the operator and the local control-plane runtime running, the hosted provider `local` and the
+//! Cluster API provider `dev`, a demo tenant and a demo cluster (hosted: a real API server).
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -14,12 +15,14 @@ use kube::api::PostParams;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 
-const DEMO_PROVIDER: &str = include_str!("../../../../examples/provider-inmemory.yaml");
-const DEMO_CLUSTER: &str = include_str!("../../../../examples/cluster-demo.yaml");
+const DEV_PROVIDER: &str = include_str!("../../../../examples/provider-inmemory.yaml");
+const LOCAL_PROVIDER: &str = include_str!("../../../../examples/provider-local.yaml");
+const DEMO_CLUSTER: &str = include_str!("../../../../examples/cluster-local.yaml");
 const DEMO_TENANT: &str = "tenant-demo";
 const DEMO_USER: &str = "demo";
 const OPERATOR: &str = "kaas-operator";
 const SERVE: &str = "kaas-serve";
+const RUNTIME: &str = "kaas-hosted-runtime";
 
 /// `kaas dev` subcommands.
 #[derive(clap::Subcommand, Debug)]
@@ -81,6 +84,14 @@ pub async fn run(cmd: Dev) -> Result<()> {
             let dir = dir.unwrap_or_else(kaas_harness::default_dev_dir);
             stop_daemon(&dir, SERVE, "serve");
             stop_daemon(&dir, OPERATOR, "operator");
+            stop_daemon(&dir, RUNTIME, "hosted-runtime");
+            let workloads = kaas_hosted::stop_all(&hosted_dir(&dir)).await?;
+            if !workloads.is_empty() {
+                eprintln!(
+                    "stopped: {} workload control-plane process(es)",
+                    workloads.len()
+                );
+            }
             let stopped = kaas_harness::dev_down(&dir)?;
             eprintln!(
                 "stopped: {}",
@@ -148,29 +159,30 @@ async fn up(
 
     step("kaas: CRDs, deletion-protection policy, tenant roles");
     install::install_kaas(&admin).await?;
-    step("provider `dev` with the upstream in-memory ClusterClass");
-    let provider: Provider = serde_yaml::from_str(DEMO_PROVIDER)?;
+    step("provider `local`: hosted control planes (real API servers), simulated nodes (kwok)");
+    let local: Provider = serde_yaml::from_str(LOCAL_PROVIDER)?;
+    install::provider(&admin, &local, "").await?;
+    step("provider `dev`: Cluster API with the upstream in-memory ClusterClass");
+    let dev: Provider = serde_yaml::from_str(DEV_PROVIDER)?;
     let artifacts = PlaneArtifacts::locate(true)?;
     install::provider(
         &admin,
-        &provider,
+        &dev,
         &kaas_harness::in_memory_cluster_class(&artifacts)?,
     )
     .await?;
     step(
-        "addon bundles of the `dev` provider (addons/build.sh: metrics-server, ingress-nginx, Gateway API, cert-manager)",
+        "addon bundles of both providers (addons/build.sh: metrics-server, ingress-nginx, Gateway API, cert-manager)",
     );
-    match addon_bundles() {
+    match kaas_harness::addon_bundle_files() {
         Ok(files) => {
             for f in &files {
-                install::apply_manifests(
-                    &admin,
-                    &provider.spec.backend.namespace,
-                    &std::fs::read_to_string(f)?,
-                )
-                .await?;
+                let manifest = std::fs::read_to_string(f)?;
+                for p in [&local, &dev] {
+                    install::apply_manifests(&admin, &p.spec.backend.namespace, &manifest).await?;
+                }
             }
-            eprintln!("    {} ConfigMap(s) published", files.len());
+            eprintln!("    {} ConfigMap(s) published per provider", files.len());
         }
         Err(e) => {
             eprintln!("    skipped: {e:#} (clusters get no extensions; ExtensionsReady says so)")
@@ -181,6 +193,17 @@ async fn up(
     let tenant_kubeconfig = dir.join("tenant-demo.kubeconfig");
     write_token_kubeconfig(&status.kubeconfig, &tenant_kubeconfig, &token)?;
 
+    step("control-plane runtime `local` (kaas hosted-runtime)");
+    let state = hosted_dir(&dir);
+    let state_arg = state.to_string_lossy().into_owned();
+    if let Some(pid) = start_daemon(
+        &dir,
+        RUNTIME,
+        &["hosted-runtime", "--state-dir", &state_arg],
+        &status.kubeconfig,
+    )? {
+        eprintln!("    pid {pid} (control planes in {state_arg})");
+    }
     step("operator");
     if let Some(pid) = start_daemon(
         &dir,
@@ -208,7 +231,7 @@ async fn up(
     }
 
     if demo {
-        step("demo cluster tenant-demo/demo (created as the tenant)");
+        step("demo cluster tenant-demo/demo on provider `local` (created as the tenant)");
         let tenant = client(&tenant_kubeconfig).await?;
         let api: Api<Cluster> = Api::namespaced(tenant, DEMO_TENANT);
         let cluster: Cluster = serde_yaml::from_str(DEMO_CLUSTER)?;
@@ -233,39 +256,16 @@ async fn up(
     println!("# demo tenant token ({}):", token_file.display());
     println!("#   {token}");
     println!(
-        "# logs: {} and {}",
+        "# the demo cluster itself: kubectl get secret demo-kubeconfig -n {DEMO_TENANT} -o jsonpath='{{.data.value}}' | base64 -d > demo.kubeconfig"
+    );
+    println!(
+        "# logs: {}, {} and {}",
         dir.join("logs/kaas-operator.log").display(),
-        dir.join("logs/kaas-serve.log").display()
+        dir.join("logs/kaas-serve.log").display(),
+        dir.join("logs/kaas-hosted-runtime.log").display()
     );
     println!("# stop: kaas dev down");
     Ok(())
-}
-
-/// The bundle ConfigMap files built by `addons/build.sh` (built first if missing).
-fn addon_bundles() -> Result<Vec<PathBuf>> {
-    let root = kaas_harness::repo_root()
-        .context("the kaas repository (for addons/build.sh) is not found")?;
-    let out = std::process::Command::new("bash")
-        .arg(root.join("addons/build.sh"))
-        .arg("--print-dir")
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .context("running addons/build.sh")?;
-    if !out.status.success() {
-        bail!("addons/build.sh failed ({})", out.status);
-    }
-    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("bundles");
-    let mut files = Vec::new();
-    for bundle in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
-        for f in std::fs::read_dir(bundle?.path())? {
-            let f = f?.path();
-            if f.extension().is_some_and(|e| e == "yaml") {
-                files.push(f);
-            }
-        }
-    }
-    files.sort();
-    Ok(files)
 }
 
 fn write_token_kubeconfig(admin: &Path, out: &Path, token: &str) -> Result<()> {
@@ -275,6 +275,11 @@ fn write_token_kubeconfig(admin: &Path, out: &Path, token: &str) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o600))?;
     Ok(())
+}
+
+/// State of the local control-plane runtime: one directory per hosted cluster.
+fn hosted_dir(dir: &Path) -> PathBuf {
+    dir.join("hosted")
 }
 
 fn pid_file(dir: &Path, name: &str) -> PathBuf {
