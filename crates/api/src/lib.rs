@@ -6,6 +6,7 @@ pub mod addons;
 pub mod cluster;
 pub mod conditions;
 pub mod gitsource;
+pub mod hosted;
 pub mod legacy;
 pub mod policy;
 pub mod provider;
@@ -13,6 +14,7 @@ pub mod version;
 
 pub use cluster::{Cluster, ClusterSpec, ClusterStatus};
 pub use gitsource::{GitSource, GitSourceSpec, GitSourceStatus};
+pub use hosted::{HostedControlPlane, HostedControlPlaneSpec, HostedControlPlaneStatus};
 pub use provider::{Provider, ProviderSpec, ProviderStatus};
 pub use version::KubeVersion;
 
@@ -34,7 +36,12 @@ pub const ANNOTATION_ADOPTED_BY: &str = "scs.community/adopted-by";
 
 /// Every CRD of the SCS-API, ready to apply.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![cluster::crd(), Provider::crd(), GitSource::crd()]
+    vec![
+        cluster::crd(),
+        Provider::crd(),
+        GitSource::crd(),
+        HostedControlPlane::crd(),
+    ]
 }
 
 /// All CRDs as one multi-document YAML stream.

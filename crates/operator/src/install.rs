@@ -80,7 +80,7 @@ pub fn tenant_role() -> ClusterRole {
 /// namespace (`kaas diagnose`, `kaas describe cluster`). An allowlist: Secrets (kubeconfigs,
 /// credentials), ConfigMaps (addon inventory) and bootstrap KubeadmConfigs (they can carry file
 /// contents) are never readable. Infrastructure kinds are those of the stacks kaas renders
-/// (`in-memory`: Dev*, `openstack-scs2`: OpenStack*).
+/// (`in-memory`: Dev*, `openstack-scs2`: OpenStack*); hosted clusters have a `HostedControlPlane`.
 pub fn capi_viewer_role() -> ClusterRole {
     let read = &["get", "list", "watch"];
     ClusterRole {
@@ -116,6 +116,8 @@ pub fn capi_viewer_role() -> ClusterRole {
                 ],
                 read,
             ),
+            // Hosted control planes (their status; no credentials in them).
+            rule(&["scs.community"], &["hostedcontrolplanes"], read),
             rule(&["", "events.k8s.io"], &["events"], read),
         ]),
         ..Default::default()
