@@ -667,6 +667,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ports_persist_and_move_when_taken() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::new(tmp.path(), "ns", "c");
+        let none = std::collections::BTreeMap::new();
+        let first = ports(&layout, &none).unwrap();
+        assert_eq!(Ports::load(&layout), Some(first));
+        // Free: kept.
+        assert_eq!(ports(&layout, &none).unwrap(), first);
+        // Taken by someone else: the API server moves, the rest stays, and it is persisted.
+        let squatter = std::net::TcpListener::bind(("127.0.0.1", first.apiserver)).unwrap();
+        let moved = ports(&layout, &none).unwrap();
+        assert_ne!(moved.apiserver, first.apiserver);
+        assert_eq!((moved.etcd, moved.etcd_peer), (first.etcd, first.etcd_peer));
+        assert_eq!(Ports::load(&layout), Some(moved));
+        // Held by our own running API server: kept.
+        let _squatter2 = std::net::TcpListener::bind(("127.0.0.1", moved.apiserver)).unwrap();
+        let running = std::collections::BTreeMap::from([(
+            Component::ApiServer,
+            processes::Record {
+                pid: 1,
+                program: "/x".into(),
+                args: vec![],
+                version: None,
+            },
+        )]);
+        assert_eq!(ports(&layout, &running).unwrap(), moved);
+        drop(squatter);
+    }
+
+    #[test]
     fn kubeconfig_parses() {
         let pki = kaas_harness::certs::Pki::generate().unwrap();
         let admin = pki.client_cert("kaas-admin", &["system:masters"]).unwrap();
