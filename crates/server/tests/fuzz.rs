@@ -184,61 +184,62 @@ async fn random_requests_never_break_the_server() {
     let (url, token) = (env.url.clone(), env.token_a.clone());
     let seen = std::cell::RefCell::new(std::collections::BTreeMap::<String, usize>::new());
     let result = tokio::task::block_in_place(|| {
-        runner.run(&strategy, |(m, p, q, a, ct, b, extra, length)| {
-            let mut req = Vec::new();
-            let target = if q.is_empty() {
-                p.clone()
-            } else {
-                format!("{p}?{q}")
-            };
-            req.extend_from_slice(
-                format!("{m} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n")
-                    .as_bytes(),
-            );
-            match &a {
-                Auth::None => {}
-                Auth::Valid => {
-                    req.extend_from_slice(format!("Authorization: Bearer {token}\r\n").as_bytes())
+        runner
+            .run(&strategy, |(m, p, q, a, ct, b, extra, length)| {
+                let mut req = Vec::new();
+                let target = if q.is_empty() {
+                    p.clone()
+                } else {
+                    format!("{p}?{q}")
+                };
+                req.extend_from_slice(
+                    format!("{m} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n")
+                        .as_bytes(),
+                );
+                match &a {
+                    Auth::None => {}
+                    Auth::Valid => req
+                        .extend_from_slice(format!("Authorization: Bearer {token}\r\n").as_bytes()),
+                    Auth::Token(t) => {
+                        req.extend_from_slice(b"Authorization: Bearer ");
+                        req.extend_from_slice(t);
+                        req.extend_from_slice(b"\r\n");
+                    }
+                    Auth::Cookie(c) => {
+                        req.extend_from_slice(b"Cookie: kaas_session=");
+                        req.extend_from_slice(c);
+                        req.extend_from_slice(b"; kaas_login=");
+                        req.extend_from_slice(c);
+                        req.extend_from_slice(b"\r\n");
+                    }
                 }
-                Auth::Token(t) => {
-                    req.extend_from_slice(b"Authorization: Bearer ");
-                    req.extend_from_slice(t);
+                if let Some(ct) = ct {
+                    req.extend_from_slice(format!("Content-Type: {ct}\r\n").as_bytes());
+                }
+                for (k, v) in &extra {
+                    req.extend_from_slice(format!("{k}: ").as_bytes());
+                    req.extend_from_slice(v);
                     req.extend_from_slice(b"\r\n");
                 }
-                Auth::Cookie(c) => {
-                    req.extend_from_slice(b"Cookie: kaas_session=");
-                    req.extend_from_slice(c);
-                    req.extend_from_slice(b"; kaas_login=");
-                    req.extend_from_slice(c);
-                    req.extend_from_slice(b"\r\n");
+                if length || !b.is_empty() {
+                    req.extend_from_slice(format!("Content-Length: {}\r\n", b.len()).as_bytes());
                 }
-            }
-            if let Some(ct) = ct {
-                req.extend_from_slice(format!("Content-Type: {ct}\r\n").as_bytes());
-            }
-            for (k, v) in &extra {
-                req.extend_from_slice(format!("{k}: ").as_bytes());
-                req.extend_from_slice(v);
                 req.extend_from_slice(b"\r\n");
-            }
-            if length || !b.is_empty() {
-                req.extend_from_slice(format!("Content-Length: {}\r\n", b.len()).as_bytes());
-            }
-            req.extend_from_slice(b"\r\n");
-            req.extend_from_slice(&b);
-            let status = handle.block_on(raw(&url, &req, Duration::from_secs(20)));
-            let key = status.map_or("none".to_string(), |s| s.to_string());
-            if std::env::var_os("KAAS_FUZZ_VERBOSE").is_some() {
-                println!("{key} {m} {target} {a:?} {ct:?} extra={extra:?}");
-            }
-            *seen.borrow_mut().entry(key).or_default() += 1;
-            match status {
-                Some(s) if s >= 500 && s != 502 && s != 504 => Err(TestCaseError::fail(format!(
-                    "{m} {target} ({a:?}, {ct:?}) answered {s}"
-                ))),
-                _ => Ok(()),
-            }
-        })
+                req.extend_from_slice(&b);
+                let status = handle.block_on(raw(&url, &req, Duration::from_secs(20)));
+                let key = status.map_or("none".to_string(), |s| s.to_string());
+                if std::env::var_os("KAAS_FUZZ_VERBOSE").is_some() {
+                    println!("{key} {m} {target} {a:?} {ct:?} extra={extra:?}");
+                }
+                *seen.borrow_mut().entry(key).or_default() += 1;
+                match status {
+                    Some(s) if s >= 500 && s != 502 && s != 504 => Err(TestCaseError::fail(
+                        format!("{m} {target} ({a:?}, {ct:?}) answered {s}"),
+                    )),
+                    _ => Ok(()),
+                }
+            })
+            .map_err(|e| e.to_string())
     });
     let seen = seen.into_inner();
     println!("statuses of {cases} random requests: {seen:?}");
