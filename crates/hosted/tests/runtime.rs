@@ -1,7 +1,8 @@
 //! The local runtime against a real management plane, with real workload control planes: create →
 //! Ready with a kubeconfig Secret, `/version`, a Deployment Available on kwok nodes, scale 1→3 over
 //! three zones and back to 2, upgrade 1.35.4→1.36.3 (binaries swapped, node versions rolled), a
-//! version that is not built, runtime restart (processes adopted, not restarted), delete (processes
+//! version that is not built, runtime restart (processes adopted, not restarted), a SIGKILLed etcd
+//! started again on its data, delete (processes
 //! gone, state removed, finalizer released), and an orphaned state directory swept at start.
 
 use std::collections::BTreeSet;
@@ -432,6 +433,38 @@ async fn local_runtime_lifecycle() {
     assert_eq!(pids, after, "the new runtime adopted every process");
     assert!(pids.iter().all(|p| pid_alive(*p)));
     assert_eq!(wl.apiserver_version().await.unwrap().git_version, "v1.36.3");
+
+    // A dead etcd is started again on its data: the Deployment is still there.
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &pids[0].to_string()])
+        .status();
+    let t4 = Instant::now();
+    let new_etcd = wait_for("etcd restarted", Duration::from_secs(60), || async {
+        let r = processes::read_record(&layout, Component::Etcd)?;
+        (r.pid != pids[0] && pid_alive(r.pid)).then_some(r.pid)
+    })
+    .await;
+    wait_for(
+        "c1 Ready after etcd restart",
+        Duration::from_secs(60),
+        || ready(&api, "c1"),
+    )
+    .await;
+    println!(
+        "etcd SIGKILLed: restarted and Ready in {:.1} s",
+        t4.elapsed().as_secs_f64()
+    );
+    assert!(!pid_alive(pids[0]));
+    assert_eq!(
+        processes::read_record(&layout, Component::ApiServer)
+            .unwrap()
+            .pid,
+        pids[1],
+        "the API server reconnects, it is not restarted"
+    );
+    assert!(deployments.get("web").await.is_ok(), "etcd kept its data");
+    let mut pids = pids;
+    pids.push(new_etcd);
 
     // A version that is not built: a condition naming the built ones, the control plane stays.
     api.patch(
