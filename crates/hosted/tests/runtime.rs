@@ -1,9 +1,9 @@
 //! The local runtime against a real management plane, with real workload control planes: create →
 //! Ready with a kubeconfig Secret, `/version`, a Deployment Available on kwok nodes, scale 1→3 over
-//! three zones and back to 2, upgrade 1.35.4→1.36.3 (binaries swapped, node versions rolled), a
-//! version that is not built, runtime restart (processes adopted, not restarted), a SIGKILLed etcd
-//! started again on its data, delete (processes
-//! gone, state removed, finalizer released), and an orphaned state directory swept at start.
+//! three zones and back to 2, upgrade 1.35.4→1.36.3 (binaries swapped, node versions rolled),
+//! runtime restart (processes adopted, not restarted), a SIGKILLed etcd started again on its data,
+//! a version that is not built, delete (processes gone, state removed, finalizer released), and an
+//! orphaned state directory swept at start.
 
 use std::collections::BTreeSet;
 use std::future::Future;
