@@ -68,6 +68,12 @@ const TIMEOUT: Param = Param {
     description: "How long to wait: seconds (`600`) or `600s`, `10m`, `1h`. Default 300 s, at most 3600 s.",
 };
 
+const DRY_RUN: Param = Param {
+    name: "dryRun",
+    location: In::Query,
+    description: "`All`: a server-side dry run — validated and admitted by the API server, nothing stored; the answer is what would have been written. Cannot be combined with `wait`. Any other value: 400.",
+};
+
 /// Every operation; the router registers exactly these.
 pub const OPERATIONS: &[Operation] = &[
     Operation {
@@ -135,7 +141,7 @@ pub const OPERATIONS: &[Operation] = &[
         id: "createCluster",
         summary: "Create a cluster (validated against the schema and the provider's offering first).",
         tag: "clusters",
-        params: &[NS, WAIT, TIMEOUT],
+        params: &[NS, WAIT, TIMEOUT, DRY_RUN],
         request: Some("Cluster"),
         ok: &[(201, Some("Cluster"))],
         auth: true,
@@ -157,7 +163,7 @@ pub const OPERATIONS: &[Operation] = &[
         id: "replaceCluster",
         summary: "Replace a cluster's spec (validated first; `metadata.resourceVersion` for optimistic concurrency).",
         tag: "clusters",
-        params: &[NS, NAME, WAIT, TIMEOUT],
+        params: &[NS, NAME, WAIT, TIMEOUT, DRY_RUN],
         request: Some("Cluster"),
         ok: &[(200, Some("Cluster"))],
         auth: true,
@@ -168,7 +174,7 @@ pub const OPERATIONS: &[Operation] = &[
         id: "deleteCluster",
         summary: "Delete a cluster (refused while deletion protection is set); `wait=Deleted` answers when it is gone.",
         tag: "clusters",
-        params: &[NS, NAME, WAIT, TIMEOUT],
+        params: &[NS, NAME, WAIT, TIMEOUT, DRY_RUN],
         request: None,
         ok: &[(202, Some("Cluster")), (204, None)],
         auth: true,
@@ -179,7 +185,7 @@ pub const OPERATIONS: &[Operation] = &[
         id: "scaleCluster",
         summary: "Set a worker pool's node count or autoscaling bounds.",
         tag: "clusters",
-        params: &[NS, NAME, WAIT, TIMEOUT],
+        params: &[NS, NAME, WAIT, TIMEOUT, DRY_RUN],
         request: Some("ScaleRequest"),
         ok: &[(200, Some("Cluster"))],
         auth: true,
@@ -190,7 +196,7 @@ pub const OPERATIONS: &[Operation] = &[
         id: "upgradeCluster",
         summary: "Move to another Kubernetes version: one minor at a time, never down.",
         tag: "clusters",
-        params: &[NS, NAME, WAIT, TIMEOUT],
+        params: &[NS, NAME, WAIT, TIMEOUT, DRY_RUN],
         request: Some("UpgradeRequest"),
         ok: &[(200, Some("Cluster"))],
         auth: true,
@@ -336,6 +342,24 @@ pub fn document() -> Value {
             responses.insert(
                 "404".into(),
                 error_response("No such object (or not visible)"),
+            );
+        }
+        if op.params.iter().any(|p| p.name == "wait") {
+            responses.insert(
+                "429".into(),
+                error_response(
+                    "TooManyRequests: the caller already has as many waiting requests as allowed",
+                ),
+            );
+        }
+        if op.request.is_some() {
+            responses.insert(
+                "413".into(),
+                error_response("PayloadTooLarge: the body is over 1 MiB"),
+            );
+            responses.insert(
+                "415".into(),
+                error_response("UnsupportedMediaType: the body must be `application/json`"),
             );
         }
         if op.request.is_some() || op.params.iter().any(|p| p.name == "wait") {
