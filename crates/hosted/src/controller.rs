@@ -592,14 +592,26 @@ async fn realise(
         ..Secret::default()
     };
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    secrets
-        .patch(
-            &secret_name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&secret),
-        )
+    let current = secrets
+        .get_opt(&secret_name)
         .await
-        .context("writing the kubeconfig Secret")?;
+        .context("reading the kubeconfig Secret")?;
+    // Written only when missing or different (a moved port rewrites it).
+    let same = current.is_some_and(|c| {
+        c.data == secret.data
+            && c.type_ == secret.type_
+            && c.metadata.owner_references == secret.metadata.owner_references
+    });
+    if !same {
+        secrets
+            .patch(
+                &secret_name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&secret),
+            )
+            .await
+            .context("writing the kubeconfig Secret")?;
+    }
     o.kubeconfig_secret = Some(secret_name);
 
     // Nodes: at the version the API server reports (never newer than it).
