@@ -423,6 +423,31 @@ async fn a_hosted_cluster_lives_its_whole_life_on_real_api_servers() {
     );
     let w = workload(&tenant, "h1").await;
     assert_eq!(w.apiserver_version().await.unwrap().git_version, "v1.36.3");
+    // The 1.36 bundle is applied over the 1.35 one, with metrics-server's aggregated API
+    // registered but without endpoints (simulated pods): discovery must not trip over it.
+    until(
+        "extensions Ready on 1.36",
+        Duration::from_secs(120),
+        || async {
+            let c = api.get("h1").await.map_err(|e| e.to_string())?;
+            let bundle = c
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.iter().find(|x| x.type_ == "ExtensionsReady"))
+                .map(|x| x.message.clone())
+                .unwrap_or_default();
+            if is_true(&c, "ExtensionsReady") && bundle.contains("dev-addons-1-36") {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} extensions={:?}",
+                    summary(&c),
+                    c.status.as_ref().map(|s| &s.extensions)
+                ))
+            }
+        },
+    )
+    .await;
     let kubelets: Vec<String> = Api::<Node>::all(w.clone())
         .list(&ListParams::default())
         .await

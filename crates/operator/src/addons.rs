@@ -457,8 +457,40 @@ fn api_for(
     })
 }
 
-async fn discover(client: &Client) -> Result<Discovery, String> {
-    bounded("discovery", Discovery::new(client.clone()).run()).await
+/// Discovers only the API groups the addons use (`groups`): an unrelated aggregated API that is
+/// unavailable (e.g. `metrics.k8s.io` while metrics-server has no endpoints) must not keep every
+/// addon from being applied, and fewer groups are fewer requests.
+async fn discover(client: &Client, groups: &BTreeSet<String>) -> Result<Discovery, String> {
+    let allow: Vec<&str> = groups.iter().map(String::as_str).collect();
+    bounded(
+        "discovery",
+        Discovery::new(client.clone()).filter(&allow).run(),
+    )
+    .await
+}
+
+/// The API groups of the planned objects and of the inventory (`""` is the core group). Pure.
+pub fn groups_used(planned: &[Planned], old: &Inventory) -> BTreeSet<String> {
+    let group = |api_version: &str| {
+        api_version
+            .split_once('/')
+            .map_or(String::new(), |(g, _)| g.to_string())
+    };
+    let mut groups: BTreeSet<String> = old.objects.iter().map(|r| group(&r.api_version)).collect();
+    for p in planned {
+        if let Ok(objects) = &p.objects {
+            groups.extend(
+                objects
+                    .iter()
+                    .filter_map(|o| o.types.as_ref())
+                    .map(|t| group(&t.api_version)),
+            );
+        }
+    }
+    // CRDs of a bundle need their own group to be resolvable after they are applied.
+    groups.insert("apiextensions.k8s.io".into());
+    groups.insert(String::new());
+    groups
 }
 
 /// Marker of the error when the cluster does not serve a kind.
@@ -481,7 +513,8 @@ pub async fn apply(
         bundle: bundle.into(),
         objects: BTreeSet::new(),
     };
-    let mut discovery = discover(workload).await;
+    let groups = groups_used(planned, old);
+    let mut discovery = discover(workload, &groups).await;
     let pp = PatchParams::apply(MANAGER).force();
     for p in planned {
         let mut st = ExtensionStatus {
@@ -525,7 +558,7 @@ pub async fn apply(
                 // New kinds become resolvable once their CRDs are served.
                 crds_applied = false;
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                discovery = discover(workload).await;
+                discovery = discover(workload, &groups).await;
             }
             let result = match &discovery {
                 Ok(d) => {
@@ -793,6 +826,38 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn discovery_asks_only_for_the_groups_the_addons_and_the_inventory_use() {
+        let mut m = manifests();
+        m.insert(
+            "m.yaml".into(),
+            "apiVersion: apiregistration.k8s.io/v1\nkind: APIService\nmetadata: {name: v1beta1.metrics.k8s.io}\n".into(),
+        );
+        let p = plan(&bundle(), &m, &ext(&[("metrics", None)]));
+        let old = Inventory {
+            bundle: "b0".into(),
+            objects: BTreeSet::from([ObjectRef {
+                addon: "gw".into(),
+                api_version: "gateway.networking.k8s.io/v1".into(),
+                kind: "GatewayClass".into(),
+                namespace: None,
+                name: "gc".into(),
+            }]),
+        };
+        let groups = groups_used(&p, &old);
+        assert_eq!(
+            groups.iter().map(String::as_str).collect::<Vec<_>>(),
+            [
+                "",
+                "apiextensions.k8s.io",
+                "apiregistration.k8s.io",
+                "gateway.networking.k8s.io"
+            ]
+        );
+        // The aggregated group the APIService registers is never queried.
+        assert!(!groups.contains("metrics.k8s.io"));
     }
 
     #[test]
