@@ -103,6 +103,8 @@ impl From<anyhow::Error> for Error {
 pub async fn run(client: Client, cfg: RuntimeConfig) -> Result<()> {
     std::fs::create_dir_all(&cfg.state_dir)
         .with_context(|| format!("creating {}", cfg.state_dir.display()))?;
+    // One runtime per state directory: two would start every control plane twice.
+    let _lock = lock_state_dir(&cfg.state_dir)?;
     tracing::info!(
         state_dir = %cfg.state_dir.display(),
         versions = ?cfg.artifacts.workload_versions(),
@@ -123,6 +125,28 @@ pub async fn run(client: Client, cfg: RuntimeConfig) -> Result<()> {
         })
         .await;
     Ok(())
+}
+
+/// An exclusive `flock` on `<state>/.runtime.lock`, held while the returned descriptor lives (the
+/// kernel drops it when the process dies).
+fn lock_state_dir(state_dir: &std::path::Path) -> Result<std::os::fd::OwnedFd> {
+    use std::os::fd::AsRawFd;
+    let path = state_dir.join(".runtime.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        bail!(
+            "another hosted control-plane runtime uses {} (it holds {}); stop it first",
+            state_dir.display(),
+            path.display()
+        );
+    }
+    Ok(file.into())
 }
 
 /// Stops and removes control planes whose `HostedControlPlane` (with `runtime: local` and the
@@ -706,6 +730,21 @@ mod tests {
         )]);
         assert_eq!(ports(&layout, &running).unwrap(), moved);
         drop(squatter);
+    }
+
+    #[test]
+    fn one_runtime_per_state_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let held = lock_state_dir(tmp.path()).unwrap();
+        let err = lock_state_dir(tmp.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("another hosted control-plane runtime"),
+            "{err}"
+        );
+        drop(held);
+        assert!(lock_state_dir(tmp.path()).is_ok());
+        // The lock file is not taken for a namespace directory.
+        assert!(control_plane_dirs(tmp.path()).is_empty());
     }
 
     #[test]
