@@ -28,8 +28,8 @@ fn the_demo_cluster_becomes_one_hosted_control_plane_in_the_provider_side_namesp
     assert_eq!(labels["scs.community/tenant"], "tenant-demo");
     assert_eq!(labels["scs.community/provider"], "local");
     assert_eq!(hcp.spec.runtime, "local");
-    // `1.35.x` resolves to the newest offered 1.35 patch.
-    assert_eq!(hcp.spec.version, "1.35.4");
+    // `1.36.x` resolves to the newest offered 1.36 patch.
+    assert_eq!(hcp.spec.version, "1.36.3");
     assert_eq!(hcp.spec.region, "local");
     assert_eq!(hcp.spec.replicas, 1);
     assert_eq!(hcp.spec.pools.len(), 1);
