@@ -26,6 +26,8 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Backend","type":"string","jsonPath":".spec.backend.type"}"#,
     printcolumn = r#"{"name":"Type","type":"string","jsonPath":".spec.providerType"}"#,
     printcolumn = r#"{"name":"Default-Version","type":"string","jsonPath":".status.defaultVersion"}"#,
+    printcolumn = r#"{"name":"Verified","type":"string","jsonPath":".status.conditions[?(@.type==\"StackVerified\")].status"}"#,
+    printcolumn = r#"{"name":"Unusable","type":"string","priority":1,"jsonPath":".status.versions[*].unusable[*].feature"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -364,4 +366,62 @@ pub struct ProviderStatus {
     /// Version chosen for clusters that name none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_version: Option<String>,
+    /// What stack verification found per offered version (Cluster API backends): which SCS-API
+    /// features its ClusterClass and Cluster API serve, which not and why. Clusters using an
+    /// unusable feature of their version are refused by validation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["version"]))]
+    pub versions: Vec<VersionVerification>,
+}
+
+/// Condition on a `Provider`: every offered version's stack was verified and serves every feature.
+pub const STACK_VERIFIED: &str = "StackVerified";
+
+/// Names of the SCS-API features stack verification probes (used in `ProviderStatus.versions`).
+pub mod features {
+    /// A cluster with nothing optional (control plane, one worker pool).
+    pub const BASE: &str = "base";
+    /// `spec.access.oidc`.
+    pub const OIDC: &str = "oidc";
+    /// `spec.access.apiServerAllowedCIDRs`.
+    pub const ALLOWED_CIDRS: &str = "apiServerAllowedCIDRs";
+    /// `spec.workers[].taints`.
+    pub const TAINTS: &str = "taints";
+    /// `spec.workers[].labels`.
+    pub const LABELS: &str = "labels";
+    /// `spec.workers[].zones`, `spec.controlPlane.zones`.
+    pub const ZONES: &str = "zones";
+    /// `spec.workers[].minCount` / `maxCount`.
+    pub const AUTOSCALING: &str = "autoscaling";
+    /// Prefix of an extension feature: `extension:<name>`.
+    pub const EXTENSION_PREFIX: &str = "extension:";
+}
+
+/// Verification of one offered version.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionVerification {
+    /// The offered version (as in `spec.kubernetesVersions[].version`).
+    pub version: String,
+    /// Its ClusterClass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_class: Option<String>,
+    /// Features Cluster API accepted for this version (by name, see `features`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub usable: Vec<String>,
+    /// Features this version cannot serve, with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["feature"]))]
+    pub unusable: Vec<UnusableFeature>,
+}
+
+/// A feature a version cannot serve.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UnusableFeature {
+    /// Feature name (see `features`).
+    pub feature: String,
+    /// Why, e.g. the message of Cluster API's admission or the variable the ClusterClass lacks.
+    pub reason: String,
 }

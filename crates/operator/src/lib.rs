@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod orphans;
 pub mod provider;
 pub mod status;
+pub mod verify;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

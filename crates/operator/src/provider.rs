@@ -1,5 +1,6 @@
-//! The `Provider` controller: keeps each offering's status current — the default version and
-//! whether every ClusterClass its versions name exists — so tenants see a usable offering.
+//! The `Provider` controller: keeps each offering's status current — the default version,
+//! whether every ClusterClass its versions name exists, and what each version's stack serves
+//! (stack verification, [`crate::verify`]) — so tenants see a usable offering.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,7 +85,15 @@ pub async fn reconcile(p: Arc<Provider>, ctx: Arc<Context>) -> Result<Action, Er
             }
         }
     }
-    let new = status(&p, &missing, &Time(Timestamp::now()));
+    let now = Time(Timestamp::now());
+    let mut new = status(&p, &missing, &now);
+    let outcomes = crate::verify::verify(&ctx.client, &p).await?;
+    let pending = outcomes
+        .iter()
+        .any(|o| matches!(o, crate::verify::Outcome::Pending(_)));
+    if p.spec.backend.kind == BackendType::ClusterAPI {
+        with_verification(&mut new, &outcomes, p.metadata.generation, &now);
+    }
     if p.status.as_ref() != Some(&new) {
         let body =
             json!({"apiVersion": "scs.community/v1alpha1", "kind": "Provider", "status": new});
@@ -97,6 +106,38 @@ pub async fn reconcile(p: Arc<Provider>, ctx: Arc<Context>) -> Result<Action, Er
             .await?;
     }
     Ok(Action::requeue(Duration::from_secs(
-        if missing.is_empty() { 600 } else { 30 },
+        if !missing.is_empty() {
+            30
+        } else if pending {
+            10
+        } else {
+            300
+        },
     )))
+}
+
+/// Adds stack verification to a status (pure): the verified versions and `StackVerified`.
+pub fn with_verification(
+    s: &mut ProviderStatus,
+    outcomes: &[crate::verify::Outcome],
+    generation: Option<i64>,
+    now: &Time,
+) {
+    s.versions = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            crate::verify::Outcome::Verified(v) => Some(v.clone()),
+            crate::verify::Outcome::Pending(_) => None,
+        })
+        .collect();
+    let (st, reason, msg) = crate::verify::summarize(outcomes);
+    c::set(
+        &mut s.conditions,
+        kaas_api::provider::STACK_VERIFIED,
+        st,
+        reason,
+        msg,
+        generation,
+        now,
+    );
 }

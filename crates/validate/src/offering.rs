@@ -367,6 +367,11 @@ pub fn validate(cluster: &Cluster, provider: &Provider) -> Result<Resolved, Fiel
             .unwrap_or_else(|| defaults.node_cidr.clone().into_iter().collect()),
     };
 
+    // Capabilities: features the version's stack cannot serve (per stack verification).
+    if let Some(v) = &version {
+        check_capabilities(cluster, provider, v, &extensions, &mut errs);
+    }
+
     if !errs.is_empty() {
         return Err(errs);
     }
@@ -376,10 +381,10 @@ pub fn validate(cluster: &Cluster, provider: &Provider) -> Result<Resolved, Fiel
         backend: p.backend.kind,
         stack: capi.map(|c| c.stack),
         hosted_runtime: (p.backend.kind == BackendType::Hosted).then(|| {
-            p.backend
-                .hosted
-                .as_ref()
-                .map_or_else(|| kaas_api::hosted::RUNTIME_LOCAL.to_string(), |h| h.runtime.clone())
+            p.backend.hosted.as_ref().map_or_else(
+                || kaas_api::hosted::RUNTIME_LOCAL.to_string(),
+                |h| h.runtime.clone(),
+            )
         }),
         provider_namespace: Some(p.backend.namespace.clone()),
         region: region_name,
@@ -741,4 +746,91 @@ fn resolve_extensions(
         }
     }
     out
+}
+
+// ---- Capabilities (stack verification) -------------------------------------------------------
+
+/// The SCS-API features `cluster` uses, each with the field path that uses it (pure).
+pub fn used_features(cluster: &Cluster) -> Vec<(String, String)> {
+    use kaas_api::provider::features as f;
+    let spec = &cluster.spec;
+    let mut out = Vec::new();
+    let mut push = |feature: &str, path: String| out.push((feature.to_string(), path));
+    if let Some(access) = &spec.access {
+        if access.oidc.is_some() {
+            push(f::OIDC, "spec.access.oidc".into());
+        }
+        if access
+            .api_server_allowed_cidrs
+            .as_ref()
+            .is_some_and(|c| !c.is_empty())
+        {
+            push(f::ALLOWED_CIDRS, "spec.access.apiServerAllowedCIDRs".into());
+        }
+    }
+    if let Some(cp) = &spec.control_plane
+        && cp.zones.as_ref().is_some_and(|z| !z.is_empty())
+    {
+        push(f::ZONES, "spec.controlPlane.zones".into());
+    }
+    for (i, w) in spec.workers.iter().flatten().enumerate() {
+        let path = format!("spec.workers[{i}]");
+        if w.taints.as_ref().is_some_and(|t| !t.is_empty()) {
+            push(f::TAINTS, format!("{path}.taints"));
+        }
+        if w.labels.as_ref().is_some_and(|l| !l.is_empty()) {
+            push(f::LABELS, format!("{path}.labels"));
+        }
+        if w.zones.as_ref().is_some_and(|z| !z.is_empty()) {
+            push(f::ZONES, format!("{path}.zones"));
+        }
+        if w.count.is_none() && w.min_count.is_some() && w.max_count.is_some() {
+            push(f::AUTOSCALING, format!("{path}.minCount"));
+        }
+    }
+    out
+}
+
+/// Refuses features the provider's status reports unusable for version `v` (no status for the
+/// version: not verified yet, nothing is refused).
+fn check_capabilities(
+    cluster: &Cluster,
+    provider: &Provider,
+    v: &KubeVersion,
+    extensions: &BTreeMap<String, Extension>,
+    errs: &mut FieldErrors,
+) {
+    let Some(found) = provider.status.iter().flat_map(|s| &s.versions).find(|x| {
+        x.version
+            .parse::<KubeVersion>()
+            .is_ok_and(|o| o.release() == v.release())
+    }) else {
+        return;
+    };
+    let name = provider.metadata.name.clone().unwrap_or_default();
+    let mut used = used_features(cluster);
+    let requests = extension_requests(&cluster.spec);
+    for ext in extensions.keys() {
+        let path = requests
+            .by_name
+            .get(ext)
+            .map_or_else(|| format!("spec.extensions.{ext}"), |r| r.path.clone());
+        used.push((
+            format!("{}{ext}", kaas_api::provider::features::EXTENSION_PREFIX),
+            path,
+        ));
+    }
+    for (feature, path) in used {
+        if let Some(u) = found.unusable.iter().find(|u| u.feature == feature) {
+            errs.push(FieldError::new(
+                ErrorKind::Forbidden,
+                path,
+                format!(
+                    "provider {name}, version {}: {} (feature {feature})",
+                    v.release().trim_start_matches('v'),
+                    u.reason
+                ),
+            ));
+        }
+    }
 }

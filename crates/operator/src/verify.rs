@@ -1,0 +1,663 @@
+//! Stack verification of a `Provider` (Cluster API backends): for each offered version, what its
+//! ClusterClass and Cluster API actually serve — without creating infrastructure.
+//!
+//! Per version: the ClusterClass exists and is reconciled (`VariablesReady`, `status.variables`);
+//! for each SCS-API feature a probe `Cluster` using just that feature is validated and rendered
+//! exactly as for a tenant, the variables kaas renders are checked against the class's variable
+//! definitions (defined, compatible schema type), and the rendered Cluster API `Cluster` is created
+//! with `dryRun` in the provider namespace so Cluster API's admission (webhooks, feature gates)
+//! judges it. Extensions are checked against the version's addon bundle.
+//!
+//! The pure parts ([`probes`], [`variable_problems`], [`class_state`], [`bundle_problem`],
+//! [`summarize`]) are separated from the client calls ([`verify`]).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kaas_api::addons::{AddonBundle, BUNDLE_INDEX, BUNDLE_LABEL, Stage};
+use kaas_api::provider::{
+    BackendType, KubernetesVersion, UnusableFeature, VersionVerification, features,
+};
+use kaas_api::{Cluster, Provider};
+use kaas_capi::cluster as capi;
+use kaas_capi::clusterclass::ClusterClass;
+use kube::api::PostParams;
+use kube::{Api, Client};
+use serde_json::{Value, json};
+
+/// Name prefix of the probe clusters (never stored: dry-run only).
+pub const PROBE_PREFIX: &str = "kaas-probe";
+
+/// A probe: a cluster that uses exactly one feature (besides the base).
+#[derive(Clone, Debug)]
+pub struct Probe {
+    /// Feature name (see [`features`]).
+    pub feature: String,
+    /// The SCS cluster.
+    pub cluster: Cluster,
+}
+
+/// The probe clusters of one offered version (pure). Features the offering cannot express (zones
+/// without zones in the first region) get no probe.
+pub fn probes(p: &Provider, offer: &KubernetesVersion) -> Vec<Probe> {
+    let name = p.metadata.name.clone().unwrap_or_default();
+    let cp_flavor = p
+        .spec
+        .flavors
+        .iter()
+        .find(|f| f.control_plane != Some(false))
+        .map(|f| f.name.clone());
+    let worker_flavor = p
+        .spec
+        .flavors
+        .iter()
+        .find(|f| f.worker != Some(false))
+        .map(|f| f.name.clone());
+    let zones: Vec<String> = p
+        .spec
+        .regions
+        .first()
+        .map(|r| r.zones.iter().take(2).cloned().collect())
+        .unwrap_or_default();
+    let base = || {
+        json!({
+            "provider": {"name": name},
+            "kubernetes": {"version": offer.version.trim_start_matches('v')},
+            "controlPlane": {"replicas": 1, "flavor": cp_flavor},
+            "workers": [{"name": "probe", "count": 1, "flavor": worker_flavor}],
+        })
+    };
+    let mut out: Vec<(String, Value)> = vec![(features::BASE.into(), base())];
+    let mut with = |feature: &str, f: &dyn Fn(&mut Value)| {
+        let mut spec = base();
+        f(&mut spec);
+        out.push((feature.to_string(), spec));
+    };
+    with(features::OIDC, &|s| {
+        s["access"]["oidc"] = json!({"issuerURL": "https://issuer.example.com", "clientID": "kaas-probe", "usernameClaim": "email", "groupsClaim": "groups"});
+    });
+    with(features::ALLOWED_CIDRS, &|s| {
+        s["access"]["apiServerAllowedCIDRs"] = json!(["192.0.2.0/24"]);
+    });
+    with(features::TAINTS, &|s| {
+        s["workers"][0]["taints"] =
+            json!([{"key": "kaas.scs.community/probe", "value": "true", "effect": "NoSchedule"}]);
+    });
+    with(features::LABELS, &|s| {
+        s["workers"][0]["labels"] = json!({"kaas.scs.community/probe": "true"});
+    });
+    if !zones.is_empty() {
+        let z = zones.clone();
+        with(features::ZONES, &move |s| {
+            s["workers"][0]["zones"] = json!(z);
+            s["controlPlane"]["zones"] = json!(z[..1]);
+        });
+    }
+    with(features::AUTOSCALING, &|s| {
+        let w = &mut s["workers"][0];
+        w.as_object_mut().unwrap().remove("count");
+        w["minCount"] = json!(1);
+        w["maxCount"] = json!(3);
+    });
+    out.into_iter()
+        .map(|(feature, spec)| {
+            let mut c = Cluster::new(
+                &format!("{PROBE_PREFIX}-{}", feature.to_lowercase()),
+                serde_json::from_value(spec).expect("probe spec is a ClusterSpec"),
+            );
+            c.metadata.namespace = Some(format!("{PROBE_PREFIX}-tenant"));
+            Probe {
+                feature,
+                cluster: c,
+            }
+        })
+        .collect()
+}
+
+/// The state of a ClusterClass for verification (pure).
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClassState {
+    /// Not reconciled by Cluster API yet (status missing or of an older generation).
+    Pending,
+    /// Reconciled, but Cluster API reports a problem (`VariablesReady` not True): the reason.
+    Broken(String),
+    /// Reconciled: the variable definitions by name (the first definition's `openAPIV3Schema`).
+    Ready(BTreeMap<String, Value>),
+}
+
+/// Reads a ClusterClass's status (pure; the class as JSON).
+pub fn class_state(class: &Value) -> ClassState {
+    let name = class["metadata"]["name"].as_str().unwrap_or_default();
+    let generation = class["metadata"]["generation"].as_i64();
+    let status = &class["status"];
+    if status.is_null() || status["observedGeneration"].as_i64() != generation {
+        return ClassState::Pending;
+    }
+    let conditions = status["conditions"].as_array().cloned().unwrap_or_default();
+    if let Some(c) = conditions
+        .iter()
+        .find(|c| c["type"] == "VariablesReady" && c["status"] != "True")
+    {
+        return ClassState::Broken(format!(
+            "ClusterClass {name}: VariablesReady={} {}: {}",
+            c["status"].as_str().unwrap_or_default(),
+            c["reason"].as_str().unwrap_or_default(),
+            c["message"].as_str().unwrap_or_default()
+        ));
+    }
+    let mut vars = BTreeMap::new();
+    for v in status["variables"].as_array().into_iter().flatten() {
+        let Some(n) = v["name"].as_str() else {
+            continue;
+        };
+        if v["definitionsConflict"].as_bool() == Some(true) {
+            vars.insert(n.to_string(), json!({"x-kaas-conflict": true}));
+            continue;
+        }
+        let schema = v["definitions"][0]["schema"]["openAPIV3Schema"].clone();
+        vars.insert(n.to_string(), schema);
+    }
+    ClassState::Ready(vars)
+}
+
+/// Problems of the variables a rendered Cluster API cluster sets, against the class's definitions
+/// (pure): each undefined variable, each value whose type the schema does not allow, each
+/// required property missing and each property the schema does not know.
+pub fn variable_problems(
+    class: &str,
+    cluster: &capi::Cluster,
+    defs: &BTreeMap<String, Value>,
+) -> Vec<String> {
+    let mut set: Vec<(String, &Value)> = Vec::new();
+    if let Some(t) = &cluster.spec.topology {
+        for v in t.variables.iter().flatten() {
+            set.push((v.name.clone(), &v.value));
+        }
+        for md in t
+            .workers
+            .iter()
+            .flat_map(|w| w.machine_deployments.iter().flatten())
+        {
+            for v in md
+                .variables
+                .iter()
+                .flat_map(|v| v.overrides.iter().flatten())
+            {
+                set.push((v.name.clone(), &v.value));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (name, value) in set {
+        let Some(schema) = defs.get(&name) else {
+            let p = format!("ClusterClass {class} does not define variable {name} (kaas sets it)");
+            if !out.contains(&p) {
+                out.push(p);
+            }
+            continue;
+        };
+        if schema.get("x-kaas-conflict").is_some() {
+            out.push(format!(
+                "ClusterClass {class}: variable {name} has conflicting definitions"
+            ));
+            continue;
+        }
+        let mut problems = Vec::new();
+        schema_problems(schema, value, &name, &mut problems);
+        for p in problems {
+            let p = format!("ClusterClass {class}: variable {p}");
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn schema_problems(schema: &Value, value: &Value, path: &str, out: &mut Vec<String>) {
+    let actual = json_type(value);
+    if let Some(want) = schema["type"].as_str() {
+        let ok = want == actual || (want == "number" && actual == "integer");
+        if !ok {
+            out.push(format!(
+                "{path}: kaas sets a {actual}, the class expects a {want}"
+            ));
+            return;
+        }
+    }
+    match value {
+        Value::Object(map) => {
+            for r in schema["required"].as_array().into_iter().flatten() {
+                if let Some(r) = r.as_str()
+                    && !map.contains_key(r)
+                {
+                    out.push(format!(
+                        "{path}: the class requires {r:?}, which kaas does not set"
+                    ));
+                }
+            }
+            let props = schema["properties"].as_object();
+            let open = schema["additionalProperties"].is_object()
+                || schema["additionalProperties"] == json!(true)
+                || schema["x-kubernetes-preserve-unknown-fields"] == json!(true);
+            for (k, v) in map {
+                match props.and_then(|p| p.get(k)) {
+                    Some(sub) => schema_problems(sub, v, &format!("{path}.{k}"), out),
+                    None if props.is_some() && !open => out.push(format!(
+                        "{path}: the class does not know property {k:?}, which kaas sets"
+                    )),
+                    None => {
+                        if schema["additionalProperties"].is_object() {
+                            schema_problems(
+                                &schema["additionalProperties"],
+                                v,
+                                &format!("{path}.{k}"),
+                                out,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        Value::Array(items) if schema["items"].is_object() => {
+            for (i, v) in items.iter().enumerate() {
+                schema_problems(&schema["items"], v, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether the addon bundle (its index) serves extension `ext` (pure): `None` when it does.
+pub fn bundle_problem(bundle: &str, index: Option<&AddonBundle>, ext: &str) -> Option<String> {
+    match index {
+        None => Some(format!(
+            "addon bundle {bundle} not found (a ConfigMap labelled {BUNDLE_LABEL} with {BUNDLE_INDEX})"
+        )),
+        Some(b)
+            if !b
+                .addons
+                .iter()
+                .any(|a| a.name == ext && a.stage == Stage::Extension) =>
+        {
+            Some(format!(
+                "addon bundle {bundle} has no addon for extension {ext}"
+            ))
+        }
+        Some(_) => None,
+    }
+}
+
+/// The result of verifying one version.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// Verified: the entry for `Provider.status.versions`.
+    Verified(VersionVerification),
+    /// Not verifiable now (class missing or not reconciled yet): why. Nothing is refused for it.
+    Pending(String),
+}
+
+/// The `StackVerified` condition from the outcomes (pure): status, reason, message.
+pub fn summarize(outcomes: &[Outcome]) -> (kaas_api::conditions::Status, &'static str, String) {
+    use kaas_api::conditions::Status;
+    let pending: Vec<&str> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Pending(why) => Some(why.as_str()),
+            _ => None,
+        })
+        .collect();
+    let unusable: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Verified(v) if !v.unusable.is_empty() => Some(format!(
+                "{}: {}",
+                v.version,
+                v.unusable
+                    .iter()
+                    .map(|u| u.feature.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            _ => None,
+        })
+        .collect();
+    if !unusable.is_empty() {
+        let mut msg = format!("features unusable: {}", unusable.join("; "));
+        if !pending.is_empty() {
+            msg.push_str(&format!("; not verified: {}", pending.join("; ")));
+        }
+        (Status::False, "FeaturesUnusable", msg)
+    } else if !pending.is_empty() {
+        (
+            Status::Unknown,
+            "NotVerified",
+            format!("not verified: {}", pending.join("; ")),
+        )
+    } else {
+        (
+            Status::True,
+            "Verified",
+            "every offered version serves every feature".into(),
+        )
+    }
+}
+
+/// Verifies every offered version of `p` (Cluster API backends; others: nothing). Client calls:
+/// reads the ClusterClasses and addon bundles, creates probe clusters with `dryRun` only.
+pub async fn verify(client: &Client, p: &Provider) -> Result<Vec<Outcome>, kube::Error> {
+    if p.spec.backend.kind != BackendType::ClusterAPI || p.spec.backend.cluster_api.is_none() {
+        return Ok(Vec::new());
+    }
+    let ns = &p.spec.backend.namespace;
+    let classes: Api<ClusterClass> = Api::namespaced(client.clone(), ns);
+    let clusters: Api<capi::Cluster> = Api::namespaced(client.clone(), ns);
+    let bundles = bundles(client, ns).await?;
+    // Validate probes against the offering alone: verification decides capabilities, it must
+    // not be narrowed by its own earlier result.
+    // Lifecycle is not the stack's business: an expired version still runs clusters.
+    let mut offering = p.clone();
+    offering.status = None;
+    for v in &mut offering.spec.kubernetes_versions {
+        v.classification = kaas_api::provider::Classification::Supported;
+    }
+    let mut out = Vec::new();
+    for offer in &p.spec.kubernetes_versions {
+        let class_name = &offer.stack.cluster_class;
+        let Some(class) = classes.get_opt(class_name).await? else {
+            out.push(Outcome::Pending(format!(
+                "{}: ClusterClass {ns}/{class_name} not found",
+                offer.version
+            )));
+            continue;
+        };
+        let class_json = serde_json::to_value(&class).unwrap_or_default();
+        let mut v = VersionVerification {
+            version: offer.version.clone(),
+            cluster_class: Some(class_name.clone()),
+            ..Default::default()
+        };
+        let defs = match class_state(&class_json) {
+            ClassState::Pending => {
+                out.push(Outcome::Pending(format!(
+                    "{}: ClusterClass {ns}/{class_name} is not reconciled by Cluster API yet",
+                    offer.version
+                )));
+                continue;
+            }
+            ClassState::Broken(why) => {
+                for probe in probes(p, offer) {
+                    v.unusable.push(UnusableFeature {
+                        feature: probe.feature,
+                        reason: why.clone(),
+                    });
+                }
+                out.push(Outcome::Verified(v));
+                continue;
+            }
+            ClassState::Ready(defs) => defs,
+        };
+        for probe in probes(p, offer) {
+            match judge(&clusters, ns, class_name, &offering, &probe, &defs).await? {
+                None => v.usable.push(probe.feature),
+                Some(reason) => v.unusable.push(UnusableFeature {
+                    feature: probe.feature,
+                    reason,
+                }),
+            }
+        }
+        if let Some(bundle) = &offer.stack.addons
+            && !bundles.contains_key(bundle)
+        {
+            // Not refused: the addon controller reports a missing bundle on each cluster.
+            out.push(Outcome::Pending(format!(
+                "{}: addon bundle {bundle} not found in {ns}, extensions not verified",
+                offer.version
+            )));
+        } else if let Some(bundle) = &offer.stack.addons {
+            for ext in &p.spec.extensions {
+                let feature = format!("{}{}", features::EXTENSION_PREFIX, ext.name);
+                match bundle_problem(bundle, bundles.get(bundle), &ext.name) {
+                    None => v.usable.push(feature),
+                    Some(reason) => v.unusable.push(UnusableFeature { feature, reason }),
+                }
+            }
+        }
+        out.push(Outcome::Verified(v));
+    }
+    Ok(out)
+}
+
+/// One probe: `None` usable, `Some(reason)` not.
+async fn judge(
+    clusters: &Api<capi::Cluster>,
+    ns: &str,
+    class: &str,
+    offering: &Provider,
+    probe: &Probe,
+    defs: &BTreeMap<String, Value>,
+) -> Result<Option<String>, kube::Error> {
+    let resolved = match kaas_validate::validate(&probe.cluster, offering) {
+        Ok(r) => r,
+        Err(e) => return Ok(Some(format!("the offering does not admit the probe: {e}"))),
+    };
+    let mut rendered = match kaas_render::render(&probe.cluster, &resolved) {
+        Ok(r) => r.cluster,
+        Err(e) => return Ok(Some(format!("kaas cannot render it: {e}"))),
+    };
+    let problems = variable_problems(class, &rendered, defs);
+    if !problems.is_empty() {
+        return Ok(Some(problems.join("; ")));
+    }
+    // Dry-run in the provider namespace (it exists; the tenant's namespace may not).
+    rendered.metadata.namespace = Some(ns.to_string());
+    rendered.metadata.name = probe.cluster.metadata.name.clone();
+    let pp = PostParams {
+        dry_run: true,
+        field_manager: Some(crate::FIELD_MANAGER.into()),
+    };
+    match clusters.create(&pp, &rendered).await {
+        Ok(_) => Ok(None),
+        Err(kube::Error::Api(ae)) if matches!(ae.code, 400 | 403 | 409 | 422) => {
+            Ok(Some(format!("Cluster API refused it: {}", ae.message)))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Addon bundle indexes in `ns` by bundle name.
+async fn bundles(client: &Client, ns: &str) -> Result<BTreeMap<String, AddonBundle>, kube::Error> {
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let list = cms
+        .list(&kube::api::ListParams::default().labels(BUNDLE_LABEL))
+        .await?;
+    let mut out = BTreeMap::new();
+    for cm in list.items {
+        let Some(index) = cm.data.as_ref().and_then(|d| d.get(BUNDLE_INDEX)) else {
+            continue;
+        };
+        if let Ok(b) = serde_yaml::from_str::<AddonBundle>(index) {
+            let name = cm
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(BUNDLE_LABEL))
+                .cloned()
+                .unwrap_or_else(|| b.name.clone());
+            out.insert(name, b);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider() -> Provider {
+        serde_yaml::from_str(include_str!("../../../examples/provider-inmemory.yaml")).unwrap()
+    }
+
+    #[test]
+    fn every_feature_gets_a_probe_that_validates_against_the_offering() {
+        let p = provider();
+        let probes = probes(&p, &p.spec.kubernetes_versions[1]);
+        let names: Vec<&str> = probes.iter().map(|p| p.feature.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "base",
+                "oidc",
+                "apiServerAllowedCIDRs",
+                "taints",
+                "labels",
+                "zones",
+                "autoscaling"
+            ]
+        );
+        for probe in &probes {
+            let r = kaas_validate::validate(&probe.cluster, &p)
+                .unwrap_or_else(|e| panic!("{}: {e}", probe.feature));
+            let used: Vec<String> = kaas_validate::offering::used_features(&probe.cluster)
+                .into_iter()
+                .map(|(f, _)| f)
+                .collect();
+            if probe.feature == "base" {
+                assert!(used.is_empty(), "{used:?}");
+            } else {
+                assert!(used.contains(&probe.feature), "{}: {used:?}", probe.feature);
+            }
+            kaas_render::render(&probe.cluster, &r).unwrap();
+        }
+    }
+
+    #[test]
+    fn variables_are_checked_against_the_class_definitions() {
+        let defs: BTreeMap<String, Value> = [
+            ("flavor".to_string(), json!({"type": "string"})),
+            (
+                "oidc".to_string(),
+                json!({"type": "object", "required": ["issuerURL", "extra"], "properties": {"issuerURL": {"type": "string"}}}),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let mut c = capi::Cluster::new("x", Default::default());
+        c.spec.topology = Some(capi::ClusterTopology {
+            variables: Some(vec![
+                capi::ClusterTopologyVariables {
+                    name: "flavor".into(),
+                    value: json!(3),
+                },
+                capi::ClusterTopologyVariables {
+                    name: "oidc".into(),
+                    value: json!({"issuerURL": "https://x", "clientID": "a"}),
+                },
+                capi::ClusterTopologyVariables {
+                    name: "missing".into(),
+                    value: json!("a"),
+                },
+            ]),
+            ..Default::default()
+        });
+        let p = variable_problems("cc", &c, &defs);
+        assert_eq!(
+            p,
+            [
+                "ClusterClass cc: variable flavor: kaas sets a integer, the class expects a string",
+                "ClusterClass cc: variable oidc: the class requires \"extra\", which kaas does not set",
+                "ClusterClass cc: variable oidc: the class does not know property \"clientID\", which kaas sets",
+                "ClusterClass cc does not define variable missing (kaas sets it)",
+            ]
+        );
+    }
+
+    #[test]
+    fn class_state_needs_a_current_status_and_ready_variables() {
+        let mut cc = json!({"metadata": {"name": "cc", "generation": 2}, "status": {"observedGeneration": 1}});
+        assert_eq!(class_state(&cc), ClassState::Pending);
+        cc["status"] = json!({"observedGeneration": 2, "conditions": [{"type": "VariablesReady", "status": "False", "reason": "VariableDiscoveryFailed", "message": "boom"}]});
+        assert_eq!(
+            class_state(&cc),
+            ClassState::Broken(
+                "ClusterClass cc: VariablesReady=False VariableDiscoveryFailed: boom".into()
+            )
+        );
+        cc["status"] = json!({"observedGeneration": 2, "conditions": [{"type": "VariablesReady", "status": "True"}],
+            "variables": [{"name": "a", "definitions": [{"from": "inline", "required": false, "schema": {"openAPIV3Schema": {"type": "string"}}}]}]});
+        let ClassState::Ready(defs) = class_state(&cc) else {
+            panic!("ready")
+        };
+        assert_eq!(defs["a"], json!({"type": "string"}));
+    }
+
+    #[test]
+    fn the_condition_names_every_unusable_feature_per_version() {
+        use kaas_api::conditions::Status;
+        let v = |ver: &str, bad: &[&str]| {
+            Outcome::Verified(VersionVerification {
+                version: ver.into(),
+                unusable: bad
+                    .iter()
+                    .map(|f| UnusableFeature {
+                        feature: f.to_string(),
+                        reason: "r".into(),
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+        };
+        assert_eq!(summarize(&[v("1.35.4", &[])]).0, Status::True);
+        let (s, r, m) = summarize(&[
+            v("1.35.4", &["taints"]),
+            v("1.36.3", &["taints", "oidc"]),
+            Outcome::Pending("1.34.4: ClusterClass x not found".into()),
+        ]);
+        assert_eq!((s, r), (Status::False, "FeaturesUnusable"));
+        assert_eq!(
+            m,
+            "features unusable: 1.35.4: taints; 1.36.3: taints, oidc; not verified: 1.34.4: ClusterClass x not found"
+        );
+        assert_eq!(
+            summarize(&[Outcome::Pending("p".into())]).0,
+            Status::Unknown
+        );
+    }
+
+    #[test]
+    fn extensions_need_an_addon_in_the_bundle() {
+        let b = AddonBundle {
+            name: "b".into(),
+            addons: vec![kaas_api::addons::BundleAddon {
+                name: "metrics".into(),
+                stage: Stage::Extension,
+                version: "1".into(),
+                implementation: None,
+                manifests: vec![],
+            }],
+        };
+        assert_eq!(bundle_problem("b", Some(&b), "metrics"), None);
+        assert!(
+            bundle_problem("b", Some(&b), "flux")
+                .unwrap()
+                .contains("no addon for extension flux")
+        );
+        assert!(
+            bundle_problem("b", None, "metrics")
+                .unwrap()
+                .contains("not found")
+        );
+    }
+}
