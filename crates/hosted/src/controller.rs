@@ -447,6 +447,42 @@ fn short(e: &anyhow::Error) -> String {
     }
 }
 
+/// Labels the workload cluster's `default` namespace with Pod Security `baseline` (enforce) and
+/// `restricted` (audit, warn) unless it already carries an enforce level.
+async fn label_default_namespace(admin: &Client) -> Result<()> {
+    use k8s_openapi::api::core::v1::Namespace;
+    let api: Api<Namespace> = Api::all(admin.clone());
+    let ns = tokio::time::timeout(Duration::from_secs(5), api.get("default"))
+        .await
+        .map_err(|_| anyhow!("reading namespace default timed out"))??;
+    if ns
+        .labels()
+        .contains_key("pod-security.kubernetes.io/enforce")
+    {
+        return Ok(());
+    }
+    let patch = json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": "default", "labels": {
+            "pod-security.kubernetes.io/enforce": "baseline",
+            "pod-security.kubernetes.io/audit": "restricted",
+            "pod-security.kubernetes.io/warn": "restricted",
+        }},
+    });
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        api.patch(
+            "default",
+            &PatchParams::apply(FIELD_MANAGER),
+            &Patch::Apply(&patch),
+        ),
+    )
+    .await
+    .map_err(|_| anyhow!("labelling namespace default timed out"))??;
+    Ok(())
+}
+
 /// Brings one control plane to its spec and observes it. Errors only for what must be retried
 /// (files, the management API); process and workload problems end up in [`Observed`].
 async fn realise(
@@ -588,6 +624,11 @@ async fn realise(
         tokio::time::timeout(Duration::from_secs(5), sas.get_opt("default")).await,
         Ok(Ok(Some(_)))
     );
+    // Pod Security for the one workload namespace every cluster starts with (scs-0217: at least
+    // baseline, as a label); kept if the tenant has set its own level.
+    if let Err(e) = label_default_namespace(&admin).await {
+        tracing::warn!(namespace = %ns, %name, error = %short(&e), "cannot label the default namespace");
+    }
 
     // The kubeconfig Secret next to the object, owned by it.
     let secret_name = kubeconfig_secret_name(name);
