@@ -89,6 +89,10 @@ enum Command {
     /// by kaas, in place: no machine is recreated or rolled. Exit 0 adopted (or adoptable with
     /// --dry-run), 1 refused (nothing written), 2 on error.
     Adopt(cmd::adopt::Args),
+    /// Check a management cluster's prerequisites (Cluster API, kaas CRDs and policies, each
+    /// Provider's ClusterClasses, credentials, addon bundles, the operator's lease), each with its
+    /// fix. Exit 0 all ok, 1 a problem, 2 could not check.
+    Doctor(cmd::doctor::Args),
 }
 
 fn init_tracing() {
@@ -118,6 +122,15 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => {
             return match runtime().block_on(cmd::check::run(args)) {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => {
+                    eprintln!("kaas: {e:#}");
+                    ExitCode::from(2)
+                }
+            };
+        }
+        Command::Doctor(args) => {
+            return match runtime().block_on(cmd::doctor::run(args)) {
                 Ok(code) => ExitCode::from(code),
                 Err(e) => {
                     eprintln!("kaas: {e:#}");

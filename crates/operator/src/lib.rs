@@ -12,6 +12,7 @@ pub mod backend;
 pub mod compliance;
 pub mod controller;
 pub mod dereference;
+pub mod doctor;
 pub mod gitsource;
 pub mod install;
 pub mod leader;

@@ -5,6 +5,7 @@ pub mod check;
 pub mod crds;
 pub mod describe;
 pub mod dev;
+pub mod doctor;
 pub mod hosted_runtime;
 pub mod migrate;
 pub mod operator;
