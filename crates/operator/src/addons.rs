@@ -500,7 +500,7 @@ const NOT_SERVED: &str = "the cluster does not serve";
 /// longer wants. Returns the status per addon and the new inventory. With `simulated` (Cluster
 /// API's in-memory backend, whose fake API server serves only a few kinds and no server-side
 /// apply), objects of kinds it does not serve are skipped and listed in the status instead of
-/// failing the addon.
+/// failing the addon, and objects are created or replaced; never for any other cluster.
 pub async fn apply(
     workload: &Client,
     bundle: &str,
@@ -563,7 +563,7 @@ pub async fn apply(
             let result = match &discovery {
                 Ok(d) => {
                     match api_for(workload, d, &r.api_version, &r.kind, r.namespace.as_deref()) {
-                        Ok(api) => upsert(&api, &r, o, &pp).await,
+                        Ok(api) => upsert(&api, &r, o, &pp, simulated).await,
                         Err(e) => Err(e),
                     }
                 }
@@ -651,19 +651,23 @@ pub async fn apply(
     (statuses, inventory)
 }
 
-/// Server-side apply; where the server has no server-side apply (HTTP 415, e.g. Cluster API's
-/// in-memory fake workload API server), create or replace instead.
+/// Server-side apply. Only on the `simulated` API server of Cluster API's in-memory stack, which
+/// has no server-side apply (HTTP 415), create or replace instead; every real API server gets
+/// server-side apply and nothing else.
 async fn upsert(
     api: &Api<DynamicObject>,
     r: &ObjectRef,
     o: &DynamicObject,
     pp: &PatchParams,
+    simulated: bool,
 ) -> Result<(), String> {
     let what = format!("{} {}", r.kind, r.name);
     match tokio::time::timeout(CALL_TIMEOUT, api.patch(&r.name, pp, &Patch::Apply(o))).await {
         Ok(Ok(_)) => Ok(()),
         // 415, or an empty error body (how kube reports the fake server's plain-text 415).
-        Ok(Err(kube::Error::Api(e))) if e.code == 415 || (e.code == 0 && e.message.is_empty()) => {
+        Ok(Err(kube::Error::Api(e)))
+            if simulated && (e.code == 415 || (e.code == 0 && e.message.is_empty())) =>
+        {
             // Create first (the fake server answers a GET of a missing object without a Status).
             match tokio::time::timeout(CALL_TIMEOUT, api.create(&PostParams::default(), o)).await {
                 Ok(Ok(_)) => Ok(()),
