@@ -2,8 +2,6 @@
 //! (`kaas_api::hosted`) in the provider-side namespace. Pure, like the Cluster API rendering: the
 //! operator's hosted backend applies what this returns, a runtime realises it.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kaas_api::Cluster;
@@ -12,7 +10,7 @@ use kaas_api::provider::BackendType;
 use kaas_validate::Resolved;
 use kaas_validate::offering::Size;
 
-use crate::{LABEL_CLUSTER, LABEL_PROVIDER, LABEL_TENANT, RenderError, capi_namespace};
+use crate::{RenderError, capi_namespace, name_and_tenant, namespace_labels, object_labels};
 
 /// What the hosted backend writes for one SCS `Cluster`.
 #[derive(Clone, Debug, PartialEq)]
@@ -32,42 +30,16 @@ pub fn render_hosted(
     if resolved.backend != BackendType::Hosted {
         return Err(RenderError::Incomplete("a hosted provider"));
     }
-    let name = cluster
-        .metadata
-        .name
-        .clone()
-        .ok_or(RenderError::NoMetadata("name"))?;
-    let tenant = cluster
-        .metadata
-        .namespace
-        .clone()
-        .ok_or(RenderError::NoMetadata("namespace"))?;
+    let (name, tenant) = name_and_tenant(cluster)?;
     let version = resolved
         .version
         .as_ref()
         .ok_or(RenderError::Incomplete("version"))?;
     let ns_name = capi_namespace(&resolved.provider, &tenant);
-    let labels: BTreeMap<String, String> = [
-        (LABEL_CLUSTER, name.as_str()),
-        (LABEL_TENANT, tenant.as_str()),
-        (LABEL_PROVIDER, resolved.provider.as_str()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
     let namespace = Namespace {
         metadata: ObjectMeta {
             name: Some(ns_name.clone()),
-            labels: Some(
-                [
-                    (LABEL_TENANT, tenant.as_str()),
-                    (LABEL_PROVIDER, resolved.provider.as_str()),
-                    ("app.kubernetes.io/managed-by", "kaas"),
-                ]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            ),
+            labels: Some(namespace_labels(&tenant, &resolved.provider)),
             ..Default::default()
         },
         ..Default::default()
@@ -98,9 +70,9 @@ pub fn render_hosted(
         .collect::<Result<Vec<_>, RenderError>>()?;
     let control_plane = HostedControlPlane {
         metadata: ObjectMeta {
+            labels: Some(object_labels(&name, &tenant, &resolved.provider)),
             name: Some(name),
             namespace: Some(ns_name),
-            labels: Some(labels),
             ..Default::default()
         },
         spec: HostedControlPlaneSpec {

@@ -50,6 +50,46 @@ pub enum RenderError {
     NoMetadata(&'static str),
 }
 
+/// The SCS Cluster's name and tenant namespace.
+pub(crate) fn name_and_tenant(cluster: &Cluster) -> Result<(String, String), RenderError> {
+    let name = cluster
+        .metadata
+        .name
+        .clone()
+        .ok_or(RenderError::NoMetadata("name"))?;
+    let tenant = cluster
+        .metadata
+        .namespace
+        .clone()
+        .ok_or(RenderError::NoMetadata("namespace"))?;
+    Ok((name, tenant))
+}
+
+/// Labels of every object kaas renders for a cluster (the orphan collector and the watches
+/// find them by these).
+pub(crate) fn object_labels(name: &str, tenant: &str, provider: &str) -> BTreeMap<String, String> {
+    [
+        (LABEL_CLUSTER, name),
+        (LABEL_TENANT, tenant),
+        (LABEL_PROVIDER, provider),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// Labels of a provider-side namespace.
+pub(crate) fn namespace_labels(tenant: &str, provider: &str) -> BTreeMap<String, String> {
+    [
+        (LABEL_TENANT, tenant),
+        (LABEL_PROVIDER, provider),
+        ("app.kubernetes.io/managed-by", "kaas"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
 /// What kaas writes to the management cluster for one SCS `Cluster`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rendered {
@@ -119,16 +159,7 @@ pub fn render_at(
     if resolved.backend != BackendType::ClusterAPI {
         return Err(RenderError::NotClusterApi(resolved.provider.clone()));
     }
-    let name = cluster
-        .metadata
-        .name
-        .clone()
-        .ok_or(RenderError::NoMetadata("name"))?;
-    let tenant = cluster
-        .metadata
-        .namespace
-        .clone()
-        .ok_or(RenderError::NoMetadata("namespace"))?;
+    let (name, tenant) = name_and_tenant(cluster)?;
     let stack = resolved.stack.ok_or(RenderError::Incomplete("stack"))?;
     let provider_ns = resolved
         .provider_namespace
@@ -151,25 +182,8 @@ pub fn render_at(
         _ => Some(provider_ns),
     };
 
-    let labels: BTreeMap<String, String> = [
-        (LABEL_CLUSTER, name.as_str()),
-        (LABEL_TENANT, tenant.as_str()),
-        (LABEL_PROVIDER, resolved.provider.as_str()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-
-    let ns_labels: BTreeMap<String, String> = [
-        (LABEL_TENANT.to_string(), tenant.clone()),
-        (LABEL_PROVIDER.to_string(), resolved.provider.clone()),
-        (
-            "app.kubernetes.io/managed-by".to_string(),
-            "kaas".to_string(),
-        ),
-    ]
-    .into_iter()
-    .collect();
+    let labels = object_labels(&name, &tenant, &resolved.provider);
+    let ns_labels = namespace_labels(&tenant, &resolved.provider);
 
     let stack_impl = stacks::for_kind(stack);
     let machine_deployments = machine_deployments(resolved, stack_impl.as_ref(), target.is_some());

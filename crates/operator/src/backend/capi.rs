@@ -92,11 +92,7 @@ impl Backend for ClusterApi {
             // The adopted cluster's namespace is the provider's; tenants get no access there.
             return Ok(());
         }
-        // The tenant's read access is retried with every reconcile; it never holds up the cluster.
-        let tenant = cluster.namespace().unwrap_or_default();
-        if let Err(e) = sync_capi_viewer(ctx, &tenant, &ns_name).await {
-            tracing::warn!(namespace = %ns_name, error = %e, "cannot keep the tenant's RoleBinding {CAPI_VIEWER_BINDING}");
-        }
+        keep_tenant_viewer(ctx, cluster, &ns_name).await;
         Ok(())
     }
 
@@ -106,15 +102,7 @@ impl Backend for ClusterApi {
         cluster: &Cluster,
         resolved: Option<&Resolved>,
     ) -> Result<Observation, Error> {
-        let provider = match resolved {
-            Some(r) => r.provider.clone(),
-            None => cluster
-                .spec
-                .provider
-                .as_ref()
-                .and_then(|p| p.name.clone())
-                .unwrap_or_default(),
-        };
+        let provider = super::provider_name(cluster, resolved);
         let loc = crate::adopt::locate(&ctx.client, cluster, &provider).await?;
         let (ns, capi_name) = (loc.namespace, loc.name);
         let api: Api<CapiCluster> = Api::namespaced(ctx.client.clone(), &ns);
@@ -356,13 +344,18 @@ pub fn capi_viewer_binding(
     }
 }
 
+/// The tenant's read access to its provider-side namespace, retried with every reconcile: a
+/// failure is logged and never holds up the cluster.
+pub(crate) async fn keep_tenant_viewer(ctx: &Context, cluster: &Cluster, ns: &str) {
+    let tenant = cluster.namespace().unwrap_or_default();
+    if let Err(e) = sync_capi_viewer(ctx, &tenant, ns).await {
+        tracing::warn!(namespace = %ns, error = %e, "cannot keep the tenant's RoleBinding {CAPI_VIEWER_BINDING}");
+    }
+}
+
 /// Keeps the tenant's read access to its Cluster API objects: writes [`capi_viewer_binding`] into
 /// `capi_ns` when it differs from what is there (one list and one get otherwise).
-pub(crate) async fn sync_capi_viewer(
-    ctx: &Context,
-    tenant: &str,
-    capi_ns: &str,
-) -> Result<(), Error> {
+async fn sync_capi_viewer(ctx: &Context, tenant: &str, capi_ns: &str) -> Result<(), Error> {
     let tenant_bindings = Api::<RoleBinding>::namespaced(ctx.client.clone(), tenant)
         .list(&ListParams::default())
         .await?

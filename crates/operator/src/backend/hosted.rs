@@ -15,24 +15,12 @@ use kaas_validate::Resolved;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 
-use super::capi::{kubeconfig_secret_name, sync_capi_viewer};
+use super::capi::{keep_tenant_viewer, kubeconfig_secret_name};
 use super::{Backend, Deletion, Observation, PoolObservation, Signal};
 use crate::{Context, Error, FIELD_MANAGER};
 
 /// The hosted backend; `runtime` comes from the Provider (`backend.hosted.runtime`).
 pub struct Hosted;
-
-fn provider_of(cluster: &Cluster, resolved: Option<&Resolved>) -> String {
-    match resolved {
-        Some(r) => r.provider.clone(),
-        None => cluster
-            .spec
-            .provider
-            .as_ref()
-            .and_then(|p| p.name.clone())
-            .unwrap_or_default(),
-    }
-}
 
 /// A condition of the runtime's status as a [`Signal`]; a condition written for an older
 /// generation is not trusted.
@@ -157,10 +145,7 @@ impl Backend for Hosted {
                 &Patch::Apply(&rendered.control_plane),
             )
             .await?;
-        let tenant = cluster.namespace().unwrap_or_default();
-        if let Err(e) = sync_capi_viewer(ctx, &tenant, &ns).await {
-            tracing::warn!(namespace = %ns, error = %e, "cannot keep the tenant's read access to its provider-side namespace");
-        }
+        keep_tenant_viewer(ctx, cluster, &ns).await;
         Ok(())
     }
 
@@ -171,7 +156,7 @@ impl Backend for Hosted {
         resolved: Option<&Resolved>,
     ) -> Result<Observation, Error> {
         let ns = capi_namespace(
-            &provider_of(cluster, resolved),
+            &super::provider_name(cluster, resolved),
             &cluster.namespace().unwrap_or_default(),
         );
         let api: Api<HostedControlPlane> = Api::namespaced(ctx.client.clone(), &ns);

@@ -115,6 +115,19 @@ pub trait Backend: Send + Sync {
     ) -> Result<Option<kube::Client>, Error>;
 }
 
+/// The provider of a cluster: the resolved one, else the one its spec names (`""` if none).
+pub(crate) fn provider_name(cluster: &Cluster, resolved: Option<&Resolved>) -> String {
+    match resolved {
+        Some(r) => r.provider.clone(),
+        None => cluster
+            .spec
+            .provider
+            .as_ref()
+            .and_then(|p| p.name.clone())
+            .unwrap_or_default(),
+    }
+}
+
 /// A client from kubeconfig bytes (bounded connect and read timeouts).
 pub async fn client_from_kubeconfig(bytes: &[u8]) -> Result<kube::Client, Error> {
     let text = std::str::from_utf8(bytes)
