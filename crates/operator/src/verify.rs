@@ -6,12 +6,15 @@
 //! exactly as for a tenant, the variables kaas renders are checked against the class's variable
 //! definitions (defined, compatible schema type), and the rendered Cluster API `Cluster` is created
 //! with `dryRun` in the provider namespace so Cluster API's admission (webhooks, feature gates)
-//! judges it. Extensions are checked against the version's addon bundle.
+//! judges it. Extensions are checked against the version's addon bundle. Admission does not run
+//! the class's patches; what Cluster API's topology controller fails on for the provider's existing
+//! clusters (`TopologyReconciled=False`) is attributed to the feature whose variables the message
+//! names and reported too.
 //!
 //! The pure parts ([`probes`], [`variable_problems`], [`class_state`], [`bundle_problem`],
-//! [`summarize`]) are separated from the client calls ([`verify`]).
+//! [`probe_variables`], [`topology_failures`], [`summarize`]) are separated from the client calls ([`verify`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kaas_api::addons::{AddonBundle, BUNDLE_INDEX, BUNDLE_LABEL, Stage};
@@ -21,7 +24,7 @@ use kaas_api::provider::{
 use kaas_api::{Cluster, Provider};
 use kaas_capi::cluster as capi;
 use kaas_capi::clusterclass::ClusterClass;
-use kube::api::PostParams;
+use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
@@ -365,6 +368,17 @@ pub async fn verify(client: &Client, p: &Provider) -> Result<Vec<Outcome>, kube:
     let classes: Api<ClusterClass> = Api::namespaced(client.clone(), ns);
     let clusters: Api<capi::Cluster> = Api::namespaced(client.clone(), ns);
     let bundles = bundles(client, ns).await?;
+    let existing: Vec<Value> = Api::<capi::Cluster>::all(client.clone())
+        .list(&ListParams::default().labels(&format!(
+            "{}={}",
+            kaas_render::LABEL_PROVIDER,
+            p.metadata.name.as_deref().unwrap_or_default()
+        )))
+        .await?
+        .items
+        .iter()
+        .map(|c| serde_json::to_value(c).unwrap_or_default())
+        .collect();
     // Validate probes against the offering alone: verification decides capabilities, it must
     // not be narrowed by its own earlier result.
     // Lifecycle is not the stack's business: an expired version still runs clusters.
@@ -435,9 +449,90 @@ pub async fn verify(client: &Client, p: &Provider) -> Result<Vec<Outcome>, kube:
                 }
             }
         }
+        // Topology failures of the provider's existing clusters on this version and class.
+        let feature_vars = probe_variables(&offering, offer);
+        for (feature, reason) in
+            topology_failures(&existing, class_name, &offer.version, &feature_vars)
+        {
+            v.usable.retain(|f| *f != feature);
+            if !v.unusable.iter().any(|u| u.feature == feature) {
+                v.unusable.push(UnusableFeature { feature, reason });
+            }
+        }
         out.push(Outcome::Verified(v));
     }
     Ok(out)
+}
+
+/// Per feature, the variables its probe sets beyond those of the base probe (pure).
+pub fn probe_variables(
+    offering: &Provider,
+    offer: &KubernetesVersion,
+) -> BTreeMap<String, BTreeSet<String>> {
+    let mut all = BTreeMap::new();
+    for probe in probes(offering, offer) {
+        let Ok(r) = kaas_validate::validate(&probe.cluster, offering) else {
+            continue;
+        };
+        let Ok(rendered) = kaas_render::render(&probe.cluster, &r) else {
+            continue;
+        };
+        let mut names = BTreeSet::new();
+        if let Some(t) = &rendered.cluster.spec.topology {
+            names.extend(t.variables.iter().flatten().map(|v| v.name.clone()));
+        }
+        all.insert(probe.feature, names);
+    }
+    let base = all.remove(features::BASE).unwrap_or_default();
+    all.into_iter()
+        .map(|(f, vars)| (f, vars.difference(&base).cloned().collect()))
+        .filter(|(_, vars): &(String, BTreeSet<String>)| !vars.is_empty())
+        .collect()
+}
+
+/// Features that existing Cluster API clusters of `version` on `class` fail on (pure):
+/// `TopologyReconciled=False` whose message names a variable only that feature sets (e.g. a patch
+/// of the class that cannot be applied to the value kaas renders for it).
+pub fn topology_failures(
+    clusters: &[Value],
+    class: &str,
+    version: &str,
+    feature_vars: &BTreeMap<String, BTreeSet<String>>,
+) -> Vec<(String, String)> {
+    let want = format!("v{}", version.trim_start_matches('v'));
+    let mut out: Vec<(String, String)> = Vec::new();
+    for c in clusters {
+        let topo = &c["spec"]["topology"];
+        if topo["version"].as_str() != Some(want.as_str())
+            || topo["classRef"]["name"].as_str() != Some(class)
+        {
+            continue;
+        }
+        let Some(cond) = c["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|x| x["type"] == "TopologyReconciled" && x["status"] == "False")
+        else {
+            continue;
+        };
+        let msg = cond["message"].as_str().unwrap_or_default();
+        for (feature, vars) in feature_vars {
+            if vars.iter().any(|v| msg.contains(v.as_str()))
+                && !out.iter().any(|(f, _)| f == feature)
+            {
+                out.push((
+                    feature.clone(),
+                    format!(
+                        "Cluster API cannot compute the topology of cluster {}/{}: {msg}",
+                        c["metadata"]["namespace"].as_str().unwrap_or_default(),
+                        c["metadata"]["name"].as_str().unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// One probe: `None` usable, `Some(reason)` not.
@@ -633,6 +728,52 @@ mod tests {
         assert_eq!(
             summarize(&[Outcome::Pending("p".into())]).0,
             Status::Unknown
+        );
+    }
+
+    #[test]
+    fn topology_failures_are_attributed_by_the_variables_a_feature_sets() {
+        let scs2: Provider =
+            serde_yaml::from_str(include_str!("../../../examples/provider-openstack.yaml"))
+                .unwrap();
+        let mut offering = scs2.clone();
+        for v in &mut offering.spec.kubernetes_versions {
+            v.classification = kaas_api::provider::Classification::Supported;
+        }
+        let offer = &offering.spec.kubernetes_versions[1];
+        let vars = probe_variables(&offering, offer);
+        assert_eq!(
+            vars["oidc"].iter().collect::<Vec<_>>(),
+            ["oidcConfig"],
+            "{vars:?}"
+        );
+        assert!(!vars.contains_key("taints"), "{vars:?}");
+        let cluster = |version: &str, msg: &str| {
+            json!({"metadata": {"namespace": "kaas-fra1-t", "name": "c"},
+                "spec": {"topology": {"version": version, "classRef": {"name": offer.stack.cluster_class}}},
+                "status": {"conditions": [{"type": "TopologyReconciled", "status": "False", "message": msg}]}})
+        };
+        let broken = cluster(
+            "v1.35.4",
+            "failed to apply patches: patch oidcConfig: unable to find field extraArgs/oidc-issuer-url",
+        );
+        let f = topology_failures(
+            &[broken.clone(), cluster("v1.36.3", "oidcConfig")],
+            &offer.stack.cluster_class,
+            &offer.version,
+            &vars,
+        );
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].0, "oidc");
+        assert!(f[0].1.contains("kaas-fra1-t/c") && f[0].1.contains("extraArgs"));
+        assert!(
+            topology_failures(
+                &[cluster("v1.35.4", "some other failure")],
+                &offer.stack.cluster_class,
+                &offer.version,
+                &vars
+            )
+            .is_empty()
         );
     }
 
