@@ -477,11 +477,36 @@ async fn a_hosted_cluster_lives_its_whole_life_on_real_api_servers() {
             .items
             .is_empty()
     );
+    // Both kubeconfig Secrets go with their owners (the SCS Cluster, the HostedControlPlane).
+    let provider_ns = kaas_render::capi_namespace("local", TENANT);
+    for (ns, what) in [(TENANT, "tenant copy"), (provider_ns.as_str(), "runtime's")] {
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(admin.clone(), ns);
+        until(
+            &format!("the {what} kubeconfig Secret removed"),
+            Duration::from_secs(60),
+            || async {
+                match secrets
+                    .get_opt("h1-kubeconfig")
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    None => Ok(()),
+                    Some(_) => Err("still there".to_string()),
+                }
+            },
+        )
+        .await;
+    }
     let left = processes_with(&state_arg);
     assert!(left.is_empty(), "processes left: {left:?}");
     // Cluster data lives in `<state>/<namespace>/<name>/`; the runtime's own lock file stays.
     let leftover: Vec<_> = std::fs::read_dir(&state)
-        .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
         .unwrap_or_default();
     let files = leftover.iter().flat_map(|p| walk(p)).collect::<Vec<_>>();
     assert!(files.is_empty(), "data left on disk: {files:?}");

@@ -103,8 +103,17 @@ impl From<anyhow::Error> for Error {
 pub async fn run(client: Client, cfg: RuntimeConfig) -> Result<()> {
     std::fs::create_dir_all(&cfg.state_dir)
         .with_context(|| format!("creating {}", cfg.state_dir.display()))?;
+    // Keys, kubeconfigs and etcd data live below: only the runtime's user may enter.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&cfg.state_dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting {}", cfg.state_dir.display()))?;
+    }
     // One runtime per state directory: two would start every control plane twice.
     let _lock = lock_state_dir(&cfg.state_dir)?;
+    // A state directory belongs to one management cluster: pointed at another one, the orphan
+    // sweep would remove every control plane it does not know.
+    bind_to_management_cluster(&client, &cfg.state_dir).await?;
     tracing::info!(
         state_dir = %cfg.state_dir.display(),
         versions = ?cfg.artifacts.workload_versions(),
@@ -125,6 +134,37 @@ pub async fn run(client: Client, cfg: RuntimeConfig) -> Result<()> {
         })
         .await;
     Ok(())
+}
+
+/// File in the state directory naming the management cluster it belongs to (the UID of its
+/// `kube-system` namespace).
+const MANAGEMENT_CLUSTER_FILE: &str = ".management-cluster";
+
+/// Records the management cluster's identity in a new state directory, and refuses to run on a
+/// state directory of another management cluster.
+async fn bind_to_management_cluster(client: &Client, state_dir: &std::path::Path) -> Result<()> {
+    use k8s_openapi::api::core::v1::Namespace;
+    let ns = tokio::time::timeout(
+        Duration::from_secs(15),
+        Api::<Namespace>::all(client.clone()).get("kube-system"),
+    )
+    .await
+    .map_err(|_| anyhow!("reading namespace kube-system of the management cluster timed out"))?
+    .context("reading namespace kube-system of the management cluster")?;
+    let uid = ns.metadata.uid.unwrap_or_default();
+    let file = state_dir.join(MANAGEMENT_CLUSTER_FILE);
+    match std::fs::read_to_string(&file) {
+        Ok(known) if known.trim() == uid => Ok(()),
+        Ok(known) => bail!(
+            "{} holds the control planes of another management cluster (kube-system uid {}, this one is {uid}); use another --state-dir",
+            state_dir.display(),
+            known.trim()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            write_if_changed(&file, uid.as_bytes(), false).map(|_| ())
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", file.display())),
+    }
 }
 
 /// An exclusive `flock` on `<state>/.runtime.lock`, held while the returned descriptor lives (the

@@ -125,6 +125,21 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
                 }
             },
         )
+        // Hosted control planes: the runtime's status changes (restarts, upgrades, failures)
+        // reach the SCS Cluster at once, not at the next periodic requeue.
+        .watches(
+            Api::<kaas_api::HostedControlPlane>::all(client.clone()),
+            watcher::Config::default()
+                .labels(LABEL_CLUSTER)
+                .any_semantic(),
+            |h| {
+                let labels = h.labels();
+                match (labels.get(LABEL_CLUSTER), labels.get(LABEL_TENANT)) {
+                    (Some(n), Some(t)) => Some(ObjectRef::<Cluster>::new(n).within(t)),
+                    _ => None,
+                }
+            },
+        )
         .watches(
             Api::<Provider>::all(client.clone()),
             watcher::Config::default().any_semantic(),

@@ -340,11 +340,17 @@ fn stop_daemon(dir: &Path, name: &str, subcommand: &str) {
         unsafe {
             libc::kill(pid, libc::SIGTERM);
         }
-        for _ in 0..50 {
+        for _ in 0..100 {
             if !alive(pid) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(100));
+        }
+        if alive(pid) {
+            // SAFETY: as above; it did not end within 10 s of SIGTERM.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
         }
         eprintln!("stopped: {name}");
     }

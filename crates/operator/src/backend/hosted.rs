@@ -105,8 +105,13 @@ pub fn observe_hosted(hcp: &HostedControlPlane) -> Observation {
         .as_ref()
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == hc::READY));
     if let Some(r) = ready.filter(|r| r.status != "True") {
-        if r.reason == "VersionNotAvailable" || st.phase.as_deref() == Some("Failed") {
-            o.failure = Some(format!("the control-plane runtime refused: {}", r.message));
+        // Only what the runtime cannot do without a change of the spec or the provider is a
+        // failure; a start that failed is retried by the runtime and shows as progress.
+        if r.reason == "VersionNotAvailable" {
+            o.failure = Some(format!(
+                "the control-plane runtime cannot run this version: {}",
+                r.message
+            ));
         } else {
             o.rolling_out
                 .get_or_insert_with(|| format!("{}: {}", r.reason, r.message));
@@ -164,12 +169,20 @@ impl Backend for Hosted {
             return Ok(Observation::default());
         };
         let mut o = observe_hosted(&hcp);
-        if let Some(secret) = hcp
+        // The runtime names its Secret in the status; kaas copies only the one of the fixed name.
+        if hcp
             .status
             .as_ref()
-            .and_then(|s| s.kubeconfig_secret.clone())
+            .and_then(|s| s.kubeconfig_secret.as_deref())
+            == Some(kubeconfig_secret_name(&cluster.name_any()).as_str())
         {
-            o.kubeconfig_secret = super::copy_kubeconfig(ctx, cluster, &ns, &secret).await?;
+            o.kubeconfig_secret = super::copy_kubeconfig(
+                ctx,
+                cluster,
+                &ns,
+                &kubeconfig_secret_name(&cluster.name_any()),
+            )
+            .await?;
         }
         Ok(o)
     }
@@ -299,6 +312,26 @@ mod tests {
         ));
         assert_eq!(o.control_plane.ok, None);
         assert!(o.rolling_out.is_some());
+    }
+
+    #[test]
+    fn a_failed_start_is_progress_the_runtime_retries_not_a_failure() {
+        let o = observe_hosted(&hcp(
+            1,
+            HostedControlPlaneStatus {
+                observed_generation: Some(1),
+                conditions: vec![cond("Ready", "False", "StartFailed", 1)],
+                phase: Some("Failed".into()),
+                ..Default::default()
+            },
+        ));
+        assert_eq!(o.failure, None);
+        assert!(
+            o.rolling_out
+                .as_deref()
+                .is_some_and(|r| r.starts_with("StartFailed")),
+            "{o:?}"
+        );
     }
 
     #[test]
