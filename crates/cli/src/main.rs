@@ -153,7 +153,9 @@ fn main() -> ExitCode {
         }
         Command::HostedRuntime(args) => {
             init_tracing();
-            runtime().block_on(cmd::hosted_runtime::run(args)).map(|()| true)
+            runtime()
+                .block_on(cmd::hosted_runtime::run(args))
+                .map(|()| true)
         }
         Command::Crds { output } => cmd::crds::run(output).map(|()| true),
         Command::Validate {
