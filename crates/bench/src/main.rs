@@ -4,6 +4,7 @@
 //! ```sh
 //! cargo build --release -p kaas          # the operator binary the benchmark runs
 //! cargo run --release -p kaas-bench -- operator-scale --clusters 1000 [--with-capi] [--json]
+//! cargo run --release -p kaas-bench -- chaos all --clusters 10   # fault injection (RELIABILITY.md)
 //! ```
 
 mod probe;
@@ -31,6 +32,35 @@ enum Command {
     /// baseline writing the same objects, spec-change latency, and (optionally) the Cluster API
     /// core manager's memory at the same count.
     OperatorScale(scale::Args),
+    /// Fault injection on the real plane (kube-apiserver killed, etcd stopped, clusters deleted
+    /// mid-creation and mid-upgrade): invariants checked, recovery times printed.
+    Chaos(ChaosArgs),
+}
+
+/// Flags of `chaos`.
+#[derive(clap::Args, Debug)]
+struct ChaosArgs {
+    /// The scenario, or `all`.
+    #[arg(value_enum)]
+    scenario: kaas_bench::chaos::Scenario,
+    /// SCS Clusters per scenario.
+    #[arg(long, default_value_t = 10)]
+    clusters: usize,
+    /// How long the fault lasts (kube-apiserver down, etcd stopped), seconds.
+    #[arg(long, default_value_t = 30)]
+    fault_secs: u64,
+    /// Bound of each wait for convergence, seconds.
+    #[arg(long, default_value_t = 900)]
+    converge_secs: u64,
+    /// The `kaas` binary (default: target/release/kaas, else target/debug/kaas).
+    #[arg(long)]
+    kaas_bin: Option<std::path::PathBuf>,
+    /// Keep the daemons' logs in this directory.
+    #[arg(long)]
+    keep_logs: Option<std::path::PathBuf>,
+    /// Bound of the whole run, seconds.
+    #[arg(long, default_value_t = 3600)]
+    timeout_secs: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -40,6 +70,69 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::OperatorScale(args) => rt.block_on(operator_scale(args)),
+        Command::Chaos(args) => rt.block_on(chaos(args)),
+    }
+}
+
+async fn chaos(args: ChaosArgs) -> anyhow::Result<()> {
+    use kaas_bench::chaos;
+    let kaas_bin = match args.kaas_bin {
+        Some(p) => p,
+        None => {
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(std::path::PathBuf::from)
+                .or_else(|| kaas_harness::repo_root().map(|r| r.join("target")))
+                .ok_or_else(|| anyhow::anyhow!("cannot find the workspace; pass --kaas-bin"))?;
+            let release = target.join("release/kaas");
+            if release.is_file() {
+                release
+            } else {
+                target.join("debug/kaas")
+            }
+        }
+    };
+    eprintln!("[kaas-bench] kaas binary: {}", kaas_bin.display());
+    let opts = chaos::Options {
+        clusters: args.clusters.max(1),
+        kaas_bin,
+        fault: Duration::from_secs(args.fault_secs),
+        converge_timeout: Duration::from_secs(args.converge_secs),
+        keep_logs: args.keep_logs,
+    };
+    let started = chrono::Utc::now();
+    let mut failed = Vec::new();
+    let mut tables = Vec::new();
+    let deadline = Duration::from_secs(args.timeout_secs);
+    let t0 = std::time::Instant::now();
+    for s in args.scenario.expand() {
+        let left = deadline.saturating_sub(t0.elapsed());
+        let r = tokio::select! {
+            r = chaos::run(s, &opts) => r,
+            _ = tokio::time::sleep(left) => Err(anyhow::anyhow!("global timeout (--timeout-secs) reached")),
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        };
+        match r {
+            Ok(o) => tables.push(o.markdown()),
+            Err(e) => {
+                eprintln!("[kaas-bench] chaos {}: FAILED: {e:#}", s.name());
+                failed.push(format!("{}: {e:#}", s.name()));
+            }
+        }
+    }
+    println!(
+        "chaos {} --clusters {} --fault-secs {} (started {})\n",
+        args.scenario.name(),
+        opts.clusters,
+        args.fault_secs,
+        started.format("%Y-%m-%d %H:%M UTC")
+    );
+    for t in tables {
+        println!("{t}");
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("failed: {}", failed.join("; "))
     }
 }
 

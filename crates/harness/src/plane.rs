@@ -240,6 +240,8 @@ pub struct Plane {
     /// The machine-wide claim on the in-memory backend's ports, held from the first
     /// [`Plane::start_capi`] until the plane is dropped (the docker manager holds it too).
     capi_lock: tokio::sync::Mutex<Option<InMemoryLock>>,
+    /// kube-apiserver's flags, for [`Plane::start_apiserver`].
+    apiserver_args: Mutex<Vec<String>>,
     startup: Duration,
 }
 
@@ -383,6 +385,7 @@ impl Plane {
             capi: Mutex::new(Vec::new()),
             capi_installed: AtomicBool::new(false),
             capi_lock: tokio::sync::Mutex::new(None),
+            apiserver_args: Mutex::new(Vec::new()),
             startup: Duration::ZERO,
         };
         write_private(
@@ -470,27 +473,13 @@ impl Plane {
             "--profiling=false".into(),
         ];
         api_args.extend(o.apiserver_args.iter().cloned());
+        *self
+            .apiserver_args
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = api_args.clone();
         self.spawn_core("kube-apiserver", "kube-apiserver", api_args, vec![])?;
+        self.wait_apiserver_ready().await?;
         let client = self.client();
-        self.wait_for(
-            "kube-apiserver /readyz",
-            o.startup_timeout,
-            &["etcd", "kube-apiserver"],
-            || {
-                let client = client.clone();
-                async move {
-                    let req = http::Request::get("/readyz")
-                        .body(Vec::new())
-                        .expect("request");
-                    match client.request_text(req).await {
-                        Ok(body) if body.trim() == "ok" => Ok(true),
-                        Ok(body) => Err(body),
-                        Err(e) => Err(e.to_string()),
-                    }
-                }
-            },
-        )
-        .await?;
 
         // kube-controller-manager (its readiness is awaited after the CRDs are in).
         let kubeconfig = self.kubeconfig_path().display().to_string();
@@ -597,6 +586,66 @@ impl Plane {
         let p = self.spawn(name, binary, args, env, None)?;
         self.core.lock().unwrap_or_else(|e| e.into_inner()).push(p);
         Ok(())
+    }
+
+    async fn wait_apiserver_ready(&self) -> Result<()> {
+        let client = self.client();
+        self.wait_for(
+            "kube-apiserver /readyz",
+            self.opts.startup_timeout,
+            &["etcd", "kube-apiserver"],
+            || {
+                let client = client.clone();
+                async move {
+                    let req = http::Request::get("/readyz")
+                        .body(Vec::new())
+                        .expect("request");
+                    match client.request_text(req).await {
+                        Ok(body) if body.trim() == "ok" => Ok(true),
+                        Ok(body) => Err(body),
+                        Err(e) => Err(e.to_string()),
+                    }
+                }
+            },
+        )
+        .await
+    }
+
+    /// SIGKILLs kube-apiserver, leaving etcd and every other process running (fault injection).
+    /// Returns whether it was running.
+    pub fn kill_apiserver(&self) -> bool {
+        let mut core = self.core.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(i) = core.iter().position(|p| p.name == "kube-apiserver") else {
+            return false;
+        };
+        let mut p = core.remove(i);
+        let running = p.exited().is_none();
+        p.stop(Duration::ZERO);
+        running
+    }
+
+    /// Starts kube-apiserver again (after [`Plane::kill_apiserver`]) with the flags, port, and
+    /// etcd of the first start, and waits until its `/readyz` answers `ok`.
+    pub async fn start_apiserver(&self) -> Result<()> {
+        let args = self
+            .apiserver_args
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if args.is_empty() {
+            bail!("kube-apiserver was never started by this plane");
+        }
+        if self
+            .core
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|p| p.name == "kube-apiserver")
+        {
+            bail!("kube-apiserver is running; kill it first");
+        }
+        self.spawn_core("kube-apiserver", "kube-apiserver", args, vec![])?;
+        self.wait_apiserver_ready().await
     }
 
     /// Fails if one of the named processes has exited.

@@ -1,0 +1,40 @@
+//! The fault-injection scenarios of `kaas-bench chaos` (crates/bench/src/chaos) with small counts
+//! and short faults, against the real plane with Cluster API and the real `kaas operator` and
+//! `kaas serve` processes. Each asserts the scenario's invariants (every cluster converges to its
+//! spec with no error left in its status; nothing lost, duplicated or orphaned; no daemon
+//! restarted or crashed); the recovery times it prints go to RELIABILITY.md, never into an
+//! assertion. Planes with Cluster API run one at a time (machine-wide lock), so these wait for
+//! each other.
+
+use std::path::PathBuf;
+
+use kaas_bench::chaos::{self, Options, Scenario};
+
+fn opts() -> Options {
+    Options::ci(PathBuf::from(env!("CARGO_BIN_EXE_kaas")))
+}
+
+async fn scenario(s: Scenario) {
+    let out = chaos::run(s, &opts())
+        .await
+        .unwrap_or_else(|e| panic!("chaos {}: {e:#}", s.name()));
+    eprintln!("{}", out.markdown());
+    for (k, v) in &out.counters {
+        assert_eq!(*v, 0, "{k}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apiserver_killed_mid_reconcile_operator_and_serve_recover() {
+    scenario(Scenario::Apiserver).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_stopped_and_resumed_loses_no_write() {
+    scenario(Scenario::Etcd).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clusters_deleted_while_created_or_upgraded_leave_nothing() {
+    scenario(Scenario::Delete).await;
+}
