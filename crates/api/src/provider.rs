@@ -81,6 +81,12 @@ pub struct ProviderSpec {
     /// (`backend.namespace`), never in a tenant namespace. Tenants cannot read it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_ref: Option<CredentialsRef>,
+
+    /// CIDRs the provider's infrastructure uses (e.g. its floating-IP or management networks);
+    /// cluster networks must not overlap them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("maxItems" = 64, "items" = {"type": "string", "maxLength": 64, "x-kubernetes-validations": [{"rule": "isCIDR(self)", "message": "must be a CIDR such as 100.64.0.0/16"}]}))]
+    pub reserved_networks: Vec<String>,
 }
 
 /// Backend realising the clusters.

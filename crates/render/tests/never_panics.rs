@@ -85,6 +85,18 @@ fn leaf() -> impl Strategy<Value = Value> {
             Just("fra1".to_string()),
             Just("fra1-a".to_string()),
             Just("10.0.0.0/8".to_string()),
+            // Network ranges: overlapping, adjacent, of both families, the whole space, too small.
+            Just("10.96.0.0/16".to_string()),
+            Just("10.96.0.0/12".to_string()),
+            Just("10.8.0.0/20".to_string()),
+            Just("fd00:10:244::/56".to_string()),
+            Just("fd00::/8".to_string()),
+            Just("0.0.0.0/0".to_string()),
+            Just("::/0".to_string()),
+            Just("10.0.0.1/32".to_string()),
+            Just("10.0.0.0/33".to_string()),
+            Just("IPv6".to_string()),
+            Just("DualStack".to_string()),
             Just("02:00".to_string()),
             Just("3h".to_string()),
             Just("https://x".to_string()),
@@ -116,7 +128,13 @@ fn providers() -> Vec<Provider> {
         include_str!("../../../examples/provider-inmemory.yaml"),
     ]
     .iter()
-    .map(|y| serde_yaml::from_str(y).unwrap())
+    .map(|y| serde_yaml::from_str::<Provider>(y).unwrap())
+    .flat_map(|p| {
+        // The same offering with reserved ranges that the examples' ranges overlap.
+        let mut reserved = p.clone();
+        reserved.spec.reserved_networks = vec!["10.0.0.0/8".into(), "fd00::/8".into()];
+        [p, reserved]
+    })
     .collect()
 }
 

@@ -3,11 +3,13 @@
 //! 1. [`schema::admit`] — what the API server enforces at admission (OpenAPI schema + CEL), run
 //!    client-side from the CRD kaas installs, so `kaas validate` and the API server agree.
 //! 2. [`offering::validate`] — a `Cluster` against its `Provider` offering (versions, flavors,
-//!    zones, extensions, limits, upgrade rules). The operator calls the same function.
+//!    zones, extensions, limits, upgrade rules, and [`network`] ranges). The operator calls the
+//!    same function.
 //!
 //! Both return every error with its field path.
 
 pub mod error;
+pub mod network;
 pub mod offering;
 pub mod schema;
 

@@ -12,6 +12,7 @@ use kaas_api::{Cluster, KubeVersion, Provider};
 use serde::Serialize;
 
 use crate::error::{ErrorKind, FieldError, FieldErrors};
+use crate::network;
 
 /// A cluster with everything resolved against its provider.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -366,6 +367,19 @@ pub fn validate(cluster: &Cluster, provider: &Provider) -> Result<Resolved, Fiel
             .nodes
             .unwrap_or_else(|| defaults.node_cidr.clone().into_iter().collect()),
     };
+    if provisions {
+        // Hosted control planes run on the management side: no control-plane nodes.
+        let nodes = network::Nodes::new(if is_capi { cp_replicas } else { 0 }, &pools);
+        network::check(
+            spec.network.as_ref(),
+            &network,
+            nodes,
+            &provider_name,
+            &p.reserved_networks,
+            &mut errs,
+            &mut warnings,
+        );
+    }
 
     // Capabilities: features the version's stack cannot serve (per stack verification).
     if let Some(v) = &version {
