@@ -82,11 +82,32 @@ pub struct ProviderSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_ref: Option<CredentialsRef>,
 
+    /// SCS-API features the provider does not offer with any version, although its stack may
+    /// serve them. Declarations only narrow: a feature stack verification found unusable stays
+    /// unusable whatever is declared here. Clusters using a disabled feature are refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("maxItems" = 64, "x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub disabled_features: Vec<DisabledFeature>,
+
     /// CIDRs the provider's infrastructure uses (e.g. its floating-IP or management networks);
     /// cluster networks must not overlap them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("maxItems" = 64, "items" = {"type": "string", "maxLength": 64, "x-kubernetes-validations": [{"rule": "isCIDR(self)", "message": "must be a CIDR such as 100.64.0.0/16"}]}))]
     pub reserved_networks: Vec<String>,
+}
+
+/// A feature the provider turns off.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DisabledFeature {
+    /// Feature name: `oidc`, `apiServerAllowedCIDRs`, `taints`, `labels`, `zones`, `autoscaling`
+    /// or `extension:<name>`.
+    #[schemars(extend("pattern" = r"^(oidc|apiServerAllowedCIDRs|taints|labels|zones|autoscaling|extension:[a-zA-Z][-a-zA-Z0-9]*)$", "maxLength" = 80))]
+    pub name: String,
+    /// Why, shown to tenants (e.g. "no identity provider is reachable from the control planes").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("maxLength" = 512))]
+    pub reason: Option<String>,
 }
 
 /// Backend realising the clusters.
@@ -240,6 +261,11 @@ pub struct KubernetesVersion {
     pub expiration_date: Option<String>,
     /// The stack release that realises this version.
     pub stack: StackRef,
+    /// SCS-API features the provider does not offer with this version (in addition to
+    /// `spec.disabledFeatures`); only narrows what stack verification found.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("maxItems" = 64, "x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub disabled_features: Vec<DisabledFeature>,
 }
 
 /// Lifecycle of an offered version (Gardener's classification).
@@ -422,6 +448,55 @@ pub struct VersionVerification {
     pub unusable: Vec<UnusableFeature>,
 }
 
+impl Provider {
+    /// The features the provider declares disabled for version `version` (exact, with or without
+    /// `v`): `spec.disabledFeatures` and the version's own, one entry per feature, sorted.
+    pub fn disabled_features(&self, version: &str) -> Vec<UnusableFeature> {
+        let want = version.trim_start_matches('v');
+        let mut out: Vec<UnusableFeature> = self
+            .spec
+            .disabled_features
+            .iter()
+            .chain(
+                self.spec
+                    .kubernetes_versions
+                    .iter()
+                    .filter(|v| v.version.trim_start_matches('v') == want)
+                    .flat_map(|v| &v.disabled_features),
+            )
+            .map(|d| UnusableFeature {
+                feature: d.name.clone(),
+                reason: match &d.reason {
+                    Some(r) => format!("disabled by the provider: {r}"),
+                    None => "disabled by the provider".into(),
+                },
+            })
+            .collect();
+        out.sort_by(|a, b| a.feature.cmp(&b.feature));
+        out.dedup_by(|a, b| a.feature == b.feature);
+        out
+    }
+
+    /// The features version `version` cannot serve: what stack verification found
+    /// (`status.versions`) and what the provider declares disabled. Declarations never widen:
+    /// the union is taken, verification's reason first. One entry per feature, sorted.
+    pub fn unusable_features(&self, version: &str) -> Vec<UnusableFeature> {
+        let want = version.trim_start_matches('v');
+        let mut out: Vec<UnusableFeature> = self
+            .status
+            .iter()
+            .flat_map(|s| &s.versions)
+            .filter(|v| v.version.trim_start_matches('v') == want)
+            .flat_map(|v| v.unusable.iter().cloned())
+            .chain(self.disabled_features(version))
+            .collect();
+        // Stable sort: for one feature, verification's entry stays first and dedup keeps it.
+        out.sort_by(|a, b| a.feature.cmp(&b.feature));
+        out.dedup_by(|a, b| a.feature == b.feature);
+        out
+    }
+}
+
 /// A feature a version cannot serve.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -430,4 +505,77 @@ pub struct UnusableFeature {
     pub feature: String,
     /// Why, e.g. the message of Cluster API's admission or the variable the ClusterClass lacks.
     pub reason: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider() -> Provider {
+        serde_yaml::from_str(
+            r#"
+apiVersion: scs.community/v1alpha1
+kind: Provider
+metadata: {name: p}
+spec:
+  providerType: openstack
+  backend: {type: ClusterAPI, namespace: ns, clusterAPI: {stack: in-memory}}
+  regions: [{name: r, zones: [a]}]
+  flavors: [{name: f, cpu: 2, memory: 4Gi}]
+  kubernetesVersions:
+    - {version: 1.36.3, classification: supported, stack: {clusterClass: c, release: c},
+       disabledFeatures: [{name: taints, reason: no gate}]}
+    - {version: 1.35.4, classification: supported, stack: {clusterClass: c, release: c}}
+  extensions: [{name: metrics}, {name: ingress}]
+  disabledFeatures: [{name: oidc}]
+status:
+  versions:
+    - version: 1.35.4
+      unusable: [{feature: taints, reason: refused by admission}, {feature: oidc, reason: variable missing}]
+"#,
+        )
+        .unwrap()
+    }
+
+    fn names(v: &[UnusableFeature]) -> Vec<(&str, &str)> {
+        v.iter()
+            .map(|u| (u.feature.as_str(), u.reason.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn declared_features_apply_to_all_versions_and_their_own() {
+        let p = provider();
+        assert_eq!(
+            names(&p.disabled_features("v1.36.3")),
+            [
+                ("oidc", "disabled by the provider"),
+                ("taints", "disabled by the provider: no gate")
+            ]
+        );
+        assert_eq!(
+            names(&p.disabled_features("1.35.4")),
+            [("oidc", "disabled by the provider")]
+        );
+    }
+
+    #[test]
+    fn unusable_is_the_union_and_verification_wins_the_reason() {
+        let p = provider();
+        assert_eq!(
+            names(&p.unusable_features("1.35.4")),
+            [
+                ("oidc", "variable missing"),
+                ("taints", "refused by admission")
+            ]
+        );
+        assert_eq!(
+            names(&p.unusable_features("1.36.3")),
+            [
+                ("oidc", "disabled by the provider"),
+                ("taints", "disabled by the provider: no gate")
+            ]
+        );
+        assert!(p.unusable_features("1.34.1").len() == 1, "spec-wide only");
+    }
 }

@@ -91,8 +91,11 @@ pub async fn reconcile(p: Arc<Provider>, ctx: Arc<Context>) -> Result<Action, Er
     let pending = outcomes
         .iter()
         .any(|o| matches!(o, crate::verify::Outcome::Pending(_)));
-    if p.spec.backend.kind == BackendType::ClusterAPI {
-        with_verification(&mut new, &outcomes, p.metadata.generation, &now);
+    if matches!(
+        p.spec.backend.kind,
+        BackendType::ClusterAPI | BackendType::Hosted
+    ) {
+        with_verification(&mut new, &p, &outcomes, &now);
     }
     if p.status.as_ref() != Some(&new) {
         let body =
@@ -119,10 +122,11 @@ pub async fn reconcile(p: Arc<Provider>, ctx: Arc<Context>) -> Result<Action, Er
 /// Adds stack verification to a status (pure): the verified versions and `StackVerified`.
 pub fn with_verification(
     s: &mut ProviderStatus,
+    p: &Provider,
     outcomes: &[crate::verify::Outcome],
-    generation: Option<i64>,
     now: &Time,
 ) {
+    let generation = p.metadata.generation;
     s.versions = outcomes
         .iter()
         .filter_map(|o| match o {
@@ -130,7 +134,7 @@ pub fn with_verification(
             crate::verify::Outcome::Pending(_) => None,
         })
         .collect();
-    let (st, reason, msg) = crate::verify::summarize(outcomes);
+    let (st, reason, msg) = crate::verify::summarize(p, outcomes);
     c::set(
         &mut s.conditions,
         kaas_api::provider::STACK_VERIFIED,

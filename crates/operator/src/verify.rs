@@ -1,5 +1,6 @@
-//! Stack verification of a `Provider` (Cluster API backends): for each offered version, what its
-//! ClusterClass and Cluster API actually serve — without creating infrastructure.
+//! Stack verification of a `Provider`: for each offered version, what its ClusterClass and
+//! Cluster API actually serve — without creating infrastructure — narrowed by what the provider
+//! declares disabled. The hosted backend's `local` runtime is judged by what it implements.
 //!
 //! Per version: the ClusterClass exists and is reconciled (`VariablesReady`, `status.variables`);
 //! for each SCS-API feature a probe `Cluster` using just that feature is validated and rendered
@@ -312,8 +313,12 @@ pub enum Outcome {
     Pending(String),
 }
 
-/// The `StackVerified` condition from the outcomes (pure): status, reason, message.
-pub fn summarize(outcomes: &[Outcome]) -> (kaas_api::conditions::Status, &'static str, String) {
+/// The `StackVerified` condition from the outcomes (pure): status, reason, message. Features the
+/// provider declares disabled are intended and do not make it False; they are named apart.
+pub fn summarize(
+    p: &Provider,
+    outcomes: &[Outcome],
+) -> (kaas_api::conditions::Status, &'static str, String) {
     use kaas_api::conditions::Status;
     let pending: Vec<&str> = outcomes
         .iter()
@@ -322,22 +327,30 @@ pub fn summarize(outcomes: &[Outcome]) -> (kaas_api::conditions::Status, &'stati
             _ => None,
         })
         .collect();
-    let unusable: Vec<String> = outcomes
-        .iter()
-        .filter_map(|o| match o {
-            Outcome::Verified(v) if !v.unusable.is_empty() => Some(format!(
-                "{}: {}",
-                v.version,
-                v.unusable
-                    .iter()
-                    .map(|u| u.feature.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-            _ => None,
-        })
-        .collect();
-    if !unusable.is_empty() {
+    // Per version, the unusable features split into unexpected ones and declared ones.
+    let mut unusable = Vec::new();
+    let mut declared = Vec::new();
+    for o in outcomes {
+        let Outcome::Verified(v) = o else { continue };
+        let disabled = p.disabled_features(&v.version);
+        let (off, bad): (Vec<&UnusableFeature>, Vec<&UnusableFeature>) = v
+            .unusable
+            .iter()
+            .partition(|u| disabled.iter().any(|d| d.feature == u.feature));
+        let list = |l: &[&UnusableFeature]| {
+            l.iter()
+                .map(|u| u.feature.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !bad.is_empty() {
+            unusable.push(format!("{}: {}", v.version, list(&bad)));
+        }
+        if !off.is_empty() {
+            declared.push(format!("{}: {}", v.version, list(&off)));
+        }
+    }
+    let (status, reason, mut msg) = if !unusable.is_empty() {
         let mut msg = format!("features unusable: {}", unusable.join("; "));
         if !pending.is_empty() {
             msg.push_str(&format!("; not verified: {}", pending.join("; ")));
@@ -349,22 +362,106 @@ pub fn summarize(outcomes: &[Outcome]) -> (kaas_api::conditions::Status, &'stati
             "NotVerified",
             format!("not verified: {}", pending.join("; ")),
         )
-    } else {
+    } else if declared.is_empty() {
         (
             Status::True,
             "Verified",
             "every offered version serves every feature".into(),
         )
+    } else {
+        (
+            Status::True,
+            "Verified",
+            "every offered version serves every feature the provider offers".into(),
+        )
+    };
+    if !declared.is_empty() {
+        msg.push_str(&format!(
+            "; disabled by the provider: {}",
+            declared.join("; ")
+        ));
     }
+    (status, reason, msg)
+}
+
+/// Narrows a verified version by what the provider declares disabled (pure): a declared feature
+/// is never usable; what verification found unusable keeps its reason. Never widens.
+pub fn narrow(p: &Provider, v: &mut VersionVerification) {
+    for d in p.disabled_features(&v.version) {
+        v.usable.retain(|f| *f != d.feature);
+        if !v.unusable.iter().any(|u| u.feature == d.feature) {
+            v.unusable.push(d);
+        }
+    }
+}
+
+/// What the hosted backend's `local` runtime serves, per offered version (pure but for the addon
+/// bundles read by the caller): it starts API servers without OIDC flags and without any address
+/// filter, so `oidc` and `apiServerAllowedCIDRs` are unusable; the rest is served (autoscaled pools
+/// run at their lower bound, as on every backend until an autoscaler runs). Another runtime is not
+/// known to kaas: nothing is claimed for it.
+pub fn hosted_capabilities(p: &Provider, bundles: &BTreeMap<String, AddonBundle>) -> Vec<Outcome> {
+    let runtime = p
+        .spec
+        .backend
+        .hosted
+        .as_ref()
+        .map_or(kaas_api::hosted::RUNTIME_LOCAL, |h| h.runtime.as_str());
+    if runtime != kaas_api::hosted::RUNTIME_LOCAL {
+        return Vec::new();
+    }
+    p.spec
+        .kubernetes_versions
+        .iter()
+        .map(|offer| {
+            let mut v = VersionVerification {
+                version: offer.version.clone(),
+                usable: [
+                    features::BASE,
+                    features::TAINTS,
+                    features::LABELS,
+                    features::ZONES,
+                    features::AUTOSCALING,
+                ]
+                .map(String::from)
+                .to_vec(),
+                unusable: vec![
+                    UnusableFeature {
+                        feature: features::OIDC.into(),
+                        reason: "the local hosted runtime starts API servers without OIDC authentication".into(),
+                    },
+                    UnusableFeature {
+                        feature: features::ALLOWED_CIDRS.into(),
+                        reason: "the local hosted runtime's API servers have no client address filter".into(),
+                    },
+                ],
+                ..Default::default()
+            };
+            if let Some(bundle) = &offer.stack.addons {
+                for ext in &p.spec.extensions {
+                    let feature = format!("{}{}", features::EXTENSION_PREFIX, ext.name);
+                    match bundle_problem(bundle, bundles.get(bundle), &ext.name) {
+                        None => v.usable.push(feature),
+                        Some(reason) => v.unusable.push(UnusableFeature { feature, reason }),
+                    }
+                }
+            }
+            narrow(p, &mut v);
+            Outcome::Verified(v)
+        })
+        .collect()
 }
 
 /// Verifies every offered version of `p` (Cluster API backends; others: nothing). Client calls:
 /// reads the ClusterClasses and addon bundles, creates probe clusters with `dryRun` only.
 pub async fn verify(client: &Client, p: &Provider) -> Result<Vec<Outcome>, kube::Error> {
+    let ns = &p.spec.backend.namespace;
+    if p.spec.backend.kind == BackendType::Hosted {
+        return Ok(hosted_capabilities(p, &bundles(client, ns).await?));
+    }
     if p.spec.backend.kind != BackendType::ClusterAPI || p.spec.backend.cluster_api.is_none() {
         return Ok(Vec::new());
     }
-    let ns = &p.spec.backend.namespace;
     let classes: Api<ClusterClass> = Api::namespaced(client.clone(), ns);
     let clusters: Api<capi::Cluster> = Api::namespaced(client.clone(), ns);
     let bundles = bundles(client, ns).await?;
@@ -382,10 +479,13 @@ pub async fn verify(client: &Client, p: &Provider) -> Result<Vec<Outcome>, kube:
     // Validate probes against the offering alone: verification decides capabilities, it must
     // not be narrowed by its own earlier result.
     // Lifecycle is not the stack's business: an expired version still runs clusters.
+    // Declarations are applied afterwards (`narrow`), so the probes see the stack alone.
     let mut offering = p.clone();
     offering.status = None;
+    offering.spec.disabled_features.clear();
     for v in &mut offering.spec.kubernetes_versions {
         v.classification = kaas_api::provider::Classification::Supported;
+        v.disabled_features.clear();
     }
     let mut out = Vec::new();
     for offer in &p.spec.kubernetes_versions {
@@ -418,6 +518,7 @@ pub async fn verify(client: &Client, p: &Provider) -> Result<Vec<Outcome>, kube:
                         reason: why.clone(),
                     });
                 }
+                narrow(p, &mut v);
                 out.push(Outcome::Verified(v));
                 continue;
             }
@@ -459,6 +560,7 @@ pub async fn verify(client: &Client, p: &Provider) -> Result<Vec<Outcome>, kube:
                 v.unusable.push(UnusableFeature { feature, reason });
             }
         }
+        narrow(p, &mut v);
         out.push(Outcome::Verified(v));
     }
     Ok(out)
@@ -714,21 +816,105 @@ mod tests {
                 ..Default::default()
             })
         };
-        assert_eq!(summarize(&[v("1.35.4", &[])]).0, Status::True);
-        let (s, r, m) = summarize(&[
-            v("1.35.4", &["taints"]),
-            v("1.36.3", &["taints", "oidc"]),
-            Outcome::Pending("1.34.4: ClusterClass x not found".into()),
-        ]);
+        let p = provider();
+        assert_eq!(summarize(&p, &[v("1.35.4", &[])]).0, Status::True);
+        let (s, r, m) = summarize(
+            &p,
+            &[
+                v("1.35.4", &["taints"]),
+                v("1.36.3", &["taints", "oidc"]),
+                Outcome::Pending("1.34.4: ClusterClass x not found".into()),
+            ],
+        );
         assert_eq!((s, r), (Status::False, "FeaturesUnusable"));
         assert_eq!(
             m,
             "features unusable: 1.35.4: taints; 1.36.3: taints, oidc; not verified: 1.34.4: ClusterClass x not found"
         );
         assert_eq!(
-            summarize(&[Outcome::Pending("p".into())]).0,
+            summarize(&p, &[Outcome::Pending("p".into())]).0,
             Status::Unknown
         );
+    }
+
+    #[test]
+    fn declared_features_narrow_and_are_no_failure() {
+        use kaas_api::conditions::Status;
+        let mut p = provider();
+        let ver = p.spec.kubernetes_versions[1].version.clone();
+        p.spec.disabled_features = vec![kaas_api::provider::DisabledFeature {
+            name: "oidc".into(),
+            reason: Some("no issuer".into()),
+        }];
+        let mut v = VersionVerification {
+            version: ver.clone(),
+            usable: vec!["base".into(), "oidc".into()],
+            unusable: vec![UnusableFeature {
+                feature: "taints".into(),
+                reason: "gate off".into(),
+            }],
+            ..Default::default()
+        };
+        narrow(&p, &mut v);
+        assert_eq!(v.usable, ["base"]);
+        assert_eq!(
+            v.unusable
+                .iter()
+                .map(|u| (u.feature.as_str(), u.reason.as_str()))
+                .collect::<Vec<_>>(),
+            [
+                ("taints", "gate off"),
+                ("oidc", "disabled by the provider: no issuer")
+            ]
+        );
+        // Only oidc left unusable: declared, so StackVerified stays True and says so.
+        v.unusable.remove(0);
+        let (s, _, m) = summarize(&p, &[Outcome::Verified(v.clone())]);
+        assert_eq!(s, Status::True);
+        assert!(
+            m.ends_with(&format!("disabled by the provider: {ver}: oidc")),
+            "{m}"
+        );
+        // Declaring a feature verification found unusable keeps verification's reason.
+        p.spec.disabled_features[0].name = "taints".into();
+        let mut w = VersionVerification {
+            version: ver,
+            unusable: vec![UnusableFeature {
+                feature: "taints".into(),
+                reason: "gate off".into(),
+            }],
+            ..Default::default()
+        };
+        narrow(&p, &mut w);
+        assert_eq!(w.unusable.len(), 1);
+        assert_eq!(w.unusable[0].reason, "gate off");
+    }
+
+    #[test]
+    fn the_local_hosted_runtime_serves_no_oidc_and_no_address_filter() {
+        let mut p: Provider =
+            serde_yaml::from_str(include_str!("../../../examples/provider-local.yaml")).unwrap();
+        p.spec.disabled_features.clear();
+        let out = hosted_capabilities(&p, &BTreeMap::new());
+        assert_eq!(out.len(), p.spec.kubernetes_versions.len());
+        let Outcome::Verified(v) = &out[0] else {
+            panic!("verified")
+        };
+        let bad: Vec<&str> = v.unusable.iter().map(|u| u.feature.as_str()).collect();
+        assert!(
+            bad.contains(&"oidc") && bad.contains(&"apiServerAllowedCIDRs"),
+            "{bad:?}"
+        );
+        assert!(v.usable.contains(&"taints".to_string()));
+        // No bundle published: every extension is unusable, with the bundle named.
+        assert!(bad.contains(&"extension:metrics"), "{bad:?}");
+        // Undeclared limits make StackVerified False: the provider is told to declare them.
+        assert_eq!(summarize(&p, &out).1, "FeaturesUnusable");
+        // Another runtime is unknown: nothing claimed.
+        p.spec.backend.hosted = Some(kaas_api::provider::HostedBackend {
+            runtime: "elsewhere".into(),
+        });
+        assert!(hosted_capabilities(&p, &BTreeMap::new()).is_empty());
     }
 
     #[test]

@@ -295,4 +295,79 @@ async fn verification_finds_what_the_stack_cannot_serve_and_validation_refuses_i
         }
     })
     .await;
+
+    // The provider declares what it does not offer: a declaration narrows (labels become
+    // unusable), never widens (oidc and taints keep verification's reason), and once every
+    // unusable feature is declared StackVerified is True.
+    let providers: Api<Provider> = Api::all(client.clone());
+    providers
+        .patch(
+            "mini",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"spec": {"disabledFeatures": [
+                {"name": "oidc"}, {"name": "taints"},
+                {"name": "labels", "reason": "no node labels here"}]}})),
+        )
+        .await
+        .unwrap();
+    let mp = until("mini narrowed", Duration::from_secs(60), || async {
+        let p = providers.get("mini").await.map_err(|e| e.to_string())?;
+        let st = p.status.clone().unwrap_or_default();
+        let ok = st
+            .versions
+            .first()
+            .is_some_and(|v| v.unusable.iter().any(|u| u.feature == "labels"))
+            && st
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "StackVerified" && c.status == "True");
+        if ok { Ok(p) } else { Err(format!("{st:?}")) }
+    })
+    .await;
+    let v = &mp.status.as_ref().unwrap().versions[0];
+    let (usable, unusable) = features(v);
+    assert_eq!(unusable, ["labels", "oidc", "taints"], "{v:?}");
+    assert!(!usable.contains(&"labels"), "{v:?}");
+    let reason = |f: &str| {
+        v.unusable
+            .iter()
+            .find(|u| u.feature == f)
+            .unwrap()
+            .reason
+            .clone()
+    };
+    assert_eq!(
+        reason("labels"),
+        "disabled by the provider: no node labels here"
+    );
+    assert!(reason("oidc").contains("does not define variable oidcConfig"));
+    assert!(reason("taints").starts_with("Cluster API refused it:"));
+    let cond = mp
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "StackVerified")
+        .unwrap();
+    assert!(
+        cond.message
+            .contains("; disabled by the provider: 1.35.4: ")
+            && ["labels", "oidc", "taints"]
+                .iter()
+                .all(|f| cond.message.contains(f)),
+        "{}",
+        cond.message
+    );
+    let text = kaas_validate::validate(
+        &cluster(
+            "labels",
+            NS,
+            "provider: {name: mini}\nkubernetes: {version: 1.35.4}\ncontrolPlane: {replicas: 1}\nworkers: [{name: a, count: 1, labels: {role: a}}]",
+        ),
+        &mp,
+    )
+    .expect_err("labels are refused on mini now")
+    .to_string();
+    assert!(text.contains("spec.workers[0].labels: provider mini, version 1.35.4: disabled by the provider: no node labels here"), "{text}");
 }

@@ -265,9 +265,21 @@ pub struct Offering {
     /// Limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<kaas_api::provider::Limits>,
-    /// The provider's status (e.g. default version).
+    /// The provider's status (default version, conditions), stack details removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<kaas_api::ProviderStatus>,
+    pub status: Option<OfferingStatus>,
+}
+
+/// The tenant-visible part of a provider's status.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OfferingStatus {
+    /// Version chosen for clusters that name none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_version: Option<String>,
+    /// Conditions (`Ready`, `StackVerified`), messages without the provider's stack names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
 }
 
 /// An offered Kubernetes version.
@@ -281,10 +293,15 @@ pub struct OfferedVersion {
     /// When the version expires (then clusters are moved to a newer patch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiration_date: Option<String>,
+    /// SCS-API features clusters of this version cannot use, and why (found by the provider's
+    /// stack verification or disabled by the provider). Validation refuses a Cluster using one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unusable_features: Vec<kaas_api::provider::UnusableFeature>,
 }
 
 /// The offering of a Provider.
 pub(crate) fn offering(p: Provider) -> Offering {
+    let hide = stack_names(&p);
     let versions = p
         .spec
         .kubernetes_versions
@@ -293,8 +310,27 @@ pub(crate) fn offering(p: Provider) -> Offering {
             version: v.version.clone(),
             classification: v.classification,
             expiration_date: v.expiration_date.clone(),
+            unusable_features: p
+                .unusable_features(&v.version)
+                .into_iter()
+                .map(|mut u| {
+                    u.reason = scrub(&u.reason, &hide);
+                    u
+                })
+                .collect(),
         })
         .collect();
+    let status = p.status.map(|s| OfferingStatus {
+        default_version: s.default_version,
+        conditions: s
+            .conditions
+            .into_iter()
+            .map(|mut c| {
+                c.message = scrub(&c.message, &hide);
+                c
+            })
+            .collect(),
+    });
     Offering {
         name: p.metadata.name.clone().unwrap_or_default(),
         display_name: p.spec.display_name,
@@ -306,8 +342,36 @@ pub(crate) fn offering(p: Provider) -> Offering {
         extensions: p.spec.extensions,
         defaults: p.spec.defaults,
         limits: p.spec.limits,
-        status: p.status,
+        status,
     }
+}
+
+/// The provider's stack names a tenant is not shown, each with what replaces it: namespace,
+/// ClusterClasses, stack releases, addon bundles. Longest first, so that no name is replaced
+/// inside a longer one.
+fn stack_names(p: &Provider) -> Vec<(String, &'static str)> {
+    let mut out = vec![(p.spec.backend.namespace.clone(), "<provider namespace>")];
+    for v in &p.spec.kubernetes_versions {
+        out.push((v.stack.cluster_class.clone(), "<cluster class>"));
+        if let Some(r) = &v.stack.release {
+            out.push((r.clone(), "<stack release>"));
+        }
+        if let Some(b) = &v.stack.addons {
+            out.push((b.clone(), "<addon bundle>"));
+        }
+    }
+    out.retain(|(n, _)| !n.is_empty());
+    out.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
+    out.dedup_by(|a, b| a.0 == b.0);
+    out
+}
+
+fn scrub(text: &str, names: &[(String, &'static str)]) -> String {
+    let mut t = text.to_string();
+    for (name, with) in names {
+        t = t.replace(name.as_str(), with);
+    }
+    t
 }
 
 async fn list_providers(caller: Caller) -> ApiResult<Json<ProviderList>> {
@@ -1049,5 +1113,60 @@ mod tests {
         assert_eq!(v["backend"], "ClusterAPI");
         assert_eq!(v["kubernetesVersions"][3]["classification"], "expired");
         assert!(v["flavors"].as_array().is_some_and(|f| f.len() == 4));
+    }
+
+    #[test]
+    fn offerings_mark_unusable_features_per_version_without_stack_names() {
+        let mut p: Provider =
+            serde_yaml::from_str(include_str!("../../../examples/provider-openstack.yaml"))
+                .unwrap();
+        let class = p.spec.kubernetes_versions[0].stack.cluster_class.clone();
+        let ns = p.spec.backend.namespace.clone();
+        let v0 = p.spec.kubernetes_versions[0].version.clone();
+        p.spec.disabled_features = vec![kaas_api::provider::DisabledFeature {
+            name: "oidc".into(),
+            reason: None,
+        }];
+        p.status = Some(kaas_api::ProviderStatus {
+            versions: vec![kaas_api::provider::VersionVerification {
+                version: v0.clone(),
+                cluster_class: Some(class.clone()),
+                unusable: vec![kaas_api::provider::UnusableFeature {
+                    feature: "taints".into(),
+                    reason: format!("Cluster API refused it: ClusterClass {ns}/{class}: gate off"),
+                }],
+                ..Default::default()
+            }],
+            conditions: vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+                type_: "StackVerified".into(),
+                status: "False".into(),
+                reason: "FeaturesUnusable".into(),
+                message: format!("not verified: 1.34.4: ClusterClass {ns}/{class} not found"),
+                last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+                ),
+                observed_generation: None,
+            }],
+            ..Default::default()
+        });
+        let v = serde_json::to_value(offering(p)).unwrap();
+        let text = v.to_string();
+        assert!(!text.contains(&class) && !text.contains(&ns), "{text}");
+        let first = &v["kubernetesVersions"][0]["unusableFeatures"];
+        assert_eq!(first[0]["feature"], "oidc");
+        assert_eq!(first[0]["reason"], "disabled by the provider");
+        assert_eq!(first[1]["feature"], "taints");
+        assert_eq!(
+            first[1]["reason"],
+            "Cluster API refused it: ClusterClass <provider namespace>/<cluster class>: gate off"
+        );
+        // Other versions: only what the provider declares for all.
+        assert_eq!(
+            v["kubernetesVersions"][1]["unusableFeatures"]
+                .as_array()
+                .map(Vec::len),
+            Some(1)
+        );
+        assert!(v["status"].get("versions").is_none(), "{text}");
     }
 }

@@ -621,6 +621,8 @@ fn create_form(user: &User, p: &Provider, f: &CreateForm, error: Option<Markup>)
         .iter()
         .flat_map(|r| r.zones.iter().map(move |z| (r.name.clone(), z.clone())))
         .collect();
+    let offered: Vec<&str> = versions.iter().map(|v| v.version.as_str()).collect();
+    let zones_use = feature_use(p, &offered, kaas_api::provider::features::ZONES);
     html! {
         @if let Some(e) = error { (e) }
         form method="post" action="/ui/clusters" id="create" {
@@ -634,7 +636,8 @@ fn create_form(user: &User, p: &Provider, f: &CreateForm, error: Option<Markup>)
             label { "Kubernetes version"
                 select name="version" id="version" {
                     @for v in &versions {
-                        option value=(v.version) selected[v.version == f.version] { (v.version) " (" (format!("{:?}", v.classification).to_lowercase()) ")" }
+                        @let off: Vec<String> = p.unusable_features(&v.version).into_iter().map(|u| u.feature).collect();
+                        option value=(v.version) selected[v.version == f.version] { (v.version) " (" (format!("{:?}", v.classification).to_lowercase()) ")" @if !off.is_empty() { " — without " (off.join(", ")) } }
                     }
                 }
             }
@@ -656,8 +659,8 @@ fn create_form(user: &User, p: &Provider, f: &CreateForm, error: Option<Markup>)
                     }
                 } }
                 label { "Nodes" input type="number" name="count" id="count" min="0" value=(f.count); }
-                div.checks { "Zones (none: spread by the provider)"
-                    @for (r, z) in &zones { label.check { input type="checkbox" name="zones" value=(z) checked[f.zones.contains(z)]; " " (z) " " small { "(" (r) ")" } } }
+                div.checks { "Zones (none: spread by the provider)" (zones_use.note())
+                    @for (r, z) in &zones { label.check { input type="checkbox" name="zones" value=(z) checked[f.zones.contains(z)] disabled[zones_use.nowhere()]; " " (z) " " small { "(" (r) ")" } } }
                 }
             }
             fieldset {
@@ -666,13 +669,69 @@ fn create_form(user: &User, p: &Provider, f: &CreateForm, error: Option<Markup>)
                     @if e.name == "metrics" {
                         label.check { input type="checkbox" checked disabled; " metrics " small { "(always on)" } }
                     } @else {
-                        label.check { input type="checkbox" name="extensions" value=(e.name) id={ "ext-" (e.name) } checked[f.extensions.contains(&e.name)]; " " (e.name) @if let Some(v) = &e.version { " " small { (v) } } }
+                        @let used = feature_use(p, &offered, &format!("{}{}", kaas_api::provider::features::EXTENSION_PREFIX, e.name));
+                        label.check { input type="checkbox" name="extensions" value=(e.name) id={ "ext-" (e.name) } checked[f.extensions.contains(&e.name) && !used.nowhere()] disabled[used.nowhere()]; " " (e.name) @if let Some(v) = &e.version { " " small { (v) } } (used.note()) }
                     }
                 }
             }
             label.check { input type="checkbox" name="protect" value="on" checked[f.protect.is_some()]; " Deletion protection" }
             button type="submit" id="create-submit" { "Create" }
         }
+    }
+}
+
+/// Where the create form offers one feature: the offered versions that cannot serve it, with
+/// the reason (stack verification or the provider's declaration).
+struct FeatureUse {
+    offered: usize,
+    unusable: Vec<(String, String)>,
+}
+
+impl FeatureUse {
+    /// No offered version serves it: the form disables the option.
+    fn nowhere(&self) -> bool {
+        self.offered > 0 && self.unusable.len() == self.offered
+    }
+
+    /// A marker next to the option: why, and with which versions (empty when every version
+    /// serves it).
+    fn note(&self) -> Markup {
+        if self.unusable.is_empty() {
+            return html! {};
+        }
+        let why: Vec<String> = self
+            .unusable
+            .iter()
+            .map(|(v, r)| format!("{v}: {r}"))
+            .collect();
+        let text = if self.nowhere() {
+            "unavailable".to_string()
+        } else {
+            format!(
+                "not with {}",
+                self.unusable
+                    .iter()
+                    .map(|(v, _)| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        html! { " " small.unusable title=(why.join("\n")) { "(" (text) ")" } }
+    }
+}
+
+fn feature_use(p: &Provider, offered: &[&str], feature: &str) -> FeatureUse {
+    FeatureUse {
+        offered: offered.len(),
+        unusable: offered
+            .iter()
+            .filter_map(|v| {
+                p.unusable_features(v)
+                    .into_iter()
+                    .find(|u| u.feature == feature)
+                    .map(|u| (v.to_string(), u.reason))
+            })
+            .collect(),
     }
 }
 

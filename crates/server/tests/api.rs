@@ -631,3 +631,99 @@ async fn gui_sessions_and_csrf() {
     assert!(csp.contains("script-src 'self'"));
     assert_eq!(res.headers()["x-frame-options"], "DENY");
 }
+
+#[tokio::test]
+async fn features_a_provider_disables_are_marked_and_refused() {
+    let env = env(false).await;
+    let a = Some(env.token_a.as_str());
+    // The provider turns taints off everywhere and zones off for 1.35.4.
+    let providers = Api::<Provider>::all(env.plane.client());
+    let mut versions = providers.get("dev").await.unwrap().spec.kubernetes_versions;
+    for v in versions.iter_mut().filter(|v| v.version == "1.35.4") {
+        v.disabled_features = vec![kaas_api::provider::DisabledFeature {
+            name: "zones".into(),
+            reason: None,
+        }];
+    }
+    providers
+        .patch(
+            "dev",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {
+                "disabledFeatures": [{"name": "taints", "reason": "no taint propagation here"}],
+                "kubernetesVersions": versions,
+            }})),
+        )
+        .await
+        .unwrap();
+
+    // The offering names them per version.
+    let res = env
+        .call(Method::GET, "/api/v1/providers/dev", a, None)
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    let offer = res.json();
+    let unusable = |version: &str| -> Vec<String> {
+        offer["kubernetesVersions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["version"] == version)
+            .unwrap()["unusableFeatures"]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .map(|u| u["feature"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(unusable("1.36.3"), ["taints"]);
+    assert_eq!(unusable("1.35.4"), ["taints", "zones"]);
+
+    // A cluster using them is refused with the field paths and the provider's reason.
+    let post = "/api/v1/namespaces/tenant-a/clusters";
+    let res = env
+        .call(
+            Method::POST,
+            post,
+            a,
+            Some(cluster(
+                "tainted",
+                json!({"provider": {"name": "dev"}, "kubernetes": {"version": "1.35.x"}, "workers": [{
+                    "name": "w", "flavor": "small", "count": 1, "zones": ["zone-a"],
+                    "taints": [{"key": "k", "value": "v", "effect": "NoSchedule"}]}]}),
+            )),
+        )
+        .await;
+    assert_eq!(res.status, 422, "{}", res.text);
+    let errors = res.json()["errors"].as_array().unwrap().clone();
+    let at = |path: &str| {
+        errors
+            .iter()
+            .find(|e| e["path"] == path)
+            .unwrap_or_else(|| panic!("{path} missing in {errors:?}"))["message"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        at("spec.workers[0].taints").contains("no taint propagation here"),
+        "{errors:?}"
+    );
+    assert!(
+        at("spec.workers[0].zones").contains("version 1.35.4"),
+        "{errors:?}"
+    );
+    let res = env
+        .call(Method::GET, &format!("{post}/tainted"), a, None)
+        .await;
+    assert_eq!(res.status, 404, "nothing created: {}", res.text);
+
+    // The GUI form marks them: zones not with 1.35.4, versions without taints.
+    let cookie = sign_in(&env, &env.token_a, "").await;
+    let (status, html) = gui_get(&env, "/ui/new", &cookie).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("(not with 1.35.4)"), "{html}");
+    assert!(html.contains("without taints, zones"), "{html}");
+}

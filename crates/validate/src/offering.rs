@@ -805,8 +805,9 @@ pub fn used_features(cluster: &Cluster) -> Vec<(String, String)> {
     out
 }
 
-/// Refuses features the provider's status reports unusable for version `v` (no status for the
-/// version: not verified yet, nothing is refused).
+/// Refuses features version `v` cannot serve: those stack verification reported unusable
+/// (`status.versions`; a version not verified yet refuses nothing of its own) and those the
+/// provider declares disabled (`spec.disabledFeatures`, per version too).
 fn check_capabilities(
     cluster: &Cluster,
     provider: &Provider,
@@ -814,13 +815,10 @@ fn check_capabilities(
     extensions: &BTreeMap<String, Extension>,
     errs: &mut FieldErrors,
 ) {
-    let Some(found) = provider.status.iter().flat_map(|s| &s.versions).find(|x| {
-        x.version
-            .parse::<KubeVersion>()
-            .is_ok_and(|o| o.release() == v.release())
-    }) else {
+    let unusable = provider.unusable_features(&v.release());
+    if unusable.is_empty() {
         return;
-    };
+    }
     let name = provider.metadata.name.clone().unwrap_or_default();
     let mut used = used_features(cluster);
     let requests = extension_requests(&cluster.spec);
@@ -835,7 +833,7 @@ fn check_capabilities(
         ));
     }
     for (feature, path) in used {
-        if let Some(u) = found.unusable.iter().find(|u| u.feature == feature) {
+        if let Some(u) = unusable.iter().find(|u| u.feature == feature) {
             errs.push(FieldError::new(
                 ErrorKind::Forbidden,
                 path,

@@ -358,3 +358,51 @@ fn a_static_provider_checks_no_machines() {
         ["spec.workers is ignored: a static provider provisions nothing"]
     );
 }
+
+#[test]
+fn features_the_provider_disables_are_refused_with_path_and_reason() {
+    let mut p = provider(DEV);
+    p.spec.disabled_features = vec![kaas_api::provider::DisabledFeature {
+        name: "oidc".into(),
+        reason: Some("no identity provider reachable".into()),
+    }];
+    p.spec.kubernetes_versions[0].disabled_features = vec![kaas_api::provider::DisabledFeature {
+        name: "labels".into(),
+        reason: None,
+    }];
+    let first = p.spec.kubernetes_versions[0].version.clone();
+    let other = p.spec.kubernetes_versions[1].version.clone();
+    let spec = |v: &str| {
+        format!(
+            "{{provider: {{name: dev}}, kubernetes: {{version: '{v}'}}, access: {{oidc: {{issuerURL: 'https://id.example.com', clientID: k}}}}, workers: [{{name: w, flavor: small, count: 1, labels: {{a: b}}}}]}}"
+        )
+    };
+    let errs = validate(&cluster(&spec(&first)), &p).unwrap_err();
+    let oidc = errs
+        .0
+        .iter()
+        .find(|e| e.path == "spec.access.oidc")
+        .expect("oidc refused");
+    assert_eq!(oidc.kind, ErrorKind::Forbidden);
+    assert!(
+        oidc.message.contains("no identity provider reachable")
+            && oidc.message.contains(&format!("version {first}")),
+        "{oidc:?}"
+    );
+    assert!(
+        errs.0.iter().any(|e| e.path == "spec.workers[0].labels"
+            && e.message.contains("disabled by the provider")),
+        "{errs:?}"
+    );
+    // The version-specific declaration does not reach the other version; the global one does.
+    let errs = validate(&cluster(&spec(&other)), &p).unwrap_err();
+    assert_eq!(
+        errs.0.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(),
+        ["spec.access.oidc"],
+        "{errs:?}"
+    );
+    // Without declarations the same cluster is accepted: declarations are the only cause.
+    p.spec.disabled_features.clear();
+    p.spec.kubernetes_versions[0].disabled_features.clear();
+    validate(&cluster(&spec(&first)), &p).expect("accepted without declarations");
+}
