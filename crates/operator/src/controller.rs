@@ -20,7 +20,7 @@ use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
@@ -108,7 +108,16 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
         providers: cfg.providers.clone(),
     });
     let clusters: Api<Cluster> = Api::all(client.clone());
-    let controller = Controller::new(clusters, watcher::Config::default().any_semantic());
+    // Only what a person or another controller changed triggers a reconcile: the operator's own
+    // status writes (and the resourceVersion bumps they cause) do not. Progress arrives through
+    // the watches of the backend's objects below, and requeues are the safety net.
+    let (reader, writer) = kube::runtime::reflector::store();
+    let triggers = watcher(clusters, watcher::Config::default().any_semantic())
+        .backoff(TriggerBackoff::default())
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(trigger_hash, Default::default());
+    let controller = Controller::for_stream(triggers, reader);
     let store = controller.store();
     let bundle_store = store.clone();
     let controller = controller
@@ -254,6 +263,22 @@ impl kube::runtime::utils::Backoff for TriggerBackoff {
     fn reset(&mut self) {
         self.next = Duration::ZERO;
     }
+}
+
+/// What of an SCS Cluster makes a reconcile necessary (a hash, `None`: always): the spec (its
+/// generation, which also moves when deletion starts), labels, annotations (adoption,
+/// `kaas.scs.community/…` requests) and finalizers. Status-only updates — the operator's own
+/// writes, one or more per reconcile — hash the same and are dropped.
+fn trigger_hash(c: &Cluster) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let m = c.meta();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    m.generation.hash(&mut h);
+    m.labels.hash(&mut h);
+    m.annotations.hash(&mut h);
+    m.finalizers.hash(&mut h);
+    m.deletion_timestamp.is_some().hash(&mut h);
+    Some(h.finish())
 }
 
 fn error_policy(cluster: Arc<Cluster>, err: &Error, _ctx: Arc<Context>) -> Action {
@@ -797,6 +822,38 @@ mod tests {
             )))
             .is_some()
         );
+    }
+
+    #[test]
+    fn status_writes_trigger_nothing_spec_and_metadata_changes_do() {
+        let mut c: Cluster = serde_yaml::from_str(
+            "apiVersion: scs.community/v1alpha1\nkind: Cluster\nmetadata: {name: a, namespace: t, generation: 1, resourceVersion: '5'}\nspec: {}",
+        )
+        .unwrap();
+        let before = trigger_hash(&c);
+        c.metadata.resource_version = Some("6".into());
+        c.status = Some(kaas_api::ClusterStatus {
+            phase: Some(kaas_api::cluster::ClusterPhase::Ready),
+            ..Default::default()
+        });
+        assert_eq!(trigger_hash(&c), before, "a status write");
+        let mut g = c.clone();
+        g.metadata.generation = Some(2);
+        let mut a = c.clone();
+        a.annotations_mut()
+            .insert("scs.community/adopt-from".into(), "x".into());
+        let mut f = c.clone();
+        f.finalizers_mut().push("x".into());
+        let mut d = c.clone();
+        d.metadata.deletion_timestamp = Some(Time(Timestamp::UNIX_EPOCH));
+        for (what, changed) in [
+            ("spec", g),
+            ("annotation", a),
+            ("finalizer", f),
+            ("deletion", d),
+        ] {
+            assert_ne!(trigger_hash(&changed), before, "{what}");
+        }
     }
 
     #[test]
