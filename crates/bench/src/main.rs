@@ -33,7 +33,8 @@ enum Command {
     /// core manager's memory at the same count.
     OperatorScale(scale::Args),
     /// Fault injection on the real plane (kube-apiserver killed, etcd stopped, clusters deleted
-    /// mid-creation and mid-upgrade): invariants checked, recovery times printed.
+    /// mid-creation and mid-upgrade, the operator SIGKILLed repeatedly): invariants checked,
+    /// recovery times printed.
     Chaos(ChaosArgs),
 }
 
@@ -61,6 +62,15 @@ struct ChaosArgs {
     /// Bound of the whole run, seconds.
     #[arg(long, default_value_t = 3600)]
     timeout_secs: u64,
+    /// `kills`: how many times the operator is SIGKILLed.
+    #[arg(long, default_value_t = 20)]
+    kills: usize,
+    /// `kills`: seconds from a restart to the next SIGKILL, at most (at least a fifth of it).
+    #[arg(long, default_value_t = 15)]
+    kill_every_secs: u64,
+    /// `kills`: seed of the random moments (0: from the clock; printed).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -98,6 +108,13 @@ async fn chaos(args: ChaosArgs) -> anyhow::Result<()> {
         fault: Duration::from_secs(args.fault_secs),
         converge_timeout: Duration::from_secs(args.converge_secs),
         keep_logs: args.keep_logs,
+        kills: args.kills,
+        kill_every: (
+            Duration::from_secs(args.kill_every_secs.max(1)) / 5,
+            Duration::from_secs(args.kill_every_secs.max(1)),
+        ),
+        restart_after: (Duration::from_millis(500), Duration::from_secs(3)),
+        seed: args.seed,
     };
     let started = chrono::Utc::now();
     let mut failed = Vec::new();

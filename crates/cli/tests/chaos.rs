@@ -38,3 +38,21 @@ async fn etcd_stopped_and_resumed_loses_no_write() {
 async fn clusters_deleted_while_created_or_upgraded_leave_nothing() {
     scenario(Scenario::Delete).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_sigkilled_repeatedly_loses_duplicates_and_orphans_nothing() {
+    let mut o = opts();
+    o.clusters = 8;
+    let out = chaos::run(Scenario::Kills, &o)
+        .await
+        .unwrap_or_else(|e| panic!("chaos kills: {e:#}"));
+    eprintln!("{}", out.markdown());
+    for (k, v) in &out.counters {
+        assert_eq!(*v, 0, "{k}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_sigkilled_standby_takes_over_never_two_writers() {
+    scenario(Scenario::Failover).await;
+}

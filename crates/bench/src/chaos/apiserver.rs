@@ -15,7 +15,7 @@ const TENANT: &str = "chaos-api";
 
 pub(super) async fn run(opts: &Options) -> Result<Outcome> {
     let mut out = Outcome::new(Scenario::Apiserver);
-    let mut env = Env::start(opts).await?;
+    let env = Env::start(opts).await?;
     let token = env.tenant(TENANT).await?;
     let mut operator = env.operator(&[])?;
     let (mut serve, port) = env.serve()?;

@@ -53,7 +53,7 @@ async fn until_machines(
 
 pub(super) async fn run(opts: &Options) -> Result<Outcome> {
     let mut out = Outcome::new(Scenario::Delete);
-    let mut env = Env::start(opts).await?;
+    let env = Env::start(opts).await?;
     env.tenant(CREATING).await?;
     env.tenant(UPGRADING).await?;
     let _operator = env.operator(&[])?;

@@ -27,7 +27,7 @@ impl Drop for Resume {
 
 pub(super) async fn run(opts: &Options) -> Result<Outcome> {
     let mut out = Outcome::new(Scenario::Etcd);
-    let mut env = Env::start(opts).await?;
+    let env = Env::start(opts).await?;
     let token = env.tenant(TENANT).await?;
     let mut operator = env.operator(&[])?;
     let (mut serve, port) = env.serve()?;

@@ -12,6 +12,8 @@
 mod apiserver;
 mod deletion;
 mod etcd;
+mod failover;
+mod kills;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -50,6 +52,11 @@ pub enum Scenario {
     Etcd,
     /// Clusters deleted by their tenant while being created and while being upgraded.
     Delete,
+    /// Clusters created, scaled, upgraded and deleted while the operator process is SIGKILLed
+    /// at random moments and restarted.
+    Kills,
+    /// Two operator replicas with leader election; the leader SIGKILLed.
+    Failover,
     /// Every scenario, one after the other.
     All,
 }
@@ -58,7 +65,13 @@ impl Scenario {
     /// The scenarios `self` stands for.
     pub fn expand(self) -> Vec<Scenario> {
         match self {
-            Scenario::All => vec![Scenario::Apiserver, Scenario::Etcd, Scenario::Delete],
+            Scenario::All => vec![
+                Scenario::Apiserver,
+                Scenario::Etcd,
+                Scenario::Delete,
+                Scenario::Kills,
+                Scenario::Failover,
+            ],
             s => vec![s],
         }
     }
@@ -69,6 +82,8 @@ impl Scenario {
             Scenario::Apiserver => "apiserver",
             Scenario::Etcd => "etcd",
             Scenario::Delete => "delete",
+            Scenario::Kills => "kills",
+            Scenario::Failover => "failover",
             Scenario::All => "all",
         }
     }
@@ -87,6 +102,14 @@ pub struct Options {
     pub converge_timeout: Duration,
     /// Keep the plane's and daemons' logs in this directory (default: a temporary one, removed).
     pub keep_logs: Option<PathBuf>,
+    /// `kills`: how many times the operator is SIGKILLed.
+    pub kills: usize,
+    /// `kills`: the time between a restart and the next SIGKILL, uniform in this range.
+    pub kill_every: (Duration, Duration),
+    /// `kills`: the time between a SIGKILL and the restart, uniform in this range.
+    pub restart_after: (Duration, Duration),
+    /// `kills`: the seed of the random moments (0: from the clock).
+    pub seed: u64,
 }
 
 impl Options {
@@ -98,6 +121,10 @@ impl Options {
             fault: Duration::from_secs(5),
             converge_timeout: Duration::from_secs(420),
             keep_logs: None,
+            kills: 4,
+            kill_every: (Duration::from_secs(2), Duration::from_secs(8)),
+            restart_after: (Duration::from_millis(200), Duration::from_secs(2)),
+            seed: 0,
         }
     }
 }
@@ -153,6 +180,8 @@ pub async fn run(scenario: Scenario, opts: &Options) -> Result<Outcome> {
         Scenario::Apiserver => apiserver::run(opts).await,
         Scenario::Etcd => etcd::run(opts).await,
         Scenario::Delete => deletion::run(opts).await,
+        Scenario::Kills => kills::run(opts).await,
+        Scenario::Failover => failover::run(opts).await,
         Scenario::All => bail!("run each scenario of `all` on its own"),
     }
 }
@@ -172,10 +201,18 @@ pub struct Daemon {
     pub pid: i32,
     /// Its log.
     pub log: PathBuf,
+    /// The port it listens on (the operator's metrics, the server's API).
+    pub port: u16,
 }
 
 impl Daemon {
-    fn start(bin: &Path, args: &[String], env: &[(&str, &str)], log: PathBuf) -> Result<Daemon> {
+    fn start(
+        bin: &Path,
+        args: &[String],
+        env: &[(&str, &str)],
+        log: PathBuf,
+        port: u16,
+    ) -> Result<Daemon> {
         let spec = Spec {
             name: args.first().cloned().unwrap_or_default(),
             program: bin.to_path_buf(),
@@ -192,6 +229,7 @@ impl Daemon {
             pid: proc_.pid,
             proc_,
             log,
+            port,
         })
     }
 
@@ -242,7 +280,7 @@ pub struct Env {
     pub dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     bin: PathBuf,
-    operators: usize,
+    operators: std::sync::atomic::AtomicUsize,
 }
 
 impl Env {
@@ -292,14 +330,16 @@ impl Env {
             dir,
             _tmp: tmp,
             bin: opts.kaas_bin.clone(),
-            operators: 0,
+            operators: Default::default(),
         })
     }
 
     /// `kaas operator` as its own process; the orphan collector's grace period is 5 s, so
     /// leftovers are collected within the scenario.
-    pub fn operator(&mut self, extra: &[&str]) -> Result<Daemon> {
-        self.operators += 1;
+    pub fn operator(&self, extra: &[&str]) -> Result<Daemon> {
+        let n = 1 + self
+            .operators
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let port = kaas_harness::process::free_port()?;
         let mut args = vec![
             "operator".to_string(),
@@ -316,7 +356,8 @@ impl Env {
                 ("KAAS_LOG", "info,kube=warn"),
                 (kaas_operator::orphans::GRACE_ENV, "5"),
             ],
-            self.dir.join(format!("operator-{}.log", self.operators)),
+            self.dir.join(format!("operator-{n}.log")),
+            port,
         )
     }
 
@@ -333,6 +374,7 @@ impl Env {
             &args,
             &[("KAAS_LOG", "info,kube=warn")],
             self.dir.join("serve.log"),
+            port,
         )?;
         Ok((d, port))
     }
