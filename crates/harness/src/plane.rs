@@ -287,15 +287,30 @@ impl Plane {
     /// Starts a plane in a fresh temporary directory: etcd (`--unsafe-no-fsync`), kube-apiserver,
     /// kube-controller-manager, then the CRDs and, if asked, Cluster API. Every wait is bounded;
     /// errors carry the failing component's log tail.
+    ///
+    /// Ports are chosen free but not held until the component binds them, so a process of
+    /// another test may take one in between ("address already in use"): such a start is
+    /// retried with fresh ports, at most [`PORT_RETRIES`] times.
     pub async fn start(opts: PlaneOptions) -> Result<Plane> {
-        let tmp = tempfile::Builder::new().prefix("kaas-plane-").tempdir()?;
-        let layout = Layout {
-            dir: tmp.path().to_path_buf(),
-            tmp: Some(tmp),
-            mode: Mode::Attached,
-            persistent: false,
-        };
-        Self::launch(opts, layout).await
+        let mut attempt = 1;
+        loop {
+            let tmp = tempfile::Builder::new().prefix("kaas-plane-").tempdir()?;
+            let layout = Layout {
+                dir: tmp.path().to_path_buf(),
+                tmp: Some(tmp),
+                mode: Mode::Attached,
+                persistent: false,
+            };
+            match Self::launch(opts.clone(), layout).await {
+                Err(e) if attempt < PORT_RETRIES && port_taken(&e) => {
+                    eprintln!(
+                        "[kaas-harness] a port was taken while the plane started, retrying with fresh ports: {e:#}"
+                    );
+                    attempt += 1;
+                }
+                res => return res,
+            }
+        }
     }
 
     pub(crate) async fn launch(mut opts: PlaneOptions, layout: Layout) -> Result<Plane> {
@@ -1022,6 +1037,14 @@ impl Plane {
             }
         }
     }
+}
+
+/// Starts of a plane tried before a port collision is an error.
+pub const PORT_RETRIES: u32 = 3;
+
+/// Whether a failed start failed because a port was taken by someone else.
+fn port_taken(e: &anyhow::Error) -> bool {
+    format!("{e:#}").contains("address already in use")
 }
 
 impl Drop for Plane {

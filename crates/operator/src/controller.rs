@@ -101,11 +101,30 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
         controller: "kaas-operator".into(),
         instance: std::env::var("POD_NAME").ok(),
     };
+    // Providers are read from a cache every reconcile. The cache's own watch also triggers the
+    // clusters of a changed Provider (below), after the cache holds the change.
+    let (provider_store, provider_writer) = kube::runtime::reflector::store_shared::<Provider>(256);
+    let provider_changes = provider_writer
+        .subscribe()
+        .expect("a shared store can be subscribed to");
+    let provider_cache = watcher(
+        Api::<Provider>::all(client.clone()),
+        watcher::Config::default().any_semantic(),
+    )
+    .backoff(TriggerBackoff::default())
+    .reflect_shared(provider_writer)
+    .take_until(shutdown())
+    .for_each(|res| async move {
+        if let Err(e) = res {
+            warn!(error = %e, "provider watch failed; retrying");
+        }
+    });
     let ctx = Arc::new(Context {
         client: client.clone(),
         recorder: Recorder::new(client.clone(), reporter),
         metrics: metrics.clone(),
         providers: cfg.providers.clone(),
+        provider_store: provider_store.clone(),
     });
     let clusters: Api<Cluster> = Api::all(client.clone());
     // Only what a person or another controller changed triggers a reconcile: the operator's own
@@ -149,25 +168,21 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
                 }
             },
         )
-        .watches(
-            Api::<Provider>::all(client.clone()),
-            watcher::Config::default().any_semantic(),
-            move |p| {
-                let name = p.name_any();
-                store
-                    .state()
-                    .into_iter()
-                    .filter(|c| {
-                        c.spec
-                            .provider
-                            .as_ref()
-                            .and_then(|r| r.name.as_deref())
-                            .is_none_or(|n| n == name)
-                    })
-                    .map(|c| ObjectRef::from_obj(&*c))
-                    .collect::<Vec<_>>()
-            },
-        )
+        .watches_shared_stream(provider_changes, move |p: Arc<Provider>| {
+            let name = p.name_any();
+            store
+                .state()
+                .into_iter()
+                .filter(|c| {
+                    c.spec
+                        .provider
+                        .as_ref()
+                        .and_then(|r| r.name.as_deref())
+                        .is_none_or(|n| n == name)
+                })
+                .map(|c| ObjectRef::from_obj(&*c))
+                .collect::<Vec<_>>()
+        })
         // A changed addon bundle (published by a provider) concerns every cluster that may use it.
         .watches(
             Api::<k8s_openapi::api::core::v1::ConfigMap>::all(client.clone()),
@@ -210,14 +225,22 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
     // Provider-side objects whose SCS Cluster is gone (crate::orphans).
     let orphans = crate::orphans::run(ctx.clone(), shutdown());
     info!(providers = ?cfg.providers, "kaas operator running");
-    let clusters = controller
-        .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                warn!(error = %e, "reconcile failed");
-            }
-        });
-    futures::join!(clusters, providers, gitsources, orphans);
+    let clusters = async move {
+        // No cluster is reconciled before the provider cache is filled (an empty cache would
+        // report every provider missing).
+        if provider_store.wait_until_ready().await.is_err() {
+            return;
+        }
+        controller
+            .run(reconcile, error_policy, ctx)
+            .for_each(|res| async move {
+                if let Err(e) = res {
+                    warn!(error = %e, "reconcile failed");
+                }
+            })
+            .await
+    };
+    futures::join!(clusters, providers, gitsources, orphans, provider_cache);
     Ok(())
 }
 
@@ -307,7 +330,7 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
     let ns = cluster.namespace().unwrap_or_default();
     let name = cluster.name_any();
     let api: Api<Cluster> = Api::namespaced(ctx.client.clone(), &ns);
-    let provider = dereference::provider(&ctx.client, cluster).await?;
+    let provider = dereference::provider(&ctx.provider_store, cluster);
     let named = cluster.spec.provider.as_ref().and_then(|p| p.name.clone());
     let provider_name = provider.as_ref().ok().map(|p| p.name_any()).or(named);
     match &provider_name {

@@ -2,28 +2,25 @@
 //! the legacy `providerType` (or the only provider at all).
 
 use kaas_api::{Cluster, Provider};
-use kube::api::ListParams;
-use kube::{Api, Client, ResourceExt};
+use kube::ResourceExt;
+use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::status::Problem;
 
-/// The provider of `cluster`, or why there is none.
-pub async fn provider(
-    client: &Client,
-    cluster: &Cluster,
-) -> Result<Result<Provider, Problem>, kube::Error> {
-    let api: Api<Provider> = Api::all(client.clone());
+/// The provider of `cluster` from the operator's provider cache, or why there is none.
+pub fn provider(store: &Store<Provider>, cluster: &Cluster) -> Result<Provider, Problem> {
     let pref = cluster.spec.provider.clone().unwrap_or_default();
     if let Some(name) = &pref.name {
-        return Ok(match api.get_opt(name).await? {
-            Some(p) => Ok(p),
+        return match store.get(&ObjectRef::new(name)) {
+            Some(p) => Ok((*p).clone()),
             None => Err(Problem::Provider(format!(
                 "spec.provider.name: provider {name:?} does not exist (kubectl get providers lists the offerings)"
             ))),
-        });
+        };
     }
-    let all = api.list(&ListParams::default()).await?.items;
-    Ok(choose(all, pref.provider_type.as_deref()))
+    let mut all: Vec<Provider> = store.state().iter().map(|p| (**p).clone()).collect();
+    all.sort_by_key(|p| p.name_any());
+    choose(all, pref.provider_type.as_deref())
 }
 
 /// Chooses among providers when the cluster names none (pure).

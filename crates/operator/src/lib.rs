@@ -61,6 +61,8 @@ pub struct Context {
     pub metrics: Arc<metrics::Metrics>,
     /// Providers this instance handles (empty: all).
     pub providers: BTreeSet<String>,
+    /// Every Provider, kept current by a watch (read instead of a GET per reconcile).
+    pub provider_store: kube::runtime::reflector::Store<kaas_api::Provider>,
 }
 
 impl Context {
