@@ -125,6 +125,7 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         providers: cfg.providers.clone(),
         provider_store: provider_store.clone(),
+        written: Default::default(),
     });
     let clusters: Api<Cluster> = Api::all(client.clone());
     // Only what a person or another controller changed triggers a reconcile: the operator's own

@@ -63,6 +63,100 @@ pub struct Context {
     pub providers: BTreeSet<String>,
     /// Every Provider, kept current by a watch (read instead of a GET per reconcile).
     pub provider_store: kube::runtime::reflector::Store<kaas_api::Provider>,
+    /// Writes made recently that a reconcile may skip while what it would write is unchanged.
+    pub written: Written,
+}
+
+/// Recent idempotent writes by key (e.g. `Namespace/<name>`) with a hash of what was written.
+/// A reconcile skips a write whose object it wrote identically less than `ttl` ago — mostly the
+/// second and third reconcile of a new cluster, which would repeat the first one's writes — and
+/// forgets the entry when a later write that depends on it fails. After `ttl` everything is
+/// written again, which also repairs what someone else changed or deleted meanwhile.
+#[derive(Debug)]
+pub struct Written {
+    ttl: std::time::Duration,
+    seen: std::sync::Mutex<std::collections::HashMap<String, (u64, std::time::Instant)>>,
+}
+
+impl Default for Written {
+    fn default() -> Self {
+        Written::new(std::time::Duration::from_secs(60))
+    }
+}
+
+impl Written {
+    /// Remembers writes for `ttl`.
+    pub fn new(ttl: std::time::Duration) -> Self {
+        Written {
+            ttl,
+            seen: Default::default(),
+        }
+    }
+
+    /// A hash of what is written (its JSON form).
+    pub fn hash_of(value: &impl serde::Serialize) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        serde_json::to_string(value)
+            .unwrap_or_default()
+            .hash(&mut h);
+        h.finish()
+    }
+
+    /// Whether `key` was written as `hash` less than `ttl` ago.
+    pub fn fresh(&self, key: &str, hash: u64) -> bool {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        match seen.get(key) {
+            Some((h, at)) if *h == hash && at.elapsed() < self.ttl => true,
+            Some(_) => {
+                seen.remove(key);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Records a successful write.
+    pub fn record(&self, key: impl Into<String>, hash: u64) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        // Bounded: expired entries go when the map grows past what 10,000 clusters need.
+        if seen.len() > 50_000 {
+            let ttl = self.ttl;
+            seen.retain(|_, (_, at)| at.elapsed() < ttl);
+        }
+        seen.insert(key.into(), (hash, std::time::Instant::now()));
+    }
+
+    /// Forgets `key` (the next reconcile writes it).
+    pub fn forget(&self, key: &str) {
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Written;
+    use std::time::Duration;
+
+    #[test]
+    fn a_write_is_skipped_only_while_identical_and_recent() {
+        let w = Written::new(Duration::from_millis(200));
+        let a = Written::hash_of(&serde_json::json!({"labels": {"a": "1"}}));
+        let b = Written::hash_of(&serde_json::json!({"labels": {"a": "2"}}));
+        assert!(!w.fresh("Namespace/x", a), "never written");
+        w.record("Namespace/x", a);
+        assert!(w.fresh("Namespace/x", a));
+        assert!(!w.fresh("Namespace/x", b), "changed");
+        w.record("Namespace/x", a);
+        w.forget("Namespace/x");
+        assert!(!w.fresh("Namespace/x", a), "forgotten");
+        w.record("Namespace/x", a);
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(!w.fresh("Namespace/x", a), "expired");
+    }
 }
 
 impl Context {

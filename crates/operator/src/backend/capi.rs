@@ -73,21 +73,35 @@ impl Backend for ClusterApi {
         let rendered = kaas_render::render_at(cluster, resolved, loc.target.as_ref())?;
         let pp = PatchParams::apply(FIELD_MANAGER).force();
         let ns_name = rendered.namespace.name_any();
-        if !rendered.adopted {
-            Api::<Namespace>::all(ctx.client.clone())
+        let ns_key = format!("Namespace/{ns_name}");
+        let ns_hash = crate::Written::hash_of(&rendered.namespace);
+        let namespaces = Api::<Namespace>::all(ctx.client.clone());
+        let skipped = rendered.adopted || ctx.written.fresh(&ns_key, ns_hash);
+        if !skipped {
+            namespaces
                 .patch(&ns_name, &pp, &Patch::Apply(&rendered.namespace))
                 .await?;
+            ctx.written.record(ns_key.clone(), ns_hash);
         }
         if resolved.stack == Some(StackKind::OpenStackScs2) {
             copy_credentials(ctx, resolved, &ns_name).await?;
         }
         let api: Api<CapiCluster> = Api::namespaced(ctx.client.clone(), &ns_name);
-        api.patch(
-            &rendered.cluster.name_any(),
-            &pp,
-            &Patch::Apply(&rendered.cluster),
-        )
-        .await?;
+        let capi_name = rendered.cluster.name_any();
+        let capi_patch = Patch::Apply(&rendered.cluster);
+        let apply = || api.patch(&capi_name, &pp, &capi_patch);
+        if let Err(e) = apply().await {
+            ctx.written.forget(&ns_key);
+            if !skipped || rendered.adopted {
+                return Err(e.into());
+            }
+            // The namespace write was skipped and may be what is missing: write it, try again.
+            namespaces
+                .patch(&ns_name, &pp, &Patch::Apply(&rendered.namespace))
+                .await?;
+            ctx.written.record(ns_key.clone(), ns_hash);
+            apply().await?;
+        }
         if rendered.adopted {
             // The adopted cluster's namespace is the provider's; tenants get no access there.
             return Ok(());
@@ -256,6 +270,10 @@ impl Backend for ClusterApi {
         // but the tenant's own derived location.
         let loc = crate::adopt::locate(&ctx.client, cluster, provider).await?;
         let (ns, name) = (loc.namespace, loc.name);
+        // The namespace may go with the cluster: a cluster created again writes it again.
+        ctx.written.forget(&format!("Namespace/{ns}"));
+        ctx.written
+            .forget(&format!("RoleBinding/{ns}/{CAPI_VIEWER_BINDING}"));
         let api: Api<CapiCluster> = Api::namespaced(ctx.client.clone(), &ns);
         let Some(capi) = api.get_opt(&name).await? else {
             return Ok(Deletion::Done);
@@ -346,10 +364,20 @@ pub fn capi_viewer_binding(
 
 /// The tenant's read access to its provider-side namespace, retried with every reconcile: a
 /// failure is logged and never holds up the cluster.
+/// Kept at most once a minute per namespace ([`crate::Written`]): a RoleBinding the tenant adds
+/// reaches the binding within a minute.
 pub(crate) async fn keep_tenant_viewer(ctx: &Context, cluster: &Cluster, ns: &str) {
     let tenant = cluster.namespace().unwrap_or_default();
-    if let Err(e) = sync_capi_viewer(ctx, &tenant, ns).await {
-        tracing::warn!(namespace = %ns, error = %e, "cannot keep the tenant's RoleBinding {CAPI_VIEWER_BINDING}");
+    let key = format!("RoleBinding/{ns}/{CAPI_VIEWER_BINDING}");
+    let hash = crate::Written::hash_of(&tenant);
+    if ctx.written.fresh(&key, hash) {
+        return;
+    }
+    match sync_capi_viewer(ctx, &tenant, ns).await {
+        Ok(()) => ctx.written.record(key, hash),
+        Err(e) => {
+            tracing::warn!(namespace = %ns, error = %e, "cannot keep the tenant's RoleBinding {CAPI_VIEWER_BINDING}")
+        }
     }
 }
 
