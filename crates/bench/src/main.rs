@@ -33,8 +33,8 @@ enum Command {
     /// core manager's memory at the same count.
     OperatorScale(scale::Args),
     /// Fault injection on the real plane (kube-apiserver killed, etcd stopped, clusters deleted
-    /// mid-creation and mid-upgrade, the operator SIGKILLed repeatedly): invariants checked,
-    /// recovery times printed.
+    /// mid-creation and mid-upgrade, the operator SIGKILLed repeatedly, the leader replica
+    /// SIGKILLed): invariants checked, recovery times printed (RELIABILITY.md).
     Chaos(ChaosArgs),
 }
 

@@ -520,13 +520,18 @@ pub async fn check(admin: &Client, expected: &Expected) -> Result<(), String> {
         .await
         .map_err(e)?
         .items;
+    let scs_all: Vec<Cluster> = Api::<Cluster>::all(admin.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(e)?
+        .items;
     let tenants: BTreeSet<&String> = expected.keys().map(|(t, _)| t).collect();
     for ((tenant, name), want) in expected {
         let side = capi_namespace(PROVIDER, tenant);
-        let scs = Api::<Cluster>::namespaced(admin.clone(), tenant)
-            .get_opt(name)
-            .await
-            .map_err(e)?;
+        let scs = scs_all
+            .iter()
+            .find(|c| c.namespace().as_deref() == Some(tenant.as_str()) && &c.name_any() == name)
+            .cloned();
         // Every Cluster API Cluster labelled for this SCS Cluster, wherever it is.
         let capi: Vec<&CapiCluster> = capi_all
             .iter()
@@ -681,7 +686,7 @@ pub async fn converge(admin: &Client, expected: &Expected, timeout: Duration) ->
     let start = Instant::now();
     let mut last = String::new();
     loop {
-        match tokio::time::timeout(Duration::from_secs(30), check(admin, expected)).await {
+        match tokio::time::timeout(Duration::from_secs(120), check(admin, expected)).await {
             Ok(Ok(())) => return Ok(start.elapsed()),
             Ok(Err(p)) => {
                 if p != last {
@@ -689,12 +694,17 @@ pub async fn converge(admin: &Client, expected: &Expected, timeout: Duration) ->
                 }
                 last = p;
             }
-            Err(_) => last = "the checks' reads did not answer within 30 s".into(),
+            Err(_) => {
+                last = "the checks' reads did not answer within 120 s".into();
+                say(&last);
+            }
         }
         if start.elapsed() > timeout {
             bail!("INVARIANT: not converged within {timeout:?}: {last}");
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        // Each check lists every Cluster API Cluster and Machine: not too often at scale.
+        let pause = if expected.len() > 20 { 5 } else { 1 };
+        tokio::time::sleep(Duration::from_secs(pause)).await;
     }
 }
 
