@@ -34,7 +34,8 @@ enum Command {
     OperatorScale(scale::Args),
     /// Fault injection on the real plane (kube-apiserver killed, etcd stopped, clusters deleted
     /// mid-creation and mid-upgrade, the operator SIGKILLed repeatedly, the leader replica
-    /// SIGKILLed): invariants checked, recovery times printed (RELIABILITY.md).
+    /// SIGKILLed, the Cluster API core manager SIGKILLed during upgrades): invariants checked,
+    /// recovery times printed (RELIABILITY.md).
     Chaos(ChaosArgs),
 }
 
@@ -47,7 +48,8 @@ struct ChaosArgs {
     /// SCS Clusters per scenario.
     #[arg(long, default_value_t = 10)]
     clusters: usize,
-    /// How long the fault lasts (kube-apiserver down, etcd stopped), seconds.
+    /// How long the fault lasts (kube-apiserver down, etcd stopped, Cluster API core manager
+    /// down), seconds.
     #[arg(long, default_value_t = 30)]
     fault_secs: u64,
     /// Bound of each wait for convergence, seconds.

@@ -56,3 +56,8 @@ async fn operator_sigkilled_repeatedly_loses_duplicates_and_orphans_nothing() {
 async fn leader_sigkilled_standby_takes_over_never_two_writers() {
     scenario(Scenario::Failover).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capi_core_manager_killed_during_upgrades_upgrades_complete() {
+    scenario(Scenario::Capi).await;
+}

@@ -794,49 +794,91 @@ impl Plane {
             *lock = Some(InMemoryLock::acquire(self.opts.capi_lock_timeout).await?);
         }
         let lock_fd = lock.as_ref().map(InMemoryLock::raw_fd);
-        let kubeconfig = self.kubeconfig_path().display().to_string();
-        let cert_dir = self.dir.join("pki/webhook").display().to_string();
         {
             let mut capi = self.capi.lock().unwrap_or_else(|e| e.into_inner());
             capi.clear();
             for m in &MANAGERS {
-                let ports = self.ports.manager(m.name);
-                let args = vec![
-                    format!("--kubeconfig={kubeconfig}"),
-                    "--leader-elect=false".into(),
-                    format!("--webhook-port={}", ports.webhook),
-                    format!("--webhook-cert-dir={cert_dir}"),
-                    format!("--health-addr=127.0.0.1:{}", ports.health),
-                    format!("--diagnostics-address=127.0.0.1:{}", ports.metrics),
-                    "--insecure-diagnostics=true".into(),
-                    format!("--feature-gates={}", self.opts.capi_feature_gates),
-                ];
-                let mut env = vec![];
-                let mut fd = None;
-                if m.component == "docker" {
-                    env.push(("POD_IP".to_string(), "127.0.0.1".to_string()));
-                    fd = lock_fd;
-                }
-                capi.push(self.spawn(m.name, m.binary, args, env, fd)?);
+                capi.push(self.spawn_manager(m, lock_fd)?);
             }
         }
         drop(lock);
         for m in &MANAGERS {
-            let health = self.ports.manager(m.name).health;
-            self.wait_for(
-                &format!("{} /readyz", m.name),
-                self.opts.capi_startup_timeout,
-                &[m.name],
-                || async move {
-                    match http_status(health, "/readyz").await {
-                        Some(200) => Ok(true),
-                        s => Err(format!("GET /readyz: {s:?}")),
-                    }
-                },
-            )
-            .await?;
+            self.wait_manager_ready(m).await?;
         }
         Ok(())
+    }
+
+    fn spawn_manager(&self, m: &crate::capi::Manager, lock_fd: Option<i32>) -> Result<Proc> {
+        let kubeconfig = self.kubeconfig_path().display().to_string();
+        let cert_dir = self.dir.join("pki/webhook").display().to_string();
+        let ports = self.ports.manager(m.name);
+        let args = vec![
+            format!("--kubeconfig={kubeconfig}"),
+            "--leader-elect=false".into(),
+            format!("--webhook-port={}", ports.webhook),
+            format!("--webhook-cert-dir={cert_dir}"),
+            format!("--health-addr=127.0.0.1:{}", ports.health),
+            format!("--diagnostics-address=127.0.0.1:{}", ports.metrics),
+            "--insecure-diagnostics=true".into(),
+            format!("--feature-gates={}", self.opts.capi_feature_gates),
+        ];
+        let mut env = vec![];
+        let mut fd = None;
+        if m.component == "docker" {
+            env.push(("POD_IP".to_string(), "127.0.0.1".to_string()));
+            fd = lock_fd;
+        }
+        self.spawn(m.name, m.binary, args, env, fd)
+    }
+
+    async fn wait_manager_ready(&self, m: &crate::capi::Manager) -> Result<()> {
+        let health = self.ports.manager(m.name).health;
+        self.wait_for(
+            &format!("{} /readyz", m.name),
+            self.opts.capi_startup_timeout,
+            &[m.name],
+            || async move {
+                match http_status(health, "/readyz").await {
+                    Some(200) => Ok(true),
+                    s => Err(format!("GET /readyz: {s:?}")),
+                }
+            },
+        )
+        .await
+    }
+
+    /// SIGKILLs one Cluster API manager (`capi-core`, `capi-kubeadm-bootstrap`,
+    /// `capi-kubeadm-control-plane`; not the in-memory backend, which holds the machine-wide
+    /// lock), leaving the others running (fault injection). Returns whether it was running.
+    pub fn kill_capi_manager(&self, name: &str) -> Result<bool> {
+        if name == "capd-in-memory" {
+            bail!("the in-memory backend's manager cannot be restarted on its own");
+        }
+        let mut capi = self.capi.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(i) = capi.iter().position(|p| p.name == name) else {
+            return Ok(false);
+        };
+        let mut p = capi.remove(i);
+        let running = p.exited().is_none();
+        p.stop(Duration::ZERO);
+        Ok(running)
+    }
+
+    /// Starts a manager stopped by [`Plane::kill_capi_manager`] again with the same flags and
+    /// ports, and waits until its `/readyz` answers.
+    pub async fn start_capi_manager(&self, name: &str) -> Result<()> {
+        let m = MANAGERS
+            .iter()
+            .find(|m| m.name == name && m.component != "docker")
+            .with_context(|| format!("no restartable Cluster API manager {name:?}"))?;
+        {
+            let mut capi = self.capi.lock().unwrap_or_else(|e| e.into_inner());
+            if capi.iter().any(|p| p.name == name) {
+                bail!("{name} is running; kill it first");
+            }
+            capi.push(self.spawn_manager(m, None)?);
+        }
+        self.wait_manager_ready(m).await
     }
 
     /// Stops the Cluster API managers (the API server keeps running; their webhook

@@ -10,6 +10,7 @@
 //! never into an assertion).
 
 mod apiserver;
+mod capi;
 mod deletion;
 mod etcd;
 mod failover;
@@ -57,6 +58,8 @@ pub enum Scenario {
     Kills,
     /// Two operator replicas with leader election; the leader SIGKILLed.
     Failover,
+    /// The Cluster API core manager SIGKILLed during upgrades, restarted after the fault.
+    Capi,
     /// Every scenario, one after the other.
     All,
 }
@@ -71,6 +74,7 @@ impl Scenario {
                 Scenario::Delete,
                 Scenario::Kills,
                 Scenario::Failover,
+                Scenario::Capi,
             ],
             s => vec![s],
         }
@@ -84,6 +88,7 @@ impl Scenario {
             Scenario::Delete => "delete",
             Scenario::Kills => "kills",
             Scenario::Failover => "failover",
+            Scenario::Capi => "capi",
             Scenario::All => "all",
         }
     }
@@ -96,7 +101,8 @@ pub struct Options {
     pub clusters: usize,
     /// The `kaas` binary (`kaas operator`, `kaas serve`).
     pub kaas_bin: PathBuf,
-    /// How long the fault lasts (kube-apiserver down, etcd stopped).
+    /// How long the fault lasts (kube-apiserver down, etcd stopped, Cluster API core manager
+    /// down).
     pub fault: Duration,
     /// Bound of every wait for convergence.
     pub converge_timeout: Duration,
@@ -182,6 +188,7 @@ pub async fn run(scenario: Scenario, opts: &Options) -> Result<Outcome> {
         Scenario::Delete => deletion::run(opts).await,
         Scenario::Kills => kills::run(opts).await,
         Scenario::Failover => failover::run(opts).await,
+        Scenario::Capi => capi::run(opts).await,
         Scenario::All => bail!("run each scenario of `all` on its own"),
     }
 }
