@@ -1,6 +1,9 @@
 //! Property tests over random settings built from the v1 keys and edge-case values:
 //! `migrate` never panics; whatever it accepts is admitted by the CRD (schema + CEL); and the
 //! values of secret keys never appear in any output, whether it succeeds or fails.
+//!
+//! Case count: `KAAS_PROPTEST_CASES` (default 400, as in CI). The long run that RELIABILITY.md
+//! reports: `KAAS_PROPTEST_CASES=1000000 nice -n 19 cargo test --release -p kaas-migrate --test never_panics`
 
 use kaas_api::Cluster;
 use kaas_migrate::{Kind, Options, migrate};
@@ -8,6 +11,14 @@ use kaas_validate::schema::{admit, crd_schema};
 use kube::CustomResourceExt;
 use proptest::prelude::*;
 use std::cell::Cell;
+
+/// Cases per property: `KAAS_PROPTEST_CASES` when set (the long-running mode), else `ci`.
+fn cases(ci: u32) -> u32 {
+    std::env::var("KAAS_PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(ci)
+}
 
 const VALUES: &[&str] = &[
     "true",
@@ -108,7 +119,7 @@ fn opt(choice: u8, good: &str, bad: &str) -> Option<String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(400))]
+    #![proptest_config(ProptestConfig::with_cases(cases(400)))]
 
     #[test]
     fn never_panics_and_only_admissible_clusters_come_out(

@@ -1,12 +1,24 @@
 //! Property test: admission checks, `validate` and `render` never panic, whatever the input.
 //! Inputs are random JSON trees built from the SCS-API's own field names and edge-case values,
 //! so they reach deep into the schema instead of failing at the first key.
+//!
+//! Case count: `KAAS_PROPTEST_CASES` (default 2000, as in CI). The long run that RELIABILITY.md
+//! reports: `KAAS_PROPTEST_CASES=1000000 nice -n 19 cargo test --release -p kaas-render --test never_panics`
 
 use kaas_api::{Cluster, Provider};
 use kaas_validate::schema::{admit, crd_schema};
 use kube::CustomResourceExt;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
+use std::sync::OnceLock;
+
+/// Cases per property: `KAAS_PROPTEST_CASES` when set (the long-running mode), else `ci`.
+fn cases(ci: u32) -> u32 {
+    std::env::var("KAAS_PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(ci)
+}
 
 const KEYS: &[&str] = &[
     "kubernetes",
@@ -122,24 +134,32 @@ fn tree() -> impl Strategy<Value = Value> {
     })
 }
 
-fn providers() -> Vec<Provider> {
-    [
-        include_str!("../../../examples/provider-openstack.yaml"),
-        include_str!("../../../examples/provider-inmemory.yaml"),
-    ]
-    .iter()
-    .map(|y| serde_yaml::from_str::<Provider>(y).unwrap())
-    .flat_map(|p| {
-        // The same offering with reserved ranges that the examples' ranges overlap.
-        let mut reserved = p.clone();
-        reserved.spec.reserved_networks = vec!["10.0.0.0/8".into(), "fd00::/8".into()];
-        [p, reserved]
+fn providers() -> &'static [Provider] {
+    static PROVIDERS: OnceLock<Vec<Provider>> = OnceLock::new();
+    PROVIDERS.get_or_init(|| {
+        [
+            include_str!("../../../examples/provider-openstack.yaml"),
+            include_str!("../../../examples/provider-inmemory.yaml"),
+        ]
+        .iter()
+        .map(|y| serde_yaml::from_str::<Provider>(y).unwrap())
+        .flat_map(|p| {
+            // The same offering with reserved ranges that the examples' ranges overlap.
+            let mut reserved = p.clone();
+            reserved.spec.reserved_networks = vec!["10.0.0.0/8".into(), "fd00::/8".into()];
+            [p, reserved]
+        })
+        .collect()
     })
-    .collect()
+}
+
+fn schema() -> &'static Value {
+    static SCHEMA: OnceLock<Value> = OnceLock::new();
+    SCHEMA.get_or_init(|| crd_schema(&Cluster::crd()))
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(2000), ..ProptestConfig::default() })]
 
     #[test]
     fn nothing_panics_on_arbitrary_specs(spec in tree(), status in tree(), old in tree()) {
@@ -148,12 +168,11 @@ proptest! {
             "metadata": {"name": "c", "namespace": "t"}, "spec": spec, "status": status,
         });
         let old_object = json!({"apiVersion": "scs.community/v1alpha1", "kind": "Cluster", "metadata": {"name": "c"}, "spec": old});
-        let schema = crd_schema(&Cluster::crd());
-        let _ = admit(&schema, &object, None);
-        let _ = admit(&schema, &object, Some(&old_object));
+        let _ = admit(schema(), &object, None);
+        let _ = admit(schema(), &object, Some(&old_object));
         if let Ok(cluster) = serde_json::from_value::<Cluster>(object) {
             for p in providers() {
-                if let Ok(resolved) = kaas_validate::validate(&cluster, &p) {
+                if let Ok(resolved) = kaas_validate::validate(&cluster, p) {
                     let _ = kaas_render::render(&cluster, &resolved);
                 }
             }

@@ -1,6 +1,7 @@
 //! `validate(cluster, provider)` on `spec.network`: ranges must be disjoint, stay clear of the
 //! provider's reserved ranges, be large enough for the cluster and match its IP family. Every rule
 //! with a refused and an accepted case and the exact path; defaults are never refused.
+//! The property at the end runs `KAAS_PROPTEST_CASES` cases (default 2000, as in CI).
 
 use kaas_api::{Cluster, Provider};
 use kaas_validate::{ErrorKind, FieldErrors, Resolved, validate};
@@ -333,8 +334,17 @@ fn range() -> impl Strategy<Value = String> {
     ]
 }
 
+/// Cases per property: `KAAS_PROPTEST_CASES` when set (the long-running mode, see
+/// RELIABILITY.md), else `ci`.
+fn cases(ci: u32) -> u32 {
+    std::env::var("KAAS_PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(ci)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(2000), ..ProptestConfig::default() })]
 
     /// Whatever the ranges, family and sizes: no panic, and an accepted cluster's ranges are
     /// pairwise disjoint across lists.
