@@ -406,6 +406,9 @@ pub struct ProviderStatus {
     pub versions: Vec<VersionVerification>,
 }
 
+/// How the reason of a feature the provider declares disabled starts.
+pub const DISABLED_BY_PROVIDER: &str = "disabled by the provider";
+
 /// Condition on a `Provider`: every offered version's stack was verified and serves every feature.
 pub const STACK_VERIFIED: &str = "StackVerified";
 
@@ -453,22 +456,19 @@ impl Provider {
     /// `v`): `spec.disabledFeatures` and the version's own, one entry per feature, sorted.
     pub fn disabled_features(&self, version: &str) -> Vec<UnusableFeature> {
         let want = version.trim_start_matches('v');
+        // The version's own declaration first: for a feature declared twice its reason wins.
         let mut out: Vec<UnusableFeature> = self
             .spec
-            .disabled_features
+            .kubernetes_versions
             .iter()
-            .chain(
-                self.spec
-                    .kubernetes_versions
-                    .iter()
-                    .filter(|v| v.version.trim_start_matches('v') == want)
-                    .flat_map(|v| &v.disabled_features),
-            )
+            .filter(|v| v.version.trim_start_matches('v') == want)
+            .flat_map(|v| &v.disabled_features)
+            .chain(&self.spec.disabled_features)
             .map(|d| UnusableFeature {
                 feature: d.name.clone(),
                 reason: match &d.reason {
-                    Some(r) => format!("disabled by the provider: {r}"),
-                    None => "disabled by the provider".into(),
+                    Some(r) => format!("{DISABLED_BY_PROVIDER}: {r}"),
+                    None => DISABLED_BY_PROVIDER.into(),
                 },
             })
             .collect();
@@ -488,6 +488,9 @@ impl Provider {
             .flat_map(|s| &s.versions)
             .filter(|v| v.version.trim_start_matches('v') == want)
             .flat_map(|v| v.unusable.iter().cloned())
+            // Declarations copied into the status by verification count only from the spec, so
+            // removing one takes effect at once, not after the next verification.
+            .filter(|u| !u.reason.starts_with(DISABLED_BY_PROVIDER))
             .chain(self.disabled_features(version))
             .collect();
         // Stable sort: for one feature, verification's entry stays first and dedup keeps it.
@@ -577,5 +580,30 @@ status:
             ]
         );
         assert!(p.unusable_features("1.34.1").len() == 1, "spec-wide only");
+    }
+
+    #[test]
+    fn a_removed_declaration_counts_at_once_and_the_versions_reason_wins() {
+        let mut p = provider();
+        // Verification copied the spec-wide declaration into the status; then it is removed.
+        p.status.as_mut().unwrap().versions[0]
+            .unusable
+            .push(UnusableFeature {
+                feature: "labels".into(),
+                reason: "disabled by the provider: old".into(),
+            });
+        assert!(
+            !p.unusable_features("1.35.4")
+                .iter()
+                .any(|u| u.feature == "labels"),
+            "a declaration only in the status no longer counts"
+        );
+        p.spec.kubernetes_versions[0].disabled_features[0].name = "oidc".into();
+        let oidc = p
+            .unusable_features("1.36.3")
+            .into_iter()
+            .find(|u| u.feature == "oidc")
+            .unwrap();
+        assert_eq!(oidc.reason, "disabled by the provider: no gate");
     }
 }

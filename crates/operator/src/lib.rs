@@ -136,6 +136,13 @@ impl Written {
     }
 }
 
+impl Context {
+    /// Whether this instance handles clusters of `provider`.
+    pub fn handles(&self, provider: &str) -> bool {
+        self.providers.is_empty() || self.providers.contains(provider)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Written;
@@ -156,12 +163,5 @@ mod tests {
         w.record("Namespace/x", a);
         std::thread::sleep(Duration::from_millis(250));
         assert!(!w.fresh("Namespace/x", a), "expired");
-    }
-}
-
-impl Context {
-    /// Whether this instance handles clusters of `provider`.
-    pub fn handles(&self, provider: &str) -> bool {
-        self.providers.is_empty() || self.providers.contains(provider)
     }
 }

@@ -350,6 +350,13 @@ pub fn summarize(
             declared.push(format!("{}: {}", v.version, list(&off)));
         }
     }
+    if outcomes.is_empty() {
+        return (
+            Status::Unknown,
+            "NotVerified",
+            "nothing was verified".into(),
+        );
+    }
     let (status, reason, mut msg) = if !unusable.is_empty() {
         let mut msg = format!("features unusable: {}", unusable.join("; "));
         if !pending.is_empty() {
@@ -408,9 +415,13 @@ pub fn hosted_capabilities(p: &Provider, bundles: &BTreeMap<String, AddonBundle>
         .as_ref()
         .map_or(kaas_api::hosted::RUNTIME_LOCAL, |h| h.runtime.as_str());
     if runtime != kaas_api::hosted::RUNTIME_LOCAL {
-        return Vec::new();
+        return vec![Outcome::Pending(format!(
+            "runtime {runtime} is not known to kaas, its features are not verified"
+        ))];
     }
-    p.spec
+    let mut pending = Vec::new();
+    let mut out: Vec<Outcome> = p
+        .spec
         .kubernetes_versions
         .iter()
         .map(|offer| {
@@ -437,19 +448,32 @@ pub fn hosted_capabilities(p: &Provider, bundles: &BTreeMap<String, AddonBundle>
                 ],
                 ..Default::default()
             };
-            if let Some(bundle) = &offer.stack.addons {
-                for ext in &p.spec.extensions {
-                    let feature = format!("{}{}", features::EXTENSION_PREFIX, ext.name);
-                    match bundle_problem(bundle, bundles.get(bundle), &ext.name) {
-                        None => v.usable.push(feature),
-                        Some(reason) => v.unusable.push(UnusableFeature { feature, reason }),
+            match &offer.stack.addons {
+                // As for Cluster API: a missing bundle is reported on each cluster by the addon
+                // controller and leaves the extensions unjudged here, never refused.
+                Some(bundle) if !bundles.contains_key(bundle) => pending.push(Outcome::Pending(
+                    format!(
+                        "{}: addon bundle {bundle} not found, extensions not verified",
+                        offer.version
+                    ),
+                )),
+                Some(bundle) => {
+                    for ext in &p.spec.extensions {
+                        let feature = format!("{}{}", features::EXTENSION_PREFIX, ext.name);
+                        match bundle_problem(bundle, bundles.get(bundle), &ext.name) {
+                            None => v.usable.push(feature),
+                            Some(reason) => v.unusable.push(UnusableFeature { feature, reason }),
+                        }
                     }
                 }
+                None => {}
             }
             narrow(p, &mut v);
             Outcome::Verified(v)
         })
-        .collect()
+        .collect();
+    out.extend(pending);
+    out
 }
 
 /// Verifies every offered version of `p` (Cluster API backends; others: nothing). Client calls:
@@ -620,18 +644,39 @@ pub fn topology_failures(
         };
         let msg = cond["message"].as_str().unwrap_or_default();
         for (feature, vars) in feature_vars {
-            if vars.iter().any(|v| msg.contains(v.as_str()))
-                && !out.iter().any(|(f, _)| f == feature)
-            {
-                out.push((
-                    feature.clone(),
-                    format!(
-                        "Cluster API cannot compute the topology of cluster {}/{}: {msg}",
-                        c["metadata"]["namespace"].as_str().unwrap_or_default(),
-                        c["metadata"]["name"].as_str().unwrap_or_default()
-                    ),
-                ));
+            let named: Vec<&str> = vars
+                .iter()
+                .filter(|v| msg.contains(v.as_str()))
+                .map(String::as_str)
+                .collect();
+            if named.is_empty() || out.iter().any(|(f, _)| f == feature) {
+                continue;
             }
+            // Provider status is readable by every tenant: the reason names neither the
+            // cluster nor its values (the message may carry both), only the class's patch and
+            // the variables. The full message stays in that cluster's own status and the log.
+            tracing::info!(
+                cluster = %format!(
+                    "{}/{}",
+                    c["metadata"]["namespace"].as_str().unwrap_or_default(),
+                    c["metadata"]["name"].as_str().unwrap_or_default()
+                ),
+                %feature, message = %msg, "topology failure attributed to a feature"
+            );
+            let at = msg
+                .split("patch \"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .filter(|p| !p.is_empty() && p.len() <= 253)
+                .map(|p| format!(" in patch \"{p}\""))
+                .unwrap_or_default();
+            out.push((
+                feature.clone(),
+                format!(
+                    "an existing cluster of this version fails Cluster API's topology computation{at}: the ClusterClass cannot apply what kaas sets for {}",
+                    named.join(", ")
+                ),
+            ));
         }
     }
     out
@@ -896,25 +941,65 @@ mod tests {
             serde_yaml::from_str(include_str!("../../../examples/provider-local.yaml")).unwrap();
         p.spec.disabled_features.clear();
         let out = hosted_capabilities(&p, &BTreeMap::new());
-        assert_eq!(out.len(), p.spec.kubernetes_versions.len());
+        let n = p.spec.kubernetes_versions.len();
+        assert_eq!(
+            out.len(),
+            2 * n,
+            "a verification and a pending bundle per version"
+        );
         let Outcome::Verified(v) = &out[0] else {
             panic!("verified")
         };
         let bad: Vec<&str> = v.unusable.iter().map(|u| u.feature.as_str()).collect();
-        assert!(
-            bad.contains(&"oidc") && bad.contains(&"apiServerAllowedCIDRs"),
-            "{bad:?}"
-        );
+        assert_eq!(bad, ["oidc", "apiServerAllowedCIDRs"]);
         assert!(v.usable.contains(&"taints".to_string()));
-        // No bundle published: every extension is unusable, with the bundle named.
-        assert!(bad.contains(&"extension:metrics"), "{bad:?}");
+        // No bundle published: extensions are not judged (never refused for it), only pending.
+        assert!(
+            matches!(&out[n], Outcome::Pending(m) if m.contains("addon bundle dev-addons-1-36 not found")),
+            "{out:?}"
+        );
         // Undeclared limits make StackVerified False: the provider is told to declare them.
         assert_eq!(summarize(&p, &out).1, "FeaturesUnusable");
-        // Another runtime is unknown: nothing claimed.
+        // With the bundles published, extensions are judged by them.
+        let bundle = |name: &str| AddonBundle {
+            name: name.into(),
+            addons: p
+                .spec
+                .extensions
+                .iter()
+                .filter(|e| e.name != "certManager")
+                .map(|e| kaas_api::addons::BundleAddon {
+                    name: e.name.clone(),
+                    stage: Stage::Extension,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let bundles = BTreeMap::from([
+            ("dev-addons-1-36".to_string(), bundle("dev-addons-1-36")),
+            ("dev-addons-1-35".to_string(), bundle("dev-addons-1-35")),
+        ]);
+        let out = hosted_capabilities(&p, &bundles);
+        assert_eq!(out.len(), n);
+        let Outcome::Verified(v) = &out[0] else {
+            panic!("verified")
+        };
+        assert!(v.usable.contains(&"extension:metrics".to_string()), "{v:?}");
+        assert!(
+            v.unusable
+                .iter()
+                .any(|u| u.feature == "extension:certManager"),
+            "{v:?}"
+        );
+        // Another runtime is unknown: not verified, and StackVerified says so.
         p.spec.backend.hosted = Some(kaas_api::provider::HostedBackend {
             runtime: "elsewhere".into(),
         });
-        assert!(hosted_capabilities(&p, &BTreeMap::new()).is_empty());
+        let out = hosted_capabilities(&p, &BTreeMap::new());
+        assert!(matches!(&out[..], [Outcome::Pending(_)]), "{out:?}");
+        assert_eq!(summarize(&p, &out).0, kaas_api::conditions::Status::Unknown);
+        assert_eq!(summarize(&p, &[]).0, kaas_api::conditions::Status::Unknown);
     }
 
     #[test]
@@ -951,7 +1036,28 @@ mod tests {
         );
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].0, "oidc");
-        assert!(f[0].1.contains("kaas-fra1-t/c") && f[0].1.contains("extraArgs"));
+        // Tenant-readable: neither the cluster nor the message's values.
+        assert!(
+            !f[0].1.contains("kaas-fra1-t") && !f[0].1.contains("extraArgs"),
+            "{f:?}"
+        );
+        assert!(
+            f[0].1
+                .ends_with("cannot apply what kaas sets for oidcConfig"),
+            "{f:?}"
+        );
+        let with_patch = cluster(
+            "v1.35.4",
+            "failed to apply patches: failed to generate patches for patch \"oidcConfig\": issuer https://secret.example/t1",
+        );
+        let g = topology_failures(
+            &[with_patch],
+            &offer.stack.cluster_class,
+            &offer.version,
+            &vars,
+        );
+        assert!(g[0].1.contains("in patch \"oidcConfig\""), "{g:?}");
+        assert!(!g[0].1.contains("secret.example"), "{g:?}");
         assert!(
             topology_failures(
                 &[cluster("v1.35.4", "some other failure")],

@@ -366,12 +366,33 @@ fn stack_names(p: &Provider) -> Vec<(String, &'static str)> {
     out
 }
 
+/// Replaces each whole name (not part of a longer name: no letter, digit, `.`, `-` or `_` on
+/// either side) in one pass, longest names first where several start at the same place.
 fn scrub(text: &str, names: &[(String, &'static str)]) -> String {
-    let mut t = text.to_string();
-    for (name, with) in names {
-        t = t.replace(name.as_str(), with);
+    let part = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    'scan: while i < text.len() {
+        let before = text[..i].chars().next_back();
+        if !part(before) {
+            for (name, with) in names {
+                if text[i..].starts_with(name.as_str())
+                    && !part(text[i + name.len()..].chars().next())
+                {
+                    out.push_str(with);
+                    i += name.len();
+                    continue 'scan;
+                }
+            }
+        }
+        let c = text[i..]
+            .chars()
+            .next()
+            .expect("i is a char boundary below len");
+        out.push(c);
+        i += c.len_utf8();
     }
-    t
+    out
 }
 
 async fn list_providers(caller: Caller) -> ApiResult<Json<ProviderList>> {
@@ -1113,6 +1134,23 @@ mod tests {
         assert_eq!(v["backend"], "ClusterAPI");
         assert_eq!(v["kubernetesVersions"][3]["classification"], "expired");
         assert!(v["flavors"].as_array().is_some_and(|f| f.len() == 4));
+    }
+
+    #[test]
+    fn scrub_replaces_whole_names_only() {
+        let names = vec![
+            ("kaas-provider-dev".to_string(), "<provider namespace>"),
+            ("dev".to_string(), "<cluster class>"),
+            ("c".to_string(), "<stack release>"),
+        ];
+        assert_eq!(
+            scrub(
+                "ClusterClass kaas-provider-dev/dev cannot use devclusters; c, (c) ünïcode c",
+                &names
+            ),
+            "ClusterClass <provider namespace>/<cluster class> cannot use devclusters; <stack release>, (<stack release>) ünïcode <stack release>"
+        );
+        assert_eq!(scrub("", &names), "");
     }
 
     #[test]

@@ -475,7 +475,7 @@ async fn new_page(user: User, Query(q): Query<NewQuery>) -> Response {
 }
 
 /// The create form's fields (names as in the HTML form).
-#[derive(Deserialize, Default, Debug)]
+#[derive(Deserialize, Default, Debug, Clone)]
 struct CreateForm {
     #[serde(default)]
     csrf: String,
@@ -503,6 +503,10 @@ struct CreateForm {
     extensions: Vec<String>,
     #[serde(default)]
     protect: Option<String>,
+    /// Set by the form when it showed the extension checkboxes: then an unchecked default-on
+    /// extension means off (a post without it keeps the provider's defaults).
+    #[serde(default)]
+    extensions_shown: Option<String>,
 }
 
 impl CreateForm {
@@ -538,8 +542,13 @@ impl CreateForm {
     }
 
     /// The SCS Cluster the form describes. Numbers that do not parse are left to validation
-    /// (which then names the field).
-    fn to_object(&self, namespace: &str) -> Result<Value, Vec<FieldProblem>> {
+    /// (which then names the field). `default_on`: extensions the provider enables unless a
+    /// cluster says otherwise — left unchecked they are switched off explicitly.
+    fn to_object(
+        &self,
+        namespace: &str,
+        default_on: &[String],
+    ) -> Result<Value, Vec<FieldProblem>> {
         let mut problems = Vec::new();
         let mut int = |v: &str, path: &str| -> Option<i64> {
             match v.trim().parse::<i64>() {
@@ -569,12 +578,16 @@ impl CreateForm {
         }
         let mut ext = serde_json::Map::new();
         let mut additional = Vec::new();
-        for e in &self.extensions {
+        let off = default_on.iter().filter(|d| {
+            self.extensions_shown.is_some() && *d != "metrics" && !self.extensions.contains(d)
+        });
+        let wanted = self.extensions.iter().map(|e| (e, true));
+        for (e, on) in wanted.chain(off.map(|e| (e, false))) {
             match e.as_str() {
                 "metrics" | "ingress" | "gatewayAPI" | "certManager" | "flux" | "harbor" => {
-                    ext.insert(e.clone(), json!({"enabled": true}));
+                    ext.insert(e.clone(), json!({"enabled": on}));
                 }
-                other => additional.push(json!({"name": other, "enabled": true})),
+                other => additional.push(json!({"name": other, "enabled": on})),
             }
         }
         if !additional.is_empty() {
@@ -660,11 +673,12 @@ fn create_form(user: &User, p: &Provider, f: &CreateForm, error: Option<Markup>)
                 } }
                 label { "Nodes" input type="number" name="count" id="count" min="0" value=(f.count); }
                 div.checks { "Zones (none: spread by the provider)" (zones_use.note())
-                    @for (r, z) in &zones { label.check { input type="checkbox" name="zones" value=(z) checked[f.zones.contains(z)] disabled[zones_use.nowhere()]; " " (z) " " small { "(" (r) ")" } } }
+                    @for (r, z) in &zones { label.check { input type="checkbox" name="zones" value=(z) checked[f.zones.contains(z) && !zones_use.nowhere()] disabled[zones_use.nowhere()]; " " (z) " " small { "(" (r) ")" } } }
                 }
             }
             fieldset {
                 legend { "Extensions" }
+                input type="hidden" name="extensions_shown" value="1";
                 @for e in &p.spec.extensions {
                     @if e.name == "metrics" {
                         label.check { input type="checkbox" checked disabled; " metrics " small { "(always on)" } }
@@ -810,9 +824,16 @@ async fn create(user: User, body: String) -> Response {
         }
     };
     let ns = user.session.namespace.clone();
+    let default_on: Vec<String> = provider
+        .spec
+        .extensions
+        .iter()
+        .filter(|e| e.default)
+        .map(|e| e.name.clone())
+        .collect();
     let result = async {
         let object = f
-            .to_object(&ns)
+            .to_object(&ns, &default_on)
             .map_err(|errs| ApiError::invalid("the cluster is invalid", errs))?;
         let cluster = api::prevalidate(&user.client, object, None).await?;
         let pp = PostParams {
@@ -1175,17 +1196,27 @@ mod tests {
     #[test]
     fn the_form_becomes_a_cluster() {
         let f = parse_form(
-            "csrf=x&provider=dev&name=a&region=local&version=1.35.4&cp_replicas=1&cp_flavor=small&pool=default&flavor=small&count=2&extensions=ingress&extensions=foo&protect=on",
+            "csrf=x&provider=dev&name=a&region=local&version=1.35.4&cp_replicas=1&cp_flavor=small&pool=default&flavor=small&count=2&extensions_shown=1&extensions=ingress&extensions=foo&protect=on",
         )
         .unwrap();
-        let v = f.to_object("t").unwrap();
+        let v = f
+            .to_object("t", &["gatewayAPI".into(), "metrics".into()])
+            .unwrap();
         assert_eq!(v["metadata"]["namespace"], "t");
         assert_eq!(v["spec"]["workers"][0]["count"], 2);
         assert_eq!(v["spec"]["extensions"]["ingress"]["enabled"], true);
+        // A default-on extension left unchecked is switched off; metrics never.
+        assert_eq!(v["spec"]["extensions"]["gatewayAPI"]["enabled"], false);
+        assert!(v["spec"]["extensions"].get("metrics").is_none());
+        // A post that never showed the checkboxes keeps the provider's defaults.
+        let mut g = f.clone();
+        g.extensions_shown = None;
+        let w = g.to_object("t", &["gatewayAPI".into()]).unwrap();
+        assert!(w["spec"]["extensions"].get("gatewayAPI").is_none(), "{w}");
         assert_eq!(v["spec"]["extensions"]["additional"][0]["name"], "foo");
         assert_eq!(v["spec"]["deletionProtection"], true);
         let bad = parse_form("csrf=x&provider=dev&name=a&cp_replicas=x&count=2").unwrap();
-        let errs = bad.to_object("t").unwrap_err();
+        let errs = bad.to_object("t", &[]).unwrap_err();
         assert_eq!(errs[0].path, "spec.controlPlane.replicas");
     }
 
