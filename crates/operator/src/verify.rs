@@ -974,7 +974,6 @@ mod tests {
                     ..Default::default()
                 })
                 .collect(),
-            ..Default::default()
         };
         let bundles = BTreeMap::from([
             ("dev-addons-1-36".to_string(), bundle("dev-addons-1-36")),
