@@ -58,6 +58,16 @@ async fn leader_sigkilled_standby_takes_over_never_two_writers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_paused_past_its_lease_never_writes_after_the_takeover() {
+    scenario(Scenario::Pause).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capi_core_manager_killed_during_upgrades_upgrades_complete() {
     scenario(Scenario::Capi).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosted_control_planes_survive_runtime_workload_and_combined_kills() {
+    scenario(Scenario::Hosted).await;
 }

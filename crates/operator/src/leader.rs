@@ -1,8 +1,20 @@
 //! Leader election with a `coordination.k8s.io/v1` Lease, so two replicas never both write.
 //! Optimistic concurrency (resourceVersion) decides races; a leader that cannot renew within the
 //! lease duration stops leading (the caller exits, and its Deployment restarts it).
+//!
+//! Stepping down is not enough on its own: a leader stopped for longer than its lease (SIGSTOP, a
+//! frozen VM, a long GC-like stall) resumes with its requeues due and its watches full, and its
+//! reconciles would write before its renewal loop notices the loss. So every write of the
+//! operator passes a [`Fence`] in its client ([`FenceLayer`]): allowed only until the lease it
+//! last renewed would expire (on the monotonic clock, which runs on while the process is
+//! stopped), minus a margin for the other replicas' second-precision comparison and clock skew.
+//! The Lease's own writes are exempt — its compare-and-swap is the election.
 
-use std::time::Duration;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
@@ -22,6 +34,110 @@ pub struct LeaseConfig {
     pub identity: String,
     /// How long a lease is valid without renewal.
     pub duration: Duration,
+    /// Opened while this replica surely holds the lease; its client's writes pass it.
+    pub fence: Fence,
+}
+
+/// A write fence shared by the election and the client (see the module's documentation).
+#[derive(Clone, Debug, Default)]
+pub struct Fence {
+    /// `None`: closed (not leading).
+    until: Arc<Mutex<Option<Instant>>>,
+}
+
+/// How much earlier than the lease's expiry the fence closes: the other replicas compare in whole
+/// seconds, and their clocks may differ from ours.
+const FENCE_MARGIN: Duration = Duration::from_secs(2);
+
+/// A write refused by the [`Fence`].
+#[derive(Debug, thiserror::Error)]
+#[error("not writing: this replica does not surely hold the leader lease (stopped, or lost it)")]
+pub struct NotLeading;
+
+impl Fence {
+    /// Whether a write may be sent now.
+    pub fn allows_writes(&self) -> bool {
+        self.until
+            .lock()
+            .map(|u| u.is_some_and(|u| Instant::now() < u))
+            .unwrap_or(false)
+    }
+
+    /// A lease renewed with a request sent at `sent`, valid for `duration`.
+    fn renewed(&self, sent: Instant, duration: Duration) {
+        if let Ok(mut u) = self.until.lock() {
+            *u = Some(sent + duration.saturating_sub(FENCE_MARGIN));
+        }
+    }
+
+    /// Leadership lost.
+    pub fn close(&self) {
+        if let Ok(mut u) = self.until.lock() {
+            *u = None;
+        }
+    }
+
+    /// The client layer that holds writes to this fence.
+    pub fn layer(&self) -> FenceLayer {
+        FenceLayer(self.clone())
+    }
+}
+
+/// Refuses the writes (every method but GET, HEAD and OPTIONS) of a client while its [`Fence`] is
+/// closed, the Lease's own excepted.
+#[derive(Clone, Debug)]
+pub struct FenceLayer(Fence);
+
+impl<S> tower::Layer<S> for FenceLayer {
+    type Service = Fenced<S>;
+    fn layer(&self, inner: S) -> Fenced<S> {
+        Fenced {
+            inner,
+            fence: self.0.clone(),
+        }
+    }
+}
+
+/// A client service behind a [`Fence`].
+#[derive(Clone, Debug)]
+pub struct Fenced<S> {
+    inner: S,
+    fence: Fence,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Whether a request must pass the fence.
+fn fenced(method: &http::Method, path: &str) -> bool {
+    let read = matches!(
+        *method,
+        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+    );
+    !read && !path.starts_with("/apis/coordination.k8s.io/")
+}
+
+impl<S, B> tower::Service<http::Request<B>> for Fenced<S>
+where
+    S: tower::Service<http::Request<B>>,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+    S::Response: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if fenced(req.method(), req.uri().path()) && !self.fence.allows_writes() {
+            return Box::pin(std::future::ready(Err(Box::new(NotLeading) as BoxError)));
+        }
+        let f = self.inner.call(req);
+        Box::pin(async move { f.await.map_err(Into::into) })
+    }
 }
 
 /// Holds the lease once acquired.
@@ -39,8 +155,20 @@ fn expired(spec: &LeaseSpec, now: Timestamp) -> bool {
 }
 
 impl Leader {
-    /// Tries once; `Ok(true)` when this replica now holds the lease.
+    /// Tries once; `Ok(true)` when this replica now holds the lease (and the fence is open until
+    /// it would expire).
     async fn try_acquire(&self) -> Result<bool, kube::Error> {
+        let sent = Instant::now();
+        let held = self.try_acquire_once().await;
+        match held {
+            Ok(true) => self.cfg.fence.renewed(sent, self.cfg.duration),
+            Ok(false) => self.cfg.fence.close(),
+            Err(_) => {}
+        }
+        held
+    }
+
+    async fn try_acquire_once(&self) -> Result<bool, kube::Error> {
         let now = Timestamp::now();
         let mine = |transitions: i32, acquire: Option<MicroTime>| LeaseSpec {
             holder_identity: Some(self.cfg.identity.clone()),
@@ -124,6 +252,7 @@ impl Leader {
                 }
                 if last_ok.elapsed() > leader.cfg.duration {
                     warn!("leader election: could not renew within the lease duration");
+                    leader.cfg.fence.close();
                     return;
                 }
             }
@@ -147,5 +276,28 @@ mod tests {
         assert!(!expired(&spec, t(115)));
         assert!(expired(&spec, t(116)));
         assert!(expired(&LeaseSpec::default(), t(0)));
+    }
+
+    #[test]
+    fn the_fence_holds_writes_but_not_reads_or_the_lease() {
+        let f = Fence::default();
+        assert!(!f.allows_writes(), "closed until the lease is held");
+        f.renewed(Instant::now(), Duration::from_secs(15));
+        assert!(f.allows_writes());
+        // Renewed long ago (a process stopped past its lease): closed.
+        f.renewed(Instant::now() - Duration::from_secs(14), Duration::from_secs(15));
+        assert!(!f.allows_writes(), "the margin closes it before the lease expires");
+        f.renewed(Instant::now(), Duration::from_secs(15));
+        f.close();
+        assert!(!f.allows_writes());
+        let p = "/apis/scs.community/v1alpha1/namespaces/t/clusters/a";
+        assert!(fenced(&http::Method::PATCH, p));
+        assert!(fenced(&http::Method::POST, "/api/v1/namespaces/t/events"));
+        assert!(fenced(&http::Method::DELETE, p));
+        assert!(!fenced(&http::Method::GET, p));
+        assert!(!fenced(
+            &http::Method::PUT,
+            "/apis/coordination.k8s.io/v1/namespaces/kaas-system/leases/kaas-operator"
+        ));
     }
 }

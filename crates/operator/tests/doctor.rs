@@ -106,6 +106,7 @@ async fn doctor_reports_each_missing_prerequisite_with_its_fix() {
                 name: "kaas-operator".into(),
                 identity: "doctor-test".into(),
                 duration: Duration::from_secs(5),
+                fence: Default::default(),
             }),
             concurrency: 2,
         };

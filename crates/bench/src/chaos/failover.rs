@@ -1,8 +1,12 @@
 //! Two `kaas operator --leader-elect` replicas while clusters are being created; the leader is
-//! SIGKILLed. The standby must take over (failover time) and there must never be two writers:
-//! sampled every 100 ms, never both replicas report leadership, a replica that does not lead
-//! never reconciles, and in the Lease the new holder acquired it only after the old holder's
-//! last renewal had expired.
+//! SIGKILLed (`failover`) or stopped with SIGSTOP for longer than its lease and then resumed
+//! (`pause`, the split-brain case: a leader that does not know it lost the lease). The standby
+//! must take over (failover time) and there must never be two writers: sampled every 100 ms,
+//! never both replicas report leadership (`failover` only: a stopped process reports nothing and a
+//! resumed one has not yet noticed), a replica that does not lead never reconciles, in the Lease
+//! the new holder acquired it only after the old holder's last renewal had expired, and in the API
+//! server's audit log every write of a replica (its User-Agent) falls within its own tenure — none
+//! of the old leader's after the new one acquired the Lease, none of the standby's before.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,6 +16,18 @@ use anyhow::{Result, bail};
 use k8s_openapi::api::coordination::v1::Lease;
 
 use super::*;
+
+/// How the leader fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Fault {
+    /// SIGKILL.
+    Kill,
+    /// SIGSTOP for longer than the lease, then SIGCONT.
+    Pause,
+}
+
+/// The operator's lease duration (`kaas operator`).
+const LEASE_SECS: i64 = 15;
 
 const TENANT: &str = "chaos-failover";
 const LEASE_NS: &str = "kaas-system";
@@ -55,18 +71,58 @@ async fn http_text(port: u16, path: &str) -> Option<String> {
         .flatten()
 }
 
+/// (holder, acquired, renewed, transitions) of the Lease; times in microseconds.
 fn lease_times(l: &Lease) -> (Option<String>, i64, i64, i32) {
     let s = l.spec.clone().unwrap_or_default();
+    let us = |t: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime>| {
+        t.map(|t| t.0.as_microsecond()).unwrap_or(0)
+    };
     (
         s.holder_identity,
-        s.acquire_time.map(|t| t.0.as_second()).unwrap_or(0),
-        s.renew_time.map(|t| t.0.as_second()).unwrap_or(0),
+        us(s.acquire_time),
+        us(s.renew_time),
         s.lease_transitions.unwrap_or(0),
     )
 }
 
-pub(super) async fn run(opts: &Options) -> Result<Outcome> {
-    let mut out = Outcome::new(Scenario::Failover);
+/// Writes of `who` (by its User-Agent) the API server received outside `[from, until)`
+/// (microseconds since the epoch), the Lease itself excepted (its compare-and-swap is the
+/// election).
+fn writes_outside(
+    log: &Path,
+    who: &str,
+    from: i64,
+    until: i64,
+) -> Result<(usize, Vec<String>)> {
+    let agent = format!("({who})");
+    let all = audit_writes(log, &agent)?;
+    let total = all.len();
+    let outside = all
+        .into_iter()
+        .filter(|w| !w.object.starts_with("leases "))
+        .filter(|w| {
+            let t = w.received.timestamp_micros();
+            t < from || t >= until
+        })
+        .map(|w| {
+            format!(
+                "{who} {} {} at {} → {}",
+                w.verb,
+                w.object,
+                w.received.format("%H:%M:%S%.6f"),
+                w.code
+            )
+        })
+        .collect();
+    Ok((total, outside))
+}
+
+pub(super) async fn run(opts: &Options, fault: Fault) -> Result<Outcome> {
+    let mut out = Outcome::new(match fault {
+        Fault::Kill => Scenario::Failover,
+        Fault::Pause => Scenario::Pause,
+    });
+    let paused = Arc::new(AtomicBool::new(false));
     let env = Env::start(opts).await?;
     env.tenant(TENANT).await?;
     install::namespace(&env.admin, LEASE_NS, &[]).await?;
@@ -88,13 +144,16 @@ pub(super) async fn run(opts: &Options) -> Result<Outcome> {
     let stop = Arc::new(AtomicBool::new(false));
     let watchdog = {
         let stop = stop.clone();
+        let paused = paused.clone();
         tokio::spawn(async move {
             let mut violations = Vec::new();
             let mut samples = 0usize;
             while !stop.load(Ordering::SeqCst) {
                 let (sa, sb) = tokio::join!(sample(pa), sample(pb));
                 samples += 1;
-                if let (Some((true, _)), Some((true, _))) = (sa, sb) {
+                if let (Some((true, _)), Some((true, _)), false) =
+                    (sa, sb, paused.load(Ordering::SeqCst))
+                {
                     violations.push("both replicas report leadership".to_string());
                 }
                 if let Some((false, r)) = sb
@@ -129,9 +188,20 @@ pub(super) async fn run(opts: &Options) -> Result<Outcome> {
     {
         bail!("INVARIANT: the standby reconciled before the failover");
     }
-    a.kill();
+    let what = match fault {
+        Fault::Kill => {
+            a.kill();
+            say("SIGKILL the leader");
+            "SIGKILL"
+        }
+        Fault::Pause => {
+            paused.store(true, Ordering::SeqCst);
+            a.signal(libc::SIGSTOP)?;
+            say("SIGSTOP the leader");
+            "SIGSTOP"
+        }
+    };
     let killed = Instant::now();
-    say("SIGKILL the leader");
     let took_over = loop {
         b.alive()?;
         if let Some((true, _)) = sample(pb).await {
@@ -155,14 +225,46 @@ pub(super) async fn run(opts: &Options) -> Result<Outcome> {
     };
     let after = lease_times(&leases.get(LEASE).await?);
     out.figure("clusters", opts.clusters);
-    out.secs("SIGKILL of the leader → the standby leads", took_over);
+    out.secs(&format!("{what} of the leader → the standby leads"), took_over);
     out.secs(
-        "SIGKILL of the leader → its first reconcile",
+        &format!("{what} of the leader → the new leader's first reconcile"),
         first_reconcile,
     );
-    // The Lease: a new holder, one more transition, acquired only once the old renewal expired.
-    let duration = 15;
     let mut violations = Vec::new();
+    if fault == Fault::Pause {
+        // Work for both while the old leader sleeps: every cluster gets a second worker, so the
+        // resumed process finds its watches and requeues full of stale work.
+        for (ns, name) in expected.keys() {
+            patch_spec(&env.admin, ns, name, json!({"workers": [{"name": POOL, "count": 2}]}))
+                .await?;
+        }
+        for e in expected.values_mut() {
+            if let Expect::Ready { workers, .. } = e {
+                *workers = 2;
+            }
+        }
+        let rest = opts.fault.max(Duration::from_secs(LEASE_SECS as u64 + 10));
+        tokio::time::sleep(rest.saturating_sub(killed.elapsed())).await;
+        a.signal(libc::SIGCONT)?;
+        let resumed = Instant::now();
+        say("SIGCONT the old leader");
+        out.secs("old leader stopped (SIGSTOP → SIGCONT)", killed.elapsed());
+        // It must notice that it lost the Lease and step down (exit: its Deployment restarts it).
+        let stepped_down = loop {
+            if let Some(st) = a.exited() {
+                say(&format!("the old leader exited: {st}"));
+                break resumed.elapsed();
+            }
+            if resumed.elapsed() > Duration::from_secs(60) {
+                bail!("INVARIANT: the resumed old leader still runs 60 s after SIGCONT");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        paused.store(false, Ordering::SeqCst);
+        out.secs("SIGCONT → the old leader steps down (exits)", stepped_down);
+    }
+    // The Lease: a new holder, one more transition, acquired only once the old renewal expired.
+    let duration = LEASE_SECS * 1_000_000;
     if after.0 == before.0 {
         violations.push(format!("the Lease is still held by {:?}", after.0));
     }
@@ -172,7 +274,8 @@ pub(super) async fn run(opts: &Options) -> Result<Outcome> {
             before.3, after.3
         ));
     }
-    if after.1 < before.2 + duration {
+    // Second precision: what the replicas compare.
+    if after.1 / 1_000_000 < (before.2 + duration) / 1_000_000 {
         violations.push(format!(
             "acquired at {} while the old holder's renewal at {} was valid until {}",
             after.1,
@@ -180,19 +283,36 @@ pub(super) async fn run(opts: &Options) -> Result<Outcome> {
             before.2 + duration
         ));
     }
-    // The killed replica comes back as the standby.
-    let _a2 = env.operator(&args)?;
+    // The failed replica comes back as the standby.
+    let a2 = env.operator(&args)?;
     converge(&env.admin, &expected, opts.converge_timeout).await?;
     out.secs(
-        "SIGKILL of the leader → every cluster Ready",
+        &format!("{what} of the leader → every cluster Ready"),
         killed.elapsed(),
     );
     stop.store(true, Ordering::SeqCst);
     let (samples, seen) = watchdog.await?;
     violations.extend(seen);
+    // The audit log: each replica wrote only while it held the Lease.
+    let new_from = after.1;
+    let (wa, va) = writes_outside(&env.audit_log, &a.identity, 0, new_from)?;
+    let (wb, vb) = writes_outside(&env.audit_log, &b.identity, new_from, i64::MAX)?;
+    let (wa2, va2) = writes_outside(&env.audit_log, &a2.identity, i64::MAX, i64::MAX)?;
+    out.figure(
+        "writes in the audit log: old leader / new leader / restarted standby",
+        format!("{wa} / {wb} / {wa2}"),
+    );
+    if wa == 0 || wb == 0 {
+        bail!("the audit log shows no writes of a leader: is it written? ({})", env.audit_log.display());
+    }
+    out.counters
+        .insert("writes outside the writer's tenure".into(), va.len() + vb.len() + va2.len());
+    for v in va.iter().chain(&vb).chain(&va2).take(20) {
+        violations.push(format!("write outside its tenure: {v}"));
+    }
     out.figure("watchdog samples (both replicas, every 100 ms)", samples);
     out.counters
-        .insert("moments with two writers".into(), violations.len());
+        .insert("two-writer violations".into(), violations.len());
     if !violations.is_empty() {
         bail!("INVARIANT: {}", violations.join("; "));
     }

@@ -14,6 +14,7 @@ mod capi;
 mod deletion;
 mod etcd;
 mod failover;
+mod hosted;
 mod kills;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,6 +36,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PROVIDER_YAML: &str = include_str!("../../../../examples/provider-inmemory.yaml");
+const HOSTED_PROVIDER_YAML: &str = include_str!("../../../../examples/provider-local.yaml");
 /// The provider every scenario uses (Cluster API, in-memory stack).
 pub const PROVIDER: &str = "dev";
 /// The initial version of every cluster, and what it resolves to.
@@ -58,8 +60,14 @@ pub enum Scenario {
     Kills,
     /// Two operator replicas with leader election; the leader SIGKILLed.
     Failover,
+    /// Two operator replicas with leader election; the leader stopped (SIGSTOP) for longer than
+    /// its lease while the standby takes over, then resumed: it must not write again.
+    Pause,
     /// The Cluster API core manager SIGKILLed during upgrades, restarted after the fault.
     Capi,
+    /// Hosted control planes: the runtime SIGKILLed while creating, workload kube-apiserver and
+    /// etcd SIGKILLed while scaling, operator and runtime SIGKILLed together while upgrading.
+    Hosted,
     /// Every scenario, one after the other.
     All,
 }
@@ -74,7 +82,9 @@ impl Scenario {
                 Scenario::Delete,
                 Scenario::Kills,
                 Scenario::Failover,
+                Scenario::Pause,
                 Scenario::Capi,
+                Scenario::Hosted,
             ],
             s => vec![s],
         }
@@ -88,7 +98,9 @@ impl Scenario {
             Scenario::Delete => "delete",
             Scenario::Kills => "kills",
             Scenario::Failover => "failover",
+            Scenario::Pause => "pause",
             Scenario::Capi => "capi",
+            Scenario::Hosted => "hosted",
             Scenario::All => "all",
         }
     }
@@ -187,8 +199,10 @@ pub async fn run(scenario: Scenario, opts: &Options) -> Result<Outcome> {
         Scenario::Etcd => etcd::run(opts).await,
         Scenario::Delete => deletion::run(opts).await,
         Scenario::Kills => kills::run(opts).await,
-        Scenario::Failover => failover::run(opts).await,
+        Scenario::Failover => failover::run(opts, failover::Fault::Kill).await,
+        Scenario::Pause => failover::run(opts, failover::Fault::Pause).await,
         Scenario::Capi => capi::run(opts).await,
+        Scenario::Hosted => hosted::run(opts).await,
         Scenario::All => bail!("run each scenario of `all` on its own"),
     }
 }
@@ -210,6 +224,8 @@ pub struct Daemon {
     pub log: PathBuf,
     /// The port it listens on (the operator's metrics, the server's API).
     pub port: u16,
+    /// An operator's replica identity (`POD_NAME`, in its Lease and its User-Agent).
+    pub identity: String,
 }
 
 impl Daemon {
@@ -237,6 +253,7 @@ impl Daemon {
             proc_,
             log,
             port,
+            identity: String::new(),
         })
     }
 
@@ -259,6 +276,20 @@ impl Daemon {
         Ok(())
     }
 
+    /// Sends a signal to the process (SIGSTOP, SIGCONT, …).
+    pub fn signal(&self, sig: i32) -> Result<()> {
+        // SAFETY: plain kill(2).
+        if unsafe { libc::kill(self.pid, sig) } != 0 {
+            bail!("kill({}, {sig}): {}", self.pid, std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Its exit status once it has exited.
+    pub fn exited(&mut self) -> Option<String> {
+        self.proc_.exited().map(|s| s.to_string())
+    }
+
     /// Lines of its log containing WARN or ERROR.
     pub fn warnings(&self) -> usize {
         std::fs::read_to_string(&self.log)
@@ -275,6 +306,66 @@ impl Drop for Daemon {
     }
 }
 
+/// Writes only (reads would dwarf them), metadata level: who, what, when, the response code.
+const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  verbs: [create, update, patch, delete, deletecollection]
+- level: None
+";
+
+/// One write the API server answered, from its audit log.
+#[derive(Clone, Debug)]
+pub struct AuditedWrite {
+    /// The client's User-Agent (the operator's names its replica).
+    pub user_agent: String,
+    /// `create`, `update`, `patch`, …
+    pub verb: String,
+    /// `resource[/subresource] namespace/name`.
+    pub object: String,
+    /// When the API server received it.
+    pub received: chrono::DateTime<chrono::Utc>,
+    /// The response code.
+    pub code: u16,
+}
+
+/// Every write in an audit log whose User-Agent contains `agent`.
+pub fn audit_writes(log: &Path, agent: &str) -> Result<Vec<AuditedWrite>> {
+    let text = std::fs::read_to_string(log).with_context(|| format!("{}", log.display()))?;
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| l.contains(agent)) {
+        let v: serde_json::Value = serde_json::from_str(line)?;
+        let ua = v["userAgent"].as_str().unwrap_or_default();
+        if !ua.contains(agent) || v["stage"] != "ResponseComplete" {
+            continue;
+        }
+        let o = &v["objectRef"];
+        let s = |k: &str| o[k].as_str().unwrap_or_default().to_string();
+        let sub = s("subresource");
+        out.push(AuditedWrite {
+            user_agent: ua.into(),
+            verb: v["verb"].as_str().unwrap_or_default().into(),
+            object: format!(
+                "{}{}{} {}/{}",
+                s("resource"),
+                if sub.is_empty() { "" } else { "/" },
+                sub,
+                s("namespace"),
+                s("name")
+            ),
+            received: v["requestReceivedTimestamp"]
+                .as_str()
+                .unwrap_or_default()
+                .parse()
+                .with_context(|| format!("audit event without a time: {line}"))?,
+            code: v["responseStatus"]["code"].as_u64().unwrap_or(0) as u16,
+        });
+    }
+    Ok(out)
+}
+
 /// A plane with kaas installed and the `dev` provider, plus the `kaas` binary to run daemons.
 pub struct Env {
     /// The plane.
@@ -283,6 +374,8 @@ pub struct Env {
     pub admin: Client,
     /// Admin kubeconfig file (for the daemons).
     pub kubeconfig: PathBuf,
+    /// The API server's audit log of writes (JSON lines).
+    pub audit_log: PathBuf,
     /// Logs of the daemons.
     pub dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
@@ -294,24 +387,23 @@ impl Env {
     /// Starts the plane with the Cluster API managers, installs kaas and the `dev` provider
     /// (without addon bundles: the in-memory workload clusters are not the subject here).
     pub async fn start(opts: &Options) -> Result<Env> {
+        Env::start_with(opts, false).await
+    }
+
+    /// Starts the plane without Cluster API, installs kaas and the hosted provider `local` with
+    /// the dev providers' addon bundles (addons/build.sh): the workload clusters are real API
+    /// servers, run by `kaas hosted-runtime` ([`Env::runtime`]).
+    pub async fn start_hosted(opts: &Options) -> Result<Env> {
+        Env::start_with(opts, true).await
+    }
+
+    async fn start_with(opts: &Options, hosted: bool) -> Result<Env> {
         if !opts.kaas_bin.is_file() {
             bail!(
                 "{} does not exist: build it first (cargo build -p kaas) or pass --kaas-bin",
                 opts.kaas_bin.display()
             );
         }
-        let t0 = Instant::now();
-        let plane = Plane::start(PlaneOptions::with_capi().crds(kaas_api::crds()))
-            .await
-            .context("starting the plane")?;
-        let admin = plane.client();
-        install::install_kaas(&admin).await?;
-        let mut provider: Provider = serde_yaml::from_str(PROVIDER_YAML)?;
-        for v in &mut provider.spec.kubernetes_versions {
-            v.stack.addons = None;
-        }
-        let class = kaas_harness::in_memory_cluster_class(plane.artifacts())?;
-        install::provider(&admin, &provider, &class).await?;
         let (tmp, dir) = match &opts.keep_logs {
             Some(d) => {
                 std::fs::create_dir_all(d)?;
@@ -323,10 +415,50 @@ impl Env {
                 (Some(t), d)
             }
         };
+        // Every accepted or refused write, with who sent it (`userAgent`), for the invariants
+        // about writers (see `audit_writes`).
+        let audit_log = dir.join("audit.log");
+        let policy = dir.join("audit-policy.yaml");
+        std::fs::write(&policy, AUDIT_POLICY)?;
+        let mut po = if hosted {
+            PlaneOptions::minimal()
+        } else {
+            PlaneOptions::with_capi()
+        }
+        .crds(kaas_api::crds());
+        po.apiserver_args.extend([
+            format!("--audit-policy-file={}", policy.display()),
+            format!("--audit-log-path={}", audit_log.display()),
+            "--audit-log-format=json".into(),
+        ]);
+        let t0 = Instant::now();
+        let plane = Plane::start(po).await.context("starting the plane")?;
+        let admin = plane.client();
+        install::install_kaas(&admin).await?;
+        if hosted {
+            let provider: Provider = serde_yaml::from_str(HOSTED_PROVIDER_YAML)?;
+            install::provider(&admin, &provider, "").await?;
+            for f in kaas_harness::addon_bundle_files()? {
+                install::apply_manifests(
+                    &admin,
+                    &provider.spec.backend.namespace,
+                    &std::fs::read_to_string(&f)?,
+                )
+                .await?;
+            }
+        } else {
+            let mut provider: Provider = serde_yaml::from_str(PROVIDER_YAML)?;
+            for v in &mut provider.spec.kubernetes_versions {
+                v.stack.addons = None;
+            }
+            let class = kaas_harness::in_memory_cluster_class(plane.artifacts())?;
+            install::provider(&admin, &provider, &class).await?;
+        }
         let kubeconfig = dir.join("admin.kubeconfig");
         plane.write_kubeconfig(Identity::Admin, &kubeconfig)?;
         say(&format!(
-            "plane with Cluster API and kaas up in {:.1?} (logs: {})",
+            "plane with {} and kaas up in {:.1?} (logs: {})",
+            if hosted { "the hosted provider" } else { "Cluster API" },
             t0.elapsed(),
             plane.dir().display()
         ));
@@ -334,6 +466,7 @@ impl Env {
             plane,
             admin,
             kubeconfig,
+            audit_log,
             dir,
             _tmp: tmp,
             bin: opts.kaas_bin.clone(),
@@ -355,16 +488,40 @@ impl Env {
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         let kc = self.kubeconfig.display().to_string();
-        Daemon::start(
+        let identity = format!("operator-{n}");
+        let mut d = Daemon::start(
             &self.bin,
             &args,
             &[
                 ("KUBECONFIG", &kc),
+                ("POD_NAME", &identity),
                 ("KAAS_LOG", "info,kube=warn"),
                 (kaas_operator::orphans::GRACE_ENV, "5"),
             ],
             self.dir.join(format!("operator-{n}.log")),
             port,
+        )?;
+        d.identity = identity;
+        Ok(d)
+    }
+
+    /// `kaas hosted-runtime` as its own process, with its state in `state` (its control planes
+    /// are detached: they outlive it and are adopted by the next one).
+    pub fn runtime(&self, state: &Path) -> Result<Daemon> {
+        let n = 1 + self
+            .operators
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let args = vec![
+            "hosted-runtime".to_string(),
+            format!("--state-dir={}", state.display()),
+            format!("--kubeconfig={}", self.kubeconfig.display()),
+        ];
+        Daemon::start(
+            &self.bin,
+            &args,
+            &[("KAAS_LOG", "info,kube=warn")],
+            self.dir.join(format!("runtime-{n}.log")),
+            0,
         )
     }
 
@@ -502,7 +659,7 @@ const MUST_BE_TRUE: &[&str] = &[
 ];
 
 /// Words of a transport or storage error that must not stay in a converged cluster's status.
-const FAULT_WORDS: &[&str] = &[
+pub(crate) const FAULT_WORDS: &[&str] = &[
     "connection refused",
     "connection reset",
     "error trying to connect",

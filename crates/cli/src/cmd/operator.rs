@@ -30,9 +30,18 @@ pub struct Args {
 
 /// Runs until SIGTERM/SIGINT or loss of leadership.
 pub async fn run(args: Args) -> Result<()> {
-    let client = kube::Client::try_default()
+    let mut config = kube::Config::infer()
         .await
-        .context("connecting to the management cluster")?;
+        .context("reading the kubeconfig of the management cluster")?;
+    let identity =
+        std::env::var("POD_NAME").unwrap_or_else(|_| format!("{}-{}", hostname(), std::process::id()));
+    // Which replica wrote what shows in the API server's audit log.
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_str(&user_agent(&identity))
+            .context("the replica's identity (POD_NAME) is not a valid header value")?,
+    ));
+    let client = kube::Client::try_from(config).context("connecting to the management cluster")?;
     let providers: BTreeSet<String> = args
         .providers
         .into_iter()
@@ -52,8 +61,8 @@ pub async fn run(args: Args) -> Result<()> {
                 63,
             )
         },
-        identity: std::env::var("POD_NAME")
-            .unwrap_or_else(|_| format!("{}-{}", hostname(), std::process::id())),
+        identity,
+        fence: kaas_operator::leader::Fence::default(),
         duration: Duration::from_secs(15),
     });
     kaas_operator::run(
@@ -66,6 +75,11 @@ pub async fn run(args: Args) -> Result<()> {
         },
     )
     .await
+}
+
+/// `kaas-operator/<version> (<identity>)`: the User-Agent of every request of this replica.
+pub fn user_agent(identity: &str) -> String {
+    format!("kaas-operator/{} ({identity})", env!("CARGO_PKG_VERSION"))
 }
 
 fn hostname() -> String {
