@@ -41,7 +41,16 @@ pub async fn run(args: Args) -> Result<()> {
         http::HeaderValue::from_str(&user_agent(&identity))
             .context("the replica's identity (POD_NAME) is not a valid header value")?,
     ));
-    let client = kube::Client::try_from(config).context("connecting to the management cluster")?;
+    // With leader election every write passes the lease's fence (kaas_operator::leader): a
+    // replica stopped past its lease and resumed writes nothing before it has stepped down.
+    let fence = kaas_operator::leader::Fence::default();
+    let builder = kube::client::ClientBuilder::try_from(config)
+        .context("connecting to the management cluster")?;
+    let client = if args.leader_elect {
+        builder.with_layer(&fence.layer()).build()
+    } else {
+        builder.build()
+    };
     let providers: BTreeSet<String> = args
         .providers
         .into_iter()
@@ -62,7 +71,7 @@ pub async fn run(args: Args) -> Result<()> {
             )
         },
         identity,
-        fence: kaas_operator::leader::Fence::default(),
+        fence,
         duration: Duration::from_secs(15),
     });
     kaas_operator::run(
