@@ -27,6 +27,19 @@ if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; the
 fi
 chromium --version >&2
 
+step "podman for the container image test (hack/image.sh)"
+if ! command -v podman >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q podman >/dev/null 2>&1 ||
+      { apt-get update -q >/dev/null && apt-get install -y -q podman >/dev/null; }
+  else
+    echo "install Debian's podman (the image test builds the container image with it)" >&2
+    exit 1
+  fi
+fi
+podman --version >&2
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

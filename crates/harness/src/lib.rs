@@ -63,9 +63,9 @@ pub fn in_memory_cluster(
     )
 }
 
-/// The addon-bundle ConfigMap manifests of the development providers, built by `addons/build.sh`
-/// (run first; it builds only what its cache lacks), sorted by path.
-pub fn addon_bundle_files() -> anyhow::Result<Vec<std::path::PathBuf>> {
+/// The cache directory of `addons/build.sh` (run first; it builds only what its cache lacks):
+/// the bundles, and the tools it built (`bin/helm`, `bin/bundle`).
+pub fn addons_dir() -> anyhow::Result<std::path::PathBuf> {
     use anyhow::Context as _;
     let root = repo_root().context("the kaas repository (for addons/build.sh) is not found")?;
     let out = std::process::Command::new("bash")
@@ -77,7 +77,29 @@ pub fn addon_bundle_files() -> anyhow::Result<Vec<std::path::PathBuf>> {
     if !out.status.success() {
         anyhow::bail!("addons/build.sh failed ({})", out.status);
     }
-    let dir = std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("bundles");
+    Ok(std::path::PathBuf::from(
+        String::from_utf8_lossy(&out.stdout).trim(),
+    ))
+}
+
+/// helm (v4, `HELM_VERSION` of `addons/versions.env`), built from its Go module by
+/// `addons/build.sh` into its cache directory.
+pub fn helm_binary() -> anyhow::Result<std::path::PathBuf> {
+    let helm = addons_dir()?.join("bin/helm");
+    if !helm.is_file() {
+        anyhow::bail!(
+            "{} is missing: addons/build.sh builds helm only while CERT_MANAGER_VERSION is pinned",
+            helm.display()
+        );
+    }
+    Ok(helm)
+}
+
+/// The addon-bundle ConfigMap manifests of the development providers, built by `addons/build.sh`
+/// (run first; it builds only what its cache lacks), sorted by path.
+pub fn addon_bundle_files() -> anyhow::Result<Vec<std::path::PathBuf>> {
+    use anyhow::Context as _;
+    let dir = addons_dir()?.join("bundles");
     let mut files = Vec::new();
     for bundle in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
         for f in std::fs::read_dir(bundle?.path())? {
