@@ -202,6 +202,7 @@ fn service_account(name: &str) -> (String, [&'static str; 3]) {
 }
 
 /// What the operator calls (file of the call in `crates/operator/src`).
+#[rustfmt::skip]
 const OPERATOR_NEEDS: &[Access] = &[
     // controller.rs: the watches of SCS Clusters, Cluster API Clusters, hosted control planes,
     // Providers (also gitsource.rs, orphans.rs) and addon-bundle ConfigMaps, cluster-wide.
@@ -232,13 +233,7 @@ const OPERATOR_NEEDS: &[Access] = &[
     ("list", "", "namespaces", "", ""),
     ("delete", "", "namespaces", "", CAPI_NS),
     // provider.rs, verify.rs: ClusterClasses, bundles, dry-run probe Clusters, Provider status.
-    (
-        "get",
-        "cluster.x-k8s.io",
-        "clusterclasses",
-        PROVIDER_NS,
-        "in-memory",
-    ),
+    ("get", "cluster.x-k8s.io", "clusterclasses", PROVIDER_NS, "in-memory"),
     ("list", "", "configmaps", PROVIDER_NS, ""),
     ("create", "cluster.x-k8s.io", "clusters", PROVIDER_NS, ""),
     ("patch", "scs.community", "providers/status", "", "dev"),
@@ -250,76 +245,22 @@ const OPERATOR_NEEDS: &[Access] = &[
     ("create", "cluster.x-k8s.io", "clusters", CAPI_NS, ""),
     ("patch", "cluster.x-k8s.io", "clusters", CAPI_NS, "c1"),
     ("delete", "cluster.x-k8s.io", "clusters", CAPI_NS, "c1"),
-    (
-        "list",
-        "cluster.x-k8s.io",
-        "machinedeployments",
-        CAPI_NS,
-        "",
-    ),
+    ("list", "cluster.x-k8s.io", "machinedeployments", CAPI_NS, ""),
     ("list", "cluster.x-k8s.io", "machines", CAPI_NS, ""),
     ("get", "scs.community", "hostedcontrolplanes", CAPI_NS, "c1"),
-    (
-        "create",
-        "scs.community",
-        "hostedcontrolplanes",
-        CAPI_NS,
-        "",
-    ),
-    (
-        "patch",
-        "scs.community",
-        "hostedcontrolplanes",
-        CAPI_NS,
-        "c1",
-    ),
-    (
-        "delete",
-        "scs.community",
-        "hostedcontrolplanes",
-        CAPI_NS,
-        "c1",
-    ),
+    ("create", "scs.community", "hostedcontrolplanes", CAPI_NS, ""),
+    ("patch", "scs.community", "hostedcontrolplanes", CAPI_NS, "c1"),
+    ("delete", "scs.community", "hostedcontrolplanes", CAPI_NS, "c1"),
     // backend/capi.rs: the provider credentials copied into the provider-side namespace, and
     // the tenants' viewer RoleBinding there (subjects from the tenant namespace's bindings).
     ("get", "", "secrets", PROVIDER_NS, "cloud-credentials"),
     ("create", "", "secrets", CAPI_NS, ""),
     ("patch", "", "secrets", CAPI_NS, "kaas-provider-credentials"),
-    (
-        "list",
-        "rbac.authorization.k8s.io",
-        "rolebindings",
-        TENANT,
-        "",
-    ),
-    (
-        "get",
-        "rbac.authorization.k8s.io",
-        "rolebindings",
-        CAPI_NS,
-        "kaas-tenant-capi-viewer",
-    ),
-    (
-        "create",
-        "rbac.authorization.k8s.io",
-        "rolebindings",
-        CAPI_NS,
-        "",
-    ),
-    (
-        "patch",
-        "rbac.authorization.k8s.io",
-        "rolebindings",
-        CAPI_NS,
-        "kaas-tenant-capi-viewer",
-    ),
-    (
-        "bind",
-        "rbac.authorization.k8s.io",
-        "clusterroles",
-        "",
-        "kaas-capi-viewer",
-    ),
+    ("list", "rbac.authorization.k8s.io", "rolebindings", TENANT, ""),
+    ("get", "rbac.authorization.k8s.io", "rolebindings", CAPI_NS, "kaas-tenant-capi-viewer"),
+    ("create", "rbac.authorization.k8s.io", "rolebindings", CAPI_NS, ""),
+    ("patch", "rbac.authorization.k8s.io", "rolebindings", CAPI_NS, "kaas-tenant-capi-viewer"),
+    ("bind", "rbac.authorization.k8s.io", "clusterroles", "", "kaas-capi-viewer"),
     // backend/mod.rs, imported.rs: kubeconfigs read in the provider-side namespace (or the
     // tenant's, imported clusters) and copied into the tenant namespace.
     ("get", "", "secrets", CAPI_NS, "c1-kubeconfig"),
@@ -338,16 +279,11 @@ const OPERATOR_NEEDS: &[Access] = &[
     // leader.rs: the Lease in the release namespace.
     ("get", "coordination.k8s.io", "leases", NS, "kaas-operator"),
     ("create", "coordination.k8s.io", "leases", NS, ""),
-    (
-        "update",
-        "coordination.k8s.io",
-        "leases",
-        NS,
-        "kaas-operator",
-    ),
+    ("update", "coordination.k8s.io", "leases", NS, "kaas-operator"),
 ];
 
 /// What the operator never calls and must not be able to do.
+#[rustfmt::skip]
 const OPERATOR_MUST_NOT: &[Access] = &[
     // Secrets only by name: no listing or watching (every tenant's kubeconfigs), no deletion.
     ("list", "", "secrets", "", ""),
@@ -366,84 +302,18 @@ const OPERATOR_MUST_NOT: &[Access] = &[
     // Addon bundles are the provider's.
     ("delete", "", "configmaps", PROVIDER_NS, "dev-addons-1-35"),
     // The CRDs and the deletion protection stay out of its reach.
-    (
-        "create",
-        "apiextensions.k8s.io",
-        "customresourcedefinitions",
-        "",
-        "",
-    ),
-    (
-        "delete",
-        "apiextensions.k8s.io",
-        "customresourcedefinitions",
-        "",
-        "clusters.scs.community",
-    ),
-    (
-        "patch",
-        "apiextensions.k8s.io",
-        "customresourcedefinitions",
-        "",
-        "clusters.scs.community",
-    ),
-    (
-        "delete",
-        "admissionregistration.k8s.io",
-        "validatingadmissionpolicies",
-        "",
-        "clusters.scs.community-deletion-protection",
-    ),
-    (
-        "patch",
-        "admissionregistration.k8s.io",
-        "validatingadmissionpolicybindings",
-        "",
-        "clusters.scs.community-finalizer-protection",
-    ),
+    ("create", "apiextensions.k8s.io", "customresourcedefinitions", "", ""),
+    ("delete", "apiextensions.k8s.io", "customresourcedefinitions", "", "clusters.scs.community"),
+    ("patch", "apiextensions.k8s.io", "customresourcedefinitions", "", "clusters.scs.community"),
+    ("delete", "admissionregistration.k8s.io", "validatingadmissionpolicies", "", "clusters.scs.community-deletion-protection"),
+    ("patch", "admissionregistration.k8s.io", "validatingadmissionpolicybindings", "", "clusters.scs.community-finalizer-protection"),
     // No escalation: binding only kaas-capi-viewer, no (Cluster)Roles, no impersonation, no tokens.
-    (
-        "bind",
-        "rbac.authorization.k8s.io",
-        "clusterroles",
-        "",
-        "cluster-admin",
-    ),
-    (
-        "bind",
-        "rbac.authorization.k8s.io",
-        "clusterroles",
-        "",
-        "kaas-tenant",
-    ),
-    (
-        "escalate",
-        "rbac.authorization.k8s.io",
-        "clusterroles",
-        "",
-        "",
-    ),
-    (
-        "create",
-        "rbac.authorization.k8s.io",
-        "clusterroles",
-        "",
-        "",
-    ),
-    (
-        "create",
-        "rbac.authorization.k8s.io",
-        "clusterrolebindings",
-        "",
-        "",
-    ),
-    (
-        "delete",
-        "rbac.authorization.k8s.io",
-        "rolebindings",
-        TENANT,
-        "kaas-tenant",
-    ),
+    ("bind", "rbac.authorization.k8s.io", "clusterroles", "", "cluster-admin"),
+    ("bind", "rbac.authorization.k8s.io", "clusterroles", "", "kaas-tenant"),
+    ("escalate", "rbac.authorization.k8s.io", "clusterroles", "", ""),
+    ("create", "rbac.authorization.k8s.io", "clusterroles", "", ""),
+    ("create", "rbac.authorization.k8s.io", "clusterrolebindings", "", ""),
+    ("delete", "rbac.authorization.k8s.io", "rolebindings", TENANT, "kaas-tenant"),
     ("impersonate", "", "users", "", ""),
     ("impersonate", "", "serviceaccounts", NS, "kaas"),
     ("create", "", "serviceaccounts/token", NS, OPERATOR_SA),
@@ -452,31 +322,14 @@ const OPERATOR_MUST_NOT: &[Access] = &[
     ("create", "", "pods/exec", NS, "x"),
     ("create", "apps", "deployments", NS, ""),
     ("list", "", "nodes", "", ""),
-    (
-        "get",
-        "bootstrap.cluster.x-k8s.io",
-        "kubeadmconfigs",
-        CAPI_NS,
-        "c1",
-    ),
+    ("get", "bootstrap.cluster.x-k8s.io", "kubeadmconfigs", CAPI_NS, "c1"),
     // Leases only in its own namespace, and never deleted.
-    (
-        "update",
-        "coordination.k8s.io",
-        "leases",
-        "kube-system",
-        "kube-controller-manager",
-    ),
-    (
-        "delete",
-        "coordination.k8s.io",
-        "leases",
-        NS,
-        "kaas-operator",
-    ),
+    ("update", "coordination.k8s.io", "leases", "kube-system", "kube-controller-manager"),
+    ("delete", "coordination.k8s.io", "leases", NS, "kaas-operator"),
 ];
 
 /// `kaas serve` acts with each caller's token only: its ServiceAccount may do nothing.
+#[rustfmt::skip]
 const SERVE_MUST_NOT: &[Access] = &[
     ("list", "scs.community", "clusters", "", ""),
     ("get", "scs.community", "clusters", TENANT, "c1"),
@@ -493,12 +346,14 @@ const SERVE_MUST_NOT: &[Access] = &[
 ];
 
 /// A tenant onboarded through `tenants.namespaces`.
+#[rustfmt::skip]
 const TENANT_CAN: &[Access] = &[
     ("create", "scs.community", "clusters", TENANT, ""),
     ("delete", "scs.community", "clusters", TENANT, "c1"),
     ("get", "", "secrets", TENANT, "c1-kubeconfig"),
     ("list", "scs.community", "providers", "", ""),
 ];
+#[rustfmt::skip]
 const TENANT_CANNOT: &[Access] = &[
     ("create", "scs.community", "clusters", "default", ""),
     ("patch", "scs.community", "clusters/status", TENANT, "c1"),
