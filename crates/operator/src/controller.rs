@@ -16,7 +16,7 @@ use kaas_api::{Cluster, KubeVersion, Provider};
 use kaas_capi::cluster::Cluster as CapiCluster;
 use kaas_render::{LABEL_CLUSTER, LABEL_TENANT};
 use kaas_validate::Resolved;
-use kube::api::{Patch, PatchParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
@@ -45,12 +45,33 @@ pub struct Config {
     pub lease: Option<LeaseConfig>,
     /// Clusters reconciled in parallel.
     pub concurrency: u16,
+    /// The ConfigMap with current release and CVE data for the compliance checks (`None`: the
+    /// data bundled with kaas only).
+    pub release_data: Option<crate::compliance::ReleaseDataSource>,
 }
 
 /// Requeue while something is in progress.
 const BUSY: Duration = Duration::from_secs(10);
 /// Requeue of a settled cluster (maintenance windows, provider changes missed by watches).
 const SETTLED: Duration = Duration::from_secs(300);
+
+/// Whether the API server serves `K` (its CRD is installed): anything but a 404 counts as served,
+/// so a transient error never drops a watch.
+async fn served<K>(client: &Client) -> bool
+where
+    K: kube::Resource
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    !matches!(
+        Api::<K>::all(client.clone())
+            .list_metadata(&ListParams::default().limit(1))
+            .await,
+        Err(kube::Error::Api(e)) if e.code == 404
+    )
+}
 
 /// Runs the controllers until a shutdown signal (SIGINT/SIGTERM) or loss of leadership.
 pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
@@ -126,6 +147,7 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
         providers: cfg.providers.clone(),
         provider_store: provider_store.clone(),
         written: Default::default(),
+        release_data: cfg.release_data.clone(),
     });
     let clusters: Api<Cluster> = Api::all(client.clone());
     // Only what a person or another controller changed triggers a reconcile: the operator's own
@@ -140,8 +162,10 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
     let controller = Controller::for_stream(triggers, reader);
     let store = controller.store();
     let bundle_store = store.clone();
-    let controller = controller
-        .watches(
+    // A management cluster with only hosted control planes has no Cluster API: a watch of its
+    // Clusters would fail (and log) every few seconds forever.
+    let controller = if served::<CapiCluster>(&client).await {
+        controller.watches(
             Api::<CapiCluster>::all(client.clone()),
             watcher::Config::default()
                 .labels(LABEL_CLUSTER)
@@ -154,6 +178,11 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
                 }
             },
         )
+    } else {
+        info!("Cluster API is not installed: not watching its Clusters (restart the operator after installing it)");
+        controller
+    };
+    let controller = controller
         // Hosted control planes: the runtime's status changes (restarts, upgrades, failures)
         // reach the SCS Cluster at once, not at the next periodic requeue.
         .watches(

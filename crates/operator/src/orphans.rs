@@ -226,13 +226,14 @@ fn hosted_resource() -> ApiResource {
     }
 }
 
-/// `HostedControlPlane`s: 404 (the CRD is not installed) reads as "none"; so does 403 (a role
+/// Cluster API Clusters and `HostedControlPlane`s: 404 (the CRD is not installed — a provider
+/// may run only hosted control planes, or only Cluster API) reads as "none"; so does 403 (a role
 /// without them), logged, so the other kinds are still collected.
-fn none_if_missing<T>(r: Result<Vec<T>, kube::Error>) -> Result<Vec<T>, kube::Error> {
+fn none_if_missing<T>(what: &str, r: Result<Vec<T>, kube::Error>) -> Result<Vec<T>, kube::Error> {
     match r {
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(Vec::new()),
         Err(kube::Error::Api(e)) if e.code == 403 => {
-            warn!(error = %e.message, "cannot list HostedControlPlanes; not collecting them");
+            warn!(error = %e.message, "cannot list {what}; not collecting them");
             Ok(Vec::new())
         }
         other => other,
@@ -277,16 +278,22 @@ pub async fn sweep(
             provider: c.spec.provider.as_ref().and_then(|p| p.name.clone()),
         })
         .collect();
-    let mut objects: Vec<Found> = Api::<CapiCluster>::all(client.clone())
-        .list(&selector)
-        .await?
-        .items
-        .iter()
-        .map(|c| Found::from_meta(Kind::Cluster, &c.metadata))
-        .collect();
+    let mut objects: Vec<Found> = none_if_missing(
+        "Cluster API Clusters",
+        Api::<CapiCluster>::all(client.clone())
+            .list(&selector)
+            .await
+            .map(|l| l.items),
+    )?
+    .iter()
+    .map(|c| Found::from_meta(Kind::Cluster, &c.metadata))
+    .collect();
     let hosted: Api<DynamicObject> = Api::all_with(client.clone(), &hosted_resource());
     objects.extend(
-        none_if_missing(hosted.list(&selector).await.map(|l| l.items))?
+        none_if_missing(
+            "HostedControlPlanes",
+            hosted.list(&selector).await.map(|l| l.items),
+        )?
             .iter()
             .map(|h| Found::from_meta(Kind::HostedControlPlane, &h.metadata)),
     );
@@ -383,11 +390,15 @@ async fn collect(ctx: &Context, o: &Orphan) -> Result<bool, kube::Error> {
         Kind::Namespace => {
             // Anything there at all (not only what kaas labelled) keeps the namespace.
             let ns = &o.object.name;
-            let capi = Api::<CapiCluster>::namespaced(client.clone(), ns)
-                .list(&ListParams::default().limit(1))
-                .await?
-                .items;
+            let capi = none_if_missing(
+                "Cluster API Clusters",
+                Api::<CapiCluster>::namespaced(client.clone(), ns)
+                    .list(&ListParams::default().limit(1))
+                    .await
+                    .map(|l| l.items),
+            )?;
             let hosted = none_if_missing(
+                "HostedControlPlanes",
                 Api::<DynamicObject>::namespaced_with(client.clone(), ns, &hosted_resource())
                     .list(&ListParams::default().limit(1))
                     .await
