@@ -46,7 +46,7 @@ pub fn routes() -> Router<AppState> {
         r = r.route(path, m);
     }
     r.route("/healthz", get(|| async { "ok" }))
-        .fallback(|| async { ApiError::not_found("no such route") })
+        .fallback(crate::edge::not_found)
 }
 
 fn handler(id: &str) -> MethodRouter<AppState> {
@@ -929,7 +929,19 @@ pub(crate) async fn diagnosis(
     ns: &str,
     name: &str,
 ) -> ApiResult<kaas_diagnose::Diagnosis> {
-    kaas_diagnose::diagnose(client, ns, name)
+    diagnosis_inputs(client, ns, name)
+        .await
+        .map(|i| kaas_diagnose::analyze(&i))
+}
+
+/// What the diagnosis of a cluster looks at, read with the caller's identity (the GUI draws its
+/// picture of the cluster from the same read).
+pub(crate) async fn diagnosis_inputs(
+    client: &Client,
+    ns: &str,
+    name: &str,
+) -> ApiResult<kaas_diagnose::Inputs> {
+    kaas_diagnose::fetch(client, ns, name)
         .await
         .map_err(|e| match e {
             e @ kaas_diagnose::Error::NotFound { .. } => ApiError::not_found(e.to_string()),

@@ -2,7 +2,7 @@
 //! them (so no `#`, `?`, `/`, CR/LF or anything else can change which object the API server is
 //! asked for, or end up in a header), a deadline, a panic guard, and the error format of the part
 //! a request is for (JSON under `/api`, a page under `/ui`) for answers the framework makes itself
-//! (rejected query strings, forms or bodies, 405, 413).
+//! (rejected query strings, forms or bodies, 405, 413) and for paths no route serves.
 
 use std::panic::AssertUnwindSafe;
 
@@ -61,6 +61,18 @@ fn is_ui(path: &str) -> bool {
     path == "/ui" || path.starts_with("/ui/")
 }
 
+/// What no route serves: a page under `/ui` (with a link back), the JSON error elsewhere.
+pub async fn not_found(uri: axum::http::Uri) -> Response {
+    if is_ui(uri.path()) {
+        crate::ui::error_page(
+            StatusCode::NOT_FOUND,
+            &format!("There is no page at {}.", uri.path()),
+        )
+    } else {
+        ApiError::not_found("no such route").into_response()
+    }
+}
+
 /// Refuses a request whose path parameters are not valid Kubernetes names, before any handler
 /// (and so before any call to the API server) runs.
 pub async fn names(req: Request, next: Next) -> Response {
@@ -114,8 +126,10 @@ pub async fn deadline(req: Request, next: Next) -> Response {
     } else {
         crate::REQUEST_TIMEOUT
     };
-    match tokio::time::timeout(limit, AssertUnwindSafe(next.run(req)).catch_unwind()).await {
-        Ok(Ok(res)) => res,
+    let ui = is_ui(req.uri().path());
+    let e = match tokio::time::timeout(limit, AssertUnwindSafe(next.run(req)).catch_unwind()).await
+    {
+        Ok(Ok(res)) => return res,
         Ok(Err(_)) => {
             tracing::error!("a handler panicked");
             ApiError::new(
@@ -123,14 +137,17 @@ pub async fn deadline(req: Request, next: Next) -> Response {
                 "InternalError",
                 "internal error",
             )
-            .into_response()
         }
         Err(_) => ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
             "Timeout",
             format!("no answer within {} s", limit.as_secs()),
-        )
-        .into_response(),
+        ),
+    };
+    if ui {
+        crate::ui::error_page(e.status, &e.body.message)
+    } else {
+        e.into_response()
     }
 }
 
@@ -183,13 +200,17 @@ pub async fn error_format(req: Request, next: Next) -> Response {
         .await
         .map(|b| String::from_utf8_lossy(&b).trim().to_string())
         .unwrap_or_default();
+    // Under `/ui`, a JSON error of ours shows its message, not its JSON.
+    let json_message = serde_json::from_str::<crate::error::ErrorBody>(&text)
+        .ok()
+        .map(|b| b.message);
     let message = if text.is_empty() {
         status
             .canonical_reason()
             .unwrap_or("request refused")
             .to_string()
     } else {
-        text
+        json_message.unwrap_or(text)
     };
     let mut out = if ui {
         crate::ui::error_page(status, &message)

@@ -1,7 +1,9 @@
 //! The web GUI: server-rendered HTML (maud escapes everything it prints) with one small script
 //! that refreshes live parts of a page. Users sign in with a token of the management cluster; the
 //! session cookie is HttpOnly and SameSite=Strict, every form carries the session's CSRF token,
-//! and every read and write is made with the user's own token.
+//! and every read and write is made with the user's own token. The cluster page draws the
+//! cluster as inline SVG (`picture`) and lists its events (`events`); the compliance report is a
+//! table (`compliance`). Every error under `/ui` is a page with its status and a link back.
 
 use axum::Form;
 use axum::Router;
@@ -21,6 +23,10 @@ use crate::api::{self, ScaleRequest};
 use crate::error::{ApiError, FieldProblem};
 use crate::session::{self, Session};
 use crate::{AppState, cookie};
+
+mod compliance;
+mod events;
+mod picture;
 
 const SCRIPT: &str = include_str!("../assets/app.js");
 const STYLE: &str = include_str!("../assets/style.css");
@@ -42,6 +48,10 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/clusters/{name}/upgrade", post(upgrade))
         .route("/ui/clusters/{name}/delete", post(delete))
         .route("/ui/clusters/{name}/compliance", get(compliance_page))
+        .route(
+            "/ui/clusters/{name}/compliance/{file}",
+            get(compliance_file),
+        )
 }
 
 async fn script() -> impl IntoResponse {
@@ -144,7 +154,8 @@ fn page(title: &str, user: Option<&User>, body: Markup) -> Markup {
     }
 }
 
-/// An error page for a request the GUI cannot serve (outside a signed-in page).
+/// An error page for a request the GUI cannot serve (outside a signed-in page): the status
+/// code is kept, the page says what went wrong and links back.
 pub(crate) fn error_page(status: StatusCode, message: &str) -> Response {
     (
         status,
@@ -152,8 +163,28 @@ pub(crate) fn error_page(status: StatusCode, message: &str) -> Response {
             status.canonical_reason().unwrap_or("Error"),
             None,
             html! {
-                div.error role="alert" { p { (message) } }
-                p { a href="/ui/" { "Back" } }
+                div.error role="alert" id="error" data-status=(status.as_u16()) {
+                    p { (message) }
+                    p.hint { "HTTP " (status.as_u16()) }
+                }
+                p { a.button href="/ui/" id="back" { "← Back to your clusters" } }
+            },
+        ),
+    )
+        .into_response()
+}
+
+/// A signed-in page that failed as a whole (the cluster is gone, a read was refused): the
+/// API's status code, its message and a link back.
+fn failure_page(user: &User, title: &str, e: &ApiError) -> Response {
+    (
+        e.status,
+        page(
+            title,
+            Some(user),
+            html! {
+                (api_error_box(e))
+                p { a.button href="/ui/" id="back" { "← Back to your clusters" } }
             },
         ),
     )
@@ -391,34 +422,35 @@ async fn clusters_page(user: User) -> Response {
     let list = Api::<Cluster>::namespaced(user.client.clone(), &user.session.namespace)
         .list(&ListParams::default())
         .await;
-    let body = match list {
-        Err(e) => api_error_box(&ApiError::from(e)),
-        Ok(list) => html! {
-            p { a.button href="/ui/new" id="new-cluster" { "Create cluster" } }
-            div id="clusters" data-refresh="5000" {
-                @if list.items.is_empty() { p { "No clusters yet." } }
-                @else {
-                    table {
-                        thead { tr { th { "Name" } th { "Provider" } th { "Version" } th { "Phase" } th { "Ready" } th { "State" } th { "Workers" } } }
-                        tbody {
-                            @for c in &list.items {
-                                @let (r, reason) = ready(c);
-                                @let st = c.status.clone().unwrap_or_default();
-                                tr data-cluster=(c.name_any()) class=(state_class(c)) {
-                                    td { a href={ "/ui/clusters/" (c.name_any()) } { (c.name_any()) } }
-                                    td { (c.spec.provider.as_ref().and_then(|p| p.name.clone()).unwrap_or_default()) }
-                                    td { (st.kubernetes_version.clone().or(st.target_version.clone()).unwrap_or_else(|| "–".into())) }
-                                    td.phase { (st.phase.map(|p| p.to_string()).unwrap_or_else(|| "Pending".into())) }
-                                    td.ready { (r) " " small { (reason) } }
-                                    td.state { (verdict_badge(kaas_diagnose::cluster_verdict(c))) }
-                                    td { @for w in &st.workers { (w.name) " " (w.ready) "/" (w.desired) " " } }
-                                }
+    let list = match list {
+        Ok(l) => l,
+        Err(e) => return failure_page(&user, "Clusters", &ApiError::from(e)),
+    };
+    let body = html! {
+        p { a.button href="/ui/new" id="new-cluster" { "Create cluster" } }
+        div id="clusters" data-refresh="5000" {
+            @if list.items.is_empty() { p { "No clusters yet." } }
+            @else {
+                table {
+                    thead { tr { th { "Name" } th { "Provider" } th { "Version" } th { "Phase" } th { "Ready" } th { "State" } th { "Workers" } } }
+                    tbody {
+                        @for c in &list.items {
+                            @let (r, reason) = ready(c);
+                            @let st = c.status.clone().unwrap_or_default();
+                            tr data-cluster=(c.name_any()) class=(state_class(c)) {
+                                td { a href={ "/ui/clusters/" (c.name_any()) } { (c.name_any()) } }
+                                td { (c.spec.provider.as_ref().and_then(|p| p.name.clone()).unwrap_or_default()) }
+                                td { (st.kubernetes_version.clone().or(st.target_version.clone()).unwrap_or_else(|| "–".into())) }
+                                td.phase { (st.phase.map(|p| p.to_string()).unwrap_or_else(|| "Pending".into())) }
+                                td.ready { (r) " " small { (reason) } }
+                                td.state { (verdict_badge(kaas_diagnose::cluster_verdict(c))) }
+                                td { @for w in &st.workers { (w.name) " " (w.ready) "/" (w.desired) " " } }
                             }
                         }
                     }
                 }
             }
-        },
+        }
     };
     page("Clusters", Some(&user), body).into_response()
 }
@@ -441,7 +473,7 @@ async fn providers(client: &Client) -> Result<Vec<Provider>, ApiError> {
 async fn new_page(user: User, Query(q): Query<NewQuery>) -> Response {
     let all = match providers(&user.client).await {
         Ok(p) => p,
-        Err(e) => return page("Create cluster", Some(&user), api_error_box(&e)).into_response(),
+        Err(e) => return failure_page(&user, "Create cluster", &e),
     };
     let chosen = match q.provider {
         Some(name) => all.into_iter().find(|p| p.name_any() == name),
@@ -459,12 +491,11 @@ async fn new_page(user: User, Query(q): Query<NewQuery>) -> Response {
         }
     };
     let Some(p) = chosen else {
-        return page(
+        return failure_page(
+            &user,
             "Create cluster",
-            Some(&user),
-            html! { p.error { "No such provider." } },
-        )
-        .into_response();
+            &ApiError::not_found("No such provider."),
+        );
     };
     page(
         "Create cluster",
@@ -819,9 +850,7 @@ async fn create(user: User, body: String) -> Response {
         .await
     {
         Ok(p) => p,
-        Err(e) => {
-            return page("Create cluster", Some(&user), api_error_box(&e.into())).into_response();
-        }
+        Err(e) => return failure_page(&user, "Create cluster", &e.into()),
     };
     let ns = user.session.namespace.clone();
     let default_on: Vec<String> = provider
@@ -888,10 +917,7 @@ async fn cluster_view(
         .await
     {
         Ok(c) => c,
-        Err(e) => {
-            let e = ApiError::from(e);
-            return (e.status, page(name, Some(user), api_error_box(&e))).into_response();
-        }
+        Err(e) => return failure_page(user, name, &ApiError::from(e)),
     };
     let provider_name = c
         .spec
@@ -903,7 +929,12 @@ async fn cluster_view(
         .get(&provider_name)
         .await
         .ok();
-    let diagnosis = api::diagnosis(&user.client, ns, name).await;
+    // One read of what the diagnosis looks at: the diagnosis, and the machines of the picture.
+    let (diagnosis, observed) = match api::diagnosis_inputs(&user.client, ns, name).await {
+        Ok(i) => (Ok(kaas_diagnose::analyze(&i)), picture::observed(&i)),
+        Err(e) => (Err(e), picture::Observed::default()),
+    };
+    let picture = picture::Picture::of(&c, &observed);
     let st = c.status.clone().unwrap_or_default();
     let (r, reason) = ready(&c);
     // The diagnosis' verdict also judges the tree (a failed machine); without one, the status'.
@@ -939,6 +970,7 @@ async fn cluster_view(
                 dt { "API endpoint" } dd { (st.api_endpoint.clone().unwrap_or_else(|| "–".into())) }
                 dt { "Workers" } dd { @for w in &st.workers { (w.name) ": " (w.ready) "/" (w.desired) " ready " } }
             }
+            (picture.svg())
             h2 { "Conditions" }
             table.conditions {
                 thead { tr { th { "Type" } th { "Status" } th { "Reason" } th { "Message" } } }
@@ -950,6 +982,11 @@ async fn cluster_view(
                     (PreEscaped(diagnosis_html(d)))
                 }
                 Err(e) => { p.hint { "Diagnostics unavailable: " (e.body.message) } }
+            }
+            h2 { "Events" }
+            @match &diagnosis {
+                Ok(d) => { (events::timeline(&d.events)) }
+                Err(_) => { p.hint id="events" { "Events unavailable." } }
             }
         h2 { "Kubeconfig" }
         @if st.kubeconfig_secret_ref.is_some() {
@@ -1031,13 +1068,6 @@ fn diagnosis_html(d: &kaas_diagnose::Diagnosis) -> String {
         }
         @if let Some(t) = v.get("tree") {
             ul.tree { @if t.is_array() { @for n in t.as_array().into_iter().flatten() { (node(n)) } } @else { (node(t)) } }
-        }
-        @if let Some(events) = v["events"].as_array() {
-            @if !events.is_empty() {
-                details { summary { "Recent events (" (events.len()) ")" }
-                    ul { @for e in events.iter().take(20) { li { (e["type"].as_str().unwrap_or("")) " " (e["reason"].as_str().unwrap_or("")) ": " (e["message"].as_str().unwrap_or("")) } } }
-                }
-            }
         }
     };
     m.into_string()
@@ -1146,19 +1176,47 @@ async fn delete(user: User, Path(name): Path<String>, Form(f): Form<DeleteForm>)
 }
 
 async fn compliance_page(user: User, Path(name): Path<String>) -> Response {
-    match api::compliance(&user.client, &user.session.namespace, &name).await {
+    let ns = &user.session.namespace;
+    match api::compliance(&user.client, ns, &name).await {
         Ok(r) => page(
             &format!("Compliance of {name}"),
             Some(&user),
-            html! {
-                p { a href={ "/ui/clusters/" (name) } { "← back" } }
-                @if let Some(t) = r.files.get("report.txt") { pre { (t) } }
-                @else { @for (k, v) in &r.files { h2 { (k) } pre { (v) } } }
-            },
+            compliance::report_html(ns, &name, &r),
         )
         .into_response(),
-        Err(e) => (e.status, page(&name, Some(&user), api_error_box(&e))).into_response(),
+        Err(e) => failure_page(&user, &format!("Compliance of {name}"), &e),
     }
+}
+
+/// One file of the compliance report (`report.json`, `scs.yaml`, `report.txt`) as a download,
+/// exactly as stored in the report ConfigMap.
+async fn compliance_file(user: User, Path((name, file)): Path<(String, String)>) -> Response {
+    let mut r = match api::compliance(&user.client, &user.session.namespace, &name).await {
+        Ok(r) => r,
+        Err(e) => return failure_page(&user, &format!("Compliance of {name}"), &e),
+    };
+    let Some(text) = r.files.remove(&file) else {
+        let e = ApiError::not_found(format!(
+            "the report of {name} has no file {file:?} (it has: {})",
+            r.files.keys().cloned().collect::<Vec<_>>().join(", ")
+        ));
+        return failure_page(&user, &format!("Compliance of {name}"), &e);
+    };
+    let (stem, ext) = file.rsplit_once('.').unwrap_or((file.as_str(), "txt"));
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(compliance::content_type(&file)),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                crate::edge::attachment(&format!("{name}-{stem}"), ext),
+            ),
+        ],
+        text,
+    )
+        .into_response()
 }
 
 /// Percent-encodes for a query value.

@@ -1,9 +1,13 @@
 //! A Ready cluster whose compliance fails is shown as degraded — never failed — through the REST
-//! API's diagnostics and the GUI. Real components: the plane with the operator, and a second real
-//! kube-apiserver as an imported workload cluster, which the operator's compliance checks find
-//! not compliant (it has no default StorageClass and no nodes).
+//! API's diagnostics and the GUI, and the GUI's compliance page shows the real report as a table
+//! (one row per testcase, the verdict coloured, what to do) with its files to download. Real
+//! components: the plane with the operator, and a second real kube-apiserver as an imported
+//! workload cluster, which the operator's compliance checks find not compliant (it has no
+//! default StorageClass and no nodes). Screenshots of both pages in headless Chromium are saved
+//! as test artifacts.
 
 mod common;
+mod webdriver;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -196,4 +200,79 @@ async fn a_ready_cluster_failing_compliance_is_degraded_in_rest_and_gui() {
         "{page}"
     );
     assert!(!page.contains(r#"class="badge failed""#), "{page}");
+    // The picture (an imported cluster: no machines, the control plane from its condition) and
+    // the events timeline.
+    assert!(
+        page.contains(r#"<svg class="picture" id="picture""#),
+        "{page}"
+    );
+    assert!(page.contains(r#"id="picture-control-plane""#), "{page}");
+    assert!(
+        page.contains(r#"<ol class="timeline" id="events">"#)
+            || page.contains(r#"<p class="hint" id="events">"#),
+        "{page}"
+    );
+
+    // The compliance page: a row per testcase of the real report, coloured verdicts, hints.
+    let report = gui_get(&env, "/ui/clusters/imp/compliance", &cookie).await;
+    assert!(
+        report.contains(r#"<table class="compliance" id="compliance">"#),
+        "{report}"
+    );
+    assert!(
+        report
+            .contains(r#"<tr class="testcase fail" data-testcase="default-storage-class-check">"#),
+        "{report}"
+    );
+    assert!(
+        report.contains(r#"<td class="verdict"><span class="verdict fail""#),
+        "{report}"
+    );
+    assert!(report.contains(r#"<td class="hint">"#), "{report}");
+    assert!(
+        !report.contains("<pre>"),
+        "a table, not a text dump: {report}"
+    );
+    // Its files to download, as stored.
+    for (file, ctype) in [
+        ("report.json", "application/json"),
+        ("scs.yaml", "application/yaml"),
+    ] {
+        let res = env
+            .http
+            .get(format!("{}/ui/clusters/imp/compliance/{file}", env.url))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{file}");
+        assert_eq!(res.headers()["content-type"], ctype, "{file}");
+        let disposition = res.headers()["content-disposition"].to_str().unwrap();
+        assert!(disposition.starts_with("attachment"), "{disposition}");
+        let text = res.text().await.unwrap();
+        assert!(report.contains(&format!(r#"href="/ui/clusters/imp/compliance/{file}""#)));
+        if file == "report.json" {
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let rows = v["results"].as_array().unwrap().len();
+            assert_eq!(
+                report.matches("<tr class=\"testcase ").count(),
+                rows,
+                "one row per testcase"
+            );
+        } else {
+            let _: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        }
+    }
+
+    // Screenshots of both pages.
+    let browser = webdriver::Browser::start().await;
+    browser.sign_in(&env.url, &env.token_a).await;
+    browser.goto(&format!("{}/ui/clusters/imp", env.url)).await;
+    browser.find("#picture").await;
+    browser.shot("gui-cluster-degraded.png").await;
+    browser
+        .goto(&format!("{}/ui/clusters/imp/compliance", env.url))
+        .await;
+    browser.find("#compliance").await;
+    browser.shot("gui-compliance.png").await;
 }

@@ -2,8 +2,8 @@
 //! server: oversized input is refused before any expensive work and without stalling other
 //! requests, slow clients are cut off, odd names never reach the API server, tokens with control
 //! characters are refused without a panic, sign-in needs the sign-in page's CSRF token, `dryRun`
-//! is honoured, and malformed requests answer in the error format of their part (JSON under
-//! `/api`, HTML under `/ui`).
+//! is honoured, and malformed requests and errors answer in the error format of their part (JSON
+//! under `/api`, an HTML page with the status kept and a link back under `/ui`).
 
 mod common;
 
@@ -652,14 +652,7 @@ async fn malformed_requests_answer_json_under_api_and_html_under_ui() {
     assert_eq!(body["code"], "PayloadTooLarge");
 
     // GUI forms with missing fields: an HTML page.
-    let res = post_login(&env, &env.token_a, "").await;
-    let cookie = res.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = session_cookie(&env, &env.token_a, "").await;
     let res = env
         .http
         .post(format!("{}/ui/clusters/x/scale", env.url))
@@ -689,4 +682,70 @@ async fn malformed_requests_answer_json_under_api_and_html_under_ui() {
             .unwrap()
             .starts_with("text/html")
     );
+}
+
+#[tokio::test]
+async fn gui_errors_are_pages_with_their_status_and_a_way_back_while_the_api_stays_json() {
+    let env = env(false).await;
+    let page = |res: &Res, status: u16| {
+        assert_eq!(res.status, status, "{}", res.text);
+        let ctype = res.headers["content-type"].to_str().unwrap();
+        assert!(ctype.starts_with("text/html"), "{ctype}: {}", res.text);
+        assert!(res.text.starts_with("<!DOCTYPE html>"), "{}", res.text);
+        assert!(
+            res.text.contains(r#"href="/ui/" id="back""#),
+            "{}",
+            res.text
+        );
+    };
+    // Pages that do not exist, signed in or not.
+    let res = env.call(Method::GET, "/ui/no-such-page", None, None).await;
+    page(&res, 404);
+    assert!(
+        res.text.contains("There is no page at /ui/no-such-page."),
+        "{}",
+        res.text
+    );
+    assert!(res.text.contains(r#"data-status="404""#), "{}", res.text);
+    let res = env
+        .call(Method::GET, "/ui/clusters/x/nope", None, None)
+        .await;
+    page(&res, 404);
+    let res = env.call(Method::DELETE, "/ui/", None, None).await;
+    page(&res, 405);
+    let cookie = session_cookie(&env, &env.token_a, "").await;
+    let res = env.page("/ui/nothing/here", &cookie).await;
+    page(&res, 404);
+    // Errors of a signed-in page keep the API server's status.
+    let res = env.page("/ui/clusters/missing", &cookie).await;
+    page(&res, 404);
+    assert!(res.text.contains("missing"), "{}", res.text);
+    for path in [
+        "/ui/clusters/missing/compliance",
+        "/ui/clusters/missing/compliance/report.json",
+        "/ui/new?provider=nope",
+    ] {
+        page(&env.page(path, &cookie).await, 404);
+    }
+    // The REST API is unaffected: JSON errors.
+    let a = Some(env.token_a.as_str());
+    for (path, code) in [
+        ("/api/v1/no-such-route", "NotFound"),
+        ("/api/v1/namespaces/tenant-a/clusters/missing", "NotFound"),
+        (
+            "/api/v1/namespaces/tenant-a/clusters/missing/compliance",
+            "NotFound",
+        ),
+    ] {
+        let res = env.call(Method::GET, path, a, None).await;
+        assert_eq!(res.status, 404, "{path}: {}", res.text);
+        assert!(
+            res.headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "{path}"
+        );
+        assert_eq!(res.json()["code"], code, "{path}");
+    }
 }

@@ -60,6 +60,7 @@ pub async fn env(cluster_api: bool) -> Env {
         metrics_addr: None,
         lease: None,
         concurrency: 8,
+        release_data: None,
     };
     let operator = tokio::spawn(kaas_operator::run(admin.clone(), cfg));
 
@@ -187,6 +188,36 @@ pub async fn post_login(env: &Env, token: &str, namespace: &str) -> reqwest::Res
         .send()
         .await
         .unwrap()
+}
+
+/// Signs in through the GUI's form (see [`post_login`]); the session cookie as `name=value`.
+pub async fn session_cookie(env: &Env, token: &str, namespace: &str) -> String {
+    let res = post_login(env, token, namespace).await;
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("kaas_session="))
+        .map(|v| v.split(';').next().unwrap().to_string())
+        .unwrap_or_else(|| panic!("no session cookie: {}", res.status()))
+}
+
+impl Env {
+    /// A GUI page, signed in with the session `cookie` (`name=value`).
+    pub async fn page(&self, path: &str, cookie: &str) -> Res {
+        let res = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .expect("the server answers");
+        Res {
+            status: res.status().as_u16(),
+            headers: res.headers().clone(),
+            text: res.text().await.unwrap_or_default(),
+        }
+    }
 }
 
 /// One raw HTTP/1.1 exchange over a fresh connection: the status code of the answer (`None`

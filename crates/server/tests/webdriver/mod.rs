@@ -1,5 +1,6 @@
 //! A minimal W3C WebDriver client for the browser test: Debian's `chromedriver` driving headless
-//! `chromium`. Only what the test needs: navigate, find, type, click, read text, screenshot.
+//! `chromium`. Only what the test needs: navigate, sign in, find, type, click, read text,
+//! screenshot (saved as test artifacts under `target/test-artifacts`).
 
 #![allow(dead_code)]
 
@@ -15,6 +16,18 @@ pub struct Browser {
     driver: Child,
     base: String,
     http: reqwest::Client,
+}
+
+/// Where a test artifact (a screenshot) goes: `$KAAS_TEST_ARTIFACTS` or `target/test-artifacts`.
+pub fn artifact(name: &str) -> std::path::PathBuf {
+    let dir = std::env::var_os("KAAS_TEST_ARTIFACTS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            kaas_harness::repo_root()
+                .unwrap()
+                .join("target/test-artifacts")
+        });
+    dir.join(name)
 }
 
 fn free_port() -> u16 {
@@ -139,6 +152,14 @@ impl Browser {
         }
     }
 
+    /// Whether an element matches the CSS selector now (no waiting).
+    pub async fn exists(&self, css: &str) -> bool {
+        let v = self
+            .post("/element", json!({"using": "css selector", "value": css}))
+            .await;
+        v["value"][ELEMENT].is_string()
+    }
+
     pub async fn type_into(&self, css: &str, text: &str) {
         let id = self.find(css).await;
         self.post(&format!("/element/{id}/clear"), json!({})).await;
@@ -165,6 +186,25 @@ impl Browser {
     /// Accepts a `window.confirm` dialog if one is open.
     pub async fn accept_alert(&self) {
         self.post("/alert/accept", json!({})).await;
+    }
+
+    /// Signs in on the GUI at `base` (`http://host:port`) with `token`; waits for the clusters page.
+    pub async fn sign_in(&self, base: &str, token: &str) {
+        self.goto(&format!("{base}/ui/login")).await;
+        self.type_into("#token", token).await;
+        self.click("#signin").await;
+        self.find("#new-cluster").await;
+    }
+
+    /// Saves a screenshot of what the browser shows as test artifact `name` (a PNG) and returns
+    /// its path; a real page, not a blank one, is well over 10 kB.
+    pub async fn shot(&self, name: &str) -> std::path::PathBuf {
+        let path = artifact(name);
+        self.screenshot(&path).await;
+        let size = std::fs::metadata(&path).unwrap().len();
+        assert!(size > 10_000, "{}: {size} bytes", path.display());
+        eprintln!("screenshot: {}", path.display());
+        path
     }
 
     pub async fn screenshot(&self, path: &std::path::Path) {
