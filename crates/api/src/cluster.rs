@@ -586,14 +586,28 @@ pub struct ComplianceStatus {
     /// The generation it ran for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation: Option<i64>,
-    /// Testcases that passed.
+    /// Mandatory testcases (those that decide the SCS-compatible KaaS certificate) that passed.
     pub passed: i32,
-    /// Testcases that failed.
+    /// Mandatory testcases that failed.
     pub failed: i32,
-    /// Testcases that could not decide.
+    /// Mandatory testcases that could not decide.
     pub aborted: i32,
+    /// Failed or undecided testcases of the other classes (preview, advisory, draft, outside the
+    /// scope): reported, never a failure.
+    #[serde(default)]
+    pub warnings: i32,
     /// ConfigMap in this namespace with the full report (`report.txt`, `report.json`, `scs.yaml`).
     pub report_config_map: String,
+    /// Where the release and CVE data of the version checks came from (the provider's
+    /// release-data ConfigMap, or the data bundled with kaas and why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_data_source: Option<String>,
+    /// The day up to which that data lists Kubernetes releases (YYYY-MM-DD).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_data_as_of: Option<String>,
+    /// The data's age in days on the day of the check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_data_age_days: Option<i64>,
 }
 
 /// State of one addon or extension in the workload cluster.

@@ -151,6 +151,9 @@ pub struct CheckOptions {
     pub data: ReleaseData,
     /// Try to refresh [`CheckOptions::data`] from upstream first (falls back, and says so).
     pub refresh_data: bool,
+    /// What to do when the release data is too old: the remediation of a stale-data verdict
+    /// (the CLI's default names `--refresh-data`; the operator names its ConfigMap).
+    pub refresh_hint: String,
     /// The name of the checked cluster in reports.
     pub subject: String,
     /// The command line, for the SCS report.
@@ -182,6 +185,7 @@ impl Default for CheckOptions {
             conformance: ConformanceMode::Skip,
             data: ReleaseData::bundled(),
             refresh_data: false,
+            refresh_hint: REFRESH_HINT.into(),
             subject: "kubernetes".into(),
             argv: vec!["kaas".into(), "check".into()],
             kubeconfig: None,
@@ -197,6 +201,9 @@ impl Default for CheckOptions {
         }
     }
 }
+
+/// The default remediation of stale release data.
+pub const REFRESH_HINT: &str = "Refresh the release data: kaas check --refresh-data (needs api.github.com, raw.githubusercontent.com and kubernetes.io), or kaas check --data FILE with a file written by kaas check --refresh-data --save-data FILE elsewhere; for the operator, update its release-data ConfigMap (docs/compliance.md).";
 
 /// Progress callback type: receives one line per step of a run.
 pub type Progress<'a> = dyn Fn(&str) + Send + Sync + 'a;
@@ -298,6 +305,8 @@ async fn execute(
             cves_as_of: data.cves_as_of,
             refresh_requested: opts.refresh_data,
             refresh_error,
+            age_days: (reference_date - data.releases_as_of).num_days(),
+            cves_age_days: (reference_date - data.cves_as_of).num_days(),
         },
         argv: opts.argv.clone(),
         run_uuid: random_uuid(),

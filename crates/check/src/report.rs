@@ -71,6 +71,75 @@ pub enum CheckKind {
     Conformance,
 }
 
+/// Where a testcase stands in the certification scope "SCS-compatible KaaS" v1
+/// (`Tests/scs-compatible-kaas.yaml`, state of 2026-08): only [`Target::Mandatory`] testcases
+/// decide the certificate; every other class is reported and never fails it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    /// A testcase of the scope's `main` target (tag `mandatory`): decides the certificate.
+    Mandatory,
+    /// A testcase of the scope's `preview` target: reported, not part of the certificate yet.
+    Preview,
+    /// Not a scope testcase: a SHOULD of a standard in the scope, or kaas's own static
+    /// precondition of a mandatory testcase.
+    Advisory,
+    /// A draft standard or draft version (open upstream pull request or `Draft` status).
+    Draft,
+    /// A stable standard the scope does not list (e.g. scs-0211).
+    Outside,
+}
+
+impl Target {
+    /// `mandatory`, `preview`, `advisory`, `draft`, `outside`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::Mandatory => "mandatory",
+            Target::Preview => "preview",
+            Target::Advisory => "advisory",
+            Target::Draft => "draft",
+            Target::Outside => "outside",
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How the scope decides a testcase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// By a script (here: by kaas check).
+    Automated,
+    /// By a person reviewing evidence: kaas check's result is evidence, not the testcase's result.
+    Manual,
+}
+
+impl Method {
+    /// `automated` or `manual`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Automated => "automated",
+            Method::Manual => "manual",
+        }
+    }
+}
+
+fn default_target() -> Target {
+    Target::Advisory
+}
+
+fn default_method() -> Method {
+    Method::Automated
+}
+
+/// Machine-readable reason of a verdict, where there is one beyond the outcome.
+pub const REASON_STALE_DATA: &str = "StaleReleaseData";
+
 /// The result of one testcase with everything a reader needs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TestResult {
@@ -80,6 +149,15 @@ pub struct TestResult {
     pub standard: String,
     /// Whether `id` is a testcase of the SCS-compatible KaaS scope.
     pub scs_testcase: bool,
+    /// The scope module the testcase belongs to (`scs-0214-v2-manual`); `None` outside the scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+    /// Mandatory, preview, advisory, draft or outside (only mandatory decides the certificate).
+    #[serde(default = "default_target")]
+    pub target: Target,
+    /// Automated or manual, as the scope says.
+    #[serde(default = "default_method")]
+    pub method: Method,
     /// What is checked, in a few words.
     pub title: String,
     /// Static, behavioural, probe or conformance.
@@ -94,8 +172,37 @@ pub struct TestResult {
     /// What to do about a FAIL or ABORT.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remediation: Option<String>,
+    /// Machine-readable reason, e.g. [`REASON_STALE_DATA`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// How long it took.
     pub duration_ms: u64,
+}
+
+impl TestResult {
+    /// Whether the outcome decides the certificate: a mandatory, automated scope testcase.
+    pub fn counts_for_certificate(&self) -> bool {
+        self.target == Target::Mandatory && self.method == Method::Automated
+    }
+
+    /// The class shown to people: `mandatory`, `preview, manual`, `draft`, ...
+    pub fn class(&self) -> String {
+        match self.method {
+            Method::Automated => self.target.as_str().to_string(),
+            Method::Manual => format!("{}, manual", self.target),
+        }
+    }
+
+    /// The outcome as shown to people: a FAIL or ABORT that does not decide the certificate is
+    /// `WARN` (FAIL) or `INFO` (ABORT), as kube-bench does.
+    pub fn verdict(&self) -> &'static str {
+        match (self.outcome, self.counts_for_certificate()) {
+            (o, true) => o.as_str(),
+            (Outcome::Fail, false) => "WARN",
+            (Outcome::Abort, false) => "INFO",
+            (o, false) => o.as_str(),
+        }
+    }
 }
 
 /// Which release data the version check used.
@@ -112,6 +219,30 @@ pub struct DataInfo {
     /// Why the refresh failed (the bundled data was used then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_error: Option<String>,
+    /// Days from `releases_as_of` to the reference date.
+    #[serde(default)]
+    pub age_days: i64,
+    /// Days from `cves_as_of` to the reference date.
+    #[serde(default)]
+    pub cves_age_days: i64,
+}
+
+impl DataInfo {
+    /// One line: source, dates and ages.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} (releases as of {}, {} days old; CVEs as of {}, {} days old){}",
+            self.source,
+            self.releases_as_of,
+            self.age_days,
+            self.cves_as_of,
+            self.cves_age_days,
+            match &self.refresh_error {
+                Some(e) => format!("; refresh failed: {e}"),
+                None => String::new(),
+            }
+        )
+    }
 }
 
 /// Counts per outcome.
@@ -205,17 +336,40 @@ impl Report {
         c
     }
 
-    /// The process exit code (see the crate documentation): 0 every testcase that ran passed,
-    /// 1 at least one FAIL, 2 no FAIL but at least one ABORT (or nothing ran at all).
+    /// Counts per outcome of the testcases that decide the certificate (mandatory, automated).
+    pub fn certificate_counts(&self) -> Counts {
+        let mut c = Counts::default();
+        for r in self.results.iter().filter(|r| r.counts_for_certificate()) {
+            match r.outcome {
+                Outcome::Pass => c.pass += 1,
+                Outcome::Fail => c.fail += 1,
+                Outcome::Abort => c.abort += 1,
+                Outcome::Skip => c.skip += 1,
+            }
+        }
+        c
+    }
+
+    /// The process exit code (see the crate documentation), from the testcases that decide the
+    /// certificate only: 1 at least one of them FAILed; 2 none failed but one ABORTed, none
+    /// passed, or a requested refresh of the release data failed; 0 otherwise. Preview, advisory,
+    /// draft and out-of-scope results never change it.
     pub fn exit_code(&self) -> u8 {
-        let c = self.counts();
+        let c = self.certificate_counts();
         if c.fail > 0 {
             1
-        } else if c.abort > 0 || c.pass == 0 {
+        } else if c.abort > 0 || c.pass == 0 || self.data.refresh_error.is_some() {
             2
         } else {
             0
         }
+    }
+
+    /// The results of one testcase of the stale-release-data kind, if any.
+    pub fn stale_data(&self) -> impl Iterator<Item = &TestResult> {
+        self.results
+            .iter()
+            .filter(|r| r.reason.as_deref() == Some(REASON_STALE_DATA))
     }
 
     /// Renders in a format.
@@ -231,26 +385,61 @@ impl Report {
 
     /// `<id>: PASS|FAIL|ABORT`, one line per testcase that ran (SKIP is not printed: SCS treats a
     /// missing line as a missing result).
+    ///
+    /// Only the scope's automated testcases are printed: a manual testcase's result comes from a
+    /// reviewer (kaas check's finding is evidence, in the diagnostics), and testcases outside the
+    /// scope are not the scope's results.
     pub fn scs_lines(&self) -> String {
         let mut out = String::new();
-        for r in self.results.iter().filter(|r| r.outcome != Outcome::Skip) {
+        for r in self.scs_results() {
             let _ = writeln!(out, "{}: {}", r.id, r.outcome);
         }
         out
     }
 
-    /// Diagnostic lines in the SCS convention (`ERROR:` per FAIL, `WARNING:` per ABORT, `INFO:`).
+    /// The results that belong in the SCS formats: automated testcases of the scope that ran.
+    fn scs_results(&self) -> impl Iterator<Item = &TestResult> {
+        self.results.iter().filter(|r| {
+            r.module.is_some() && r.method == Method::Automated && r.outcome != Outcome::Skip
+        })
+    }
+
+    /// Diagnostic lines in the SCS convention: `ERROR:` per FAIL and `WARNING:` per ABORT of a
+    /// mandatory testcase, `WARNING:` per FAIL of any other class (named), `INFO:` otherwise.
     fn scs_stderr(&self) -> Vec<String> {
         let mut lines = vec![format!(
             "INFO: reference date {}; release data: {}",
-            self.reference_date, self.data.source
+            self.reference_date,
+            self.data.describe()
         )];
         for r in &self.results {
-            match r.outcome {
-                Outcome::Fail => lines.push(format!("ERROR: {}: {}", r.id, r.summary)),
-                Outcome::Abort => lines.push(format!("WARNING: {}: {}", r.id, r.summary)),
-                Outcome::Skip => lines.push(format!("INFO: {} skipped: {}", r.id, r.summary)),
-                Outcome::Pass => {}
+            let scope = match (&r.module, r.method) {
+                (Some(m), Method::Manual) => {
+                    format!(
+                        " (manual testcase of module {m}, {}; kaas check's finding is evidence for the review)",
+                        r.target
+                    )
+                }
+                (Some(m), Method::Automated) if r.target != Target::Mandatory => {
+                    format!(" (module {m}, {}; not part of the certificate)", r.target)
+                }
+                (Some(_), Method::Automated) => String::new(),
+                (None, _) => format!(
+                    " ({} {}, not a testcase of the scope)",
+                    r.target, r.standard
+                ),
+            };
+            match (r.outcome, r.counts_for_certificate()) {
+                (Outcome::Fail, true) => lines.push(format!("ERROR: {}: {}", r.id, r.summary)),
+                (Outcome::Abort, true) => lines.push(format!("WARNING: {}: {}", r.id, r.summary)),
+                (Outcome::Fail, false) => {
+                    lines.push(format!("WARNING: {}{scope}: FAIL: {}", r.id, r.summary))
+                }
+                (Outcome::Skip, _) => {
+                    lines.push(format!("INFO: {}{scope} skipped: {}", r.id, r.summary))
+                }
+                (o, false) => lines.push(format!("INFO: {}{scope}: {o}: {}", r.id, r.summary)),
+                (Outcome::Pass, true) => {}
             }
         }
         lines
@@ -268,7 +457,7 @@ impl Report {
         spec.insert(s("url"), s(SCS_SCOPE_URL));
 
         let mut results = Mapping::new();
-        for r in &self.results {
+        for r in self.scs_results() {
             if let Some(v) = r.outcome.scs_value() {
                 results.insert(s(&r.id), Value::Number(v.into()));
             }
@@ -362,6 +551,7 @@ impl Report {
             ("release_data", self.data.source.clone()),
             ("releases_as_of", self.data.releases_as_of.to_string()),
             ("cves_as_of", self.data.cves_as_of.to_string()),
+            ("release_data_age_days", self.data.age_days.to_string()),
         ] {
             let _ = writeln!(
                 x,
@@ -389,14 +579,23 @@ impl Report {
                 }
                 b
             };
-            let tag = match r.outcome {
-                Outcome::Pass => None,
-                Outcome::Fail => Some("failure"),
-                Outcome::Abort => Some("error"),
-                Outcome::Skip => Some("skipped"),
+            let body = format!(
+                "scope: {}{}\n{body}",
+                r.class(),
+                r.module
+                    .as_deref()
+                    .map(|m| format!(" (module {m})"))
+                    .unwrap_or_default()
+            );
+            // Results that do not decide the certificate are never JUnit failures or errors.
+            let tag = match (r.outcome, r.counts_for_certificate()) {
+                (Outcome::Pass, _) => None,
+                (Outcome::Fail, true) => Some("failure"),
+                (Outcome::Abort, true) => Some("error"),
+                (Outcome::Skip, _) => Some("skipped"),
+                (_, false) => None,
             };
             match tag {
-                None if body.is_empty() => x.push_str("/>\n"),
                 None => {
                     let _ = writeln!(
                         x,
@@ -430,55 +629,47 @@ impl Report {
             self.reference_date,
             self.checked_at.to_rfc3339_opts(SecondsFormat::Secs, true)
         );
+        let _ = writeln!(out, "Release data: {}", self.data.describe());
         let _ = writeln!(
             out,
-            "Release data: {} (releases as of {}, CVEs as of {}){}",
-            self.data.source,
-            self.data.releases_as_of,
-            self.data.cves_as_of,
-            match &self.data.refresh_error {
-                Some(e) => format!("; refresh failed: {e}"),
-                None => String::new(),
-            }
+            "Scope: {SCS_SCOPE_NAME} v1 ({SCS_SCOPE_UUID}); only mandatory testcases decide the certificate (WARN/INFO: a FAIL/ABORT of another class)"
         );
         out.push('\n');
-        let w_id = self
-            .results
-            .iter()
-            .map(|r| r.id.len())
-            .max()
-            .unwrap_or(8)
-            .max(8);
-        let w_std = self
-            .results
-            .iter()
-            .map(|r| r.standard.len())
-            .max()
-            .unwrap_or(8)
-            .max(8);
+        let width = |f: &dyn Fn(&TestResult) -> usize, min: usize| {
+            self.results.iter().map(f).max().unwrap_or(min).max(min)
+        };
+        let w_id = width(&|r| r.id.len(), 8);
+        let w_std = width(&|r| r.standard.len(), 8);
+        let w_class = width(&|r| r.class().len(), 5);
         let _ = writeln!(
             out,
-            "{:<6} {:<w_id$} {:<w_std$} SUMMARY",
-            "RESULT", "TESTCASE", "STANDARD"
+            "{:<6} {:<w_id$} {:<w_std$} {:<w_class$} SUMMARY",
+            "RESULT", "TESTCASE", "STANDARD", "CLASS"
         );
         for r in &self.results {
             let _ = writeln!(
                 out,
-                "{:<6} {:<w_id$} {:<w_std$} {}",
-                r.outcome.as_str(),
+                "{:<6} {:<w_id$} {:<w_std$} {:<w_class$} {}",
+                r.verdict(),
                 r.id,
                 r.standard,
+                r.class(),
                 r.summary
             );
         }
-        let c = self.counts();
+        let c = self.certificate_counts();
+        let all = self.counts();
         let _ = writeln!(
             out,
-            "\n{} PASS, {} FAIL, {} ABORT, {} SKIP (exit code {}) in {:.1} s",
+            "\ncertificate (mandatory): {} PASS, {} FAIL, {} ABORT, {} SKIP; all testcases: {} PASS, {} FAIL, {} ABORT, {} SKIP (exit code {}) in {:.1} s",
             c.pass,
             c.fail,
             c.abort,
             c.skip,
+            all.pass,
+            all.fail,
+            all.abort,
+            all.skip,
             self.exit_code(),
             self.duration_ms as f64 / 1000.0
         );
@@ -490,7 +681,14 @@ impl Report {
         if !todo.is_empty() {
             out.push_str("\nWhat to do:\n");
             for r in todo {
-                let _ = writeln!(out, "\n{} {}: {}", r.outcome, r.id, r.summary);
+                let _ = writeln!(
+                    out,
+                    "\n{} {} ({}): {}",
+                    r.verdict(),
+                    r.id,
+                    r.class(),
+                    r.summary
+                );
                 for d in &r.details {
                     let _ = writeln!(out, "    - {d}");
                 }
@@ -529,6 +727,10 @@ mod tests {
             id: id.into(),
             standard: "scs-0000-v1".into(),
             scs_testcase: true,
+            module: Some("scs-0000-v1".into()),
+            target: Target::Mandatory,
+            method: Method::Automated,
+            reason: None,
             title: "t".into(),
             kind: CheckKind::Static,
             outcome,
@@ -553,6 +755,8 @@ mod tests {
                 cves_as_of: NaiveDate::from_ymd_opt(2026, 3, 19).unwrap(),
                 refresh_requested: false,
                 refresh_error: None,
+                age_days: 7,
+                cves_age_days: 62,
             },
             argv: vec!["kaas".into(), "check".into()],
             run_uuid: "run-uuid".into(),
@@ -619,6 +823,49 @@ mod tests {
         assert!(t.contains("FAIL   t1"));
         assert!(t.contains("→ fix it"));
         assert!(t.contains("exit code 1"));
-        assert!(t.contains("releases as of 2026-05-13"));
+        assert!(t.contains("releases as of 2026-05-13, 7 days old"));
+    }
+
+    #[test]
+    fn only_mandatory_automated_testcases_decide() {
+        use Outcome::*;
+        let mut r = report(&[Pass, Fail, Abort, Fail]);
+        // t1: preview, manual; t2: draft; t3: outside the scope.
+        r.results[1].module = Some("scs-0214-v2-manual".into());
+        r.results[1].target = Target::Preview;
+        r.results[1].method = Method::Manual;
+        r.results[2].module = None;
+        r.results[2].target = Target::Draft;
+        r.results[3].module = None;
+        r.results[3].target = Target::Outside;
+        assert_eq!(r.exit_code(), 0, "only t0 counts, and it passed");
+        assert_eq!(r.certificate_counts().pass, 1);
+        assert_eq!(r.results[1].verdict(), "WARN");
+        assert_eq!(r.results[2].verdict(), "INFO");
+        assert_eq!(
+            r.scs_lines(),
+            "t0: PASS\n",
+            "manual and out-of-scope results are not SCS results"
+        );
+        let y: serde_yaml::Value = serde_yaml::from_str(&r.scs_yaml()).unwrap();
+        let inv = &y["run"]["invocations"]["inv-uuid"];
+        assert!(inv["results"].get("t1").is_none());
+        assert_eq!(inv["counts"]["error"].as_u64(), Some(0));
+        assert!(inv["stderr"].as_sequence().unwrap().iter().any(|l| {
+            l.as_str()
+                .unwrap()
+                .starts_with("WARNING: t1 (manual testcase of module scs-0214-v2-manual, preview")
+        }));
+        let x = r.junit();
+        assert!(!x.contains("<failure"), "{x}");
+        let t = r.table();
+        assert!(t.contains("WARN   t1"), "{t}");
+        assert!(t.contains("preview, manual"), "{t}");
+        // A mandatory FAIL decides; a failed refresh that was asked for is never exit code 0.
+        r.results[0].outcome = Fail;
+        assert_eq!(r.exit_code(), 1);
+        r.results[0].outcome = Pass;
+        r.data.refresh_error = Some("offline".into());
+        assert_eq!(r.exit_code(), 2);
     }
 }

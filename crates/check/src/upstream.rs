@@ -24,7 +24,33 @@ const SCHEDULE_PATH: &str = "/kubernetes/website/main/data/releases/schedule.yam
 const K8S_IO: &str = "https://kubernetes.io";
 const CVE_FEED_PATH: &str = "/docs/reference/issues-security/official-cve-feed/index.json";
 
-async fn get(base: &str, path: &str, timeout: Duration) -> Result<String, String> {
+/// Where the upstream sources are and how much of each answer is read.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    /// The GitHub API (releases of kubernetes/kubernetes).
+    pub github: String,
+    /// raw.githubusercontent.com (kubernetes/website `schedule.yaml`).
+    pub raw: String,
+    /// kubernetes.io (the official CVE feed).
+    pub k8s_io: String,
+    /// Largest answer read from any source; a larger one is an error, not truncated data.
+    pub max_bytes: u64,
+}
+
+impl Default for Upstream {
+    fn default() -> Self {
+        Self {
+            github: GITHUB.into(),
+            raw: RAW.into(),
+            k8s_io: K8S_IO.into(),
+            max_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// GET with a connect, read and overall timeout and a size limit.
+async fn get(base: &str, path: &str, timeout: Duration, max_bytes: u64) -> Result<String, String> {
+    use futures::AsyncReadExt as _;
     let mut cfg = kube::Config::new(base.parse().map_err(|e| format!("{base}: {e}"))?);
     cfg.connect_timeout = Some(timeout);
     cfg.read_timeout = Some(timeout);
@@ -37,10 +63,32 @@ async fn get(base: &str, path: &str, timeout: Duration) -> Result<String, String
         .header("User-Agent", "kaas-check")
         .body(Vec::new())
         .map_err(|e| e.to_string())?;
-    tokio::time::timeout(timeout, client.request_text(req))
-        .await
-        .map_err(|_| format!("GET {base}{path}: no answer within {} s", timeout.as_secs()))?
-        .map_err(|e| format!("GET {base}{path}: {e}"))
+    let read = async {
+        let stream = client.request_stream(req).await.map_err(|e| match e {
+            kube::Error::Api(s) => format!("GET {base}{path}: HTTP {} {}", s.code, s.message),
+            e => format!(
+                "cannot reach {base} (offline, or blocked by a firewall or proxy?): GET {path}: {e}"
+            ),
+        })?;
+        let mut buf = Vec::new();
+        stream
+            .take(max_bytes + 1)
+            .read_to_end(&mut buf)
+            .await
+            .map_err(|e| format!("GET {base}{path}: reading the answer: {e}"))?;
+        if buf.len() as u64 > max_bytes {
+            return Err(format!(
+                "GET {base}{path}: the answer is larger than {max_bytes} bytes (the limit); not used"
+            ));
+        }
+        String::from_utf8(buf).map_err(|e| format!("GET {base}{path}: not UTF-8: {e}"))
+    };
+    tokio::time::timeout(timeout, read).await.map_err(|_| {
+        format!(
+            "GET {base}{path}: no complete answer within {} s (offline?)",
+            timeout.as_secs()
+        )
+    })?
 }
 
 #[derive(Deserialize)]
@@ -318,13 +366,23 @@ pub fn assemble(
 
 /// Fetches the three upstream sources (bounded by `timeout` each) and assembles fresh data.
 pub async fn fetch(base: &ReleaseData, timeout: Duration) -> Result<ReleaseData, String> {
+    fetch_from(&Upstream::default(), base, timeout).await
+}
+
+/// [`fetch`] from given locations.
+pub async fn fetch_from(
+    up: &Upstream,
+    base: &ReleaseData,
+    timeout: Duration,
+) -> Result<ReleaseData, String> {
     let today = Utc::now().date_naive();
     let mut releases = Vec::new();
     for page in 1..=6 {
         let text = get(
-            GITHUB,
+            &up.github,
             &format!("{RELEASES_PATH}?per_page=100&page={page}"),
             timeout,
+            up.max_bytes,
         )
         .await?;
         let list = parse_github_releases(&text)?;
@@ -337,14 +395,14 @@ pub async fn fetch(base: &ReleaseData, timeout: Duration) -> Result<ReleaseData,
     if releases.is_empty() {
         return Err("the GitHub releases API returned no release".into());
     }
-    let eol = match get(RAW, SCHEDULE_PATH, timeout).await {
+    let eol = match get(&up.raw, SCHEDULE_PATH, timeout, up.max_bytes).await {
         Ok(y) => parse_schedule_eol(&y)?,
         Err(e) => {
             tracing::warn!("end-of-life dates not refreshed: {e}");
             BTreeMap::new()
         }
     };
-    let cves = parse_cve_feed(&get(K8S_IO, CVE_FEED_PATH, timeout).await?)?;
+    let cves = parse_cve_feed(&get(&up.k8s_io, CVE_FEED_PATH, timeout, up.max_bytes).await?)?;
     let source = format!(
         "upstream (api.github.com kubernetes/kubernetes releases, kubernetes.io official CVE feed, kubernetes/website schedule.yaml{}) fetched {today}",
         if eol.is_empty() { " unavailable" } else { "" }
@@ -413,6 +471,67 @@ mod tests {
         assert!(c.affects(&v("1.38.11")));
         assert!(c.affects(&v("1.30.0")));
         assert!(!c.affects(&v("1.38.12")));
+    }
+
+    /// A local HTTP server answering every request with `body` (status 200), once per connection.
+    async fn serve(body: Vec<u8>) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut c, _)) = l.accept().await {
+                let body = body.clone();
+                tokio::spawn(async move {
+                    let mut req = [0u8; 4096];
+                    let _ = c.read(&mut req).await;
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = c.write_all(head.as_bytes()).await;
+                    let _ = c.write_all(&body).await;
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn answers_are_size_limited_and_offline_is_said_clearly() {
+        let base = ReleaseData::bundled();
+        let t = Duration::from_secs(5);
+        // Larger than the limit: an error, never truncated data.
+        let big = serve(vec![b' '; 5000]).await;
+        let up = Upstream {
+            github: big.clone(),
+            raw: big.clone(),
+            k8s_io: big,
+            max_bytes: 4096,
+        };
+        let e = fetch_from(&up, &base, t).await.unwrap_err();
+        assert!(e.contains("larger than 4096 bytes"), "{e}");
+        // Nothing listening (offline): says which source could not be reached.
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", l.local_addr().unwrap())
+        };
+        let up = Upstream {
+            github: closed.clone(),
+            raw: closed.clone(),
+            k8s_io: closed.clone(),
+            max_bytes: 4096,
+        };
+        let e = fetch_from(&up, &base, t).await.unwrap_err();
+        assert!(
+            e.starts_with(&format!("cannot reach {closed} (offline")),
+            "{e}"
+        );
+        // A small valid answer is read: one page of releases, then an empty page.
+        let ok =
+            serve(br#"[{"tag_name":"v1.99.0","published_at":"2026-01-01T00:00:00Z"}]"#.to_vec())
+                .await;
+        let text = get(&ok, "/x", t, 4096).await.unwrap();
+        assert!(text.contains("v1.99.0"));
     }
 
     #[test]

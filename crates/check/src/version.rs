@@ -22,6 +22,37 @@ pub const CRITICAL_CVSS: f64 = 8.0;
 /// whose end of life is not in the data is certainly supported this long after its `x.y.0`.
 pub const MIN_SUPPORT_DAYS: u64 = 365;
 
+/// The windows of a version policy.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Policy {
+    /// The standard, for texts.
+    pub standard: &'static str,
+    /// A newer patch may be out at most this many days.
+    pub patch_window_days: u64,
+    /// ... or this many if the running version has a CVE with CVSS >= `critical_cvss`.
+    pub critical_window_days: u64,
+    /// The CVSS base score from which the shorter window applies.
+    pub critical_cvss: f64,
+}
+
+/// scs-0210-v2 (the scope's `version-policy-check`): 31 days, 14 with a CVE of CVSS >= 8.
+pub const SCS_0210_V2: Policy = Policy {
+    standard: "scs-0210-v2",
+    patch_window_days: PATCH_WINDOW_DAYS,
+    critical_window_days: CRITICAL_WINDOW_DAYS,
+    critical_cvss: CRITICAL_CVSS,
+};
+
+/// The draft scs-0210-v3 (open pull request, 2026-08): patches within 2 weeks; high (CVSS >= 7)
+/// and critical (>= 9) fixes faster, 3 days recommended — the draft's 3 days are used for every
+/// fix of CVSS >= 7 (draft: reported, never part of the certificate).
+pub const SCS_0210_V3_DRAFT: Policy = Policy {
+    standard: "scs-0210-v3 (draft)",
+    patch_window_days: 14,
+    critical_window_days: 3,
+    critical_cvss: 7.0,
+};
+
 /// A minor release branch, `1.33`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct Branch {
@@ -207,6 +238,8 @@ pub struct PolicyVerdict {
     pub critical_cves: Vec<String>,
     /// The branch's end of life, if known.
     pub end_of_life: Option<NaiveDate>,
+    /// ABORT because the release or CVE data is too old for the reference date (refresh it).
+    pub stale_data: bool,
 }
 
 fn days_between(earlier: NaiveDate, later: NaiveDate) -> i64 {
@@ -231,6 +264,16 @@ pub fn evaluate(
     reference_date: NaiveDate,
     data: &ReleaseData,
 ) -> PolicyVerdict {
+    evaluate_policy(version, reference_date, data, &SCS_0210_V2)
+}
+
+/// [`evaluate`] with the windows of another policy (the draft scs-0210-v3).
+pub fn evaluate_policy(
+    version: &KubeVersion,
+    reference_date: NaiveDate,
+    data: &ReleaseData,
+    policy: &Policy,
+) -> PolicyVerdict {
     let branch = version.branch();
     let mut details = vec![format!(
         "running {version} (upstream {}, branch {branch}); reference date {reference_date}",
@@ -253,7 +296,12 @@ pub fn evaluate(
             window_days: window,
             critical_cves: cves,
             end_of_life: eol,
+            stale_data: false,
         };
+    let stale = |v: PolicyVerdict| PolicyVerdict {
+        stale_data: true,
+        ..v
+    };
 
     // Critical CVEs (known ones) decide the window.
     let mut critical = Vec::new();
@@ -272,16 +320,18 @@ pub fn evaluate(
                 c.components.join(", "),
                 c.summary
             ));
-            if score >= CRITICAL_CVSS {
+            if score >= policy.critical_cvss {
                 critical.push(c.id.clone());
             }
         }
     }
     let window = if critical.is_empty() {
-        PATCH_WINDOW_DAYS
+        policy.patch_window_days
     } else {
-        CRITICAL_WINDOW_DAYS
+        policy.critical_window_days
     };
+    let critical_window = policy.critical_window_days;
+    let age = days_between(data.releases_as_of, reference_date);
 
     // End of life.
     let entry = data.branch(branch);
@@ -394,34 +444,34 @@ pub fn evaluate(
     let unknown_releases_from = data.releases_as_of;
     if unknown_releases_from < minus(reference_date, window) {
         let s = format!(
-            "release data ends {} ({}): a newer patch released between then and {} would already be overdue; refresh the data or choose an earlier reference date",
-            data.releases_as_of,
-            data.source,
-            minus(reference_date, window)
+            "release data is {age} days old (releases as of {}, {}): a newer patch released since could already be more than {window} days old; refresh the release data",
+            data.releases_as_of, data.source,
         );
-        return verdict(Outcome::Abort, s, details, window, critical, eol);
+        return stale(verdict(Outcome::Abort, s, details, window, critical, eol));
     }
-    if critical.is_empty() && data.cves_as_of < minus(reference_date, CRITICAL_WINDOW_DAYS) {
-        // An unknown critical CVE would shrink the window to 14 days.
+    if critical.is_empty() && data.cves_as_of < minus(reference_date, critical_window) {
+        // An unknown critical CVE would shrink the window.
         let at_risk = newer
             .iter()
-            .find(|(_, d)| days_between(*d, reference_date) > CRITICAL_WINDOW_DAYS as i64);
-        let releases_unknown = data.releases_as_of < minus(reference_date, CRITICAL_WINDOW_DAYS);
+            .find(|(_, d)| days_between(*d, reference_date) > critical_window as i64);
+        let releases_unknown = data.releases_as_of < minus(reference_date, critical_window);
+        let cve_age = days_between(data.cves_as_of, reference_date);
         if let Some((v, d)) = at_risk {
             let s = format!(
-                "v{} is {} days old; whether it fixes a critical CVE (14-day limit) is beyond the CVE data ({})",
+                "CVE data is {cve_age} days old (as of {}): whether v{} ({} days old) fixes a CVE with CVSS >= {} ({critical_window}-day limit) is beyond it; refresh the release data",
+                data.cves_as_of,
                 v.upstream(),
                 days_between(*d, reference_date),
-                data.cves_as_of
+                policy.critical_cvss,
             );
-            return verdict(Outcome::Abort, s, details, window, critical, eol);
+            return stale(verdict(Outcome::Abort, s, details, window, critical, eol));
         }
         if releases_unknown {
             let s = format!(
-                "release data ({}) and CVE data ({}) end more than {CRITICAL_WINDOW_DAYS} days before {reference_date}: a critical fix released since could already be overdue",
-                data.releases_as_of, data.cves_as_of
+                "release data is {age} days old (releases as of {}, CVEs as of {}): a fix of a CVE with CVSS >= {} released since could already be overdue ({critical_window}-day limit); refresh the release data",
+                data.releases_as_of, data.cves_as_of, policy.critical_cvss,
             );
-            return verdict(Outcome::Abort, s, details, window, critical, eol);
+            return stale(verdict(Outcome::Abort, s, details, window, critical, eol));
         }
     }
     let s = match newer.last() {

@@ -181,7 +181,7 @@ fn unknown_branches_and_unknown_end_of_life() {
         &[
             // 1.41 has no EOL in the data: supported for 365 days after its x.0 (2026-06-20).
             ("v1.41.0", "2026-07-01", Pass, "no newer patch"),
-            ("v1.41.0", "2027-06-20", Abort, "release data ends"),
+            ("v1.41.0", "2027-06-20", Abort, "release data is"),
             ("v1.41.0", "2027-06-21", Abort, "end of life unknown"),
             // 1.43 is newer than the data: released after 2026-06-30.
             ("v1.43.0", "2026-07-01", Pass, "no newer patch"),
@@ -205,22 +205,22 @@ fn data_too_old_to_decide() {
                 "v1.40.2",
                 "2026-07-15",
                 Abort,
-                "a critical fix released since",
+                "a fix of a CVE with CVSS >= 8 released since",
             ),
             // ... and an ordinary patch out since before 2026-07-02 would be overdue, too.
             (
                 "v1.40.2",
                 "2026-08-01",
                 Abort,
-                "release data ends 2026-06-30",
+                "release data is 32 days old (releases as of 2026-06-30",
             ),
             (
                 "v1.40.2",
                 "2026-08-02",
                 Abort,
-                "release data ends 2026-06-30",
+                "release data is 33 days old (releases as of 2026-06-30",
             ),
-            ("v1.40.2", "2026-12-01", Abort, "release data ends"),
+            ("v1.40.2", "2026-12-01", Abort, "release data is"),
             // With a critical CVE the data must cover up to 14 days before.
             ("v1.42.0", "2026-06-20", Pass, "limit 14"),
         ],
@@ -237,7 +237,7 @@ fn data_too_old_to_decide() {
                 "v1.40.1",
                 "2026-06-25",
                 Abort,
-                "whether it fixes a critical CVE",
+                "fixes a CVE with CVSS >= 8 (14-day limit)",
             ),
             ("v1.40.1", "2026-06-10", Pass, "9 days old"),
             ("v1.40.2", "2026-06-25", Pass, "no newer patch"),
@@ -246,7 +246,7 @@ fn data_too_old_to_decide() {
                 "v1.40.2",
                 "2026-07-20",
                 Abort,
-                "a critical fix released since",
+                "a fix of a CVE with CVSS >= 8 released since",
             ),
         ],
     );
@@ -277,12 +277,12 @@ fn bundled_data_at_fixed_dates() {
             // judged on 2024-08-10 with the knowledge of that day, 1.30.2 was within 31 days.
             ("v1.30.2", "2024-08-10", Pass, "25 days old (limit 31)"),
             ("v1.29.7", "2024-09-13", Pass, "3 days old (limit 31)"),
-            // The test plane's version today: the bundled data is too old to decide.
+            // The test plane's version today: the bundled data is too old to decide, and says so.
             (
                 "v1.36.3",
                 "2026-11-23",
                 Abort,
-                "release data ends 2026-05-13",
+                "release data is 194 days old (releases as of 2026-05-13",
             ),
         ],
     );
@@ -292,4 +292,56 @@ fn bundled_data_at_fixed_dates() {
     let p = evaluate(&v, date("2023-08-23"), &data);
     assert_eq!(p.window_days, 14);
     assert_eq!(p.critical_cves, ["CVE-2023-3676", "CVE-2023-3955"]);
+    assert!(!p.stale_data);
+    // Stale data is a verdict of its own kind: ABORT with `stale_data`, the age and "refresh".
+    let p = evaluate(
+        &KubeVersion::parse("v1.36.3").unwrap(),
+        date("2026-11-30"),
+        &data,
+    );
+    assert_eq!(p.outcome, Abort);
+    assert!(p.stale_data);
+    assert!(
+        p.summary.starts_with("release data is 201 days old")
+            && p.summary.ends_with("refresh the release data"),
+        "{}",
+        p.summary
+    );
+}
+
+#[test]
+fn draft_v3_windows() {
+    use kaas_check::version::{SCS_0210_V3_DRAFT, evaluate_policy};
+    let data = ReleaseData::from_yaml(DATA).unwrap();
+    let v3 = |v: &str, d: &str| {
+        evaluate_policy(
+            &KubeVersion::parse(v).unwrap(),
+            date(d),
+            &data,
+            &SCS_0210_V3_DRAFT,
+        )
+    };
+    // 1.40.1 -> 1.40.2 (2026-06-01): within 31 days for v2, beyond 14 for the draft.
+    assert_eq!(
+        evaluate(
+            &KubeVersion::parse("v1.40.1").unwrap(),
+            date("2026-06-20"),
+            &data
+        )
+        .outcome,
+        Outcome::Pass
+    );
+    let p = v3("v1.40.1", "2026-06-20");
+    assert_eq!(p.outcome, Outcome::Fail, "{}", p.summary);
+    assert!(p.summary.contains("the limit is 14 days"), "{}", p.summary);
+    assert_eq!(v3("v1.40.1", "2026-06-15").outcome, Outcome::Pass);
+    // 1.40.0 has a CVE of CVSS 6.x only (medium): still 14 days. 1.42.0 has a critical one: 3 days.
+    let p = v3("v1.42.0", "2026-06-14");
+    assert_eq!(
+        (p.outcome, p.window_days),
+        (Outcome::Fail, 3),
+        "{}",
+        p.summary
+    );
+    assert_eq!(v3("v1.42.0", "2026-06-13").outcome, Outcome::Pass);
 }

@@ -53,6 +53,7 @@ async fn describe_and_diagnose_a_cluster_as_its_tenant() {
         admin.clone(),
         kaas_operator::Config {
             concurrency: 2,
+            release_data: None,
             ..Default::default()
         },
     ));

@@ -1,6 +1,12 @@
 //! Continuous compliance: the static SCS checks (`kaas_check::run_static`, which create nothing)
 //! run against every reachable managed cluster after changes and on a schedule; the `Compliant`
 //! condition carries the summary and a ConfigMap in the tenant's namespace the full report.
+//!
+//! Only the mandatory testcases of the SCS-compatible KaaS scope decide the condition; preview,
+//! advisory, draft and out-of-scope results are named in its message and the report, never a
+//! failure. The release and CVE data come from a ConfigMap the provider refreshes
+//! ([`ReleaseDataSource`], key [`RELEASE_DATA_KEY`], the format of `kaas check --save-data`),
+//! falling back to the data bundled with kaas; status and report say which and how old.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -19,6 +25,77 @@ use crate::{Context, Error, FIELD_MANAGER};
 pub const INTERVAL: Duration = Duration::from_secs(3600);
 /// Bound of one run.
 pub const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The key of the release-data ConfigMap holding the data (the format of
+/// `crates/check/data/kubernetes-releases.yaml`, as `kaas check --refresh-data --save-data` writes it).
+pub const RELEASE_DATA_KEY: &str = "kubernetes-releases.yaml";
+/// The default name of the release-data ConfigMap (in the operator's namespace).
+pub const RELEASE_DATA_CONFIGMAP: &str = "kaas-release-data";
+
+/// The ConfigMap with current release and CVE data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReleaseDataSource {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+}
+
+impl std::fmt::Display for ReleaseDataSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ConfigMap {}/{}", self.namespace, self.name)
+    }
+}
+
+impl std::str::FromStr for ReleaseDataSource {
+    type Err = String;
+    /// `NAMESPACE/NAME`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.split_once('/') {
+            Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+                Ok(Self {
+                    namespace: ns.into(),
+                    name: name.into(),
+                })
+            }
+            _ => Err(format!("{s:?}: expected NAMESPACE/NAME")),
+        }
+    }
+}
+
+/// The release data to judge with: the ConfigMap's when it is readable, valid and not older
+/// than the bundled data; the bundled data otherwise, its `source` saying why.
+pub async fn release_data(
+    client: &kube::Client,
+    src: Option<&ReleaseDataSource>,
+) -> kaas_check::ReleaseData {
+    let bundled = kaas_check::ReleaseData::bundled();
+    let Some(src) = src else {
+        return bundled;
+    };
+    let api = Api::<ConfigMap>::namespaced(client.clone(), &src.namespace);
+    let why = match api.get_opt(&src.name).await {
+        Ok(None) => format!("{src} not found"),
+        Err(e) => format!("{src} not readable: {e}"),
+        Ok(Some(cm)) => match cm.data.as_ref().and_then(|d| d.get(RELEASE_DATA_KEY)) {
+            None => format!("{src} has no key {RELEASE_DATA_KEY}"),
+            Some(text) => match kaas_check::ReleaseData::from_yaml(text) {
+                Err(e) => format!("{src} is invalid: {e}"),
+                Ok(d) if d.releases_as_of < bundled.releases_as_of => format!(
+                    "{src} is older (releases as of {}) than the bundled data",
+                    d.releases_as_of
+                ),
+                Ok(mut d) => {
+                    d.source = format!("{src} ({})", d.source);
+                    return d;
+                }
+            },
+        },
+    };
+    let mut d = bundled;
+    d.source = format!("{}; {why}", d.source);
+    d
+}
 
 /// Name of the report ConfigMap.
 pub fn report_name(cluster: &str) -> String {
@@ -58,7 +135,16 @@ pub async fn check(
     workload: kube::Client,
     now: Timestamp,
 ) -> Result<Checked, Error> {
+    let data = release_data(&ctx.client, ctx.release_data.as_ref()).await;
+    let refresh_hint = match &ctx.release_data {
+        Some(src) => format!(
+            "The provider refreshes the release data: write current data (kaas check --refresh-data --data-only --save-data FILE) into key {RELEASE_DATA_KEY} of {src} (docs/compliance.md)."
+        ),
+        None => "The operator runs without a release-data ConfigMap (--release-data-configmap): update kaas, or configure one (docs/compliance.md).".to_string(),
+    };
     let opts = kaas_check::CheckOptions {
+        data,
+        refresh_hint,
         subject: format!(
             "{}/{}",
             cluster.namespace().unwrap_or_default(),
@@ -103,43 +189,19 @@ pub async fn check(
             &Patch::Apply(&cm),
         )
         .await?;
-    let count = |o: Outcome| report.results.iter().filter(|r| r.outcome == o).count() as i32;
-    let list = |o: Outcome| {
+    let (compliant, reason, message) = verdict(&report);
+    let count = |o: Outcome| {
         report
             .results
             .iter()
-            .filter(|r| r.outcome == o)
-            .map(|r| format!("{} ({})", r.id, r.summary))
-            .collect::<Vec<_>>()
-            .join("; ")
+            .filter(|r| r.counts_for_certificate() && r.outcome == o)
+            .count() as i32
     };
     let (passed, failed, aborted) = (
         count(Outcome::Pass),
         count(Outcome::Fail),
         count(Outcome::Abort),
     );
-    let (compliant, reason, message) = if failed > 0 {
-        (
-            Some(false),
-            "ChecksFailed",
-            format!("{failed} failed: {}", list(Outcome::Fail)),
-        )
-    } else if aborted > 0 {
-        (
-            None,
-            "Undecided",
-            format!(
-                "{passed} passed, {aborted} could not decide: {}",
-                list(Outcome::Abort)
-            ),
-        )
-    } else {
-        (
-            Some(true),
-            "ChecksPassed",
-            format!("{passed} static SCS checks passed"),
-        )
-    };
     Ok(Checked {
         summary: ComplianceStatus {
             checked_at: now.to_string(),
@@ -147,7 +209,18 @@ pub async fn check(
             passed,
             failed,
             aborted,
+            warnings: report
+                .results
+                .iter()
+                .filter(|r| {
+                    !r.counts_for_certificate()
+                        && matches!(r.outcome, Outcome::Fail | Outcome::Abort)
+                })
+                .count() as i32,
             report_config_map: name,
+            release_data_source: Some(report.data.source.clone()),
+            release_data_as_of: Some(report.data.releases_as_of.to_string()),
+            release_data_age_days: Some(report.data.age_days),
         },
         compliant,
         reason: reason.into(),
@@ -156,4 +229,82 @@ pub async fn check(
             report_name(&cluster.name_any())
         ),
     })
+}
+
+/// The condition from a report: (status, reason, message). Only the mandatory (certificate)
+/// testcases decide it: `False`/`ChecksFailed` if one failed, `Unknown`/`StaleReleaseData` if
+/// they could not decide only because the release data is too old, `Unknown`/`Undecided` for other
+/// aborts, `True`/`ChecksPassed` otherwise. Results of other classes are named, never decisive.
+pub fn verdict(report: &kaas_check::Report) -> (Option<bool>, &'static str, String) {
+    let list = |it: &mut dyn Iterator<Item = &kaas_check::TestResult>| {
+        it.map(|r| format!("{} ({})", r.id, r.summary))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let cert = |o: Outcome| {
+        report
+            .results
+            .iter()
+            .filter(move |r| r.counts_for_certificate() && r.outcome == o)
+    };
+    let c = report.certificate_counts();
+    let others: Vec<String> = report
+        .results
+        .iter()
+        .filter(|r| {
+            !r.counts_for_certificate() && matches!(r.outcome, Outcome::Fail | Outcome::Abort)
+        })
+        .map(|r| format!("{} {} ({})", r.id, r.verdict(), r.class()))
+        .collect();
+    let others = if others.is_empty() {
+        String::new()
+    } else {
+        format!("; not part of the certificate: {}", others.join(", "))
+    };
+    let data = format!("; release data: {}", report.data.describe());
+    if c.fail > 0 {
+        (
+            Some(false),
+            "ChecksFailed",
+            format!(
+                "{} mandatory failed: {}{others}",
+                c.fail,
+                list(&mut cert(Outcome::Fail))
+            ),
+        )
+    } else if c.abort > 0 {
+        let stale = cert(Outcome::Abort)
+            .all(|r| r.reason.as_deref() == Some(kaas_check::report::REASON_STALE_DATA));
+        let hint = if stale {
+            cert(Outcome::Abort)
+                .find_map(|r| r.remediation.clone())
+                .map(|h| format!(" {h}"))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        (
+            None,
+            if stale {
+                "StaleReleaseData"
+            } else {
+                "Undecided"
+            },
+            format!(
+                "{} mandatory passed, {} could not decide: {}{hint}{others}{data}",
+                c.pass,
+                c.abort,
+                list(&mut cert(Outcome::Abort))
+            ),
+        )
+    } else {
+        (
+            Some(true),
+            "ChecksPassed",
+            format!(
+                "{} mandatory static SCS checks passed{others}{data}",
+                c.pass
+            ),
+        )
+    }
 }

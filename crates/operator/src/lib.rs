@@ -65,6 +65,9 @@ pub struct Context {
     pub provider_store: kube::runtime::reflector::Store<kaas_api::Provider>,
     /// Writes made recently that a reconcile may skip while what it would write is unchanged.
     pub written: Written,
+    /// The ConfigMap with current release and CVE data for the compliance checks (`None`: the
+    /// bundled data only).
+    pub release_data: Option<compliance::ReleaseDataSource>,
 }
 
 /// Recent idempotent writes by key (e.g. `Namespace/<name>`) with a hash of what was written.

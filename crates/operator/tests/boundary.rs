@@ -321,6 +321,7 @@ async fn orphaned_provider_side_objects_are_collected() {
         metrics_addr: Some(([127, 0, 0, 1], port).into()),
         lease: None,
         concurrency: 4,
+        release_data: None,
     };
     let _op = tokio::spawn(kaas_operator::run(admin.clone(), cfg));
 

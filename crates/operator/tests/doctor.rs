@@ -109,6 +109,7 @@ async fn doctor_reports_each_missing_prerequisite_with_its_fix() {
                 fence: Default::default(),
             }),
             concurrency: 2,
+            release_data: None,
         };
         rt.spawn(kaas_operator::run(op_client, cfg));
         rt

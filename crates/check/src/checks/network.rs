@@ -32,55 +32,147 @@ pub(crate) async fn api_check(ctx: &Ctx<'_>) -> Verdict {
     if !np {
         return Verdict::fail("networking.k8s.io/v1 NetworkPolicy is not served");
     }
-    let mut details = vec![
-        "networking.k8s.io/v1 networkpolicies served (enforcement is tested by kaas-networking-check)"
-            .to_string(),
-    ];
-    // SHOULDs: reported, not required.
-    let anp = group_serves(
-        ctx,
-        "policy.networking.k8s.io/v1alpha1",
-        "adminnetworkpolicies",
-    )
-    .await
-    .unwrap_or(false);
-    details.push(format!(
-        "AdminNetworkPolicy (policy.networking.k8s.io, SHOULD): {}",
-        if anp { "served" } else { "not served" }
-    ));
-    let gw = group_serves(ctx, "gateway.networking.k8s.io/v1", "gateways")
+    Verdict::pass("NetworkPolicy API (networking.k8s.io/v1) served").details([
+        "networking.k8s.io/v1 networkpolicies served; whether they are enforced is the mandatory kaas-networking-check (behavioural)".to_string(),
+    ])
+}
+
+/// The versions of an API group the server serves (empty if the group is unknown).
+async fn group_versions(ctx: &Ctx<'_>, group: &str) -> Result<Vec<String>, String> {
+    let groups = ctx
+        .client
+        .list_api_groups()
         .await
-        .unwrap_or(false);
-    details.push(format!(
-        "Gateway API (gateway.networking.k8s.io/v1, SHOULD in draft v2): {}",
-        if gw { "served" } else { "not served" }
-    ));
-    let ic: Api<IngressClass> = Api::all(ctx.client.clone());
-    match ic.list(&ListParams::default()).await {
-        Ok(list) => {
-            let default = list.items.iter().find(|c| {
-                c.metadata.annotations.as_ref().is_some_and(|a| {
-                    a.get("ingressclass.kubernetes.io/is-default-class")
-                        .is_some_and(|v| v == "true")
-                })
-            });
-            details.push(match default {
-                Some(c) => format!(
-                    "default IngressClass (SHOULD): {}",
-                    c.metadata.name.clone().unwrap_or_default()
-                ),
-                None => format!(
-                    "default IngressClass (SHOULD): none ({} IngressClass(es))",
-                    list.items.len()
-                ),
-            });
+        .map_err(|e| describe_error(&e, "discover API groups"))?;
+    Ok(groups
+        .groups
+        .iter()
+        .filter(|g| g.name == group)
+        .flat_map(|g| g.versions.iter().map(|v| v.group_version.clone()))
+        .collect())
+}
+
+/// Which of `resources` some served version of `group` has.
+async fn served(ctx: &Ctx<'_>, group: &str, resources: &[&str]) -> Result<Vec<String>, String> {
+    let mut found = Vec::new();
+    for gv in group_versions(ctx, group).await? {
+        for r in resources {
+            if !found.iter().any(|f: &String| f.ends_with(&format!(" {r}")))
+                && group_serves(ctx, &gv, r).await?
+            {
+                found.push(format!("{gv} {r}"));
+            }
         }
-        Err(e) => details.push(format!(
-            "IngressClasses not readable: {}",
-            describe_error(&e, "list ingressclasses")
+    }
+    Ok(found)
+}
+
+/// scs-0219-v1 SHOULD: AdminNetworkPolicy and BaselineAdminNetworkPolicy.
+pub(crate) async fn anp_check(ctx: &Ctx<'_>) -> Verdict {
+    let want = ["adminnetworkpolicies", "baselineadminnetworkpolicies"];
+    match served(ctx, "policy.networking.k8s.io", &want).await {
+        Err(e) => Verdict::abort(e),
+        Ok(found) if found.len() == want.len() => {
+            Verdict::pass("AdminNetworkPolicy and BaselineAdminNetworkPolicy served").details(found)
+        }
+        Ok(found) if found.is_empty() => {
+            Verdict::fail("policy.networking.k8s.io AdminNetworkPolicy is not served (SHOULD)")
+        }
+        Ok(found) => Verdict::fail(format!(
+            "only {} of policy.networking.k8s.io served (SHOULD: both kinds)",
+            found.join(", ")
         )),
     }
-    Verdict::pass("NetworkPolicy API (networking.k8s.io/v1) served").details(details)
+}
+
+/// scs-0219-v1 SHOULD: a managed ingress controller with a default IngressClass.
+pub(crate) async fn ingress_class_check(ctx: &Ctx<'_>) -> Verdict {
+    if let Some(v) = preflight(
+        ctx,
+        &[Need::cluster("list", "networking.k8s.io", "ingressclasses")],
+    )
+    .await
+    {
+        return v;
+    }
+    let ic: Api<IngressClass> = Api::all(ctx.client.clone());
+    match ic.list(&ListParams::default()).await {
+        Err(e) => Verdict::abort(describe_error(&e, "list ingressclasses")),
+        Ok(list) => {
+            let default: Vec<String> = list
+                .items
+                .iter()
+                .filter(|c| {
+                    c.metadata.annotations.as_ref().is_some_and(|a| {
+                        a.get("ingressclass.kubernetes.io/is-default-class")
+                            .is_some_and(|v| v == "true")
+                    })
+                })
+                .map(|c| {
+                    format!(
+                        "{} (controller {})",
+                        c.metadata.name.clone().unwrap_or_default(),
+                        c.spec
+                            .as_ref()
+                            .and_then(|s| s.controller.clone())
+                            .unwrap_or_default()
+                    )
+                })
+                .collect();
+            match default.as_slice() {
+                [] => Verdict::fail(format!(
+                    "no default IngressClass ({} IngressClass(es)) (SHOULD)",
+                    list.items.len()
+                )),
+                [one] => Verdict::pass(format!("default IngressClass {one}")),
+                more => Verdict::fail(format!(
+                    "{} IngressClasses are marked default: {}",
+                    more.len(),
+                    more.join(", ")
+                )),
+            }
+        }
+    }
+}
+
+/// scs-0219-v2 (draft) SHOULD: the Gateway API with a GatewayClass.
+pub(crate) async fn gateway_check(ctx: &Ctx<'_>) -> Verdict {
+    let want = ["gatewayclasses", "gateways", "httproutes"];
+    let found = match served(ctx, "gateway.networking.k8s.io", &want).await {
+        Err(e) => return Verdict::abort(e),
+        Ok(f) => f,
+    };
+    if found.len() < want.len() {
+        let missing: Vec<&str> = want
+            .iter()
+            .filter(|w| !found.iter().any(|f| f.ends_with(&format!(" {w}"))))
+            .copied()
+            .collect();
+        return Verdict::fail(format!(
+            "gateway.networking.k8s.io does not serve {} (draft SHOULD)",
+            missing.join(", ")
+        ))
+        .details(found);
+    }
+    // A GatewayClass someone can use: listed as a dynamic object (its types are CRDs).
+    let gvk = kube::api::GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "GatewayClass");
+    let ar = kube::api::ApiResource::from_gvk_with_plural(&gvk, "gatewayclasses");
+    let api: Api<kube::api::DynamicObject> = Api::all_with(ctx.client.clone(), &ar);
+    match api.list_metadata(&ListParams::default()).await {
+        Ok(list) if list.items.is_empty() => {
+            Verdict::fail("the Gateway API is served but there is no GatewayClass").details(found)
+        }
+        Ok(list) => Verdict::pass(format!(
+            "Gateway API served; GatewayClass(es): {}",
+            list.items
+                .iter()
+                .filter_map(|g| g.metadata.name.clone())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .details(found),
+        Err(e) => Verdict::abort(describe_error(&e, "list gatewayclasses")).details(found),
+    }
 }
 
 const PROBE_NS: &str = "kaas-check";

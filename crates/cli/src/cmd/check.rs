@@ -31,9 +31,25 @@ pub struct Args {
     /// Judge as of this day (YYYY-MM-DD) instead of today.
     #[arg(long)]
     pub reference_date: Option<chrono::NaiveDate>,
-    /// Try to refresh release/CVE data from upstream first (falls back to the bundled data).
+    /// Refresh the release/CVE data from upstream first (GitHub releases of kubernetes/kubernetes,
+    /// kubernetes/website schedule.yaml, the Kubernetes CVE feed; 20 s per request, 16 MiB per
+    /// answer). If that fails (offline), the error is printed, the report names it, the checks
+    /// use the other data, and the exit code is at least 2.
     #[arg(long)]
     pub refresh_data: bool,
+    /// Release/CVE data file to use instead of the bundled data (the bundled file's format, e.g.
+    /// written by --save-data).
+    #[arg(long, value_name = "FILE")]
+    pub data: Option<PathBuf>,
+    /// Write the release/CVE data used (after --refresh-data: the fetched data) to FILE, e.g. for
+    /// the operator's release-data ConfigMap (docs/compliance.md).
+    #[arg(long, value_name = "FILE")]
+    pub save_data: Option<PathBuf>,
+    /// Only load (and with --refresh-data refresh) the release data, print where it comes from
+    /// and how old it is, and save it with --save-data; no cluster is contacted. Exit code 2 if a
+    /// requested refresh failed.
+    #[arg(long)]
+    pub data_only: bool,
     /// Name of the cluster in reports.
     #[arg(long, default_value = "kubernetes")]
     pub subject: String,
@@ -45,6 +61,45 @@ pub struct Args {
 /// Runs the checks; returns the exit code.
 pub async fn run(args: Args) -> Result<u8> {
     let format: Format = args.output.parse().map_err(anyhow::Error::msg)?;
+    let mut data = match &args.data {
+        Some(path) => kaas_check::ReleaseData::load(path).map_err(anyhow::Error::msg)?,
+        None => kaas_check::ReleaseData::bundled(),
+    };
+    let mut refresh_failed: Option<String> = None;
+    if args.refresh_data {
+        eprintln!("refreshing release and CVE data from upstream");
+        match kaas_check::upstream::fetch(&data, kaas_check::Timeouts::default().refresh).await {
+            Ok(d) => data = d,
+            Err(e) => {
+                eprintln!(
+                    "kaas check: --refresh-data failed: {e}\nkaas check: using {} instead",
+                    data.describe()
+                );
+                refresh_failed = Some(e);
+            }
+        }
+    }
+    if let (Some(path), Some(_)) = (&args.save_data, &refresh_failed) {
+        eprintln!(
+            "kaas check: {} not written: the refresh failed",
+            path.display()
+        );
+    } else if let Some(path) = &args.save_data {
+        std::fs::write(path, data.to_yaml())
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("release data written to {}", path.display());
+    }
+    if args.data_only {
+        let today = args
+            .reference_date
+            .unwrap_or_else(|| chrono::Utc::now().date_naive());
+        println!(
+            "{} ({} days old on {today})",
+            data.describe(),
+            (today - data.releases_as_of).num_days()
+        );
+        return Ok(if refresh_failed.is_some() { 2 } else { 0 });
+    }
     let kubeconfig = args
         .kubeconfig
         .clone()
@@ -71,13 +126,19 @@ pub async fn run(args: Args) -> Result<u8> {
             "certified" => ConformanceMode::Certified,
             path => ConformanceMode::Results(PathBuf::from(path)),
         },
-        refresh_data: args.refresh_data,
+        data,
+        // Refreshed above; a failure is still named in the report.
+        refresh_data: false,
         subject: args.subject.clone(),
         argv: std::env::args().collect(),
         kubeconfig,
         ..CheckOptions::default()
     };
-    let report = kaas_check::run(client, &opts, &|line: &str| eprintln!("{line}")).await;
+    let mut report = kaas_check::run(client, &opts, &|line: &str| eprintln!("{line}")).await;
+    if args.refresh_data {
+        report.data.refresh_requested = true;
+        report.data.refresh_error = refresh_failed;
+    }
     let text = report.render(format);
     match &args.out {
         Some(path) => {

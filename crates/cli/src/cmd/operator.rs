@@ -26,6 +26,12 @@ pub struct Args {
     /// Clusters reconciled in parallel.
     #[arg(long, default_value_t = 16)]
     pub concurrency: u16,
+    /// The ConfigMap (NAMESPACE/NAME) with current Kubernetes release and CVE data for the
+    /// compliance checks, key `kubernetes-releases.yaml` (docs/compliance.md); default
+    /// `kaas-release-data` in the operator's namespace; `none`: the bundled data only. A missing,
+    /// invalid or older ConfigMap falls back to the bundled data, and the status says so.
+    #[arg(long, env = "KAAS_RELEASE_DATA_CONFIGMAP")]
+    pub release_data_configmap: Option<String>,
 }
 
 /// Runs until SIGTERM/SIGINT or loss of leadership.
@@ -33,8 +39,8 @@ pub async fn run(args: Args) -> Result<()> {
     let mut config = kube::Config::infer()
         .await
         .context("reading the kubeconfig of the management cluster")?;
-    let identity =
-        std::env::var("POD_NAME").unwrap_or_else(|_| format!("{}-{}", hostname(), std::process::id()));
+    let identity = std::env::var("POD_NAME")
+        .unwrap_or_else(|_| format!("{}-{}", hostname(), std::process::id()));
     // Which replica wrote what shows in the API server's audit log.
     config.headers.push((
         http::header::USER_AGENT,
@@ -74,6 +80,14 @@ pub async fn run(args: Args) -> Result<()> {
         fence,
         duration: Duration::from_secs(15),
     });
+    let release_data = match args.release_data_configmap.as_deref() {
+        Some("none") => None,
+        Some(s) => Some(s.parse().map_err(anyhow::Error::msg)?),
+        None => Some(kaas_operator::compliance::ReleaseDataSource {
+            namespace: args.lease_namespace.clone(),
+            name: kaas_operator::compliance::RELEASE_DATA_CONFIGMAP.into(),
+        }),
+    };
     kaas_operator::run(
         client,
         kaas_operator::Config {
@@ -81,6 +95,7 @@ pub async fn run(args: Args) -> Result<()> {
             metrics_addr: Some(args.metrics_addr),
             lease,
             concurrency: args.concurrency,
+            release_data,
         },
     )
     .await

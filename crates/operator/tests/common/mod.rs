@@ -50,6 +50,7 @@ pub fn operator(client: Client, providers: &[&str]) -> tokio::task::JoinHandle<a
         metrics_addr: None,
         lease: None,
         concurrency: 8,
+        release_data: None,
     };
     tokio::spawn(kaas_operator::run(client, cfg))
 }
