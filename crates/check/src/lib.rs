@@ -14,19 +14,30 @@
 //!
 //! # Testcases
 //!
-//! | id | standard | kind | what |
-//! |---|---|---|---|
-//! | `version-policy-check` | scs-0210-v2 | static | `/version`: branch not past upstream end of life; no newer patch on the branch out for more than 31 days (14 if the running version has a CVE with CVSS ≥ 8) |
-//! | `node-distribution-check` | scs-0214-v2 | static | every node has `topology.kubernetes.io/zone` and `/region`; control-plane nodes on more than one host, spread over zones (reported) |
-//! | `default-storage-class-check` | scs-0211-v1 | static | exactly one default StorageClass; provisioner not `kubernetes.io/no-provisioner` (nor a known node-local one) |
-//! | `default-storage-class-volume-check` | scs-0211-v1 | behavioural | 1 Gi RWO PVC without class + pod: bound, running, PV RWO, not pinned to one node, not local/hostPath |
-//! | `networkpolicy-api-check` | scs-0219-v1 | static | `networking.k8s.io/v1` NetworkPolicy served; AdminNetworkPolicy, default IngressClass, Gateway API reported |
-//! | `kaas-networking-check` | scs-0219-v1 | behavioural | server pod + client Jobs: connect without policy, blocked by default-deny, allowed by an allow rule, other pods still blocked (results from Job status, no `pods/exec`) |
-//! | `pod-security-labels-check` | scs-0217 (draft) | static | every namespace (except kube-system, kube-public, kube-node-lease) has the **label** `pod-security.kubernetes.io/enforce` = baseline or restricted |
-//! | `pod-security-admission-check` | scs-0217 (draft) | behavioural | server-side dry-run of a privileged pod in a temporary namespace with `enforce=baseline` is rejected |
-//! | `apiserver-settings-check` | scs-0217 (draft) | static | kube-apiserver flags of self-hosted control planes (kube-system static pods): authorization `Node`+RBAC/ABAC/Webhook, ≥ 2 authentication methods incl. service-account tokens, `NodeRestriction`, PodSecurity not disabled, etcd over TLS; SKIP ("not applicable") where not visible |
-//! | `port-probe-check` | scs-0217 (draft) | probe | only with `port_probes`: etcd, kubelet (incl. read-only 10255), controller-manager and scheduler ports closed from here |
-//! | `cncf-k8s-conformance` | scs-0201-v1 | conformance | Hydrophone or Sonobuoy on `PATH`: run the conformance suite and parse `junit_01.xml` minus allowed failures; ABORT saying why otherwise |
+//! Every testcase carries what the certification scope "SCS-compatible KaaS" v1 says about it
+//! (state of 2026-08): its scope module (none outside the scope), its [`Target`] and its
+//! [`Method`]. Only mandatory, automated testcases decide the certificate (exit code, SCS results,
+//! the operator's `Compliant` condition); the others are reported as WARN (a FAIL) or INFO (an
+//! ABORT) and never fail it. The table is pinned by a unit test of `checks`.
+//!
+//! | id | standard | module · target · method | kind | what |
+//! |---|---|---|---|---|
+//! | `version-policy-check` | scs-0210-v2 | `scs-0210-v2` · mandatory · automated | static | `/version`: branch not past upstream end of life; no newer patch on the branch out for more than 31 days (14 if the running version has a CVE with CVSS ≥ 8) |
+//! | `version-policy-v3-check` | scs-0210-v3 (draft) | — · draft | static | the same with 14 days, 3 with a CVE of CVSS ≥ 7 |
+//! | `node-distribution-check` | scs-0214-v2 | `scs-0214-v2-manual` · preview · **manual** | static | every node has `topology.kubernetes.io/zone` and `/region`; control-plane nodes on more than one host, spread over zones (evidence for the manual review) |
+//! | `node-software-recency-check` | scs-0220-v1 (draft) | — · draft | static | every node's kubelet is a current patch (scs-0210-v2 windows); node OS images listed |
+//! | `default-storage-class-check` | scs-0211-v1 | — · outside | static | exactly one default StorageClass; provisioner not `kubernetes.io/no-provisioner` (nor a known node-local one) |
+//! | `default-storage-class-volume-check` | scs-0211-v1 | — · outside | behavioural | 1 Gi RWO PVC without class + pod: bound, running, PV RWO, not pinned to one node, not local/hostPath |
+//! | `networkpolicy-api-check` | scs-0219-v1 | — · advisory | static | `networking.k8s.io/v1` NetworkPolicy served (precondition of `kaas-networking-check`) |
+//! | `kaas-networking-check` | scs-0219-v1 | `scs-0219-v1` · mandatory · automated | behavioural | server pod + client Jobs: connect without policy, blocked by default-deny, allowed by an allow rule, other pods still blocked (results from Job status, no `pods/exec`) |
+//! | `admin-network-policy-check` | scs-0219-v1 SHOULD | — · advisory | static | AdminNetworkPolicy and BaselineAdminNetworkPolicy served |
+//! | `default-ingress-class-check` | scs-0219-v1 SHOULD | — · advisory | static | exactly one default IngressClass |
+//! | `gateway-api-check` | scs-0219-v2 (draft) | — · draft | static | GatewayClass, Gateway, HTTPRoute served; a GatewayClass exists |
+//! | `pod-security-labels-check` | scs-0217 (draft) | — · draft | static | every namespace (except kube-system, kube-public, kube-node-lease) has the **label** `pod-security.kubernetes.io/enforce` = baseline or restricted |
+//! | `pod-security-admission-check` | scs-0217 (draft) | — · draft | behavioural | server-side dry-run of a privileged pod in a temporary namespace with `enforce=baseline` is rejected |
+//! | `apiserver-settings-check` | scs-0217 (draft) | — · draft | static | kube-apiserver flags of self-hosted control planes (kube-system static pods): authorization `Node`+RBAC/ABAC/Webhook, ≥ 2 authentication methods incl. service-account tokens, `NodeRestriction`, PodSecurity not disabled, etcd over TLS; SKIP ("not applicable") where not visible |
+//! | `port-probe-check` | scs-0217 (draft) | — · draft | probe | only with `port_probes`: etcd, kubelet (incl. read-only 10255), controller-manager and scheduler ports closed from here |
+//! | `cncf-k8s-conformance` | scs-0201-v1 | `cncf-k8s-conformance` · mandatory · automated | conformance | Hydrophone or Sonobuoy on `PATH`: run the conformance suite and parse `junit_01.xml` minus allowed failures; ABORT saying why otherwise |
 //!
 //! [`run_static`] runs the static testcases only: they create nothing and are what the operator
 //! runs continuously. [`run`] adds the behavioural ones (if [`CheckOptions::behavioural`]), the
@@ -44,20 +55,25 @@
 //!
 //! # Exit codes ([`Report::exit_code`])
 //!
+//! From the mandatory (certificate) testcases only:
+//!
 //! | code | meaning |
 //! |---|---|
-//! | 0 | every testcase that ran passed (SKIPs allowed) |
-//! | 1 | at least one FAIL |
-//! | 2 | no FAIL, but at least one ABORT, or nothing could run; the CLI also uses 2 for usage and I/O errors (no report then) |
+//! | 0 | every mandatory testcase that ran passed (SKIPs allowed) |
+//! | 1 | at least one mandatory FAIL |
+//! | 2 | no mandatory FAIL, but a mandatory ABORT, no mandatory PASS, or a requested refresh of the release data failed; the CLI also uses 2 for usage and I/O errors (no report then) |
 //!
 //! # Release data
 //!
-//! The version policy needs upstream release dates, end-of-life dates and CVEs. They are bundled
+//! The version policies need upstream release dates, end-of-life dates and CVEs. They are bundled
 //! ([`ReleaseData::bundled`]; the file says where each fact comes from and up to which date it is
-//! complete), can be loaded from a file, and are refreshed from upstream when
-//! [`CheckOptions::refresh_data`] is set and the sources are reachable ([`upstream::fetch`]). The
-//! report always names the data used and its dates. When the data is too old for the reference
-//! date to rule out an overdue patch, the check ABORTs instead of guessing.
+//! complete), can be loaded from a file or given by the caller (the operator reads a ConfigMap),
+//! and are refreshed from upstream when [`CheckOptions::refresh_data`] is set and the sources are
+//! reachable ([`upstream::fetch`]: timeouts, size limits, a clear error offline). The report always
+//! names the data used, its dates and its age ([`DataInfo`]). When the data is too old for the
+//! reference date to rule out an overdue patch, the check ABORTs with reason
+//! [`report::REASON_STALE_DATA`] ("release data is N days old …; refresh the release data") and
+//! [`CheckOptions::refresh_hint`] as remediation, instead of guessing.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -78,7 +94,8 @@ pub mod version;
 pub use checks::{TESTCASES, Testcase};
 pub use data::ReleaseData;
 pub use report::{
-    CheckKind, Counts, DataInfo, Format, Outcome, Report, SCS_SCOPE_UUID, TestResult,
+    CheckKind, Counts, DataInfo, Format, Method, Outcome, Report, SCS_SCOPE_UUID, Target,
+    TestResult,
 };
 pub use version::{KubeVersion, PolicyVerdict};
 
