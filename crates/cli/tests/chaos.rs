@@ -71,3 +71,8 @@ async fn capi_core_manager_killed_during_upgrades_upgrades_complete() {
 async fn hosted_control_planes_survive_runtime_workload_and_combined_kills() {
     scenario(Scenario::Hosted).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_and_controller_manager_killed_clusters_converge_namespaces_go() {
+    scenario(Scenario::Plane).await;
+}

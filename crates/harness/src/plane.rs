@@ -240,8 +240,8 @@ pub struct Plane {
     /// The machine-wide claim on the in-memory backend's ports, held from the first
     /// [`Plane::start_capi`] until the plane is dropped (the docker manager holds it too).
     capi_lock: tokio::sync::Mutex<Option<InMemoryLock>>,
-    /// kube-apiserver's flags, for [`Plane::start_apiserver`].
-    apiserver_args: Mutex<Vec<String>>,
+    /// Each core process's binary and flags, for [`Plane::start_core`].
+    core_args: Mutex<std::collections::BTreeMap<String, (String, Vec<String>)>>,
     startup: Duration,
 }
 
@@ -400,7 +400,7 @@ impl Plane {
             capi: Mutex::new(Vec::new()),
             capi_installed: AtomicBool::new(false),
             capi_lock: tokio::sync::Mutex::new(None),
-            apiserver_args: Mutex::new(Vec::new()),
+            core_args: Mutex::new(Default::default()),
             startup: Duration::ZERO,
         };
         write_private(
@@ -488,10 +488,6 @@ impl Plane {
             "--profiling=false".into(),
         ];
         api_args.extend(o.apiserver_args.iter().cloned());
-        *self
-            .apiserver_args
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = api_args.clone();
         self.spawn_core("kube-apiserver", "kube-apiserver", api_args, vec![])?;
         self.wait_apiserver_ready().await?;
         let client = self.client();
@@ -598,6 +594,12 @@ impl Plane {
         args: Vec<String>,
         env: Vec<(String, String)>,
     ) -> Result<()> {
+        if env.is_empty() {
+            self.core_args
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(name.into(), (binary.into(), args.clone()));
+        }
         let p = self.spawn(name, binary, args, env, None)?;
         self.core.lock().unwrap_or_else(|e| e.into_inner()).push(p);
         Ok(())
@@ -629,8 +631,20 @@ impl Plane {
     /// SIGKILLs kube-apiserver, leaving etcd and every other process running (fault injection).
     /// Returns whether it was running.
     pub fn kill_apiserver(&self) -> bool {
+        self.kill_core("kube-apiserver")
+    }
+
+    /// Starts kube-apiserver again (after [`Plane::kill_apiserver`]) with the flags, port, and
+    /// etcd of the first start, and waits until its `/readyz` answers `ok`.
+    pub async fn start_apiserver(&self) -> Result<()> {
+        self.start_core("kube-apiserver").await
+    }
+
+    /// SIGKILLs one core process (`etcd`, `kube-apiserver`, `kube-controller-manager`), leaving
+    /// the others running (fault injection). Returns whether it was running.
+    pub fn kill_core(&self, name: &str) -> bool {
         let mut core = self.core.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(i) = core.iter().position(|p| p.name == "kube-apiserver") else {
+        let Some(i) = core.iter().position(|p| p.name == name) else {
             return false;
         };
         let mut p = core.remove(i);
@@ -639,28 +653,50 @@ impl Plane {
         running
     }
 
-    /// Starts kube-apiserver again (after [`Plane::kill_apiserver`]) with the flags, port, and
-    /// etcd of the first start, and waits until its `/readyz` answers `ok`.
-    pub async fn start_apiserver(&self) -> Result<()> {
-        let args = self
-            .apiserver_args
+    /// Starts a core process again (after [`Plane::kill_core`]) with the flags, ports and data of
+    /// its first start, and waits until it serves: etcd's `/health`, kube-apiserver's `/readyz`,
+    /// kube-controller-manager's port.
+    pub async fn start_core(&self, name: &str) -> Result<()> {
+        let Some((binary, args)) = self
+            .core_args
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        if args.is_empty() {
-            bail!("kube-apiserver was never started by this plane");
-        }
+            .get(name)
+            .cloned()
+        else {
+            bail!("{name} was never started by this plane");
+        };
         if self
             .core
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .any(|p| p.name == "kube-apiserver")
+            .any(|p| p.name == name)
         {
-            bail!("kube-apiserver is running; kill it first");
+            bail!("{name} is running; kill it first");
         }
-        self.spawn_core("kube-apiserver", "kube-apiserver", args, vec![])?;
-        self.wait_apiserver_ready().await
+        self.spawn_core(name, &binary, args, vec![])?;
+        let timeout = self.opts.startup_timeout;
+        match name {
+            "kube-apiserver" => self.wait_apiserver_ready().await,
+            "etcd" => {
+                let port = self.ports.etcd;
+                self.wait_for("etcd /health", timeout, &["etcd"], || async move {
+                    match http_status(port, "/health").await {
+                        Some(200) => Ok(true),
+                        s => Err(format!("GET /health: {s:?}")),
+                    }
+                })
+                .await
+            }
+            _ => {
+                let port = self.ports.controller_manager;
+                self.wait_for(&format!("{name} port"), timeout, &[name], || async move {
+                    Ok(tcp_open(port).await)
+                })
+                .await
+            }
+        }
     }
 
     /// Fails if one of the named processes has exited.

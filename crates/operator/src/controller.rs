@@ -59,10 +59,7 @@ const SETTLED: Duration = Duration::from_secs(300);
 /// so a transient error never drops a watch.
 async fn served<K>(client: &Client) -> bool
 where
-    K: kube::Resource
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     K::DynamicType: Default,
 {
     !matches!(
@@ -179,7 +176,9 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
             },
         )
     } else {
-        info!("Cluster API is not installed: not watching its Clusters (restart the operator after installing it)");
+        info!(
+            "Cluster API is not installed: not watching its Clusters (restart the operator after installing it)"
+        );
         controller
     };
     let controller = controller

@@ -285,8 +285,14 @@ mod tests {
         f.renewed(Instant::now(), Duration::from_secs(15));
         assert!(f.allows_writes());
         // Renewed long ago (a process stopped past its lease): closed.
-        f.renewed(Instant::now() - Duration::from_secs(14), Duration::from_secs(15));
-        assert!(!f.allows_writes(), "the margin closes it before the lease expires");
+        f.renewed(
+            Instant::now() - Duration::from_secs(14),
+            Duration::from_secs(15),
+        );
+        assert!(
+            !f.allows_writes(),
+            "the margin closes it before the lease expires"
+        );
         f.renewed(Instant::now(), Duration::from_secs(15));
         f.close();
         assert!(!f.allows_writes());

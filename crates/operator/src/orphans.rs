@@ -294,8 +294,8 @@ pub async fn sweep(
             "HostedControlPlanes",
             hosted.list(&selector).await.map(|l| l.items),
         )?
-            .iter()
-            .map(|h| Found::from_meta(Kind::HostedControlPlane, &h.metadata)),
+        .iter()
+        .map(|h| Found::from_meta(Kind::HostedControlPlane, &h.metadata)),
     );
     let ns_selector = ListParams::default().labels(&format!(
         "{LABEL_TENANT},{LABEL_PROVIDER},{}={}",

@@ -88,12 +88,7 @@ fn lease_times(l: &Lease) -> (Option<String>, i64, i64, i32) {
 /// Writes of `who` (by its User-Agent) the API server received outside `[from, until)`
 /// (microseconds since the epoch), the Lease itself excepted (its compare-and-swap is the
 /// election).
-fn writes_outside(
-    log: &Path,
-    who: &str,
-    from: i64,
-    until: i64,
-) -> Result<(usize, Vec<String>)> {
+fn writes_outside(log: &Path, who: &str, from: i64, until: i64) -> Result<(usize, Vec<String>)> {
     let agent = format!("({who})");
     let all = audit_writes(log, &agent)?;
     let total = all.len();
@@ -225,7 +220,10 @@ pub(super) async fn run(opts: &Options, fault: Fault) -> Result<Outcome> {
     };
     let after = lease_times(&leases.get(LEASE).await?);
     out.figure("clusters", opts.clusters);
-    out.secs(&format!("{what} of the leader → the standby leads"), took_over);
+    out.secs(
+        &format!("{what} of the leader → the standby leads"),
+        took_over,
+    );
     out.secs(
         &format!("{what} of the leader → the new leader's first reconcile"),
         first_reconcile,
@@ -235,8 +233,13 @@ pub(super) async fn run(opts: &Options, fault: Fault) -> Result<Outcome> {
         // Work for both while the old leader sleeps: every cluster gets a second worker, so the
         // resumed process finds its watches and requeues full of stale work.
         for (ns, name) in expected.keys() {
-            patch_spec(&env.admin, ns, name, json!({"workers": [{"name": POOL, "count": 2}]}))
-                .await?;
+            patch_spec(
+                &env.admin,
+                ns,
+                name,
+                json!({"workers": [{"name": POOL, "count": 2}]}),
+            )
+            .await?;
         }
         for e in expected.values_mut() {
             if let Expect::Ready { workers, .. } = e {
@@ -303,10 +306,15 @@ pub(super) async fn run(opts: &Options, fault: Fault) -> Result<Outcome> {
         format!("{wa} / {wb} / {wa2}"),
     );
     if wa == 0 || wb == 0 {
-        bail!("the audit log shows no writes of a leader: is it written? ({})", env.audit_log.display());
+        bail!(
+            "the audit log shows no writes of a leader: is it written? ({})",
+            env.audit_log.display()
+        );
     }
-    out.counters
-        .insert("writes outside the writer's tenure".into(), va.len() + vb.len() + va2.len());
+    out.counters.insert(
+        "writes outside the writer's tenure".into(),
+        va.len() + vb.len() + va2.len(),
+    );
     for v in va.iter().chain(&vb).chain(&va2).take(20) {
         violations.push(format!("write outside its tenure: {v}"));
     }

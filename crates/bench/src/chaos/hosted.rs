@@ -157,7 +157,15 @@ async fn check_hosted(
                 .conditions
                 .iter()
                 .filter(|x| x.status != "True")
-                .map(|x| format!("{}={} {}: {}", x.type_, x.status, x.reason, clip(&x.message, 160)))
+                .map(|x| {
+                    format!(
+                        "{}={} {}: {}",
+                        x.type_,
+                        x.status,
+                        x.reason,
+                        clip(&x.message, 160)
+                    )
+                })
                 .collect();
             problems.push(format!("{name}: not Ready: {}", conds.join("; ")));
         }
@@ -193,7 +201,9 @@ async fn check_hosted(
                     problems.push(format!("{name}: {nodes} nodes, want {workers}"));
                 }
                 if v != *version {
-                    problems.push(format!("{name}: workload API server is {v}, want {version}"));
+                    problems.push(format!(
+                        "{name}: workload API server is {v}, want {version}"
+                    ));
                 }
             }
             Ok(Err(e)) => problems.push(format!("{name}: workload API server: {e}")),
@@ -359,9 +369,11 @@ pub(super) async fn run(opts: &Options) -> Result<Outcome> {
         let _ = p;
         if seen_not_ready.is_none()
             && let Ok(c) = api.get(name).await
-            && c.status
-                .as_ref()
-                .is_some_and(|s| s.conditions.iter().any(|x| x.type_ == "Ready" && x.status != "True"))
+            && c.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|x| x.type_ == "Ready" && x.status != "True")
+            })
         {
             seen_not_ready = Some(killed.elapsed());
         }
@@ -435,11 +447,15 @@ pub(super) async fn run(opts: &Options) -> Result<Outcome> {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    out.secs("delete → no cluster, process, data or namespace left", deleted.elapsed());
+    out.secs(
+        "delete → no cluster, process, data or namespace left",
+        deleted.elapsed(),
+    );
 
     operator.alive()?;
     runtime.alive()?;
     out.figure("runtime warnings/errors logged", runtime.warnings());
-    out.counters.insert("clusters lost, duplicated or orphaned".into(), 0);
+    out.counters
+        .insert("clusters lost, duplicated or orphaned".into(), 0);
     Ok(out)
 }

@@ -16,6 +16,7 @@ mod etcd;
 mod failover;
 mod hosted;
 mod kills;
+mod plane;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -65,6 +66,9 @@ pub enum Scenario {
     Pause,
     /// The Cluster API core manager SIGKILLed during upgrades, restarted after the fault.
     Capi,
+    /// etcd SIGKILLed while clusters are created, kube-controller-manager SIGKILLed while a
+    /// tenant's clusters are deleted; both restarted after the fault.
+    Plane,
     /// Hosted control planes: the runtime SIGKILLed while creating, workload kube-apiserver and
     /// etcd SIGKILLed while scaling, operator and runtime SIGKILLed together while upgrading.
     Hosted,
@@ -84,6 +88,7 @@ impl Scenario {
                 Scenario::Failover,
                 Scenario::Pause,
                 Scenario::Capi,
+                Scenario::Plane,
                 Scenario::Hosted,
             ],
             s => vec![s],
@@ -100,6 +105,7 @@ impl Scenario {
             Scenario::Failover => "failover",
             Scenario::Pause => "pause",
             Scenario::Capi => "capi",
+            Scenario::Plane => "plane",
             Scenario::Hosted => "hosted",
             Scenario::All => "all",
         }
@@ -202,6 +208,7 @@ pub async fn run(scenario: Scenario, opts: &Options) -> Result<Outcome> {
         Scenario::Failover => failover::run(opts, failover::Fault::Kill).await,
         Scenario::Pause => failover::run(opts, failover::Fault::Pause).await,
         Scenario::Capi => capi::run(opts).await,
+        Scenario::Plane => plane::run(opts).await,
         Scenario::Hosted => hosted::run(opts).await,
         Scenario::All => bail!("run each scenario of `all` on its own"),
     }
@@ -280,7 +287,11 @@ impl Daemon {
     pub fn signal(&self, sig: i32) -> Result<()> {
         // SAFETY: plain kill(2).
         if unsafe { libc::kill(self.pid, sig) } != 0 {
-            bail!("kill({}, {sig}): {}", self.pid, std::io::Error::last_os_error());
+            bail!(
+                "kill({}, {sig}): {}",
+                self.pid,
+                std::io::Error::last_os_error()
+            );
         }
         Ok(())
     }
@@ -458,7 +469,11 @@ impl Env {
         plane.write_kubeconfig(Identity::Admin, &kubeconfig)?;
         say(&format!(
             "plane with {} and kaas up in {:.1?} (logs: {})",
-            if hosted { "the hosted provider" } else { "Cluster API" },
+            if hosted {
+                "the hosted provider"
+            } else {
+                "Cluster API"
+            },
             t0.elapsed(),
             plane.dir().display()
         ));
