@@ -308,3 +308,85 @@ pub fn verdict(report: &kaas_check::Report) -> (Option<bool>, &'static str, Stri
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(results: serde_json::Value) -> kaas_check::Report {
+        serde_json::from_value(serde_json::json!({
+            "subject": "t/c", "checked_at": "2026-11-30T00:00:00Z", "reference_date": "2026-11-30",
+            "kubernetes_version": "v1.36.3",
+            "data": {"source": "bundled", "releases_as_of": "2026-05-13", "cves_as_of": "2026-03-19",
+                     "refresh_requested": false, "age_days": 201, "cves_age_days": 256},
+            "argv": [], "run_uuid": "r", "invocation_uuid": "i", "duration_ms": 1,
+            "results": results,
+        }))
+        .unwrap()
+    }
+
+    fn result(id: &str, target: &str, outcome: &str, reason: Option<&str>) -> serde_json::Value {
+        serde_json::json!({"id": id, "standard": "s", "scs_testcase": target == "mandatory",
+            "module": (target == "mandatory").then_some("m"), "target": target, "method": "automated",
+            "title": "t", "kind": "static", "outcome": outcome, "summary": format!("{id} said so"),
+            "remediation": "Refresh it.", "reason": reason, "duration_ms": 1})
+    }
+
+    #[test]
+    fn only_mandatory_testcases_decide_the_condition() {
+        let warn = result("default-storage-class-check", "outside", "FAIL", None);
+        let pass = report(serde_json::json!([
+            result("version-policy-check", "mandatory", "PASS", None),
+            warn.clone()
+        ]));
+        let (c, reason, msg) = verdict(&pass);
+        assert_eq!((c, reason), (Some(true), "ChecksPassed"));
+        assert!(
+            msg.starts_with("1 mandatory static SCS checks passed; not part of the certificate: default-storage-class-check WARN (outside); release data: bundled (releases as of 2026-05-13, 201 days old"),
+            "{msg}"
+        );
+        let stale = report(serde_json::json!([
+            result(
+                "version-policy-check",
+                "mandatory",
+                "ABORT",
+                Some("StaleReleaseData")
+            ),
+            warn.clone()
+        ]));
+        let (c, reason, msg) = verdict(&stale);
+        assert_eq!((c, reason), (None, "StaleReleaseData"));
+        assert!(
+            msg.contains(
+                "could not decide: version-policy-check (version-policy-check said so) Refresh it."
+            ),
+            "{msg}"
+        );
+        let undecided = report(serde_json::json!([result(
+            "version-policy-check",
+            "mandatory",
+            "ABORT",
+            None
+        ),]));
+        assert_eq!(verdict(&undecided).1, "Undecided");
+        let failed = report(serde_json::json!([
+            result("version-policy-check", "mandatory", "FAIL", None),
+            warn
+        ]));
+        let (c, reason, msg) = verdict(&failed);
+        assert_eq!((c, reason), (Some(false), "ChecksFailed"));
+        assert!(
+            msg.starts_with("1 mandatory failed: version-policy-check"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn release_data_source_parses() {
+        let s: ReleaseDataSource = "kaas-system/kaas-release-data".parse().unwrap();
+        assert_eq!(s.to_string(), "ConfigMap kaas-system/kaas-release-data");
+        for bad in ["", "x", "/x", "x/", "a/b/c"] {
+            assert!(bad.parse::<ReleaseDataSource>().is_err(), "{bad}");
+        }
+    }
+}

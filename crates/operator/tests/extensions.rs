@@ -279,7 +279,33 @@ async fn extensions_on_an_imported_cluster_are_applied_pruned_and_reported() {
         .create(&PostParams::default(), &secret)
         .await
         .unwrap();
-    let _op = operator(admin.clone(), &[]);
+    // The provider's release-data ConfigMap: current data (listed up to today), in which v1.36.3
+    // is the newest patch of its branch.
+    let today = k8s_openapi::jiff::Zoned::now().date().to_string();
+    let release_data = format!(
+        "source: test data\nreleases_as_of: {today}\ncves_as_of: {today}\nbranches:\n  - branch: \"1.36\"\n    end_of_life: 2027-06-28\n    patches: [[1.36.0, 2026-04-22], [1.36.3, 2026-07-15]]\n"
+    );
+    kaas_operator::install::namespace(&admin, "kaas-system", &[])
+        .await
+        .unwrap();
+    let system_cms: Api<ConfigMap> = Api::namespaced(admin.clone(), "kaas-system");
+    let mut data_cm = cm(
+        "kaas-release-data",
+        &[(kaas_operator::compliance::RELEASE_DATA_KEY, &release_data)],
+    );
+    data_cm.metadata.namespace = Some("kaas-system".into());
+    system_cms
+        .patch("kaas-release-data", &pp, &Patch::Apply(data_cm))
+        .await
+        .unwrap();
+    let _op = tokio::spawn(kaas_operator::run(
+        admin.clone(),
+        kaas_operator::Config {
+            concurrency: 8,
+            release_data: Some("kaas-system/kaas-release-data".parse().unwrap()),
+            ..Default::default()
+        },
+    ));
 
     create(
         &admin,
@@ -363,8 +389,10 @@ async fn extensions_on_an_imported_cluster_are_applied_pruned_and_reported() {
     )
     .await;
 
-    // Continuous compliance: the static SCS checks ran against the imported cluster. It has no
-    // default StorageClass and no nodes, so it is not compliant, and the report says why.
+    // Continuous compliance: the static SCS checks ran against the imported cluster, judged
+    // with the release data of the provider's ConfigMap. Its version is current, so the one
+    // mandatory static testcase passes; no default StorageClass (scs-0211, outside the scope) and
+    // no nodes (node distribution: manual, preview) are named but fail nothing.
     let (status, reason, message) =
         until("Compliant condition", Duration::from_secs(60), || async {
             let c = api.get("imp").await.map_err(|e| e.to_string())?;
@@ -373,14 +401,38 @@ async fn extensions_on_an_imported_cluster_are_applied_pruned_and_reported() {
         .await;
     assert_eq!(
         (status.as_str(), reason.as_str()),
-        ("False", "ChecksFailed"),
+        ("True", "ChecksPassed"),
         "{message}"
     );
-    assert!(message.contains("default-storage-class-check"), "{message}");
+    assert!(
+        message.contains("not part of the certificate: ")
+            && message.contains("default-storage-class-check WARN (outside)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("release data: ConfigMap kaas-system/kaas-release-data (test data)"),
+        "{message}"
+    );
     let c = api.get("imp").await.unwrap();
     let compliance = c.status.unwrap().compliance.unwrap();
+    assert_eq!(
+        (compliance.passed, compliance.failed, compliance.aborted),
+        (1, 0, 0),
+        "{compliance:?}"
+    );
+    assert!(compliance.warnings >= 1, "{compliance:?}");
+    assert_eq!(
+        compliance.release_data_source.as_deref(),
+        Some("ConfigMap kaas-system/kaas-release-data (test data)")
+    );
+    assert_eq!(
+        compliance.release_data_as_of.as_deref(),
+        Some(today.as_str())
+    );
     assert!(
-        compliance.failed >= 1 && compliance.passed >= 1,
+        compliance
+            .release_data_age_days
+            .is_some_and(|d| (0..=1).contains(&d)),
         "{compliance:?}"
     );
     let report = Api::<ConfigMap>::namespaced(admin.clone(), NS)
@@ -390,6 +442,15 @@ async fn extensions_on_an_imported_cluster_are_applied_pruned_and_reported() {
     let data = report.data.unwrap();
     assert!(data["scs.yaml"].contains("1fffebe6-fd4b-44d3-a36c-fc58b4bb0180"));
     assert!(data["report.txt"].contains("default-storage-class-check"));
+    assert!(data["report.txt"].contains("Release data: ConfigMap kaas-system/kaas-release-data"));
+
+    // The provider removes its ConfigMap: the next check (after the next spec change) falls back
+    // to the bundled data, which is too old today — an explicit stale-data verdict that says
+    // what to refresh.
+    system_cms
+        .delete("kaas-release-data", &Default::default())
+        .await
+        .unwrap();
 
     // The bundle drops an object: it is pruned.
     cms.patch("bundle-a", &pp, &Patch::Apply(cm("bundle-a", &[("bundle.yaml", INDEX), ("cni.yaml", &CNI.replace("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cni-legacy, namespace: kube-system}\ndata: {old: 'true'}\n", "")), ("ingress.yaml", INGRESS), ("cm.yaml", CERT_MANAGER)]))).await.unwrap();
@@ -419,6 +480,46 @@ async fn extensions_on_an_imported_cluster_are_applied_pruned_and_reported() {
         "cert-manager installed",
     )
     .await;
+    let (status, reason, message) = until(
+        "Compliant=Unknown for stale release data",
+        Duration::from_secs(60),
+        || async {
+            let c = api.get("imp").await.map_err(|e| e.to_string())?;
+            match condition(&c, "Compliant") {
+                Some(x) if x.1 == "StaleReleaseData" => Ok(x),
+                _ => Err(summary(&c)),
+            }
+        },
+    )
+    .await;
+    assert_eq!(status, "Unknown", "{message}");
+    assert!(
+        message.contains("version-policy-check (release data is ")
+            && message.contains("ConfigMap kaas-system/kaas-release-data not found")
+            && message.contains(
+                "into key kubernetes-releases.yaml of ConfigMap kaas-system/kaas-release-data"
+            ),
+        "{message}"
+    );
+    let compliance = api
+        .get("imp")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .compliance
+        .unwrap();
+    assert!(
+        compliance.release_data_age_days.is_some_and(|d| d > 190),
+        "{compliance:?}"
+    );
+    assert!(
+        compliance
+            .release_data_source
+            .as_deref()
+            .is_some_and(|s| s.starts_with("bundled")),
+        "{compliance:?}"
+    );
     patch_spec(
         &admin,
         NS,
