@@ -28,5 +28,5 @@ pub mod status;
 
 pub use controller::{FIELD_MANAGER, RuntimeConfig, run};
 pub use kaas_harness::process::Mode;
-pub use processes::{Component, Stopped, stop_all};
+pub use processes::{Component, StopAllOnDrop, Stopped, stop_all};
 pub use state::Layout;

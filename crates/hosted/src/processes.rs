@@ -334,6 +334,25 @@ pub async fn stop_control_plane(layout: &Layout) -> Vec<(Component, i32, bool)> 
     out
 }
 
+/// Stops every workload control-plane process recorded under its state directory when dropped,
+/// also from inside an async runtime (on a thread of its own): tests and fault injection never
+/// leave detached workload processes behind, even when they fail.
+pub struct StopAllOnDrop(pub PathBuf);
+
+impl Drop for StopAllOnDrop {
+    fn drop(&mut self) {
+        let dir = self.0.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(stop_all(&dir)).ok()
+        })
+        .join();
+    }
+}
+
 /// Stops every workload control-plane process recorded under `state_dir` (SIGTERM, SIGKILL after
 /// a grace period) and returns what it stopped. The data stays: a runtime started later brings
 /// the control planes back with it (`kaas dev down` / `kaas dev up`).

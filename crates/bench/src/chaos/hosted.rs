@@ -254,23 +254,6 @@ async fn converge_hosted(
     )
 }
 
-/// Stops every workload process of the state directory, also when the scenario fails.
-struct StateDir(PathBuf);
-
-impl Drop for StateDir {
-    fn drop(&mut self) {
-        let dir = self.0.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(kaas_hosted::stop_all(&dir)).ok()
-        })
-        .join();
-    }
-}
-
 /// Waits until `pid` is gone and a new process of `bin` runs for the cluster; returns its pid.
 async fn restarted(state: &Path, name: &str, bin: &str, old: i32, bound: Duration) -> Result<i32> {
     let start = Instant::now();
@@ -293,7 +276,7 @@ pub(super) async fn run(opts: &Options) -> Result<Outcome> {
     let env = Env::start_hosted(opts).await?;
     env.tenant(TENANT).await?;
     let state = env.dir.join("hosted");
-    let _cleanup = StateDir(state.clone());
+    let _cleanup = kaas_hosted::StopAllOnDrop(state.clone());
     let mut runtime = env.runtime(&state)?;
     let op_args = ["--providers", LOCAL];
     let mut operator = env.operator(&op_args)?;
