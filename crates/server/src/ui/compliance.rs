@@ -2,7 +2,9 @@
 //! testcase with its standard, the verdict in a colour, why, and what to do — and the report
 //! files (JSON, SCS YAML, text) to download as the REST API serves them. The report is read as
 //! JSON (`report.json` of the report ConfigMap, the `kaas check -o json` shape); a report that
-//! cannot be read so is shown as its text.
+//! cannot be read so is shown as its text. A testcase whose outcome does not decide the
+//! certificate (a scope target other than mandatory, a manual one, or outside the scope) carries
+//! its class as a tag, and its FAIL and ABORT show as `WARN` and `INFO`, as `kaas check` says.
 
 use maud::{Markup, html};
 use serde_json::Value;
@@ -20,14 +22,49 @@ pub(crate) fn outcome_class(outcome: &str) -> &'static str {
     }
 }
 
-/// What an outcome means, for the verdict's tooltip.
-fn outcome_meaning(class: &str) -> &'static str {
+/// What a verdict means, for its tooltip.
+fn verdict_meaning(class: &str) -> &'static str {
     match class {
         "pass" => "requirement met",
         "fail" => "requirement not met",
         "abort" => "could not decide (not a failure)",
         "skip" => "not run (not applicable or not asked for)",
+        "warn" => "not met, but it does not decide the certificate",
+        "info" => "could not decide; it does not decide the certificate",
         _ => "unknown outcome",
+    }
+}
+
+/// Where a testcase stands: its class for people (`preview, manual`, `outside`, …; empty for a
+/// mandatory automated one) and whether its outcome decides the certificate. From the scope's
+/// `target` and `method` where the report has them, else from `scs_testcase`.
+fn standing(t: &Value) -> (String, bool) {
+    match t["target"].as_str() {
+        Some(target) => {
+            let manual = t["method"].as_str() == Some("manual");
+            let class = match (target, manual) {
+                ("mandatory", false) => String::new(),
+                (t, true) => format!("{t}, manual"),
+                (t, false) => t.to_string(),
+            };
+            (class, target == "mandatory" && !manual)
+        }
+        None if t["scs_testcase"].as_bool().unwrap_or(true) => (String::new(), true),
+        None => ("advisory".into(), false),
+    }
+}
+
+/// The verdict shown (text, CSS class): the outcome, except that a FAIL or ABORT that does not
+/// decide the certificate is `WARN` or `INFO`. (A report without scope targets keeps its
+/// outcomes as they are.)
+fn verdict(t: &Value) -> (String, &'static str) {
+    let outcome = str_of(t, "outcome");
+    let class = outcome_class(outcome);
+    let decides = standing(t).1 || t.get("target").is_none();
+    match (class, decides) {
+        ("fail", false) => ("WARN".into(), "warn"),
+        ("abort", false) => ("INFO".into(), "info"),
+        _ => (outcome.to_string(), class),
     }
 }
 
@@ -61,9 +98,12 @@ pub(crate) fn report_html(ns: &str, name: &str, r: &ComplianceReport) -> Markup 
         p { a href={ "/ui/clusters/" (name) } { "← back to " (name) } }
         @if !summary.is_null() {
             p.summary id="compliance-summary" {
+                @let warnings = summary["warnings"].as_i64();
+                @if warnings.is_some() { "Deciding the certificate: " }
                 span.verdict.pass { (summary["passed"].as_i64().unwrap_or(0)) " passed" } " "
                 span.verdict.fail { (summary["failed"].as_i64().unwrap_or(0)) " failed" } " "
                 span.verdict.abort { (summary["aborted"].as_i64().unwrap_or(0)) " aborted" }
+                @if let Some(w) = warnings { "; not deciding it: " span.verdict.warn { (w) " WARN/INFO" } }
                 " — checked " (str_of(&summary, "checkedAt"))
                 @if let Some(p) = &parsed {
                     @if let Some(v) = p["kubernetes_version"].as_str() { " on " (v) }
@@ -84,8 +124,8 @@ pub(crate) fn report_html(ns: &str, name: &str, r: &ComplianceReport) -> Markup 
                     thead { tr { th { "Testcase" } th { "Standard" } th { "Verdict" } th { "Why" } th { "What to do" } } }
                     tbody {
                         @for t in rows {
-                            @let class = outcome_class(str_of(t, "outcome"));
-                            @let scope = t["scs_testcase"].as_bool().unwrap_or(true);
+                            @let (text, class) = verdict(t);
+                            @let (tag, _) = standing(t);
                             tr class={ "testcase " (class) } data-testcase=(str_of(t, "id")) {
                                 td.testcase {
                                     code { (str_of(t, "id")) }
@@ -93,9 +133,9 @@ pub(crate) fn report_html(ns: &str, name: &str, r: &ComplianceReport) -> Markup 
                                 }
                                 td.standard {
                                     (str_of(t, "standard"))
-                                    @if !scope { br; span.tag.advisory title="not a testcase of the SCS-compatible KaaS scope: advisory" { "advisory" } }
+                                    @if !tag.is_empty() { br; span.tag title="does not decide the SCS-compatible KaaS certificate" { (tag) } }
                                 }
-                                td.verdict { span class={ "verdict " (class) } title=(outcome_meaning(class)) { (str_of(t, "outcome")) } }
+                                td.verdict { span class={ "verdict " (class) } title=(verdict_meaning(class)) { (text) } }
                                 td.why {
                                     (str_of(t, "summary"))
                                     @if let Some(ds) = t["details"].as_array() {
@@ -104,13 +144,13 @@ pub(crate) fn report_html(ns: &str, name: &str, r: &ComplianceReport) -> Markup 
                                 }
                                 td.hint {
                                     @if let Some(h) = t["remediation"].as_str() { (h) }
-                                    @else if class == "pass" { span.hint { "—" } }
+                                    @else if class == "pass" || class == "skip" { span.hint { "—" } }
                                 }
                             }
                         }
                     }
                 }
-                p.hint { "ABORT is not a failure: the check could not decide. Advisory testcases are not part of the SCS-compatible KaaS scope." }
+                p.hint { "ABORT is not a failure: the check could not decide. Testcases with a class (preview, advisory, draft, manual, outside) do not decide the certificate: their FAIL shows as WARN, their ABORT as INFO." }
             }
             None => {
                 p.hint { "The report is not in the JSON form; here is its text." }
@@ -201,11 +241,8 @@ mod tests {
             html.contains("no default StorageClass &lt;none&gt;"),
             "{html}"
         );
-        assert_eq!(
-            html.matches("span class=\"tag advisory\"").count(),
-            1,
-            "{html}"
-        );
+        assert_eq!(html.matches("<span class=\"tag\"").count(), 1, "{html}");
+        assert!(html.contains(">advisory</span>"), "{html}");
         assert!(html.contains("<li>classes: 0</li>"), "{html}");
         // Downloads: each file as served, and the REST answer.
         for f in ["report.json", "report.txt", "scs.yaml"] {
@@ -224,6 +261,43 @@ mod tests {
             html.contains("1 passed") && html.contains("1 failed") && html.contains("1 aborted")
         );
         assert!(!html.contains("<pre>"), "no text dump: {html}");
+    }
+
+    #[test]
+    fn testcases_that_do_not_decide_the_certificate_warn_and_carry_their_class() {
+        let mut r = report();
+        let mut v: Value = serde_json::from_str(&r.files["report.json"]).unwrap();
+        v["results"][0]["target"] = json!("mandatory");
+        v["results"][0]["method"] = json!("automated");
+        v["results"][1]["target"] = json!("outside");
+        v["results"][2]["target"] = json!("preview");
+        v["results"][2]["method"] = json!("manual");
+        v["results"][3]["target"] = json!("draft");
+        r.files.insert("report.json".into(), v.to_string());
+        r.summary.as_mut().unwrap()["warnings"] = json!(2);
+        let html = report_html("t", "c", &r).into_string();
+        assert!(html.contains("Deciding the certificate: "), "{html}");
+        assert!(
+            html.contains(r#"<span class="verdict warn">2 WARN/INFO</span>"#),
+            "{html}"
+        );
+        for (class, id) in [
+            ("pass", "version-policy-check"),
+            ("warn", "default-storage-class-check"),
+            ("info", "node-distribution-check"),
+            ("skip", "apiserver-settings-check"),
+        ] {
+            let row = format!(r#"<tr class="testcase {class}" data-testcase="{id}">"#);
+            assert!(html.contains(&row), "{row}: {html}");
+        }
+        assert!(
+            html.contains("\">WARN</span>") && html.contains("\">INFO</span>"),
+            "{html}"
+        );
+        for tag in ["outside", "preview, manual", "draft"] {
+            assert!(html.contains(&format!(">{tag}</span>")), "{tag}: {html}");
+        }
+        assert_eq!(html.matches("<span class=\"tag\"").count(), 3, "{html}");
     }
 
     #[test]
