@@ -480,7 +480,7 @@ async fn extensions_on_an_imported_cluster_are_applied_pruned_and_reported() {
         "cert-manager installed",
     )
     .await;
-    let (status, reason, message) = until(
+    let (status, _, message) = until(
         "Compliant=Unknown for stale release data",
         Duration::from_secs(60),
         || async {
