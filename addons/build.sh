@@ -43,7 +43,7 @@ done
 # shellcheck source=versions.env
 source "$here/versions.env"
 : "${BUNDLES:?} ${BUNDLE_NAMESPACE:?} ${METRICS_SERVER_VERSION:?} ${INGRESS_NGINX_VERSION:?}"
-: "${GATEWAY_API_VERSION:?} ${YAML_VERSION:?}"
+: "${GATEWAY_API_VERSION:?} ${YAML_VERSION:?} ${ENVOY_GATEWAY_VERSION?}"
 command -v kubectl >/dev/null || { echo "addons/build: kubectl is needed (kubectl kustomize)" >&2; exit 1; }
 kustomize_version=$(kubectl version --client 2>/dev/null | grep -i kustomize || true)
 key=$( (cat "$here/versions.env" "$here/build.sh" "$here/bundle/main.go"; echo "$kustomize_version") |
@@ -165,9 +165,16 @@ render_ingress_nginx() { # render_ingress_nginx VERSION
     d=$(mod_dir "k8s.io/ingress-nginx@$v")
     [ -f "$d/deploy/static/provider/cloud/deploy.yaml" ] ||
       { log "error: k8s.io/ingress-nginx@$v has no deploy/static/provider/cloud/deploy.yaml"; exit 1; }
-    cp "$d/deploy/static/provider/cloud/deploy.yaml" "$f"
-    chmod u+w "$f"
-    source_line "$f" "k8s.io/ingress-nginx@$v" "deploy/static/provider/cloud/deploy.yaml"
+    # The IngressClass is marked the cluster's default (scs-0219: a default IngressClass), so that
+    # Ingresses without ingressClassName are served.
+    awk '/^---/ { ic = 0 } /^kind: IngressClass$/ { ic = 1 } { print }
+      ic && /^metadata:$/ { print "  annotations:"; print "    ingressclass.kubernetes.io/is-default-class: \"true\""; ic = 0 }' \
+      "$d/deploy/static/provider/cloud/deploy.yaml" >"$f.tmp"
+    [ "$(grep -c 'ingressclass.kubernetes.io/is-default-class: "true"' "$f.tmp")" = 1 ] ||
+      { log "error: ingress-nginx $v: cannot mark exactly one IngressClass default"; exit 1; }
+    mv "$f.tmp" "$f"
+    source_line "$f" "k8s.io/ingress-nginx@$v" \
+      "deploy/static/provider/cloud/deploy.yaml (IngressClass nginx annotated default)"
   fi
   echo "$f"
 }
@@ -194,11 +201,15 @@ render_gateway_api() { # render_gateway_api VERSION
   echo "$f"
 }
 
+helm_tool() { # helm is built once, for the first chart that needs it (progress on stderr)
+  : "${HELM_VERSION:?}"
+  go_tool helm helm.sh/helm/v4 "$HELM_VERSION" helm.sh/helm/v4/cmd/helm >&2
+}
+
 render_cert_manager() { # render_cert_manager VERSION
   local v=$1 f=$out/manifests/cert-manager-$1.yaml d chart
   if [ ! -f "$f" ]; then
-    : "${HELM_VERSION:?}"
-    go_tool helm helm.sh/helm/v4 "$HELM_VERSION" helm.sh/helm/v4/cmd/helm
+    helm_tool
     d=$(mod_dir "github.com/cert-manager/cert-manager@$v")
     chart=$out/src/cert-manager-chart-$v
     rm -rf "$chart"
@@ -218,6 +229,66 @@ render_cert_manager() { # render_cert_manager VERSION
     mv "$f.tmp" "$f"
     source_line "$f" "github.com/cert-manager/cert-manager@$v" \
       "deploy/manifests/namespace.yaml + deploy/charts/cert-manager (helm $HELM_VERSION template)"
+  fi
+  echo "$f"
+}
+
+render_envoy_gateway() { # render_envoy_gateway VERSION MINOR: Envoy Gateway and its GatewayClass
+  local v=$1 minor=$2 f=$out/manifests/envoy-gateway-$1-k$2.yaml d chart crds
+  if [ ! -f "$f" ]; then
+    helm_tool
+    d=$(mod_dir "github.com/envoyproxy/gateway@$v")
+    chart=$out/src/envoy-gateway-chart-$v
+    rm -rf "$chart"
+    cp -r "$d/charts/gateway-helm" "$chart"
+    chmod -R u+w "$chart"
+    # As Envoy Gateway's release (tools/make/helm.mk): values.yaml is values.tmpl.yaml with the
+    # release image, the chart's version and appVersion are the release.
+    [ -f "$chart/values.tmpl.yaml" ] ||
+      { log "error: github.com/envoyproxy/gateway@$v has no charts/gateway-helm/values.tmpl.yaml"; exit 1; }
+    sed -e "s|\${GatewayImage}|docker.io/envoyproxy/gateway:$v|; s|\${GatewayImagePullPolicy}|IfNotPresent|" \
+      "$chart/values.tmpl.yaml" >"$chart/values.yaml"
+    sed -i -E "s/^version: .*/version: $v/; s/^appVersion: .*/appVersion: \"$v\"/" "$chart/Chart.yaml"
+    # Envoy Gateway's own CRDs, as the chart's crds subchart holds them; not its copy of the
+    # Gateway API CRDs (experimental channel): the gatewayAPI addon ships the pinned standard
+    # channel. The EnvoyProxy CRD (1.4 MB) would not fit a ConfigMap: over 800 KiB, a CRD loses
+    # its schema's descriptions (nothing else; see addons/bundle).
+    crds=$chart/charts/crds/crds/generated
+    [ -d "$crds" ] || { log "error: github.com/envoyproxy/gateway@$v: no $crds"; exit 1; }
+    {
+      for y in "$crds"/*.yaml; do
+        echo "---"
+        cat "$y"
+        echo
+      done | "$out/bin/bundle" -strip-descriptions-over $((800 * 1024)) 2> >(sed 's/^/[addons\/build] envoy-gateway: /' >&2)
+      echo "---"
+      # Rendered for the bundle's Kubernetes minor; the namespace as upstream's install.yaml.
+      # Without Helm, the certgen Job (a pre-install hook) runs once and stays: with its
+      # ttlSecondsAfterFinished it would be deleted and re-applied on every reconcile.
+      "$out/bin/helm" template --kube-version="$minor.0" --namespace=envoy-gateway-system \
+        --set=createNamespace=true --set=crds.enabled=false \
+        --set=certgen.job.ttlSecondsAfterFinished=null eg "$chart"
+      # The default GatewayClass (kaas' own): Gateways name it as gatewayClassName.
+      cat <<EOF
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata:
+  name: eg
+  labels:
+    app.kubernetes.io/managed-by: kaas
+spec:
+  controllerName: gateway.envoyproxy.io/gatewayclass-controller
+  description: Envoy Gateway $v, the cluster's default GatewayClass
+EOF
+    } >"$f.tmp"
+    grep -q "image: docker.io/envoyproxy/gateway:$v\$" "$f.tmp" ||
+      { log "error: envoy-gateway $v: controller image not found in the rendered manifest"; exit 1; }
+    grep -q "controllerName: gateway.envoyproxy.io/gatewayclass-controller" "$f.tmp" ||
+      { log "error: envoy-gateway $v: the chart's controllerName changed"; exit 1; }
+    mv "$f.tmp" "$f"
+    source_line "$f" "github.com/envoyproxy/gateway@$v" \
+      "charts/gateway-helm/charts/crds/crds/generated/*.yaml + charts/gateway-helm (helm $HELM_VERSION template --kube-version=$minor.0) + GatewayClass eg"
   fi
   echo "$f"
 }
@@ -257,23 +328,31 @@ EOF
 
 # --- bundles ---
 build_bundle() { # build_bundle BUNDLE MINOR RELEASE
-  local b=$1 minor=$2 release=$3 mv gv iv cv m g i iav c summary base
+  local b=$1 minor=$2 release=$3 mv gv ev iv cv m g gimpl i iav c summary base
   mv=$(pin METRICS_SERVER_VERSION "$minor")
   gv=$(pin GATEWAY_API_VERSION "$minor")
+  ev=$(pin ENVOY_GATEWAY_VERSION "$minor")
   iv=$(pin INGRESS_NGINX_VERSION "$minor")
   cv=$(pin CERT_MANAGER_VERSION "$minor")
   m=$(render_metrics "$mv")
   i=$(render_ingress_nginx "$iv")
   iav=$(ingress_nginx_app_version "$i")
   g=$(render_gateway_api "$gv")
+  # gatewayAPI: the standard-channel CRDs, then Envoy Gateway and its GatewayClass (one addon, so
+  # that the CRDs are applied before the GatewayClass). Without an Envoy Gateway pin: the
+  # implementation-neutral CRDs only, which serve whichever implementation a Cluster chose.
+  gimpl=-
+  if [ -n "$ev" ]; then
+    g="$g,$(render_envoy_gateway "$ev" "$minor")"
+    gimpl=envoy-gateway
+  fi
   c=
   [ -z "$cv" ] || c=$(render_cert_manager "$cv")
-  # NAME STAGE VERSION IMPLEMENTATION FILE (see addons/bundle). gatewayAPI ships only the
-  # implementation-neutral CRDs: no implementation, so it applies whichever one a Cluster chose.
+  # NAME STAGE VERSION IMPLEMENTATION FILE[,FILE…] (see addons/bundle).
   local ext
   ext="metrics extension ${mv#v} - $m
 ingress extension $iav nginx $i
-gatewayAPI extension ${gv#v} - $g"
+gatewayAPI extension ${gv#v} $gimpl $g"
   [ -z "$c" ] || ext="$ext
 certManager extension ${cv#v} - $c"
   summary=$(awk '{print "- {name: " $1 ", stage: " $2 ", version: \"" $3 "\"" ($4 == "-" ? "" : ", implementation: " $4) "}"}' <<<"$ext")

@@ -10,12 +10,18 @@
 //
 // Addons are read from stdin, one a line, in apply order within their stage:
 //
-//	NAME STAGE VERSION IMPLEMENTATION FILE     (IMPLEMENTATION "-": any)
+//	NAME STAGE VERSION IMPLEMENTATION FILE[,FILE…]     (IMPLEMENTATION "-": any)
 //
 // Writes DIR/NN-<configMap>.yaml (the manifests' ConfigMaps, then the index last, so that a
 // directory apply publishes the index after what it references) and prints one line per
 // ConfigMap on stdout: name, size (keys and values plus 4 KiB for metadata: what counts against
 // -limit), bytes of the YAML file (values indented), documents.
+//
+// With -strip-descriptions-over BYTES it is a filter instead: it copies the YAML stream on stdin
+// to stdout, and a CustomResourceDefinition document larger than BYTES loses the `description`
+// of every schema node of its versions' openAPIV3Schema (what `controller-gen crd:maxDescLen=0`
+// generates; `kubectl explain` then shows no field docs). The schema is otherwise unchanged;
+// every other document is copied byte for byte. It prints what it stripped on stderr.
 package main
 
 import (
@@ -23,6 +29,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -176,7 +183,15 @@ func main() {
 	namespace := flag.String("namespace", "", "namespace of the ConfigMaps (the provider namespace)")
 	out := flag.String("out", "", "output directory")
 	limit := flag.Int("limit", 900*1024, "largest ConfigMap in bytes: its keys and values and 4 KiB for metadata")
+	stripOver := flag.Int("strip-descriptions-over", 0, "filter mode: strip schema descriptions from CRDs larger than this many bytes")
 	flag.Parse()
+	if *stripOver > 0 {
+		if err := stripDescriptions(os.Stdin, os.Stdout, *stripOver); err != nil {
+			fmt.Fprintln(os.Stderr, "bundle:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *bundle == "" || *out == "" {
 		fmt.Fprintln(os.Stderr, "usage: bundle -bundle NAME [-namespace NS] -out DIR [-limit BYTES] <addons")
 		os.Exit(2)
@@ -219,9 +234,14 @@ func run(bundle, namespace, out string, limit int) error {
 		if f[3] != "-" {
 			a.Implementation = f[3]
 		}
-		raw, err := os.ReadFile(f[4])
-		if err != nil {
-			return err
+		// FILE may name several files, comma-separated: their documents in order.
+		var raw []byte
+		for _, path := range strings.Split(f[4], ",") {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			raw = append(append(raw, b...), "\n---\n"...)
 		}
 		// Pack the documents into parts of at most limit-overhead bytes.
 		var parts []string
@@ -313,4 +333,114 @@ func run(bundle, namespace, out string, limit int) error {
 		fmt.Printf("%s %d %d %d\n", f.name, f.size, len(f.body), f.docs)
 	}
 	return nil
+}
+
+// stripDescriptions is the -strip-descriptions-over filter.
+func stripDescriptions(in *os.File, out *os.File, over int) error {
+	raw, err := io.ReadAll(in)
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	n := 0
+	for i, doc := range documents(string(raw)) {
+		what, err := check(doc)
+		if err != nil {
+			return fmt.Errorf("document %d: %w", i, err)
+		}
+		if what == "" {
+			continue
+		}
+		if len(doc) > over && strings.HasPrefix(what, "CustomResourceDefinition/") {
+			stripped, err := stripCRD(doc)
+			if err != nil {
+				return fmt.Errorf("%s: %w", what, err)
+			}
+			fmt.Fprintf(os.Stderr, "%s: schema descriptions stripped, %d -> %d bytes\n", what, len(doc), len(stripped))
+			doc = stripped
+		}
+		if !strings.HasSuffix(doc, "\n") {
+			doc += "\n"
+		}
+		if n > 0 {
+			b.WriteString("---\n")
+		}
+		b.WriteString(doc)
+		n++
+	}
+	_, err = io.WriteString(out, b.String())
+	return err
+}
+
+func stripCRD(doc string) (string, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal([]byte(doc), &root); err != nil {
+		return "", err
+	}
+	get := func(m *yaml.Node, key string) *yaml.Node {
+		if m == nil || m.Kind != yaml.MappingNode {
+			return nil
+		}
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			if m.Content[i].Value == key {
+				return m.Content[i+1]
+			}
+		}
+		return nil
+	}
+	versions := get(get(root.Content[0], "spec"), "versions")
+	if versions == nil || versions.Kind != yaml.SequenceNode {
+		return "", fmt.Errorf("no spec.versions")
+	}
+	for _, v := range versions.Content {
+		if s := get(get(v, "schema"), "openAPIV3Schema"); s != nil {
+			stripSchema(s)
+		}
+	}
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&root); err != nil {
+		return "", err
+	}
+	if err := enc.Close(); err != nil {
+		return "", err
+	}
+	return buf.String(), nil
+}
+
+// stripSchema removes `description` from a JSON schema node and the schemas nested in it; keys of
+// `properties` and the like are property names, not schema keywords, and stay.
+func stripSchema(s *yaml.Node) {
+	if s == nil || s.Kind != yaml.MappingNode {
+		return
+	}
+	kept := s.Content[:0]
+	for i := 0; i+1 < len(s.Content); i += 2 {
+		k, v := s.Content[i], s.Content[i+1]
+		switch k.Value {
+		case "description":
+			continue
+		case "properties", "patternProperties", "definitions", "dependencies":
+			if v.Kind == yaml.MappingNode {
+				for j := 1; j < len(v.Content); j += 2 {
+					stripSchema(v.Content[j])
+				}
+			}
+		case "items", "additionalProperties", "not", "additionalItems":
+			if v.Kind == yaml.SequenceNode {
+				for _, x := range v.Content {
+					stripSchema(x)
+				}
+			} else {
+				stripSchema(v)
+			}
+		case "allOf", "anyOf", "oneOf":
+			for _, x := range v.Content {
+				stripSchema(x)
+			}
+		}
+		kept = append(kept, k, v)
+	}
+	s.Content = kept
 }

@@ -1,7 +1,9 @@
 //! The hosted backend end to end, as a tenant, with the real binaries: a real management plane,
 //! `kaas hosted-runtime` and `kaas operator` as their own processes, the provider `local` with the
 //! dev providers' real addon bundles (addons/build.sh). A cluster is created (the operator is
-//! SIGKILLed in the middle and started again), scaled 1→3 over three zones, upgraded 1.35→1.36
+//! SIGKILLed in the middle and started again), its extensions running on the simulated nodes (the
+//! default Gateway API with Envoy Gateway and its GatewayClass, metrics-server, the optional
+//! ingress-nginx with the default IngressClass), scaled 1→3 over three zones, upgraded 1.35→1.36
 //! (the workload API server's `/version` changes) and deleted (processes and data gone).
 
 use std::path::{Path, PathBuf};
@@ -10,10 +12,14 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Node};
+use k8s_openapi::api::networking::v1::IngressClass;
 use kaas_api::{Cluster, HostedControlPlane, Provider};
 use kaas_harness::{Identity, Plane, PlaneOptions};
 use kaas_operator::install;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+    PostParams,
+};
 use kube::{Api, Client, ResourceExt};
 
 const PROVIDER: &str = include_str!("../../../examples/provider-local.yaml");
@@ -221,7 +227,7 @@ async fn a_hosted_cluster_lives_its_whole_life_on_real_api_servers() {
     // Create as the tenant; kill the operator as soon as it has written the control plane.
     let api: Api<Cluster> = Api::namespaced(tenant.clone(), TENANT);
     let mut c: Cluster = serde_yaml::from_str(&format!(
-        "apiVersion: scs.community/v1alpha1\nkind: Cluster\nmetadata: {{name: h1, namespace: {TENANT}}}\nspec:\n  provider: {{name: local}}\n  kubernetes: {{version: 1.35.x}}\n  workers: [{{name: default, count: 1, zones: [zone-a, zone-b, zone-c]}}]\n"
+        "apiVersion: scs.community/v1alpha1\nkind: Cluster\nmetadata: {{name: h1, namespace: {TENANT}}}\nspec:\n  provider: {{name: local}}\n  kubernetes: {{version: 1.35.x}}\n  workers: [{{name: default, count: 1, zones: [zone-a, zone-b, zone-c]}}]\n  extensions: {{ingress: {{enabled: true}}}}\n"
     ))
     .unwrap();
     c.status = None;
@@ -304,37 +310,34 @@ async fn a_hosted_cluster_lives_its_whole_life_on_real_api_servers() {
         "nothing skipped on a real API server: {:?}",
         st.extensions
     );
-    // metrics-server is Available on the simulated nodes.
-    let deploys: Api<Deployment> = Api::all(w.clone());
-    until(
-        "metrics-server Available",
-        Duration::from_secs(120),
-        || async {
-            let list = deploys
-                .list(&ListParams::default())
-                .await
-                .map_err(|e| e.to_string())?;
-            let ms = list
-                .items
-                .iter()
-                .find(|d| d.name_any() == "metrics-server")
-                .ok_or("no metrics-server Deployment")?;
-            let available = ms
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|c| {
-                    c.iter()
-                        .any(|c| c.type_ == "Available" && c.status == "True")
-                });
-            if available {
-                Ok(())
-            } else {
-                Err(format!("{:?}", ms.status))
-            }
-        },
-    )
-    .await;
+    // metrics-server and the default Gateway API implementation, Envoy Gateway, are Available on
+    // the simulated nodes; the asked-for ingress-nginx is there too.
+    for (ns, name) in [
+        ("kube-system", "metrics-server"),
+        ("envoy-gateway-system", "envoy-gateway"),
+        ("ingress-nginx", "ingress-nginx-controller"),
+    ] {
+        deployment_available(&w, ns, name).await;
+    }
+    // The default GatewayClass, served by the Gateway API CRDs of the same addon.
+    let classes: Api<DynamicObject> = Api::all_with(w.clone(), &gateway_class());
+    let eg = classes.get("eg").await.expect("the GatewayClass eg");
+    assert_eq!(
+        eg.data["spec"]["controllerName"],
+        "gateway.envoyproxy.io/gatewayclass-controller"
+    );
+    // The ingress extension's IngressClass is the default one (scs-0219).
+    let nginx = Api::<IngressClass>::all(w.clone())
+        .get("nginx")
+        .await
+        .expect("the IngressClass nginx");
+    assert_eq!(
+        nginx
+            .annotations()
+            .get("ingressclass.kubernetes.io/is-default-class")
+            .map(String::as_str),
+        Some("true")
+    );
     // Every namespace in the workload cluster but kube-* (kaas' bundles', and `default`, labelled by
     // the runtime) has Pod Security labels.
     for ns in Api::<Namespace>::all(w.clone())
@@ -354,6 +357,18 @@ async fn a_hosted_cluster_lives_its_whole_life_on_real_api_servers() {
             ns.labels()
         );
     }
+
+    // Envoy Gateway's controller and certgen Job are hardened: its namespace is restricted.
+    let egns = Api::<Namespace>::all(w.clone())
+        .get("envoy-gateway-system")
+        .await
+        .unwrap();
+    assert_eq!(
+        egns.labels()
+            .get("pod-security.kubernetes.io/enforce")
+            .map(String::as_str),
+        Some("restricted")
+    );
 
     // Scale 1→3: three nodes in three zones.
     api.patch(
@@ -512,6 +527,44 @@ async fn a_hosted_cluster_lives_its_whole_life_on_real_api_servers() {
     assert!(files.is_empty(), "data left on disk: {files:?}");
     operator.kill();
     runtime.kill();
+}
+
+fn gateway_class() -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "gateway.networking.k8s.io",
+        "v1",
+        "GatewayClass",
+    ))
+}
+
+/// Waits until Deployment `ns/name` of the workload cluster is Available.
+async fn deployment_available(w: &Client, ns: &str, name: &str) {
+    let deploys: Api<Deployment> = Api::namespaced(w.clone(), ns);
+    until(
+        &format!("Deployment {ns}/{name} Available"),
+        Duration::from_secs(120),
+        || async {
+            let d = deploys
+                .get_opt(name)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("no such Deployment yet")?;
+            let available = d
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c.type_ == "Available" && c.status == "True")
+                });
+            if available {
+                Ok(())
+            } else {
+                Err(format!("{:?}", d.status))
+            }
+        },
+    )
+    .await;
 }
 
 fn walk(p: &Path) -> Vec<PathBuf> {

@@ -88,7 +88,7 @@ pub fn helm_binary() -> anyhow::Result<std::path::PathBuf> {
     let helm = addons_dir()?.join("bin/helm");
     if !helm.is_file() {
         anyhow::bail!(
-            "{} is missing: addons/build.sh builds helm only while CERT_MANAGER_VERSION is pinned",
+            "{} is missing: addons/build.sh builds helm only while CERT_MANAGER_VERSION or ENVOY_GATEWAY_VERSION is pinned",
             helm.display()
         );
     }

@@ -295,10 +295,22 @@ fn ingress_or_gateway_is_mandatory() {
     )
     .unwrap();
     assert!(r.extensions.contains_key("ingress") && !r.extensions.contains_key("gatewayAPI"));
-    // The 2022 switch nginxIngress=false was valid: keep a mandatory one on and warn.
-    let dev = provider(DEV);
+    // The 2022 switch nginxIngress=false: the dev provider's default Gateway API (with its
+    // implementation) runs instead, nothing to warn about.
+    let mut dev = provider(DEV);
     let r = validate(&cluster("addons: {nginxIngress: {enabled: false}}"), &dev).unwrap();
-    assert!(r.extensions.contains_key("ingress"));
+    assert!(!r.extensions.contains_key("ingress"));
+    assert_eq!(
+        r.extensions["gatewayAPI"].implementation.as_deref(),
+        Some("envoy-gateway")
+    );
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    // It was valid in 2022 also where neither is a default: keep a mandatory one on and warn.
+    for e in &mut dev.spec.extensions {
+        e.default = false;
+    }
+    let r = validate(&cluster("addons: {nginxIngress: {enabled: false}}"), &dev).unwrap();
+    assert!(r.extensions.contains_key("gatewayAPI") || r.extensions.contains_key("ingress"));
     assert!(
         r.warnings[0].contains("nginxIngress.enabled: false is ignored"),
         "{:?}",

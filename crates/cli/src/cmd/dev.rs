@@ -172,7 +172,7 @@ async fn up(
     )
     .await?;
     step(
-        "addon bundles of both providers (addons/build.sh: metrics-server, ingress-nginx, Gateway API, cert-manager)",
+        "addon bundles of both providers (addons/build.sh: metrics-server, Gateway API with Envoy Gateway, ingress-nginx, cert-manager)",
     );
     match kaas_harness::addon_bundle_files() {
         Ok(files) => {
