@@ -3,9 +3,10 @@
 //! (one row per testcase, the verdict coloured, the testcase's class, what to do) with its files
 //! to download, and the cluster page its picture and events. Real components: the plane with the
 //! operator, and a second real kube-apiserver as an imported workload cluster, which the
-//! operator's compliance checks find not compliant (it has no default StorageClass and no
-//! nodes). Screenshots of the cluster and compliance pages in headless Chromium are saved as test
-//! artifacts (`gui-cluster-imported.png`, `gui-compliance.png`).
+//! operator's compliance checks find not compliant (by the provider's release data its v1.36.3
+//! is an overdue patch; no default StorageClass and no nodes are warnings outside the
+//! certificate). Screenshots of the cluster and compliance pages in headless Chromium are saved
+//! as test artifacts (`gui-cluster-imported.png`, `gui-compliance.png`).
 
 mod common;
 mod webdriver;
@@ -123,6 +124,25 @@ async fn imported_cluster() -> (Env, Plane) {
         .create(&PostParams::default(), &secret)
         .await
         .unwrap();
+    // The provider's current release data (listed up to today): v1.36.4 came out on 2026-07-01,
+    // so the workload's v1.36.3 is overdue and the mandatory version-policy-check fails. (With
+    // the bundled data, months old, the check could not decide: Compliant=Unknown.)
+    let today = k8s_openapi::jiff::Zoned::now().date().to_string();
+    let data = format!(
+        "source: test data\nreleases_as_of: {today}\ncves_as_of: {today}\nbranches:\n  - branch: \"1.36\"\n    end_of_life: 2027-06-28\n    patches: [[1.36.0, 2026-04-22], [1.36.3, 2026-06-10], [1.36.4, 2026-07-01]]\n"
+    );
+    kaas_operator::install::namespace(&admin, "kaas-system", &[])
+        .await
+        .unwrap();
+    let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "kaas-release-data", "namespace": "kaas-system"},
+        "data": {"kubernetes-releases.yaml": data}
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(admin.clone(), "kaas-system")
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
 
     // The tenant creates it through the REST API.
     let a = Some(env.token_a.as_str());
@@ -177,6 +197,12 @@ async fn a_ready_cluster_failing_compliance_is_degraded_in_rest_and_gui() {
             .as_str()
             .unwrap()
             .contains("default-storage-class-check"),
+        "{d}"
+    );
+    assert!(
+        aspects[0]["message"].as_str().unwrap().starts_with(
+            "1 mandatory failed: version-policy-check (v1.36.4 was released on 2026-07-01"
+        ),
         "{d}"
     );
     assert_eq!(aspects[0]["hints"], json!(["ComplianceFailed"]));

@@ -60,7 +60,12 @@ pub async fn env(cluster_api: bool) -> Env {
         metrics_addr: None,
         lease: None,
         concurrency: 8,
-        release_data: None,
+        // Absent unless a test writes it: then the bundled release data (and the status says so).
+        release_data: Some(
+            "kaas-system/kaas-release-data"
+                .parse()
+                .expect("NAMESPACE/NAME"),
+        ),
     };
     let operator = tokio::spawn(kaas_operator::run(admin.clone(), cfg));
 
