@@ -63,6 +63,9 @@ enum Command {
         #[arg(short, long, value_enum, default_value_t = OutputFormat::Yaml)]
         output: OutputFormat,
     },
+    /// What a change to a Cluster will do: the spec diff, what rolls and in which order, upgrade
+    /// steps, the maintenance window, the objects that change — or why it is refused (exit 1).
+    Plan(cmd::plan::Args),
     /// Black-box SCS KaaS compliance checks of any cluster (exit 0 pass, 1 fail, 2 abort/usage).
     Check(cmd::check::Args),
     /// A local KaaS: management plane, kaas, a demo tenant and cluster.
@@ -170,6 +173,7 @@ fn main() -> ExitCode {
             providers,
             output,
         } => cmd::render::run(&files, &providers, output),
+        Command::Plan(args) => runtime().block_on(cmd::plan::run(args)),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -8,7 +8,9 @@
 //! from the provider's namespace through `classRef.namespace`.
 
 pub mod hosted;
+pub mod maintenance;
 pub mod names;
+pub mod plan;
 pub mod stacks;
 
 use std::collections::BTreeMap;

@@ -65,6 +65,7 @@ fn handler(id: &str) -> MethodRouter<AppState> {
         "getKubeconfig" => get(get_kubeconfig),
         "getDiagnostics" => get(get_diagnostics),
         "getCompliance" => get(get_compliance),
+        "planCluster" => post(crate::plan::plan_cluster),
         other => panic!("operation {other} of the OpenAPI table has no handler"),
     }
 }

@@ -11,6 +11,7 @@ pub mod api;
 mod edge;
 pub mod error;
 pub mod openapi;
+mod plan;
 pub mod session;
 mod tls;
 mod ui;

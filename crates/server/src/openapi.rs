@@ -202,6 +202,17 @@ pub const OPERATIONS: &[Operation] = &[
         auth: true,
     },
     Operation {
+        method: "post",
+        path: "/api/v1/namespaces/{namespace}/clusters/{name}/plan",
+        id: "planCluster",
+        summary: "What a proposed change will do, nothing written: the spec diff, what rolls in which order and how many machines, upgrade steps, whether it waits for the maintenance window, the objects that change, or why it is refused (`refused`, field errors).",
+        tag: "clusters",
+        params: &[NS, NAME],
+        request: Some("Cluster"),
+        ok: &[(200, Some("Plan"))],
+        auth: true,
+    },
+    Operation {
         method: "get",
         path: "/api/v1/namespaces/{namespace}/clusters/{name}/kubeconfig",
         id: "getKubeconfig",
@@ -261,6 +272,7 @@ fn schemas() -> Map<String, Value> {
     add!("UpgradeRequest", crate::api::UpgradeRequest);
     add!("ComplianceReport", crate::api::ComplianceReport);
     add!("Diagnosis", kaas_diagnose::Diagnosis);
+    add!("Plan", kaas_render::plan::Plan);
     add!("Error", crate::error::ErrorBody);
     let mut all = Map::new();
     for (k, v) in generator.take_definitions(true) {

@@ -9,6 +9,7 @@ pub mod doctor;
 pub mod hosted_runtime;
 pub mod migrate;
 pub mod operator;
+pub mod plan;
 pub mod render;
 pub mod serve;
 pub mod validate;
