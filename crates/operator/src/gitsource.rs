@@ -5,10 +5,10 @@
 //!    running `git`;
 //! 2. reads every `*.yaml` / `*.yml` under `spec.path` (multi-document);
 //! 3. [`plan`]s the revision (pure): every document must be an `scs.community/v1alpha1` `Cluster`
-//!    for the GitSource's own namespace, pass the CRD's schema and CEL rules
-//!    ([`kaas_validate::schema::admit`]) and, when its Provider exists, the offering
-//!    ([`kaas_validate::offering::validate`]); a Cluster of the same name that this source did not
-//!    create is never taken over;
+//!    for the GitSource's own namespace and pass the admission every writer applies
+//!    ([`kaas_validate::admission::admit`]): the CRD's schema and CEL rules and, when its Provider
+//!    can be chosen, the offering; a Cluster of the same name that this source did not create is
+//!    never taken over;
 //! 4. all or nothing: with any error nothing is applied or deleted; otherwise every Cluster is
 //!    server-side applied (first all as a dry run, so the API server's own admission is part of
 //!    the all-or-nothing), with field manager [`FIELD_MANAGER`] and the label [`SOURCE_LABEL`];
@@ -33,12 +33,13 @@ use kaas_api::gitsource::{
     SourceError, reasons,
 };
 use kaas_api::{Cluster, Provider};
+use kaas_validate::admission::Providers;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
-use kube::{Api, CustomResourceExt, Resource, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::{info, warn};
@@ -358,9 +359,9 @@ pub fn owned_by(cluster: &Cluster, source: &str) -> bool {
 }
 
 /// Plans a revision (pure): validates every document — against the existing Cluster of the same
-/// name (ownership, transition rules, the version it runs), the CRD `schema` and, when its Provider
-/// is among `providers`, the offering — and decides what to prune. All or nothing: any error
-/// empties `apply` and `prune`.
+/// name (ownership, transition rules, the version it runs), the CRD's schema and, when its Provider
+/// is among `providers`, the offering ([`kaas_validate::admission::admit`]) — and decides what to
+/// prune. All or nothing: any error empties `apply` and `prune`.
 pub fn plan(
     source: &str,
     prune: bool,
@@ -368,7 +369,6 @@ pub fn plan(
     parse_errors: Vec<SourceError>,
     existing: &[Cluster],
     providers: &[Provider],
-    schema: &Value,
 ) -> Plan {
     let mut errors = parse_errors;
     for d in &docs {
@@ -390,38 +390,16 @@ pub fn plan(
             ));
             continue;
         }
-        let old = current.and_then(|c| serde_json::to_value(c).ok());
-        let admitted = kaas_validate::schema::admit(schema, &d.value, old.as_ref());
-        if !admitted.is_empty() {
-            errors.extend(
-                admitted
-                    .0
-                    .iter()
-                    .map(|e| error(&d.file, &e.path, e.to_string_without_path())),
-            );
-            continue;
-        }
-        let mut cluster: Cluster = match serde_json::from_value(d.value.clone()) {
-            Ok(c) => c,
-            Err(e) => {
-                errors.push(error(&d.file, "", e.to_string()));
-                continue;
-            }
-        };
-        // The version the cluster runs decides which version changes are allowed upgrades.
-        cluster.status = current.and_then(|c| c.status.clone());
-        let pref = cluster.spec.provider.clone().unwrap_or_default();
-        let provider = match &pref.name {
-            Some(n) => providers.iter().find(|p| p.name_any() == *n).cloned(),
-            None => {
-                crate::dereference::choose(providers.to_vec(), pref.provider_type.as_deref()).ok()
-            }
-        };
-        if let Some(p) = provider
-            && let Err(errs) = kaas_validate::offering::validate(&cluster, &p)
+        // Schema + CEL (transition rules against the existing Cluster), the version it runs, and
+        // the offering of its provider when that is among `providers` (the operator reports the
+        // rest).
+        if let Err(rejected) =
+            kaas_validate::admission::admit(&d.value, current, Providers::Known(providers))
         {
             errors.extend(
-                errs.0
+                rejected
+                    .errors
+                    .0
                     .iter()
                     .map(|e| error(&d.file, &e.path, e.to_string_without_path())),
             );
@@ -952,11 +930,6 @@ fn read_tree(
 // ---------------------------------------------------------------------------------------------
 // Reconcile.
 
-fn cluster_schema() -> &'static Value {
-    static SCHEMA: OnceLock<Value> = OnceLock::new();
-    SCHEMA.get_or_init(|| kaas_validate::schema::crd_schema(&Cluster::crd()))
-}
-
 /// The outcome of one attempt, before it becomes status.
 enum Outcome {
     Fetch(FetchError),
@@ -1066,7 +1039,6 @@ async fn attempt(src: &GitSource, gctx: &GitContext) -> Result<Outcome, Error> {
         parse_errors,
         &existing,
         &providers,
-        cluster_schema(),
     );
     if !planned.errors.is_empty() {
         return Ok(Outcome::Invalid(revision, planned.errors));
@@ -1444,15 +1416,7 @@ mod tests {
 
     fn run_plan(files: &[(String, Vec<u8>)], existing: &[Cluster], prune: bool) -> Plan {
         let (docs, errs) = parse_documents(files, "t");
-        plan(
-            "src",
-            prune,
-            docs,
-            errs,
-            existing,
-            &[provider()],
-            cluster_schema(),
-        )
+        plan("src", prune, docs, errs, existing, &[provider()])
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The kaas operator. One reconcile of an SCS `Cluster` is a pipeline:
 //!
-//! 1. [`dereference`] — read its `Provider` (the only stage that reads other objects);
-//! 2. validate — `kaas_validate::validate`, the same pure function as `kaas validate`;
+//! 1. [`dereference`] — read its `Provider` (the only stage that reads other objects), chosen by
+//!    `kaas_validate::admission::choose` like every other writer's admission;
+//! 2. validate — `kaas_validate::validate`, the offering stage of the admission `kaas validate`,
+//!    the REST API and GitSource run (`kaas_validate::admission::admit`);
 //! 3. render — `kaas_render::render`, pure;
 //! 4. apply — the provider's [`backend::Backend`] (server-side apply, finalizer);
 //! 5. observe and [`status`] — derive conditions and write them only when they change.

@@ -15,6 +15,7 @@ use axum::routing::{MethodRouter, delete, get, post, put};
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kaas_api::{Cluster, Provider};
+use kaas_validate::admission::{self, Providers};
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use schemars::JsonSchema;
@@ -453,66 +454,55 @@ fn respond(status: StatusCode, c: Option<Cluster>) -> Response {
     }
 }
 
-fn crd_schema() -> &'static Value {
-    static SCHEMA: OnceLock<Value> = OnceLock::new();
-    SCHEMA.get_or_init(|| {
-        #[allow(unused_imports)]
-        use kube::CustomResourceExt;
-        kaas_validate::schema::crd_schema(&Cluster::crd())
-    })
-}
-
-/// Checks a cluster as `kaas validate` does: the CRD's schema and CEL rules, then (when the
-/// caller may read it) the provider's offering. `old` is the stored cluster for updates.
+/// Checks a cluster as `kaas validate`, GitSource and the operator do
+/// ([`kaas_validate::admission::admit`]): the CRD's schema and CEL rules, then (when the caller may
+/// read providers) the provider the operator would choose — the named one, or without a name the
+/// only one of the requested type — and its offering, version changes judged against what `old`
+/// (the stored cluster, for updates) runs.
 pub(crate) async fn prevalidate(
     client: &Client,
     object: Value,
     old: Option<&Cluster>,
 ) -> ApiResult<Cluster> {
-    let old_value = old.map(|o| serde_json::to_value(o).unwrap_or_default());
-    let obj = object;
-    let mut cluster: Cluster = off_the_workers(move || {
-        let errs = kaas_validate::schema::admit(crd_schema(), &obj, old_value.as_ref());
-        if !errs.is_empty() {
-            return Err(ApiError::from_field_errors("the cluster", &errs));
-        }
-        serde_json::from_value(obj)
-            .map_err(|e| ApiError::invalid(format!("the cluster is invalid: {e}"), Vec::new()))
-    })
-    .await??;
-    // The version check compares with what the cluster runs now.
-    cluster.status = old.and_then(|o| o.status.clone());
-    let provider_name = cluster
-        .spec
-        .provider
-        .as_ref()
-        .and_then(|p| p.name.clone())
-        .unwrap_or_default();
-    match Api::<Provider>::all(client.clone())
-        .get(&provider_name)
-        .await
-    {
-        Ok(p) => {
-            let c = cluster.clone();
-            if let Err(errs) = off_the_workers(move || kaas_validate::validate(&c, &p)).await? {
-                return Err(ApiError::from_field_errors("the cluster", &errs));
-            }
-        }
-        Err(kube::Error::Api(s)) if s.code == 404 => {
-            return Err(ApiError::invalid(
-                "the cluster is invalid: 1 problem(s)",
-                vec![FieldProblem {
-                    path: "spec.provider.name".into(),
-                    message: format!("provider {provider_name:?} does not exist"),
-                }],
-            ));
-        }
+    let named = object
+        .pointer("/spec/provider/name")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let api = Api::<Provider>::all(client.clone());
+    let read = match &named {
+        // The named one is all the choice needs.
+        Some(name) => api.get_opt(name).await.map(|p| p.into_iter().collect()),
+        // Without a name the operator chooses among all providers.
+        None => api.list(&ListParams::default()).await.map(|l| l.items),
+    };
+    let providers: Option<Vec<Provider>> = match read {
+        Ok(p) => Some(p),
         // Not allowed to read offerings: the operator validates and reports in the status.
-        Err(kube::Error::Api(s)) if s.code == 403 => {}
+        Err(kube::Error::Api(s)) if s.code == 403 => None,
         Err(e) => return Err(e.into()),
+    };
+    let old = old.cloned();
+    let admitted = off_the_workers(move || {
+        let providers = match &providers {
+            Some(p) => Providers::All(p),
+            None => Providers::Unreadable,
+        };
+        admission::admit(&object, old.as_ref(), providers)
+    })
+    .await?;
+    match admitted {
+        Ok(a) => {
+            let mut cluster = a.cluster;
+            cluster.status = None;
+            Ok(cluster)
+        }
+        // Not a Cluster at all: said as before, without a field path.
+        Err(r) if r.errors.0.len() == 1 && r.errors.0[0].path.is_empty() => Err(ApiError::invalid(
+            format!("the cluster is invalid: {}", r.errors.0[0].message),
+            Vec::new(),
+        )),
+        Err(r) => Err(ApiError::from_field_errors("the cluster", &r.errors)),
     }
-    cluster.status = None;
-    Ok(cluster)
 }
 
 /// Runs CPU-bound validation on the blocking pool, at most one per core at a time, so the

@@ -727,3 +727,119 @@ async fn features_a_provider_disables_are_marked_and_refused() {
     assert!(html.contains("(not with 1.35.4)"), "{html}");
     assert!(html.contains("without taints, zones"), "{html}");
 }
+
+/// A cluster naming no provider is judged against the provider the operator would choose: with
+/// one provider that one's offering, with several the operator's own "could be meant" refusal —
+/// never a lookup of the provider named "".
+#[tokio::test]
+async fn a_cluster_naming_no_provider_gets_the_operators_choice() {
+    let env = env(false).await;
+    let a = Some(env.token_a.as_str());
+    let post = "/api/v1/namespaces/tenant-a/clusters";
+
+    // One provider: its offering decides.
+    let res = env
+        .call(
+            Method::POST,
+            post,
+            a,
+            Some(cluster(
+                "unnamed",
+                json!({"workers": [{"name": "w", "flavor": "m9.huge", "count": 1}]}),
+            )),
+        )
+        .await;
+    assert_eq!(res.status, 422, "{}", res.text);
+    assert_eq!(res.json()["errors"][0]["path"], "spec.workers[0].flavor");
+    let res = env
+        .call(
+            Method::POST,
+            post,
+            a,
+            Some(cluster(
+                "unnamed",
+                json!({"provider": {"providerType": "openstack"}, "workers": [{"name": "w", "flavor": "small", "count": 1}]}),
+            )),
+        )
+        .await;
+    assert_eq!(res.status, 422, "{}", res.text);
+    assert_eq!(
+        res.json()["errors"][0]["path"],
+        "spec.provider.providerType"
+    );
+    let res = env
+        .call(
+            Method::POST,
+            post,
+            a,
+            Some(cluster(
+                "unnamed",
+                json!({"kubernetes": {"version": "1.35.x"}, "workers": [{"name": "w", "flavor": "small", "count": 1}]}),
+            )),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.text);
+    // The operator chose the same provider and accepted it.
+    let res = env
+        .call(
+            Method::GET,
+            &format!("{post}/unnamed?wait=SpecAccepted&timeout=60s"),
+            a,
+            None,
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+
+    // Several providers of the type: the operator would refuse, and so does the REST API, with the
+    // operator's message.
+    let providers: Api<Provider> = Api::all(env.plane.client());
+    let mut second: Provider = serde_yaml::from_str(PROVIDER).unwrap();
+    second.metadata = ObjectMeta {
+        name: Some("dev2".into()),
+        ..Default::default()
+    };
+    providers
+        .create(&PostParams::default(), &second)
+        .await
+        .unwrap();
+    let all: Vec<Provider> = providers.list(&Default::default()).await.unwrap().items;
+    let operator = kaas_validate::admission::choose(&all, None, None)
+        .expect_err("the operator cannot choose")
+        .to_string();
+    let res = env
+        .call(
+            Method::POST,
+            post,
+            a,
+            Some(cluster(
+                "ambiguous",
+                json!({"workers": [{"name": "w", "flavor": "small", "count": 1}]}),
+            )),
+        )
+        .await;
+    assert_eq!(res.status, 422, "{}", res.text);
+    let body = res.json();
+    let error = &body["errors"][0];
+    assert_eq!(error["path"], "spec.provider.name");
+    assert_eq!(
+        format!("spec.provider.name: {}", error["message"].as_str().unwrap()),
+        operator
+    );
+    assert!(
+        operator.contains("2 providers could be meant (dev, dev2)"),
+        "{operator}"
+    );
+    // Naming one of them is enough.
+    let res = env
+        .call(
+            Method::POST,
+            post,
+            a,
+            Some(cluster(
+                "ambiguous",
+                json!({"provider": {"name": "dev2"}, "kubernetes": {"version": "1.35.x"}, "workers": [{"name": "w", "flavor": "small", "count": 1}]}),
+            )),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.text);
+}

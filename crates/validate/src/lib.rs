@@ -6,8 +6,12 @@
 //!    zones, extensions, limits, upgrade rules, and [`network`] ranges). The operator calls the
 //!    same function.
 //!
-//! Both return every error with its field path.
+//! Both return every error with its field path. [`admission::admit`] runs them in order for a
+//! `Cluster` being written (schema, the stored cluster's status, the provider's choice, the
+//! offering): `kaas validate`, the REST API and GitSource call it; the operator uses its provider
+//! choice, [`admission::choose`].
 
+pub mod admission;
 pub mod error;
 pub mod network;
 pub mod offering;

@@ -1,12 +1,14 @@
-//! `kaas validate`: the admission layer (schema + CEL from the CRDs) for every document, and the
-//! offering layer for each `Cluster` whose `Provider` is known.
+//! `kaas validate`: the admission layer (schema + CEL from the CRDs) for every document, and for
+//! each `Cluster` the offering of the provider the operator would choose among the given ones
+//! ([`kaas_validate::admission::admit`]).
 
 use std::path::PathBuf;
 
 use anyhow::Result;
-use kaas_api::{Cluster, Provider};
+use kaas_api::Provider;
+use kaas_validate::admission::{self, Providers, Stage};
 use kaas_validate::schema::{admit, crd_schema};
-use kaas_validate::{ErrorKind, FieldError, validate};
+use kaas_validate::{ErrorKind, FieldError};
 use kube::CustomResourceExt;
 use serde::Serialize;
 use serde_json::Value;
@@ -75,7 +77,6 @@ fn print_text(reports: &[Report]) {
 
 /// Checks documents; `extra_providers` only provide offerings (they are checked too).
 pub fn check(docs: &[Doc], extra_providers: &[Doc]) -> Vec<Report> {
-    let cluster_schema = crd_schema(&Cluster::crd());
     let provider_schema = crd_schema(&Provider::crd());
     let mut providers: Vec<Provider> = Vec::new();
     let mut reports = Vec::new();
@@ -100,12 +101,7 @@ pub fn check(docs: &[Doc], extra_providers: &[Doc]) -> Vec<Report> {
     for d in others {
         let mut r = report(d);
         match d.kind() {
-            "Cluster" => {
-                admit_doc(d, &cluster_schema, &mut r);
-                if r.valid {
-                    offering(d, &providers, &mut r);
-                }
-            }
+            "Cluster" => cluster(d, &providers, &mut r),
             _ if d.value.is_err() => {}
             other => fail(
                 &mut r,
@@ -150,17 +146,7 @@ fn fail(r: &mut Report, e: FieldError) {
 
 fn admit_doc(d: &Doc, schema: &Value, r: &mut Report) {
     let Ok(v) = &d.value else { return };
-    let want = format!("{}/{}", kaas_api::GROUP, kaas_api::VERSION);
-    if v.get("apiVersion").and_then(Value::as_str) != Some(want.as_str()) {
-        fail(
-            r,
-            FieldError::new(
-                ErrorKind::NotSupported,
-                "apiVersion",
-                "unsupported apiVersion",
-            )
-            .allowed([want]),
-        );
+    if !api_version(v, r) {
         return;
     }
     r.checked.push("schema");
@@ -169,64 +155,55 @@ fn admit_doc(d: &Doc, schema: &Value, r: &mut Report) {
     }
 }
 
-fn offering(d: &Doc, providers: &[Provider], r: &mut Report) {
-    let cluster: Cluster = match serde_json::from_value(d.value.clone().unwrap_or_default()) {
-        Ok(c) => c,
-        Err(e) => return fail(r, FieldError::new(ErrorKind::Invalid, "", e.to_string())),
-    };
-    let pref = cluster.spec.provider.clone().unwrap_or_default();
-    let provider = match &pref.name {
-        Some(name) => providers
-            .iter()
-            .find(|p| p.metadata.name.as_deref() == Some(name)),
-        None => {
-            let of_type: Vec<&Provider> = providers
-                .iter()
-                .filter(|p| {
-                    pref.provider_type
-                        .as_ref()
-                        .is_none_or(|t| *t == p.spec.provider_type)
-                })
-                .collect();
-            if of_type.len() == 1 {
-                Some(of_type[0])
-            } else {
-                None
-            }
-        }
-    };
-    let Some(provider) = provider else {
-        if providers.is_empty() {
-            r.warnings
-                .push("no Provider given (--provider): checked against the CRD only".into());
-        } else {
-            let names: Vec<String> = providers
-                .iter()
-                .filter_map(|p| p.metadata.name.clone())
-                .collect();
-            fail(
-                r,
-                FieldError::new(
-                    ErrorKind::NotSupported,
-                    "spec.provider.name",
-                    match &pref.name {
-                        Some(n) => format!("provider {n:?} is not among the given providers"),
-                        None => {
-                            "set spec.provider.name: more than one provider could be meant".into()
-                        }
-                    },
-                )
-                .allowed(names),
-            );
-        }
+/// Whether the document is of the SCS-API version kaas serves (an error when not).
+fn api_version(v: &Value, r: &mut Report) -> bool {
+    let want = format!("{}/{}", kaas_api::GROUP, kaas_api::VERSION);
+    if v.get("apiVersion").and_then(Value::as_str) == Some(want.as_str()) {
+        return true;
+    }
+    fail(
+        r,
+        FieldError::new(
+            ErrorKind::NotSupported,
+            "apiVersion",
+            "unsupported apiVersion",
+        )
+        .allowed([want]),
+    );
+    false
+}
+
+/// A `Cluster` through the admission the API server, the REST API, GitSource and the operator
+/// apply ([`admission::admit`]): schema + CEL, then the provider the operator would choose among
+/// the given ones, and its offering. Without any `--provider`, the schema only.
+fn cluster(d: &Doc, providers: &[Provider], r: &mut Report) {
+    let Ok(v) = &d.value else { return };
+    if !api_version(v, r) {
         return;
+    }
+    r.checked.push("schema");
+    let visible = if providers.is_empty() {
+        Providers::Unreadable
+    } else {
+        Providers::All(providers)
     };
-    r.checked.push("offering");
-    r.provider = provider.metadata.name.clone();
-    match validate(&cluster, provider) {
-        Ok(resolved) => r.warnings.extend(resolved.warnings),
-        Err(errs) => {
-            for e in errs.0 {
+    match admission::admit(v, None, visible) {
+        Ok(a) => match (a.provider, a.resolved) {
+            (Some(p), Some(resolved)) => {
+                r.checked.push("offering");
+                r.provider = p.metadata.name;
+                r.warnings.extend(resolved.warnings);
+            }
+            _ => r
+                .warnings
+                .push("no Provider given (--provider): checked against the CRD only".into()),
+        },
+        Err(rejected) => {
+            if rejected.stage == Stage::Offering {
+                r.checked.push("offering");
+                r.provider = rejected.provider;
+            }
+            for e in rejected.errors.0 {
                 fail(r, e);
             }
         }
