@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod conditions;
 pub mod gitsource;
 pub mod hosted;
+pub mod kubeconfig;
 pub mod legacy;
 pub mod policy;
 pub mod provider;
@@ -15,6 +16,7 @@ pub mod version;
 pub use cluster::{Cluster, ClusterSpec, ClusterStatus};
 pub use gitsource::{GitSource, GitSourceSpec, GitSourceStatus};
 pub use hosted::{HostedControlPlane, HostedControlPlaneSpec, HostedControlPlaneStatus};
+pub use kubeconfig::{KubeconfigRequest, KubeconfigRequestSpec, KubeconfigRequestStatus};
 pub use provider::{Provider, ProviderSpec, ProviderStatus};
 pub use version::KubeVersion;
 
@@ -41,6 +43,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         Provider::crd(),
         GitSource::crd(),
         HostedControlPlane::crd(),
+        KubeconfigRequest::crd(),
     ]
 }
 

@@ -123,9 +123,75 @@ pub fn finalizer_protection() -> (ValidatingAdmissionPolicy, ValidatingAdmission
     (policy, binding)
 }
 
-/// Every admission policy with its binding: deletion protection, finalizer protection.
+/// Name of the policy that binds a `KubeconfigRequest` to its creator, and of its binding.
+pub const KUBECONFIG_REQUEST_IDENTITY: &str = "kubeconfigrequests.scs.community-identity";
+
+/// The policy making `spec.user` of a `KubeconfigRequest` the name of the user that creates it
+/// (the issued certificate carries it), and the spec immutable: nobody can request a credential
+/// in someone else's name, or turn a request into another one after it was issued.
+pub fn kubeconfig_request_identity() -> (ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding)
+{
+    let policy = ValidatingAdmissionPolicy {
+        metadata: ObjectMeta {
+            name: Some(KUBECONFIG_REQUEST_IDENTITY.into()),
+            ..Default::default()
+        },
+        spec: Some(ValidatingAdmissionPolicySpec {
+            failure_policy: Some("Fail".into()),
+            match_constraints: Some(MatchResources {
+                resource_rules: Some(vec![NamedRuleWithOperations {
+                    api_groups: Some(vec![crate::GROUP.into()]),
+                    api_versions: Some(vec![crate::VERSION.into()]),
+                    operations: Some(vec!["CREATE".into(), "UPDATE".into()]),
+                    resources: Some(vec!["kubeconfigrequests".into()]),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            validations: Some(vec![
+                Validation {
+                    expression: "request.operation != 'CREATE' || object.spec.user == request.userInfo.username".into(),
+                    message_expression: Some(
+                        "'spec.user must be your own user name, ' + request.userInfo.username + ': a credential is issued only to whoever requests it'".into(),
+                    ),
+                    reason: Some("Forbidden".into()),
+                    ..Default::default()
+                },
+                Validation {
+                    expression: "request.operation != 'UPDATE' || object.spec == oldObject.spec".into(),
+                    message: Some(
+                        "spec of a KubeconfigRequest is immutable: create a new request".into(),
+                    ),
+                    reason: Some("Forbidden".into()),
+                    ..Default::default()
+                },
+            ]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let binding = ValidatingAdmissionPolicyBinding {
+        metadata: ObjectMeta {
+            name: Some(KUBECONFIG_REQUEST_IDENTITY.into()),
+            ..Default::default()
+        },
+        spec: Some(ValidatingAdmissionPolicyBindingSpec {
+            policy_name: Some(KUBECONFIG_REQUEST_IDENTITY.into()),
+            validation_actions: Some(vec!["Deny".into()]),
+            ..Default::default()
+        }),
+    };
+    (policy, binding)
+}
+
+/// Every admission policy with its binding: deletion protection, finalizer protection, the
+/// identity of kubeconfig requests.
 pub fn policies() -> Vec<(ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding)> {
-    vec![deletion_protection(), finalizer_protection()]
+    vec![
+        deletion_protection(),
+        finalizer_protection(),
+        kubeconfig_request_identity(),
+    ]
 }
 
 /// The policies as multi-document YAML (with apiVersion and kind).

@@ -94,6 +94,42 @@ pub struct ProviderSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("maxItems" = 64, "items" = {"type": "string", "maxLength": 64, "x-kubernetes-validations": [{"rule": "isCIDR(self)", "message": "must be a CIDR such as 100.64.0.0/16"}]}))]
     pub reserved_networks: Vec<String>,
+
+    /// How tenants get credentials for their workload clusters (`KubeconfigRequest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<ProviderAccess>,
+}
+
+/// Credential policy of a provider.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderAccess {
+    /// Longest lifetime a `KubeconfigRequest` may ask for (`30m`, `8h`; default `24h`). A request
+    /// for more is refused (`Issued=False`, reason `LifetimeExceedsPolicy`), not capped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("pattern" = r"^([0-9]+(s|m|h))+$", "maxLength" = 32))]
+    pub max_kubeconfig_lifetime: Option<String>,
+    /// Whether tenants still get the long-lived admin kubeconfig Secret `<cluster>-kubeconfig`
+    /// in their namespace (default true). With false, kaas removes it and tenants use
+    /// `KubeconfigRequest`s only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_kubeconfig_secret: Option<bool>,
+}
+
+impl ProviderAccess {
+    /// The lifetime cap.
+    pub fn max_lifetime(access: Option<&ProviderAccess>) -> std::time::Duration {
+        access
+            .and_then(|a| a.max_kubeconfig_lifetime.as_deref())
+            .and_then(crate::kubeconfig::parse_duration)
+            .unwrap_or(std::time::Duration::from_secs(24 * 3600))
+    }
+    /// Whether the long-lived admin kubeconfig goes to tenants.
+    pub fn admin_secret(access: Option<&ProviderAccess>) -> bool {
+        access
+            .and_then(|a| a.admin_kubeconfig_secret)
+            .unwrap_or(true)
+    }
 }
 
 /// A feature the provider turns off.

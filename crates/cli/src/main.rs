@@ -96,6 +96,9 @@ enum Command {
     /// Provider's ClusterClasses, credentials, addon bundles, the operator's lease), each with its
     /// fix. Exit 0 all ok, 1 a problem, 2 could not check.
     Doctor(cmd::doctor::Args),
+    /// A short-lived kubeconfig for a workload cluster (`KubeconfigRequest`): waits until the
+    /// operator issues it and prints it. Exit 0 issued, 2 refused or on error.
+    Kubeconfig(cmd::kubeconfig::Args),
 }
 
 fn init_tracing() {
@@ -168,6 +171,9 @@ fn main() -> ExitCode {
         } => cmd::validate::run(&files, &providers, output),
         Command::Migrate(args) => cmd::migrate::run(args),
         Command::Adopt(args) => runtime().block_on(cmd::adopt::run(args)),
+        Command::Kubeconfig(args) => runtime()
+            .block_on(cmd::kubeconfig::run(args))
+            .map(|()| true),
         Command::Render {
             files,
             providers,

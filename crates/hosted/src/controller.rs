@@ -76,6 +76,11 @@ pub fn kubeconfig_secret_name(name: &str) -> String {
     format!("{name}-kubeconfig")
 }
 
+/// The `<name>-ca` Secret name (Cluster API convention: keys `tls.crt`, `tls.key`).
+pub fn ca_secret_name(name: &str) -> String {
+    format!("{name}-ca")
+}
+
 struct Ctx {
     client: Client,
     cfg: RuntimeConfig,
@@ -718,6 +723,57 @@ async fn realise(
             .context("writing the kubeconfig Secret")?;
     }
     o.kubeconfig_secret = Some(secret_name);
+
+    // The CA next to it (Cluster API convention `<name>-ca`, keys `tls.crt` and `tls.key`): the
+    // operator signs tenants' short-lived credentials with it (`KubeconfigRequest`), the same way
+    // it does with the CA Secret of a Cluster API cluster. Tenants cannot read Secrets here.
+    let ca_key = std::fs::read(creds.file("ca.key")).context("reading the CA key")?;
+    let ca_secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(ca_secret_name(name)),
+            namespace: Some(ns.to_string()),
+            labels: Some(
+                [(
+                    "cluster.x-k8s.io/cluster-name".to_string(),
+                    name.to_string(),
+                )]
+                .into(),
+            ),
+            owner_references: hcp.controller_owner_ref(&()).map(|r| vec![r]),
+            ..ObjectMeta::default()
+        },
+        type_: Some(KUBECONFIG_SECRET_TYPE.into()),
+        data: Some(
+            [
+                (
+                    "tls.crt".to_string(),
+                    ByteString(creds.ca_pem.clone().into_bytes()),
+                ),
+                ("tls.key".to_string(), ByteString(ca_key)),
+            ]
+            .into(),
+        ),
+        ..Secret::default()
+    };
+    let current = secrets
+        .get_opt(&ca_secret_name(name))
+        .await
+        .context("reading the CA Secret")?;
+    let same = current.is_some_and(|c| {
+        c.data == ca_secret.data
+            && c.type_ == ca_secret.type_
+            && c.metadata.owner_references == ca_secret.metadata.owner_references
+    });
+    if !same {
+        secrets
+            .patch(
+                &ca_secret_name(name),
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&ca_secret),
+            )
+            .await
+            .context("writing the CA Secret")?;
+    }
 
     // Nodes: at the version the API server reports (never newer than it).
     let cp_version = o.reported_version.clone().unwrap_or(version.clone());

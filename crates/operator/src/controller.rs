@@ -253,6 +253,8 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
     );
     // Provider-side objects whose SCS Cluster is gone (crate::orphans).
     let orphans = crate::orphans::run(ctx.clone(), shutdown());
+    // Short-lived kubeconfigs (crate::kubeconfig).
+    let kubeconfigs = crate::kubeconfig::run(ctx.clone(), shutdown());
     info!(providers = ?cfg.providers, "kaas operator running");
     let clusters = async move {
         // No cluster is reconciled before the provider cache is filled (an empty cache would
@@ -269,7 +271,14 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
             })
             .await
     };
-    futures::join!(clusters, providers, gitsources, orphans, provider_cache);
+    futures::join!(
+        clusters,
+        providers,
+        gitsources,
+        orphans,
+        kubeconfigs,
+        provider_cache
+    );
     Ok(())
 }
 

@@ -64,6 +64,14 @@ pub fn tenant_role() -> ClusterRole {
                 ],
             ),
             rule(&["scs.community"], &["gitsources/status"], &["get"]),
+            // Short-lived kubeconfigs: requested by the tenant, issued by the operator (the spec
+            // is immutable and names the requester: admission policy).
+            rule(
+                &["scs.community"],
+                &["kubeconfigrequests"],
+                &["get", "list", "watch", "create", "delete"],
+            ),
+            rule(&["scs.community"], &["kubeconfigrequests/status"], &["get"]),
             rule(&[""], &["secrets"], &["get", "list", "watch"]),
             rule(&[""], &["configmaps"], &["get", "list", "watch"]),
             rule(

@@ -17,6 +17,7 @@ pub mod dereference;
 pub mod doctor;
 pub mod gitsource;
 pub mod install;
+pub mod kubeconfig;
 pub mod leader;
 pub mod maintenance;
 pub mod metrics;

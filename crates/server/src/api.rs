@@ -64,6 +64,7 @@ fn handler(id: &str) -> MethodRouter<AppState> {
         "scaleCluster" => post(scale_cluster),
         "upgradeCluster" => post(upgrade_cluster),
         "getKubeconfig" => get(get_kubeconfig),
+        "requestKubeconfig" => post(request_kubeconfig),
         "getDiagnostics" => get(get_diagnostics),
         "getCompliance" => get(get_compliance),
         "planCluster" => post(crate::plan::plan_cluster),
@@ -127,6 +128,18 @@ pub struct ScaleRequest {
 pub struct UpgradeRequest {
     /// Target version, e.g. `1.36.x` (newest offered patch) or `1.36.3`.
     pub version: String,
+}
+
+/// Ask for a short-lived kubeconfig (a `KubeconfigRequest` in the caller's name).
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KubeconfigRequestBody {
+    /// Lifetime, e.g. `30m`, `1h`, `1h30m`; at most the provider's
+    /// `spec.access.maxKubeconfigLifetime` (default 24h), a longer one is refused.
+    pub expiration: String,
+    /// `admin` (default; group `kaas:admins`, `cluster-admin`) or `viewer` (`kaas:viewers`, `view`).
+    #[serde(default)]
+    pub role: kaas_api::kubeconfig::KubeconfigRole,
 }
 
 /// The latest compliance report of a cluster.
@@ -905,6 +918,97 @@ async fn get_kubeconfig(
         value,
     )
         .into_response())
+}
+
+/// `POST …/clusters/{name}/kubeconfig`: creates a `KubeconfigRequest` with the caller's own
+/// credentials (`spec.user` = the caller, checked by the admission policy), waits for the operator
+/// to issue it and answers the kubeconfig (201, YAML); a refusal is 404 (`ClusterNotFound`) or 422
+/// with the condition's reason as code.
+async fn request_kubeconfig(
+    caller: Caller,
+    Path((ns, name)): Path<(String, String)>,
+    JsonBody(body): JsonBody<KubeconfigRequestBody>,
+) -> ApiResult<Response> {
+    use kaas_api::kubeconfig::{CONDITION_ISSUED, KubeconfigRequest, KubeconfigRequestSpec};
+    let _slot = caller.wait_slot()?;
+    let me = whoami(&caller.client).await?;
+    let mut req = KubeconfigRequest::new(
+        "",
+        KubeconfigRequestSpec {
+            cluster: name.clone(),
+            expiration: body.expiration.clone(),
+            role: body.role,
+            user: me.username,
+        },
+    );
+    req.metadata.name = None;
+    req.metadata.generate_name = Some(format!("{name}-{}-", body.role.as_str()));
+    let api: Api<KubeconfigRequest> = Api::namespaced(caller.client.clone(), &ns);
+    let created = api.create(&PostParams::default(), &req).await?;
+    let req_name = created.name_any();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let r = api.get(&req_name).await?;
+        let st = r.status.unwrap_or_default();
+        if let Some(c) = kaas_api::conditions::get(&st.conditions, CONDITION_ISSUED) {
+            match c.status.as_str() {
+                "True" => {
+                    let secret_name = st.secret_name.unwrap_or_default();
+                    let secret = Api::<Secret>::namespaced(caller.client.clone(), &ns)
+                        .get(&secret_name)
+                        .await?;
+                    let value = secret
+                        .data
+                        .and_then(|mut d| d.remove("value"))
+                        .map(|b| b.0)
+                        .unwrap_or_default();
+                    let expires = st.expires_at.unwrap_or_default();
+                    return Ok((
+                        StatusCode::CREATED,
+                        [
+                            (
+                                header::CONTENT_TYPE,
+                                header::HeaderValue::from_static("application/yaml"),
+                            ),
+                            (
+                                header::CONTENT_DISPOSITION,
+                                crate::edge::attachment(&name, "kubeconfig"),
+                            ),
+                            (
+                                header::HeaderName::from_static("x-kaas-expires-at"),
+                                header::HeaderValue::from_str(&expires).unwrap_or(
+                                    header::HeaderValue::from_static("unknown"),
+                                ),
+                            ),
+                        ],
+                        value,
+                    )
+                        .into_response());
+                }
+                "False" => {
+                    let status = if c.reason == "ClusterNotFound" {
+                        StatusCode::NOT_FOUND
+                    } else {
+                        StatusCode::UNPROCESSABLE_ENTITY
+                    };
+                    return Err(ApiError::new(
+                        status,
+                        &c.reason,
+                        format!("KubeconfigRequest {req_name}: {}", c.message),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "Timeout",
+                format!("KubeconfigRequest {ns}/{req_name} was not issued within 120s"),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 async fn get_diagnostics(

@@ -224,6 +224,17 @@ pub const OPERATIONS: &[Operation] = &[
         auth: true,
     },
     Operation {
+        method: "post",
+        path: "/api/v1/namespaces/{namespace}/clusters/{name}/kubeconfig",
+        id: "requestKubeconfig",
+        summary: "A short-lived kubeconfig in the caller's name (a KubeconfigRequest the operator issues): `expiration` (at most the provider's maxKubeconfigLifetime) and `role` admin or viewer; answers the kubeconfig (YAML, header X-Kaas-Expires-At).",
+        tag: "clusters",
+        params: &[NS, NAME],
+        request: Some("KubeconfigRequestBody"),
+        ok: &[(201, None)],
+        auth: true,
+    },
+    Operation {
         method: "get",
         path: "/api/v1/namespaces/{namespace}/clusters/{name}/diagnostics",
         id: "getDiagnostics",
@@ -270,6 +281,7 @@ fn schemas() -> Map<String, Value> {
     add!("WhoAmI", crate::api::WhoAmI);
     add!("ScaleRequest", crate::api::ScaleRequest);
     add!("UpgradeRequest", crate::api::UpgradeRequest);
+    add!("KubeconfigRequestBody", crate::api::KubeconfigRequestBody);
     add!("ComplianceReport", crate::api::ComplianceReport);
     add!("Diagnosis", kaas_diagnose::Diagnosis);
     add!("Plan", kaas_render::plan::Plan);

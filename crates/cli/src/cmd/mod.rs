@@ -7,6 +7,7 @@ pub mod describe;
 pub mod dev;
 pub mod doctor;
 pub mod hosted_runtime;
+pub mod kubeconfig;
 pub mod migrate;
 pub mod operator;
 pub mod plan;

@@ -158,6 +158,22 @@ pub(crate) async fn copy_kubeconfig(
     use kube::{Api, Resource, ResourceExt};
 
     use capi::{KUBECONFIG_KEY, kubeconfig_secret_name};
+    // The Provider may turn the long-lived admin kubeconfig off (tenants then use
+    // `KubeconfigRequest`s, crate::kubeconfig): the copy is removed, the source stays.
+    let admin_allowed = crate::dereference::provider(&ctx.provider_store, cluster)
+        .map(|p| kaas_api::provider::ProviderAccess::admin_secret(p.spec.access.as_ref()))
+        .unwrap_or(true);
+    if !admin_allowed {
+        let tenant_secrets: Api<Secret> =
+            Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
+        let copy_name = kubeconfig_secret_name(&cluster.name_any());
+        if tenant_secrets.get_opt(&copy_name).await?.is_some() {
+            tenant_secrets
+                .delete(&copy_name, &Default::default())
+                .await?;
+        }
+        return Ok(None);
+    }
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), src_ns);
     let Some(value) = secrets
         .get_opt(src_name)
