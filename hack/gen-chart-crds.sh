@@ -2,8 +2,13 @@
 # Regenerates the generated parts of the Helm chart from the code (`kaas crds`):
 #   deploy/helm/kaas/crds/<crd name>.yaml            one file per SCS CRD, verbatim
 #   deploy/helm/kaas/templates/deletion-protection.yaml
-#                                                    the ValidatingAdmissionPolicy and its binding,
-#                                                    verbatim inside `if .Values.deletionProtection.enabled`
+#                                                    the deletion- and finalizer-protection policies
+#                                                    and bindings, verbatim inside
+#                                                    `if .Values.deletionProtection.enabled`
+#   deploy/helm/kaas/templates/identity-policies.yaml
+#                                                    the policies named `*-identity` (who a request is
+#                                                    for), verbatim and always installed: a security
+#                                                    property, not an option
 # crates/cli/tests/chart.rs fails when these files drift from `kaas crds`.
 #
 # Usage: hack/gen-chart-crds.sh            (regenerate)
@@ -36,7 +41,9 @@ header() {
 rm -f "$chart"/crds/*.yaml
 mkdir -p "$chart/crds" "$chart/templates"
 policy="$tmp/policy.yaml"
+identity="$tmp/identity.yaml"
 : >"$policy"
+: >"$identity"
 crds=0
 for doc in "$tmp"/doc-*.yaml; do
   [ -s "$doc" ] || continue
@@ -50,7 +57,11 @@ for doc in "$tmp"/doc-*.yaml; do
       crds=$((crds + 1))
       ;;
     ValidatingAdmissionPolicy | ValidatingAdmissionPolicyBinding)
-      { [ -s "$policy" ] && echo '---'; cat "$doc"; } >>"$policy"
+      case "$name" in
+        *-identity) out=$identity ;;
+        *) out=$policy ;;
+      esac
+      { [ -s "$out" ] && echo '---'; cat "$doc"; } >>"$out"
       ;;
     *)
       echo "gen-chart-crds: unexpected kind ${kind:-<none>} in kaas crds output" >&2
@@ -59,7 +70,7 @@ for doc in "$tmp"/doc-*.yaml; do
   esac
 done
 [ "$crds" -gt 0 ] || { echo "gen-chart-crds: kaas crds printed no CRD" >&2; exit 1; }
-if grep -q '{{' "$policy"; then
+if grep -q '{{' "$policy" "$identity"; then
   echo "gen-chart-crds: the admission policy contains '{{' and cannot be embedded in a Helm template" >&2
   exit 1
 fi
@@ -69,5 +80,9 @@ fi
   cat "$policy"
   echo '{{- end }}'
 } >"$chart/templates/deletion-protection.yaml"
+{
+  header
+  cat "$identity"
+} >"$chart/templates/identity-policies.yaml"
 
-echo "gen-chart-crds: wrote $crds CRD(s) to $chart/crds and the admission policy to $chart/templates/deletion-protection.yaml" >&2
+echo "gen-chart-crds: wrote $crds CRD(s) to $chart/crds and the admission policies to $chart/templates/{deletion-protection,identity-policies}.yaml" >&2

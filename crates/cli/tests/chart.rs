@@ -1,5 +1,5 @@
 //! The Helm chart (`deploy/helm/kaas`) never drifts from the code: its `crds/` and the
-//! deletion-protection template are exactly what `kaas crds` prints (regenerate both with
+//! admission-policy templates are exactly what `kaas crds` prints (regenerate both with
 //! `hack/gen-chart-crds.sh`), and every plain YAML file of the chart parses. Needs no `helm`.
 
 use std::collections::BTreeMap;
@@ -126,15 +126,33 @@ fn chart_crds_are_what_kaas_crds_prints_as_json() {
 }
 
 #[test]
-fn deletion_protection_template_is_what_kaas_crds_prints() {
+fn admission_policy_templates_are_what_kaas_crds_prints() {
+    let name = |d: &Value| {
+        d["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
     let code: Vec<Value> = docs(&kaas_crds(&[]), "kaas crds")
         .into_iter()
         .filter(|d| kind(d) != "CustomResourceDefinition")
         .collect();
+    let (identity, protection): (Vec<Value>, Vec<Value>) = code
+        .into_iter()
+        .partition(|d| name(d).ends_with("-identity"));
     assert!(
-        code.iter().any(|d| kind(d) == "ValidatingAdmissionPolicy"),
+        protection
+            .iter()
+            .any(|d| kind(d) == "ValidatingAdmissionPolicy"),
         "kaas crds prints the deletion-protection policy"
     );
+    assert!(
+        identity
+            .iter()
+            .any(|d| kind(d) == "ValidatingAdmissionPolicy"),
+        "kaas crds prints the identity policy of kubeconfig requests"
+    );
+    // Deletion protection is an option of the chart.
     let path = chart().join("templates/deletion-protection.yaml");
     let text = read(&path);
     let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
@@ -146,7 +164,15 @@ fn deletion_protection_template_is_what_kaas_crds_prints() {
     let body = lines[1..lines.len() - 1].join("\n");
     assert!(!body.contains("{{"), "the policy itself is not templated");
     assert!(
-        docs(&body, &path.display().to_string()) == code,
+        docs(&body, &path.display().to_string()) == protection,
+        "{REGENERATE}"
+    );
+    // Who a credential is issued to is not an option: always installed, not templated.
+    let path = chart().join("templates/identity-policies.yaml");
+    let text = read(&path);
+    assert!(!text.contains("{{"), "{}: not templated", path.display());
+    assert!(
+        docs(&text, &path.display().to_string()) == identity,
         "{REGENERATE}"
     );
 }

@@ -267,6 +267,9 @@ const OPERATOR_NEEDS: &[Access] = &[
     ("get", "", "secrets", TENANT, "c1-kubeconfig"),
     ("create", "", "secrets", TENANT, ""),
     ("patch", "", "secrets", TENANT, "c1-kubeconfig"),
+    // backend/mod.rs: a Provider with `access.adminKubeconfigSecret: false` removes the tenant's
+    // long-lived copy (KubeconfigRequests issue short-lived ones instead).
+    ("delete", "", "secrets", TENANT, "c1-kubeconfig"),
     // addons.rs: bundles by name, the per-cluster inventory; compliance.rs: the report.
     ("get", "", "configmaps", PROVIDER_NS, "dev-addons-1-35"),
     ("get", "", "configmaps", CAPI_NS, "c1-addons"),
@@ -285,11 +288,10 @@ const OPERATOR_NEEDS: &[Access] = &[
 /// What the operator never calls and must not be able to do.
 #[rustfmt::skip]
 const OPERATOR_MUST_NOT: &[Access] = &[
-    // Secrets only by name: no listing or watching (every tenant's kubeconfigs), no deletion.
+    // Secrets only by name: no listing or watching (every tenant's kubeconfigs).
     ("list", "", "secrets", "", ""),
     ("list", "", "secrets", TENANT, ""),
     ("watch", "", "secrets", "", ""),
-    ("delete", "", "secrets", TENANT, "c1-kubeconfig"),
     ("update", "", "secrets", TENANT, "c1-kubeconfig"),
     // Tenant-owned and provider-owned specs: the operator writes status only.
     ("create", "scs.community", "providers", "", ""),

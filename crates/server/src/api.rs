@@ -976,9 +976,8 @@ async fn request_kubeconfig(
                             ),
                             (
                                 header::HeaderName::from_static("x-kaas-expires-at"),
-                                header::HeaderValue::from_str(&expires).unwrap_or(
-                                    header::HeaderValue::from_static("unknown"),
-                                ),
+                                header::HeaderValue::from_str(&expires)
+                                    .unwrap_or(header::HeaderValue::from_static("unknown")),
                             ),
                         ],
                         value,
