@@ -231,6 +231,11 @@ pub enum Step {
 
 /// What to do so that exactly `desired` runs, in start order (etcd, API server, then its clients):
 /// an upgrade restarts the API server before the controller-manager and scheduler.
+///
+/// Whenever the API server is (re)started, a running kwok is restarted after it: kwok's watches do
+/// not always recover from their API server dying (seen in the `hosted` fault scenario — a node
+/// created right after the restart stayed NotReady for good), while the controller-manager and the
+/// scheduler do, and a kwok restart costs only a skipped heartbeat.
 pub fn process_steps(desired: &[Launch], running: &BTreeMap<Component, Record>) -> Vec<Step> {
     let mut steps = Vec::new();
     for l in desired {
@@ -239,6 +244,21 @@ pub fn process_steps(desired: &[Launch], running: &BTreeMap<Component, Record>) 
             Some(r) if !r.matches(l) => steps.push(Step::Restart(l.component)),
             Some(_) => {}
         }
+    }
+    let api_starts = steps.iter().any(|s| {
+        matches!(
+            s,
+            Step::Start(Component::ApiServer) | Step::Restart(Component::ApiServer)
+        )
+    });
+    let kwok_untouched = !steps.iter().any(|s| {
+        matches!(
+            s,
+            Step::Start(Component::Kwok) | Step::Restart(Component::Kwok)
+        )
+    });
+    if api_starts && kwok_untouched && running.contains_key(&Component::Kwok) {
+        steps.push(Step::Restart(Component::Kwok));
     }
     steps.sort_by_key(|s| match s {
         Step::Start(c) | Step::Restart(c) => *c,
@@ -492,24 +512,45 @@ mod tests {
             process_steps(&old, &some),
             [Step::Start(Component::Scheduler)]
         );
-        // Upgrade: the API server first, then its controllers; etcd and kwok stay.
+        // A dead API server is started again, and kwok restarted after it.
+        let mut no_api = running.clone();
+        no_api.remove(&Component::ApiServer);
+        assert_eq!(
+            process_steps(&old, &no_api),
+            [
+                Step::Start(Component::ApiServer),
+                Step::Restart(Component::Kwok)
+            ]
+        );
+        // Both dead: both started, once.
+        no_api.remove(&Component::Kwok);
+        assert_eq!(
+            process_steps(&old, &no_api),
+            [
+                Step::Start(Component::ApiServer),
+                Step::Start(Component::Kwok)
+            ]
+        );
+        // Upgrade: the API server first, then its controllers, then kwok; etcd stays.
         let new = launches(&inputs(&s, &l, "v1.36.3"));
         assert_eq!(
             process_steps(&new, &running),
             [
                 Step::Restart(Component::ApiServer),
                 Step::Restart(Component::ControllerManager),
-                Step::Restart(Component::Scheduler)
+                Step::Restart(Component::Scheduler),
+                Step::Restart(Component::Kwok)
             ]
         );
-        // A new etcd port restarts etcd and the API server.
+        // A new etcd port restarts etcd and the API server (and kwok after it).
         let mut i = inputs(&s, &l, "v1.35.4");
         i.ports.etcd = 9;
         assert_eq!(
             process_steps(&launches(&i), &running),
             [
                 Step::Restart(Component::Etcd),
-                Step::Restart(Component::ApiServer)
+                Step::Restart(Component::ApiServer),
+                Step::Restart(Component::Kwok)
             ]
         );
     }
