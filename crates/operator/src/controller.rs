@@ -145,6 +145,7 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
         provider_store: provider_store.clone(),
         written: Default::default(),
         release_data: cfg.release_data.clone(),
+        fence: cfg.lease.as_ref().map(|l| l.fence.clone()),
     });
     let clusters: Api<Cluster> = Api::all(client.clone());
     // Only what a person or another controller changed triggers a reconcile: the operator's own

@@ -301,7 +301,7 @@ async fn issue(
         }
     };
     // The group's binding in the workload cluster.
-    let workload = crate::backend::client_from_kubeconfig(&admin_kc).await?;
+    let workload = crate::backend::client_from_kubeconfig(&admin_kc, ctx.fence.as_ref()).await?;
     if let Err(e) = bind_role(&workload, spec.role).await {
         return Ok(Outcome::Waiting(
             "WorkloadUnreachable",

@@ -3,12 +3,15 @@
 //! lease duration stops leading (the caller exits, and its Deployment restarts it).
 //!
 //! Stepping down is not enough on its own: a leader stopped for longer than its lease (SIGSTOP, a
-//! frozen VM, a long GC-like stall) resumes with its requeues due and its watches full, and its
-//! reconciles would write before its renewal loop notices the loss. So every write of the
-//! operator passes a [`Fence`] in its client ([`FenceLayer`]): allowed only until the lease it
-//! last renewed would expire (on the monotonic clock, which runs on while the process is
-//! stopped), minus a margin for the other replicas' second-precision comparison and clock skew.
-//! The Lease's own writes are exempt — its compare-and-swap is the election.
+//! long stall) resumes with its requeues due and its watches full, and its reconciles would write
+//! before its renewal loop notices the loss. So every write of the operator — to the management
+//! cluster and to workload clusters — passes a [`Fence`] in its clients ([`FenceLayer`]): allowed
+//! only until the lease it last renewed would expire (on the monotonic clock, which runs on while
+//! the process is stopped), minus a margin for the other replicas' second-precision comparison and
+//! clock skew, checked when the request is made and again before each step of sending it. The
+//! Lease's own writes are exempt — its compare-and-swap is the election. Not covered: a VM paused
+//! by its hypervisor, whose monotonic clock may stand still (its fence stays open until the next
+//! renewal fails), and a write already sent that the network delays past the margin.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -132,11 +135,27 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        if fenced(req.method(), req.uri().path()) && !self.fence.allows_writes() {
+        let write = fenced(req.method(), req.uri().path());
+        if write && !self.fence.allows_writes() {
             return Box::pin(std::future::ready(Err(Box::new(NotLeading) as BoxError)));
         }
         let f = self.inner.call(req);
-        Box::pin(async move { f.await.map_err(Into::into) })
+        if !write {
+            return Box::pin(async move { f.await.map_err(Into::into) });
+        }
+        // Checked again before every poll: a write held up (connecting, or the process stopped
+        // between the check and the send) is dropped once the fence has closed, not sent late.
+        let fence = self.fence.clone();
+        Box::pin(async move {
+            let mut f = std::pin::pin!(f);
+            std::future::poll_fn(move |cx| {
+                if !fence.allows_writes() {
+                    return Poll::Ready(Err(Box::new(NotLeading) as BoxError));
+                }
+                f.as_mut().poll(cx).map_err(Into::into)
+            })
+            .await
+        })
     }
 }
 
@@ -239,18 +258,24 @@ impl Leader {
         }
         info!(lease = %leader.cfg.name, identity = %leader.cfg.identity, "leading");
         async move {
+            // When the last successful renewal was *sent* (what the lease's renewTime says).
             let mut last_ok = tokio::time::Instant::now();
             loop {
                 tokio::time::sleep(retry).await;
-                match leader.try_acquire().await {
-                    Ok(true) => last_ok = tokio::time::Instant::now(),
-                    Ok(false) => {
+                let sent = tokio::time::Instant::now();
+                // A renewal that hangs must not hold up stepping down.
+                match tokio::time::timeout(retry, leader.try_acquire()).await {
+                    Ok(Ok(true)) => last_ok = sent,
+                    Ok(Ok(false)) => {
                         warn!("leader election: another replica took the lease");
                         return;
                     }
-                    Err(e) => warn!(error = %e, "leader election: renewal failed"),
+                    Ok(Err(e)) => warn!(error = %e, "leader election: renewal failed"),
+                    Err(_) => warn!(timeout = ?retry, "leader election: renewal timed out"),
                 }
-                if last_ok.elapsed() > leader.cfg.duration {
+                // The fence closes `FENCE_MARGIN` before the lease expires; a leader that cannot
+                // write steps down then, instead of holding the lease it cannot use.
+                if last_ok.elapsed() > leader.cfg.duration.saturating_sub(FENCE_MARGIN) {
                     warn!("leader election: could not renew within the lease duration");
                     leader.cfg.fence.close();
                     return;

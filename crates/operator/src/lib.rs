@@ -71,6 +71,9 @@ pub struct Context {
     /// The ConfigMap with current release and CVE data for the compliance checks (`None`: the
     /// bundled data only).
     pub release_data: Option<compliance::ReleaseDataSource>,
+    /// The leader lease's write fence (with leader election): the clients kaas builds for
+    /// workload clusters pass it too.
+    pub fence: Option<leader::Fence>,
 }
 
 /// Recent idempotent writes by key (e.g. `Namespace/<name>`) with a hash of what was written.

@@ -240,6 +240,15 @@ fn none_if_missing<T>(what: &str, r: Result<Vec<T>, kube::Error>) -> Result<Vec<
     }
 }
 
+/// Only 404 (the CRD is not installed) reads as "none": before a namespace is deleted, anything
+/// else — a 403 included — keeps it (Clusters may still be finalising there).
+fn none_if_not_installed<T>(r: Result<Vec<T>, kube::Error>) -> Result<Vec<T>, kube::Error> {
+    match r {
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(Vec::new()),
+        other => other,
+    }
+}
+
 /// Runs the collector until `shutdown` resolves: one sweep every third of the grace period
 /// (1 s to 1 min).
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()>) {
@@ -390,15 +399,15 @@ async fn collect(ctx: &Context, o: &Orphan) -> Result<bool, kube::Error> {
         Kind::Namespace => {
             // Anything there at all (not only what kaas labelled) keeps the namespace.
             let ns = &o.object.name;
-            let capi = none_if_missing(
-                "Cluster API Clusters",
+            // Only "not installed" (404) reads as none here: a namespace is deleted only when
+            // nothing can be in it — a 403 must keep it (Clusters may still be finalising).
+            let capi = none_if_not_installed(
                 Api::<CapiCluster>::namespaced(client.clone(), ns)
                     .list(&ListParams::default().limit(1))
                     .await
                     .map(|l| l.items),
             )?;
-            let hosted = none_if_missing(
-                "HostedControlPlanes",
+            let hosted = none_if_not_installed(
                 Api::<DynamicObject>::namespaced_with(client.clone(), ns, &hosted_resource())
                     .list(&ListParams::default().limit(1))
                     .await

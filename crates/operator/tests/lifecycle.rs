@@ -44,16 +44,18 @@ fn running_workers(ms: &[Machine], version: &str) -> usize {
 /// server-side apply: kaas falls back to create/replace there).
 fn bundle(name: &str) -> k8s_openapi::api::core::v1::ConfigMap {
     let index = format!(
-        "name: {name}\naddons:\n- {{name: kaas-base, stage: base, version: '1', manifests: [base.yaml]}}\n- {{name: metrics, stage: extension, version: '0.8', manifests: [metrics.yaml]}}\n- {{name: ingress, stage: extension, version: '1.13', implementation: nginx, manifests: [ingress.yaml]}}\n"
+        "name: {name}\naddons:\n- {{name: kaas-base, stage: base, version: '1', manifests: [base.yaml]}}\n- {{name: metrics, stage: extension, version: '0.8', manifests: [metrics.yaml]}}\n- {{name: ingress, stage: extension, version: '1.13', implementation: nginx, manifests: [ingress.yaml]}}\n- {{name: gatewayAPI, stage: extension, version: '1.5.1', implementation: envoy-gateway, manifests: [gateway.yaml]}}\n"
     );
     let base = format!(
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: kaas-stack, namespace: kube-system}}\ndata: {{bundle: {name}}}\n"
     );
     let metrics = "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: metrics-server, namespace: kube-system}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: metrics-server, namespace: kube-system}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: metrics-server}}\n  template:\n    metadata: {labels: {app: metrics-server}}\n    spec: {containers: [{name: m, image: registry.example/metrics-server:v0.8}]}\n";
     let ingress = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ingress-nginx, namespace: kube-system}\ndata: {class: nginx}\n";
+    // The dev provider's default edge extension (Envoy Gateway in the real bundles).
+    let gateway = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: envoy-gateway, namespace: kube-system}\ndata: {class: eg}\n";
     serde_json::from_value(json!({
         "metadata": {"name": name, "namespace": "kaas-provider-dev", "labels": {"scs.community/addon-bundle": name}},
-        "data": {"bundle.yaml": index, "base.yaml": base, "metrics.yaml": metrics, "ingress.yaml": ingress},
+        "data": {"bundle.yaml": index, "base.yaml": base, "metrics.yaml": metrics, "ingress.yaml": ingress, "gateway.yaml": gateway},
     }))
     .unwrap()
 }
@@ -63,9 +65,10 @@ async fn stack_bundle_in_workload(client: &kube::Client) -> Option<String> {
         .get("life-kubeconfig")
         .await
         .ok()?;
-    let workload = kaas_operator::backend::client_from_kubeconfig(&secret.data?.get("value")?.0)
-        .await
-        .ok()?;
+    let workload =
+        kaas_operator::backend::client_from_kubeconfig(&secret.data?.get("value")?.0, None)
+            .await
+            .ok()?;
     let cm = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(workload, "kube-system")
         .get("kaas-stack")
         .await

@@ -278,7 +278,17 @@ pub(super) async fn run(opts: &Options) -> Result<Outcome> {
     let state = env.dir.join("hosted");
     let _cleanup = kaas_hosted::StopAllOnDrop(state.clone());
     let mut runtime = env.runtime(&state)?;
-    let op_args = ["--providers", LOCAL];
+    // As a provider runs it: with leader election, so every write — to the management cluster
+    // and to the workload clusters (addon bundles) — passes the lease's fence, and the operator
+    // restarted after the combined kill waits for the dead one's lease to expire.
+    install::namespace(&env.admin, "kaas-system", &[]).await?;
+    let op_args = [
+        "--providers",
+        LOCAL,
+        "--leader-elect",
+        "--lease-namespace",
+        "kaas-system",
+    ];
     let mut operator = env.operator(&op_args)?;
     out.figure("clusters", opts.clusters);
 

@@ -38,7 +38,7 @@ async fn client(ctx: &Context, cluster: &Cluster) -> Result<Result<kube::Client,
             r.name
         )));
     };
-    Ok(client_from_kubeconfig(&bytes.0)
+    Ok(client_from_kubeconfig(&bytes.0, ctx.fence.as_ref())
         .await
         .map_err(|e| e.to_string()))
 }

@@ -128,8 +128,13 @@ pub(crate) fn provider_name(cluster: &Cluster, resolved: Option<&Resolved>) -> S
     }
 }
 
-/// A client from kubeconfig bytes (bounded connect and read timeouts).
-pub async fn client_from_kubeconfig(bytes: &[u8]) -> Result<kube::Client, Error> {
+/// A client from kubeconfig bytes (bounded connect and read timeouts). With leader election its
+/// writes pass the lease's fence like the management client's (`ctx.fence`): a resumed stale
+/// leader must not apply addons or bindings to a workload cluster either.
+pub async fn client_from_kubeconfig(
+    bytes: &[u8],
+    fence: Option<&crate::leader::Fence>,
+) -> Result<kube::Client, Error> {
     let text = std::str::from_utf8(bytes)
         .map_err(|e| Error::Other(format!("kubeconfig is not UTF-8: {e}")))?;
     let kc = kube::config::Kubeconfig::from_yaml(text)
@@ -140,7 +145,11 @@ pub async fn client_from_kubeconfig(bytes: &[u8]) -> Result<kube::Client, Error>
             .map_err(|e| Error::Other(format!("kubeconfig: {e}")))?;
     cfg.connect_timeout = Some(std::time::Duration::from_secs(5));
     cfg.read_timeout = Some(std::time::Duration::from_secs(15));
-    Ok(kube::Client::try_from(cfg)?)
+    let builder = kube::client::ClientBuilder::try_from(cfg)?;
+    Ok(match fence {
+        Some(f) => builder.with_layer(&f.layer()).build(),
+        None => builder.build(),
+    })
 }
 
 /// Copies a kubeconfig Secret (`src_ns/src_name`, key `value`) of the provider side into the
@@ -228,5 +237,7 @@ pub(crate) async fn workload_from_secret(
     else {
         return Ok(None);
     };
-    client_from_kubeconfig(&v.0).await.map(Some)
+    client_from_kubeconfig(&v.0, ctx.fence.as_ref())
+        .await
+        .map(Some)
 }
