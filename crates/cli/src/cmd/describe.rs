@@ -4,8 +4,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use anyhow::Result;
 
 use crate::OutputFormat;
 
@@ -35,20 +34,8 @@ pub struct Target {
 }
 
 async fn client(t: &Target) -> Result<(kube::Client, String)> {
-    let path = t
-        .kubeconfig
-        .clone()
-        .or_else(|| std::env::var_os("KUBECONFIG").map(PathBuf::from));
-    let config = match &path {
-        Some(p) => {
-            let kc =
-                Kubeconfig::read_from(p).with_context(|| format!("reading {}", p.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?
-        }
-        None => kube::Config::infer()
-            .await
-            .context("no kubeconfig (use --kubeconfig)")?,
-    };
+    let config =
+        super::kube_config(t.kubeconfig.as_deref(), "no kubeconfig (use --kubeconfig)").await?;
     let ns = t
         .namespace
         .clone()

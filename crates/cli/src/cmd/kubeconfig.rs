@@ -5,9 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use kaas_api::kubeconfig::KubeconfigRole;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 
 /// Arguments.
 #[derive(clap::Args, Debug)]
@@ -38,20 +37,8 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
 
 /// Runs it: the kubeconfig on stdout.
 pub async fn run(a: Args) -> Result<()> {
-    let path = a
-        .kubeconfig
-        .clone()
-        .or_else(|| std::env::var_os("KUBECONFIG").map(PathBuf::from));
-    let config = match &path {
-        Some(p) => {
-            let kc =
-                Kubeconfig::read_from(p).with_context(|| format!("reading {}", p.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?
-        }
-        None => kube::Config::infer()
-            .await
-            .context("no kubeconfig (use --kubeconfig)")?,
-    };
+    let config =
+        super::kube_config(a.kubeconfig.as_deref(), "no kubeconfig (use --kubeconfig)").await?;
     let ns = a
         .namespace
         .clone()

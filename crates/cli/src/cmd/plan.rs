@@ -10,7 +10,6 @@ use anyhow::{Context, Result, bail};
 use kaas_api::{Cluster, Provider};
 use kaas_render::plan::Timestamp;
 use kube::Api;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::OutputFormat;
 use crate::docs;
@@ -59,19 +58,11 @@ fn one<T: serde::de::DeserializeOwned>(path: &Path, kind: &str) -> Result<T> {
 }
 
 async fn client(kubeconfig: Option<&PathBuf>) -> Result<kube::Client> {
-    let path = kubeconfig
-        .cloned()
-        .or_else(|| std::env::var_os("KUBECONFIG").map(PathBuf::from));
-    let config = match &path {
-        Some(p) => {
-            let kc =
-                Kubeconfig::read_from(p).with_context(|| format!("reading {}", p.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?
-        }
-        None => kube::Config::infer()
-            .await
-            .context("no kubeconfig (use --kubeconfig, or --current and --provider files)")?,
-    };
+    let config = super::kube_config(
+        kubeconfig.map(PathBuf::as_path),
+        "no kubeconfig (use --kubeconfig, or --current and --provider files)",
+    )
+    .await?;
     Ok(kube::Client::try_from(config)?)
 }
 
