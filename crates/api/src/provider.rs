@@ -280,7 +280,22 @@ pub struct Gpu {
     /// Model, e.g. `nvidia-l4`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// The extended resource the nodes advertise for these GPUs (default `nvidia.com/gpu`); the
+    /// cluster-autoscaler's `gpu-type` when a pool scales from zero.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("maxLength" = 253))]
+    pub resource: Option<String>,
 }
+
+impl Gpu {
+    /// The extended resource name of the GPUs.
+    pub fn resource_name(&self) -> &str {
+        self.resource.as_deref().unwrap_or(DEFAULT_GPU_RESOURCE)
+    }
+}
+
+/// The extended resource of GPUs when a flavor names none (NVIDIA's device plugin).
+pub const DEFAULT_GPU_RESOURCE: &str = "nvidia.com/gpu";
 
 /// One offered Kubernetes version.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -49,8 +49,9 @@ pub fn render_hosted(
         .iter()
         .map(|p| {
             let (cpu, memory) = p
-                .capacity
-                .clone()
+                .offered
+                .as_ref()
+                .map(|f| (f.cpu, f.memory.clone()))
                 .ok_or(RenderError::Incomplete("the flavor's capacity"))?;
             Ok(HostedPool {
                 name: p.name.clone(),

@@ -7,6 +7,7 @@
 //! [`capi_namespace`]`(provider, tenant)`, which tenants cannot read. The ClusterClass is shared
 //! from the provider's namespace through `classRef.namespace`.
 
+pub mod autoscaler;
 pub mod hosted;
 pub mod maintenance;
 pub mod names;
@@ -277,6 +278,9 @@ fn machine_deployments(
             if let (Some(mins), Some(maxs)) = (&mins, &maxs) {
                 annotations.insert(ANNOTATION_MIN_SIZE.to_string(), mins[i].to_string());
                 annotations.insert(ANNOTATION_MAX_SIZE.to_string(), maxs[i].to_string());
+                if mins[i] == 0 {
+                    annotations.extend(autoscaler::capacity_annotations(pool));
+                }
             }
             let overrides = stack.pool_variables(resolved, pool);
             out.push(capi::ClusterTopologyWorkersMachineDeployments {

@@ -15,7 +15,11 @@ fn example(name: &str) -> String {
 }
 
 fn check(cluster: &str, provider: &str, golden: &str) {
-    let c: Cluster = serde_yaml::from_str(&example(cluster)).unwrap();
+    check_yaml(&example(cluster), cluster, provider, golden)
+}
+
+fn check_yaml(cluster_yaml: &str, cluster: &str, provider: &str, golden: &str) {
+    let c: Cluster = serde_yaml::from_str(cluster_yaml).unwrap();
     let p: Provider = serde_yaml::from_str(&example(provider)).unwrap();
     let resolved = kaas_validate::validate(&c, &p).unwrap();
     let yaml = kaas_render::render(&c, &resolved).unwrap().to_yaml();
@@ -56,5 +60,36 @@ fn demo_cluster_on_the_in_memory_stack() {
         "cluster-demo.yaml",
         "provider-inmemory.yaml",
         "demo-in-memory.yaml",
+    );
+}
+
+/// Pools that may be at 0 nodes carry the autoscaler's capacity annotations from the flavor:
+/// the GPU pool (GPUs, labels, taints) and the third zone of a pool whose lower bound 2 is spread
+/// over three zones; its other zones and the fixed pool carry none.
+#[test]
+fn pools_that_scale_from_zero_carry_the_capacity_of_their_flavor() {
+    let cluster = r#"
+apiVersion: scs.community/v1alpha1
+kind: Cluster
+metadata: {name: elastic, namespace: tenant-a}
+spec:
+  provider: {name: fra1}
+  kubernetes: {version: 1.35.x}
+  controlPlane: {replicas: 1, flavor: SCS-2V-4}
+  workers:
+    - {name: general, flavor: SCS-4V-8, minCount: 2, maxCount: 9, zones: [fra1-a, fra1-b, fra1-c]}
+    - name: gpu
+      flavor: SCS-16V-64-GPU
+      minCount: 0
+      maxCount: 4
+      labels: {accelerator: nvidia-l4}
+      taints: [{key: nvidia.com/gpu, value: "true", effect: NoSchedule}, {key: dedicated, effect: NoExecute}]
+    - {name: fixed, flavor: SCS-2V-4, count: 1}
+"#;
+    check_yaml(
+        cluster,
+        "scale-from-zero",
+        "provider-openstack.yaml",
+        "scale-from-zero-openstack.yaml",
     );
 }

@@ -12,6 +12,7 @@
 //! choice, [`admission::choose`].
 
 pub mod admission;
+pub mod autoscaling;
 pub mod error;
 pub mod network;
 pub mod offering;

@@ -597,7 +597,7 @@ mod tests {
             zones: vec![],
             labels: Default::default(),
             taints: vec![],
-            capacity: None,
+            offered: None,
         };
         let n = Nodes::new(
             3,

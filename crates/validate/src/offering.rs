@@ -96,8 +96,9 @@ pub struct Pool {
     pub labels: BTreeMap<String, String>,
     /// Node taints.
     pub taints: Vec<Taint>,
-    /// The flavor's cores and memory from the offering (`None` when the flavor is not offered).
-    pub capacity: Option<(i32, String)>,
+    /// The flavor as the offering describes it (`None` when the flavor is not offered): the
+    /// node size of hosted pools and of the autoscaler's scale from zero.
+    pub offered: Option<Flavor>,
 }
 
 /// Resolved network.
@@ -313,12 +314,22 @@ pub fn validate(cluster: &Cluster, provider: &Provider) -> Result<Resolved, Fiel
                 ));
             }
         }
-        let capacity = flavor
+        let offered = flavor
             .as_deref()
             .and_then(|f| p.flavors.iter().find(|o| o.name == f))
-            .map(|o| (o.cpu, o.memory.clone()));
+            .cloned();
+        if provisions && let Some(o) = &offered {
+            crate::autoscaling::check_scale_from_zero(
+                &path,
+                size,
+                w.zones.as_deref().unwrap_or_default().len(),
+                o,
+                &provider_name,
+                &mut errs,
+            );
+        }
         pools.push(Pool {
-            capacity,
+            offered,
             name: w.name.clone(),
             flavor: flavor.unwrap_or_default(),
             size,
