@@ -99,6 +99,10 @@ enum Command {
     /// A short-lived kubeconfig for a workload cluster (`KubeconfigRequest`): waits until the
     /// operator issues it and prints it. Exit 0 issued, 2 refused or on error.
     Kubeconfig(cmd::kubeconfig::Args),
+    /// Stack bundles the SCS way: `kaas stack build` renders a stack layout (clusteraddon.yaml,
+    /// wrapper charts) with helm into an addon bundle (docs/stacks.md). Exit 0, 2 on error.
+    #[command(subcommand)]
+    Stack(cmd::stack::Stack),
 }
 
 fn init_tracing() {
@@ -180,6 +184,7 @@ fn main() -> ExitCode {
             output,
         } => cmd::render::run(&files, &providers, output),
         Command::Plan(args) => runtime().block_on(cmd::plan::run(args)),
+        Command::Stack(cmd) => cmd::stack::run(cmd),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -974,6 +974,7 @@ mod tests {
                     ..Default::default()
                 })
                 .collect(),
+            ..Default::default()
         };
         let bundles = BTreeMap::from([
             ("dev-addons-1-36".to_string(), bundle("dev-addons-1-36")),
@@ -1078,7 +1079,9 @@ mod tests {
                 version: "1".into(),
                 implementation: None,
                 manifests: vec![],
+                ..Default::default()
             }],
+            ..Default::default()
         };
         assert_eq!(bundle_problem("b", Some(&b), "metrics"), None);
         assert!(

@@ -13,6 +13,7 @@ pub mod operator;
 pub mod plan;
 pub mod render;
 pub mod serve;
+pub mod stack;
 pub mod validate;
 
 /// The client configuration of `--kubeconfig`, else `$KUBECONFIG`, else the usual inference
