@@ -996,3 +996,92 @@ impl Plan {
         s
     }
 }
+
+/// Plans the creation of `proposed` at `provider` (the GUI's create preview): admission as for
+/// a change (schema and CEL without an old object, then the offering), the whole spec as added
+/// fields, the control plane and each pool created with their machines, every rendered object
+/// created. `when` is `now`: a new cluster waits for no maintenance window.
+pub fn plan_create(proposed: &Cluster, provider: &Provider) -> Plan {
+    let mut proposed = proposed.clone();
+    proposed.status = None;
+    let mut plan = Plan {
+        cluster: format!(
+            "{}/{}",
+            proposed.metadata.namespace.as_deref().unwrap_or_default(),
+            proposed.metadata.name.as_deref().unwrap_or_default()
+        ),
+        provider: provider.metadata.name.clone().unwrap_or_default(),
+        ..Default::default()
+    };
+    let spec = serde_json::to_value(&proposed.spec).unwrap_or_default();
+    diff(
+        "spec",
+        Some(&Value::Object(Default::default())),
+        Some(&spec),
+        &mut plan.spec_changes,
+    );
+    let mut object = proposed.clone();
+    object.metadata.managed_fields = None;
+    let mut object = serde_json::to_value(&object).unwrap_or_default();
+    object["apiVersion"] = format!("{}/{}", kaas_api::GROUP, kaas_api::VERSION).into();
+    object["kind"] = "Cluster".into();
+    let schema_errors = kaas_validate::schema::admit(cluster_schema(), &object, None);
+    let new = if schema_errors.is_empty() {
+        kaas_validate::validate(&proposed, provider)
+    } else {
+        Err(schema_errors)
+    };
+    let new = match new {
+        Ok(r) => r,
+        Err(e) => {
+            plan.refused = true;
+            plan.errors = errors(&e);
+            return plan;
+        }
+    };
+    plan.warnings.extend(new.warnings.iter().cloned());
+    let mut push = |part, name: &str, machines: i32, reasons: Vec<String>, mds: Vec<String>| {
+        plan.rollout.push(RolloutStep {
+            order: plan.rollout.len() as u32 + 1,
+            part,
+            name: name.to_string(),
+            change: Change::Create,
+            machines_before: 0,
+            machines_after: machines,
+            machines,
+            reasons,
+            machine_deployments: mds,
+            max_surge: None,
+            max_unavailable: None,
+        });
+    };
+    if provider.spec.backend.kind == BackendType::ClusterAPI {
+        let cp = &new.control_plane;
+        let version = new
+            .version
+            .as_ref()
+            .map(|v| format!(" {}", v.release()))
+            .unwrap_or_default();
+        push(
+            Part::ControlPlane,
+            "control-plane",
+            cp.replicas,
+            vec![format!(
+                "new control plane of {} {}{version}",
+                cp.replicas, cp.flavor
+            )],
+            Vec::new(),
+        );
+    }
+    for p in &new.pools {
+        push(
+            Part::Pool,
+            &p.name,
+            machines(p.size),
+            vec![format!("new pool of {} {}", size_text(p.size), p.flavor)],
+            machine_deployments(p),
+        );
+    }
+    plan.objects = object_changes(&[], &objects(&proposed, &new, provider));
+    plan
+}

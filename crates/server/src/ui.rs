@@ -25,8 +25,10 @@ use crate::session::{self, Session};
 use crate::{AppState, cookie};
 
 mod compliance;
+mod cost;
 mod events;
 mod picture;
+mod preview;
 
 const SCRIPT: &str = include_str!("../assets/app.js");
 const STYLE: &str = include_str!("../assets/style.css");
@@ -46,6 +48,8 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/clusters/{name}", get(cluster_page))
         .route("/ui/clusters/{name}/scale", post(scale))
         .route("/ui/clusters/{name}/upgrade", post(upgrade))
+        .route("/ui/clusters/{name}/preview", post(preview::preview))
+        .route("/ui/clusters/{name}/apply", post(preview::apply))
         .route("/ui/clusters/{name}/delete", post(delete))
         .route("/ui/clusters/{name}/compliance", get(compliance_page))
         .route(
@@ -500,7 +504,7 @@ async fn new_page(user: User, Query(q): Query<NewQuery>) -> Response {
     page(
         "Create cluster",
         Some(&user),
-        create_form(&user, &p, &CreateForm::defaults(&p), None),
+        create_form(&user, &p, &CreateForm::defaults(&p), None, None),
     )
     .into_response()
 }
@@ -527,6 +531,14 @@ struct CreateForm {
     flavor: String,
     #[serde(default)]
     count: String,
+    /// Autoscaling bounds of the pool (both empty: the fixed `count`).
+    #[serde(default)]
+    min: String,
+    #[serde(default)]
+    max: String,
+    /// `preview`: show the cost and the plan, write nothing.
+    #[serde(default)]
+    action: Option<String>,
     /// Repeated checkbox fields arrive as one comma-joined string (see `parse_form`).
     #[serde(default)]
     zones: Vec<String>,
@@ -594,7 +606,16 @@ impl CreateForm {
             }
         };
         let replicas = int(&self.cp_replicas, "spec.controlPlane.replicas");
-        let count = int(&self.count, "spec.workers[0].count");
+        let autoscaled = !self.min.trim().is_empty() || !self.max.trim().is_empty();
+        let (count, min, max) = if autoscaled {
+            (
+                None,
+                int(&self.min, "spec.workers[0].minCount"),
+                int(&self.max, "spec.workers[0].maxCount"),
+            )
+        } else {
+            (int(&self.count, "spec.workers[0].count"), None, None)
+        };
         if !crate::edge::dns1123_label(self.name.trim()) {
             problems.push(FieldProblem {
                 path: "metadata.name".into(),
@@ -624,7 +645,11 @@ impl CreateForm {
         if !additional.is_empty() {
             ext.insert("additional".into(), Value::from(additional));
         }
-        let mut pool = json!({"name": self.pool.trim(), "flavor": self.flavor, "count": count});
+        let mut pool = if autoscaled {
+            json!({"name": self.pool.trim(), "flavor": self.flavor, "minCount": min, "maxCount": max})
+        } else {
+            json!({"name": self.pool.trim(), "flavor": self.flavor, "count": count})
+        };
         if !self.zones.is_empty() {
             pool["zones"] = json!(self.zones);
         }
@@ -647,7 +672,13 @@ impl CreateForm {
     }
 }
 
-fn create_form(user: &User, p: &Provider, f: &CreateForm, error: Option<Markup>) -> Markup {
+fn create_form(
+    user: &User,
+    p: &Provider,
+    f: &CreateForm,
+    error: Option<Markup>,
+    plan: Option<&kaas_render::plan::Plan>,
+) -> Markup {
     let versions: Vec<_> = p
         .spec
         .kubernetes_versions
@@ -703,6 +734,11 @@ fn create_form(user: &User, p: &Provider, f: &CreateForm, error: Option<Markup>)
                     }
                 } }
                 label { "Nodes" input type="number" name="count" id="count" min="0" value=(f.count); }
+                div.autoscale {
+                    span { "or autoscale between " small.hint { "(both set: the autoscaler sizes the pool; empty: the fixed node count)" } }
+                    label { "Min" input type="number" name="min" id="min" min="0" value=(f.min); }
+                    label { "Max" input type="number" name="max" id="max" min="0" value=(f.max); }
+                }
                 div.checks { "Zones (none: spread by the provider)" (zones_use.note())
                     @for (r, z) in &zones { label.check { input type="checkbox" name="zones" value=(z) checked[f.zones.contains(z) && !zones_use.nowhere()] disabled[zones_use.nowhere()]; " " (z) " " small { "(" (r) ")" } } }
                 }
@@ -720,9 +756,28 @@ fn create_form(user: &User, p: &Provider, f: &CreateForm, error: Option<Markup>)
                 }
             }
             label.check { input type="checkbox" name="protect" value="on" checked[f.protect.is_some()]; " Deletion protection" }
-            button type="submit" id="create-submit" { "Create" }
+            @match form_cost(f, p, &user.session.namespace) {
+                Some(c) => { (cost::html(&c, None)) },
+                None => { section.cost id="cost" { h2 { "What it costs" } p.hint { "Enter whole numbers of nodes to see the cost." } } },
+            }
+            div.actions {
+                button.secondary type="submit" name="action" value="preview" id="preview-submit" formnovalidate { "Preview cost and plan" }
+                button type="submit" name="action" value="create" id="create-submit" { "Create" }
+            }
         }
+        @if let Some(plan) = plan { (preview::plan_html(plan)) }
     }
+}
+
+/// The cost of what the form describes (`None` while a number does not parse).
+fn form_cost(f: &CreateForm, p: &Provider, ns: &str) -> Option<cost::Cost> {
+    let mut g = f.clone();
+    if g.name.trim().is_empty() || !crate::edge::dns1123_label(g.name.trim()) {
+        g.name = "preview".into();
+    }
+    let v = g.to_object(ns, &[]).ok()?;
+    let c: Cluster = serde_json::from_value(v).ok()?;
+    Some(cost::Cost::of(&c.spec, p))
 }
 
 /// Where the create form offers one feature: the offered versions that cannot serve it, with
@@ -860,6 +915,9 @@ async fn create(user: User, body: String) -> Response {
         .filter(|e| e.default)
         .map(|e| e.name.clone())
         .collect();
+    if f.action.as_deref() == Some("preview") {
+        return create_preview(&user, &provider, &f, &ns, &default_on).await;
+    }
     let result = async {
         let object = f
             .to_object(&ns, &default_on)
@@ -882,11 +940,61 @@ async fn create(user: User, body: String) -> Response {
             page(
                 "Create cluster",
                 Some(&user),
-                create_form(&user, &provider, &f, Some(api_error_box(&e))),
+                create_form(&user, &provider, &f, Some(api_error_box(&e)), None),
             ),
         )
             .into_response(),
     }
+}
+
+/// The create form again with its cost and the plan of the new cluster
+/// ([`kaas_render::plan::plan_create`]); nothing is written.
+async fn create_preview(
+    user: &User,
+    provider: &Provider,
+    f: &CreateForm,
+    ns: &str,
+    default_on: &[String],
+) -> Response {
+    let problem = |e: ApiError| {
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            page(
+                "Create cluster",
+                Some(user),
+                create_form(user, provider, f, Some(api_error_box(&e)), None),
+            ),
+        )
+            .into_response()
+    };
+    let object = match f.to_object(ns, default_on) {
+        Ok(o) => o,
+        Err(errs) => return problem(ApiError::invalid("the cluster is invalid", errs)),
+    };
+    let cluster: Cluster = match serde_json::from_value(object) {
+        Ok(c) => c,
+        Err(e) => return problem(ApiError::bad_request(format!("not a cluster: {e}"))),
+    };
+    let p = provider.clone();
+    let plan =
+        match preview::plan_blocking(move || kaas_render::plan::plan_create(&cluster, &p)).await {
+            Ok(p) => p,
+            Err(e) => return problem(e),
+        };
+    let status = if plan.refused {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    (
+        status,
+        page(
+            "Create cluster",
+            Some(user),
+            create_form(user, provider, f, None, Some(&plan)),
+        ),
+    )
+        .into_response()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -997,21 +1105,38 @@ async fn cluster_view(
             p { (cm.passed) " passed, " (cm.failed) " failed, " (cm.aborted) " aborted (checked " (cm.checked_at) ") — " a href={ "/ui/clusters/" (name) "/compliance" } { "report" } }
         } @else { p.hint { "Not checked yet." } }
         }
+        @if let Some(p) = &provider { (cost::html(&cost::Cost::of(&c.spec, p), None)) }
         h2 { "Scale" }
+        p.hint { "Each change is previewed first: its plan and cost, then you confirm." }
         @for w in c.spec.workers.clone().unwrap_or_default() {
-            form.inline method="post" action={ "/ui/clusters/" (name) "/scale" } {
+            @let auto = w.count.is_none() && (w.min_count.is_some() || w.max_count.is_some());
+            form.inline method="post" action={ "/ui/clusters/" (name) "/preview" } {
                 input type="hidden" name="csrf" value=(user.session.csrf);
+                input type="hidden" name="change" value="scale";
                 input type="hidden" name="pool" value=(w.name);
-                label { "Pool " strong { (w.name) } " nodes " input type="number" min="0" name="count" id={ "count-" (w.name) } value=(w.count.or(w.min_count).unwrap_or(0)); }
-                button type="submit" id={ "scale-" (w.name) } { "Scale" }
+                label { "Pool " strong { (w.name) } " nodes " input type="number" min="0" name="count" id={ "count-" (w.name) } value=[if auto { None } else { Some(w.count.unwrap_or(1)) }]; }
+                label { "or min " input type="number" min="0" name="min" id={ "min-" (w.name) } value=[w.min_count.filter(|_| auto)]; }
+                label { "max " input type="number" min="0" name="max" id={ "max-" (w.name) } value=[w.max_count.filter(|_| auto)]; }
+                button type="submit" id={ "scale-" (w.name) } { "Preview scale" }
             }
         }
         h2 { "Upgrade" }
-        form.inline method="post" action={ "/ui/clusters/" (name) "/upgrade" } {
+        form.inline method="post" action={ "/ui/clusters/" (name) "/preview" } {
             input type="hidden" name="csrf" value=(user.session.csrf);
+            input type="hidden" name="change" value="upgrade";
             label { "Version " select name="version" id="upgrade-version" { @for v in &upgrade_targets { option value=(v) { (v) } } } }
-            button type="submit" id="upgrade" { "Upgrade" }
+            button type="submit" id="upgrade" { "Preview upgrade" }
             small { " One minor at a time; never down." }
+        }
+        h2 { "Edit" }
+        details id="edit" {
+            summary { "Edit the spec (YAML) — previewed before it is applied" }
+            form method="post" action={ "/ui/clusters/" (name) "/preview" } {
+                input type="hidden" name="csrf" value=(user.session.csrf);
+                input type="hidden" name="change" value="edit";
+                textarea name="spec" id="spec" rows="16" spellcheck="false" { (preview::spec_yaml(&c)) }
+                p { button type="submit" id="edit-preview" { "Preview change" } }
+            }
         }
         h2 { "Delete" }
         form.inline method="post" action={ "/ui/clusters/" (name) "/delete" } data-confirm={ "Delete cluster " (name) "? This removes all its machines." } {
