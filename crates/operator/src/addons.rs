@@ -388,6 +388,101 @@ pub fn plan(
     out
 }
 
+/// This cluster's values of the bundle's placeholders (pure): its name and namespace, the first
+/// pod and service CIDR, and the Kubernetes version the bundle is applied for (`1.35.4`).
+pub fn cluster_values(
+    cluster: &kaas_api::Cluster,
+    network: &kaas_validate::offering::Network,
+    version: &kaas_api::KubeVersion,
+) -> BTreeMap<&'static str, String> {
+    use kaas_api::addons::placeholders as p;
+    use kube::ResourceExt;
+    let mut v = BTreeMap::from([
+        (p::CLUSTER_NAME, cluster.name_any()),
+        (
+            p::CLUSTER_NAMESPACE,
+            cluster.namespace().unwrap_or_default(),
+        ),
+        (
+            p::KUBERNETES_VERSION,
+            version.release().trim_start_matches('v').to_string(),
+        ),
+    ]);
+    if let Some(c) = network.pods.first() {
+        v.insert(p::POD_CIDR, c.clone());
+    }
+    if let Some(c) = network.services.first() {
+        v.insert(p::SERVICE_CIDR, c.clone());
+    }
+    v
+}
+
+/// Replaces the bundle's placeholders (`${cluster.name}`, …; [`kaas_api::addons::placeholders`])
+/// with this cluster's `values` in every string of every planned object (pure). Only string
+/// values are touched, after parsing: a value can never change an object's structure. An addon
+/// left with a placeholder that has no value (e.g. no pod CIDR known) is not applied and says
+/// which.
+pub fn resolve_placeholders(planned: &mut [Planned], values: &BTreeMap<&str, String>) {
+    for p in planned.iter_mut() {
+        let Ok(objects) = &mut p.objects else {
+            continue;
+        };
+        let mut missing = BTreeSet::new();
+        for o in objects.iter_mut() {
+            let mut v = serde_json::to_value(&*o).expect("serialises");
+            if !replace_strings(&mut v, values, &mut missing) {
+                continue;
+            }
+            match serde_json::from_value(v) {
+                Ok(new) => *o = new,
+                Err(e) => {
+                    missing.insert(format!("(object {:?}: {e})", o.metadata.name));
+                }
+            }
+        }
+        if !missing.is_empty() {
+            p.objects = Err(format!(
+                "no value for {} in this cluster",
+                missing.into_iter().collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+}
+
+/// Replaces placeholders in every string of `v`; returns whether anything changed.
+fn replace_strings(
+    v: &mut serde_json::Value,
+    values: &BTreeMap<&str, String>,
+    missing: &mut BTreeSet<String>,
+) -> bool {
+    use kaas_api::addons::placeholders;
+    match v {
+        serde_json::Value::String(s) if s.contains(placeholders::PREFIX) => {
+            let mut out = s.clone();
+            for p in placeholders::ALL {
+                if out.contains(p) {
+                    match values.get(p) {
+                        Some(x) => out = out.replace(p, x),
+                        None => {
+                            missing.insert(p.to_string());
+                        }
+                    }
+                }
+            }
+            let changed = out != *s;
+            *s = out;
+            changed
+        }
+        serde_json::Value::Array(a) => a
+            .iter_mut()
+            .fold(false, |c, x| replace_strings(x, values, missing) | c),
+        serde_json::Value::Object(m) => m
+            .values_mut()
+            .fold(false, |c, x| replace_strings(x, values, missing) | c),
+        _ => false,
+    }
+}
+
 /// Reads a bundle and its manifests from the provider namespace.
 pub async fn load_bundle(
     mgmt: &Client,
@@ -830,6 +925,43 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn placeholders_are_replaced_in_string_values_only_and_a_missing_value_stops_the_addon() {
+        let mut m = manifests();
+        m.insert(
+            "cni.yaml".into(),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cni, namespace: kube-system, labels: {cluster: '${cluster.name}'}}\ndata: {cidr: '${cluster.podCIDR}', args: '--cluster=${cluster.name} --v=2'}\n".into(),
+        );
+        m.insert(
+            "m.yaml".into(),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: m, namespace: kube-system}\ndata: {svc: '${cluster.serviceCIDR}'}\n".into(),
+        );
+        let mut p = plan(&bundle(), &m, &ext(&[("metrics", None)]));
+        // A tenant-chosen value with YAML syntax stays one string.
+        let values = BTreeMap::from([
+            ("${cluster.name}", "c1\nkind: Secret".to_string()),
+            ("${cluster.podCIDR}", "10.96.0.0/12".to_string()),
+        ]);
+        resolve_placeholders(&mut p, &values);
+        let cni = p[0].objects.as_ref().unwrap();
+        let cm = cni
+            .iter()
+            .find(|o| o.metadata.name.as_deref() == Some("cni"))
+            .unwrap();
+        assert_eq!(cm.types.as_ref().unwrap().kind, "ConfigMap");
+        assert_eq!(cm.data["data"]["cidr"], "10.96.0.0/12");
+        assert_eq!(cm.data["data"]["args"], "--cluster=c1\nkind: Secret --v=2");
+        assert_eq!(
+            cm.metadata.labels.as_ref().unwrap()["cluster"],
+            "c1\nkind: Secret"
+        );
+        let metrics = p.iter().find(|p| p.name == "metrics").unwrap();
+        assert_eq!(
+            metrics.objects.as_ref().unwrap_err(),
+            "no value for ${cluster.serviceCIDR} in this cluster"
+        );
     }
 
     #[test]

@@ -414,7 +414,10 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
     let mut target_version = None;
     let mut version_note = None;
     if let (Ok(resolved), Ok(p)) = (&validation, &provider) {
-        let (plan, note) = plan_version(cluster, resolved, p, Timestamp::now());
+        let (mut plan, mut note) = plan_version(cluster, resolved, p, Timestamp::now());
+        if let Some((held, why)) = hold_for_upgrade_hooks(ctx, backend, cluster, &plan, p).await? {
+            (plan, note) = (held, Some(why));
+        }
         target_version = plan.version.as_ref().map(KubeVersion::release);
         version_note = note;
         if let Err(e) = backend.apply(ctx, cluster, &plan).await {
@@ -522,6 +525,49 @@ fn busy_requeue(status: &kaas_api::ClusterStatus, now: Timestamp) -> Duration {
     (quiet / 4).clamp(BUSY, SETTLED)
 }
 
+/// Holds a version change at the current version until the new version's `BeforeClusterUpgrade`
+/// addons are applied (`upgrade_hooks`): the plan at the current version and why, or `None`.
+async fn hold_for_upgrade_hooks(
+    ctx: &Context,
+    backend: &dyn Backend,
+    cluster: &Cluster,
+    plan: &Resolved,
+    provider: &Provider,
+) -> Result<Option<(Resolved, String)>, Error> {
+    let current = cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.target_version.as_deref())
+        .and_then(|v| v.parse::<KubeVersion>().ok());
+    let (Some(cur), Some(target)) = (current, plan.version.as_ref()) else {
+        return Ok(None);
+    };
+    if cur == *target {
+        return Ok(None);
+    }
+    let Some(why) =
+        crate::upgrade_hooks::before_upgrade(ctx, backend, cluster, plan, provider, &cur, target)
+            .await?
+    else {
+        return Ok(None);
+    };
+    Ok(hold_at(plan, provider, &cur).map(|keep| (keep, why)))
+}
+
+/// `resolved` at the offered version `cur` (its ClusterClass and release), if still offered.
+fn hold_at(resolved: &Resolved, provider: &Provider, cur: &KubeVersion) -> Option<Resolved> {
+    let offer = provider
+        .spec
+        .kubernetes_versions
+        .iter()
+        .find(|o| o.version.parse::<KubeVersion>().is_ok_and(|v| v == *cur))?;
+    let mut keep = resolved.clone();
+    keep.version = Some(cur.clone());
+    keep.cluster_class = Some(offer.stack.cluster_class.clone());
+    keep.stack_release = offer.stack.release.clone();
+    Some(keep)
+}
+
 /// The version to roll out now: the resolved one, or the current one while a patch move waits for
 /// the maintenance window.
 fn plan_version(
@@ -555,18 +601,9 @@ fn plan_version(
         return (resolved.clone(), None);
     }
     let cur = current.expect("decide() rolls out now without a current version");
-    let offer = provider
-        .spec
-        .kubernetes_versions
-        .iter()
-        .find(|o| o.version.parse::<KubeVersion>().is_ok_and(|v| v == cur));
-    let Some(offer) = offer else {
+    let Some(keep) = hold_at(resolved, provider, &cur) else {
         return (resolved.clone(), None);
     };
-    let mut keep = resolved.clone();
-    keep.version = Some(cur.clone());
-    keep.cluster_class = Some(offer.stack.cluster_class.clone());
-    keep.stack_release = offer.stack.release.clone();
     let why = match rollout {
         Rollout::WaitForWindow => "waits for the maintenance window",
         _ => "waits: automatic patch updates are off (spec.maintenance.autoUpdatePatch)",
@@ -763,24 +800,7 @@ async fn reconcile_addons(
             "the workload cluster's version is not known yet",
         ));
     };
-    let mut offers: Vec<(KubeVersion, Option<String>)> = provider
-        .spec
-        .kubernetes_versions
-        .iter()
-        .filter_map(|o| {
-            o.version
-                .parse::<KubeVersion>()
-                .ok()
-                .map(|v| (v, o.stack.addons.clone()))
-        })
-        .filter(|(v, _)| v.branch() == running.branch())
-        .collect();
-    offers.sort_by(|a, b| b.0.cmp(&a.0));
-    let exact = offers
-        .iter()
-        .find(|(v, _)| v.patch_number() == running.patch_number())
-        .or(offers.first());
-    let Some(bundle) = exact.and_then(|(_, b)| b.clone()) else {
+    let Some(bundle) = crate::upgrade_hooks::bundle_for(provider, &running) else {
         return Ok(Outcome::waiting(
             None,
             "NoBundle",
@@ -811,7 +831,22 @@ async fn reconcile_addons(
             Ok(b) => b,
             Err(e) => return Ok(Outcome::waiting(Some(false), "BundleUnavailable", e)),
         };
-    let planned = addons::plan(&index, &manifests, &resolved.extensions);
+    let mut planned = addons::plan(&index, &manifests, &resolved.extensions);
+    addons::resolve_placeholders(
+        &mut planned,
+        &addons::cluster_values(cluster, &resolved.network, &running),
+    );
+    if let Some(target) = &index.cloud_credentials {
+        // First: the CCM and CSI pods mount it.
+        let creds = crate::credentials::planned(
+            &ctx.client,
+            provider,
+            &provider.spec.backend.namespace,
+            target,
+        )
+        .await;
+        planned.insert(0, creds);
+    }
     // The inventory lives next to the Cluster API Cluster (an adopted one's, by its name).
     let loc = crate::adopt::locate(&ctx.client, cluster, &resolved.provider).await?;
     let (inv_ns, inv_name) = (loc.namespace, loc.name);

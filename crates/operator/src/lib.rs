@@ -13,6 +13,7 @@ pub mod adopt;
 pub mod backend;
 pub mod compliance;
 pub mod controller;
+pub mod credentials;
 pub mod dereference;
 pub mod doctor;
 pub mod gitsource;
@@ -24,6 +25,7 @@ pub mod metrics;
 pub mod orphans;
 pub mod provider;
 pub mod status;
+pub mod upgrade_hooks;
 pub mod verify;
 
 use std::collections::BTreeSet;
