@@ -509,22 +509,76 @@ pub struct OidcSpec {
     ))]
     #[serde(rename = "issuerURL")]
     pub issuer_url: String,
-    /// Client id.
+    /// Client id: the audience every token must be issued for.
     #[serde(rename = "clientID")]
-    #[schemars(extend("minLength" = 1))]
+    #[schemars(extend("minLength" = 1, "maxLength" = 256))]
     pub client_id: String,
-    /// Claim used as user name (default `sub`).
+    /// Claim used as user name (default `preferred_username`, as in the SCS cluster stacks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("minLength" = 1, "maxLength" = 256))]
     pub username_claim: Option<String>,
-    /// Prefix for user names.
+    /// Prefix for user names (default `oidc:`; `-` for none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("maxLength" = 256))]
     pub username_prefix: Option<String>,
-    /// Claim used for groups.
+    /// Claim used for groups, an array of strings (default `groups`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("minLength" = 1, "maxLength" = 256))]
     pub groups_claim: Option<String>,
-    /// Prefix for group names.
+    /// Prefix for group names (default `oidc:`; `-` for none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("maxLength" = 256))]
     pub groups_prefix: Option<String>,
+    /// PEM certificate(s) of the CA that signed the issuer's serving certificate, for an issuer
+    /// whose certificate is not publicly trusted. Only backends whose API server configuration
+    /// kaas writes itself (hosted) can use it; the SCS cluster stacks' `oidcConfig` has no such
+    /// field, so admission refuses it there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend(
+        "maxLength" = 65536,
+        "x-kubernetes-validations" = [{
+            "rule": "self.contains('-----BEGIN CERTIFICATE-----')",
+            "message": "certificateAuthority must hold PEM certificates"
+        }]
+    ))]
+    pub certificate_authority: Option<String>,
+}
+
+impl OidcSpec {
+    /// Default of `usernameClaim` (the SCS cluster stacks' default, which kaas keeps on every
+    /// backend so one description means the same user names everywhere).
+    pub const DEFAULT_USERNAME_CLAIM: &str = "preferred_username";
+    /// Default of `groupsClaim`.
+    pub const DEFAULT_GROUPS_CLAIM: &str = "groups";
+    /// Default of both prefixes.
+    pub const DEFAULT_PREFIX: &str = "oidc:";
+
+    /// The settings with every default filled in, prefixes as the API server takes them
+    /// (`-` becomes no prefix).
+    pub fn effective(&self) -> OidcSpec {
+        let prefix = |p: &Option<String>| match p.as_deref() {
+            None => Self::DEFAULT_PREFIX.to_string(),
+            Some("-") => String::new(),
+            Some(p) => p.to_string(),
+        };
+        OidcSpec {
+            issuer_url: self.issuer_url.clone(),
+            client_id: self.client_id.clone(),
+            username_claim: Some(
+                self.username_claim
+                    .clone()
+                    .unwrap_or_else(|| Self::DEFAULT_USERNAME_CLAIM.into()),
+            ),
+            username_prefix: Some(prefix(&self.username_prefix)),
+            groups_claim: Some(
+                self.groups_claim
+                    .clone()
+                    .unwrap_or_else(|| Self::DEFAULT_GROUPS_CLAIM.into()),
+            ),
+            groups_prefix: Some(prefix(&self.groups_prefix)),
+            certificate_authority: self.certificate_authority.clone(),
+        }
+    }
 }
 
 /// Observed state, written by the kaas operator only.

@@ -19,7 +19,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::Taint;
+use crate::cluster::{OidcSpec, Taint};
 
 /// Desired state of one hosted control plane and its worker pools.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -76,6 +76,12 @@ pub struct HostedControlPlaneSpec {
     /// Pod CIDR of the workload cluster (pod IPs of simulated nodes come from it).
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "podCIDR")]
     pub pod_cidr: Option<String>,
+
+    /// OpenID Connect login for the workload cluster's users, every default filled in
+    /// (`OidcSpec::effective`): the runtime turns it into the API server's structured
+    /// authentication configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<OidcSpec>,
 
     /// Worker pools.
     #[serde(default)]

@@ -4,7 +4,11 @@
 //! credential works and stops working at its expiry (the workload API server refuses the expired
 //! certificate); a viewer lists but cannot create; another tenant can neither request in the
 //! owner's namespace nor name its cluster from its own; a lifetime over the Provider's cap is
-//! refused with a condition; the Provider can withdraw the long-lived admin kubeconfig.
+//! refused with a condition; the Provider can withdraw the long-lived admin kubeconfig. OIDC end
+//! to end: the cluster's `access.oidc` names a real issuer started by the test (its own CA); the
+//! workload API server takes that issuer's tokens for the client id with the configured claims
+//! and prefixes, refuses a wrong audience, a forged signature and an expired token, and follows a
+//! change of the settings.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Secret};
+use kaas_api::cluster::{AccessSpec, OidcSpec};
 use kaas_api::kubeconfig::{KubeconfigRequest, KubeconfigRequestSpec, KubeconfigRole};
 use kaas_api::{Cluster, Provider};
 use kaas_harness::{Identity, Plane, PlaneOptions};
@@ -144,6 +149,28 @@ async fn verdict(api: &Api<KubeconfigRequest>, name: &str) -> (String, String, S
     .await
 }
 
+/// A client of the workload API server in `kubeconfig_yaml` that sends `token` instead.
+async fn client_with_token(kubeconfig_yaml: &str, token: &str) -> Client {
+    let mut v: serde_yaml::Value = serde_yaml::from_str(kubeconfig_yaml).unwrap();
+    v["users"][0]["user"] = serde_yaml::to_value(serde_json::json!({ "token": token })).unwrap();
+    client_of(&serde_yaml::to_string(&v).unwrap()).await
+}
+
+/// Who the API server takes the client for, or the HTTP status it refused it with (0: no answer).
+async fn authenticated_as(c: &Client) -> Result<(String, Vec<String>), u16> {
+    match Api::<SelfSubjectReview>::all(c.clone())
+        .create(&PostParams::default(), &SelfSubjectReview::default())
+        .await
+    {
+        Ok(r) => {
+            let u = r.status.unwrap().user_info.unwrap();
+            Ok((u.username.unwrap(), u.groups.unwrap_or_default()))
+        }
+        Err(kube::Error::Api(e)) => Err(e.code),
+        Err(_) => Err(0),
+    }
+}
+
 async fn whoami(c: &Client) -> (String, Vec<String>) {
     let r = Api::<SelfSubjectReview>::all(c.clone())
         .create(&PostParams::default(), &SelfSubjectReview::default())
@@ -249,12 +276,22 @@ async fn short_lived_kubeconfigs_on_a_hosted_cluster() {
         dir.path().join("operator.log"),
     );
 
+    let issuer = kaas_harness::oidc::TestIssuer::start().await.unwrap();
     let clusters: Api<Cluster> = Api::namespaced(tenant_a.clone(), TENANT_A);
     let mut c: Cluster = serde_yaml::from_str(&format!(
         "apiVersion: scs.community/v1alpha1\nkind: Cluster\nmetadata: {{name: k1, namespace: {TENANT_A}}}\nspec:\n  provider: {{name: local}}\n  kubernetes: {{version: 1.35.x}}\n  workers: [{{name: default, count: 1}}]\n"
     ))
     .unwrap();
     c.status = None;
+    c.spec.access = Some(AccessSpec {
+        oidc: Some(OidcSpec {
+            issuer_url: issuer.url().into(),
+            client_id: "kaas".into(),
+            certificate_authority: Some(issuer.ca_pem().into()),
+            ..OidcSpec::default()
+        }),
+        ..AccessSpec::default()
+    });
     clusters.create(&PostParams::default(), &c).await.unwrap();
 
     // 1. A short-lived admin credential, through the CLI as tenant A.
@@ -547,6 +584,76 @@ async fn short_lived_kubeconfigs_on_a_hosted_cluster() {
             {
                 Ok(None) => Ok(()),
                 other => Err(format!("{:?}", other.map(|s| s.is_some()))),
+            }
+        },
+    )
+    .await;
+    // 7. OIDC: a token of the cluster's issuer for its client id authenticates, with the SCS
+    //    stacks' defaults (claim `preferred_username`, prefix `oidc:` for users and groups).
+    let as_token = |t: String| {
+        let y = yaml.clone();
+        async move { authenticated_as(&client_with_token(&y, &t).await).await }
+    };
+    let hour = Duration::from_secs(3600);
+    let alice = issuer.id_token("kaas", "alice", &["dev"], hour).unwrap();
+    let (who, groups) = as_token(alice.clone())
+        .await
+        .expect("the issuer's token is taken");
+    assert_eq!(who, "oidc:alice");
+    assert!(groups.contains(&"oidc:dev".to_string()), "{groups:?}");
+    assert!(
+        issuer.requests() >= 2,
+        "the API server fetched discovery and keys"
+    );
+    // Authenticated is not authorised: RBAC in the workload cluster decides what alice may do.
+    match Api::<Namespace>::all(client_with_token(&yaml, &alice).await)
+        .list(&ListParams::default())
+        .await
+    {
+        Err(kube::Error::Api(e)) => assert_eq!(e.code, 403, "{e:?}"),
+        other => panic!("an OIDC user without a binding listed namespaces: {other:?}"),
+    }
+    // Another audience, a forged signature, an expired token: 401.
+    let other_aud = issuer.id_token("not-kaas", "alice", &[], hour).unwrap();
+    assert_eq!(as_token(other_aud).await, Err(401), "a wrong audience");
+    let forged = issuer
+        .sign_with_unknown_key(&issuer.claims("kaas", "mallory", &[], hour))
+        .unwrap();
+    assert_eq!(
+        as_token(forged).await,
+        Err(401),
+        "a key the issuer does not publish"
+    );
+    let mut old = issuer.claims("kaas", "alice", &[], hour);
+    let now = old["iat"].as_u64().unwrap();
+    (old["iat"], old["nbf"], old["exp"]) = (
+        (now - 7200).into(),
+        (now - 7200).into(),
+        (now - 3600).into(),
+    );
+    assert_eq!(
+        as_token(issuer.sign(&old).unwrap()).await,
+        Err(401),
+        "an expired token"
+    );
+    // The tenant changes the prefix; the workload API server follows.
+    clusters
+        .patch(
+            "k1",
+            &PatchParams::default(),
+            &Patch::Merge(
+                serde_json::json!({"spec": {"access": {"oidc": {"usernamePrefix": "corp:"}}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    until(
+        "the new prefix on the workload API server",
+        Duration::from_secs(180),
+        || async {
+            match as_token(alice.clone()).await {
+                Ok((who, _)) if who == "corp:alice" => Ok(()),
+                other => Err(format!("{other:?}")),
             }
         },
     )

@@ -20,6 +20,7 @@ pub mod capi;
 pub mod certs;
 pub mod dev;
 pub mod locate;
+pub mod oidc;
 mod plane;
 pub mod process;
 

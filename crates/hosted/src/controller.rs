@@ -29,6 +29,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
+use crate::authn;
 use crate::nodes;
 use crate::pki::{self, Credentials};
 use crate::plan::{self, Inputs, Step};
@@ -613,6 +614,21 @@ async fn realise(
             return Ok(o);
         }
     };
+    let authentication_config = match &hcp.spec.oidc {
+        Some(oidc) => {
+            let minor = version
+                .split('.')
+                .nth(1)
+                .and_then(|m| m.parse().ok())
+                .unwrap_or(0);
+            let config = serde_json::to_vec_pretty(&authn::authentication_config(oidc, minor))?;
+            let path = authn::config_path(layout, &config);
+            write_if_changed(&path, &config, true)?;
+            Some(path)
+        }
+        None => None,
+    };
+    authn::remove_others(layout, authentication_config.as_deref());
     let inputs = Inputs {
         name,
         spec: &hcp.spec,
@@ -625,6 +641,7 @@ async fn realise(
         etcd: a.bin("etcd"),
         kwok,
         kwok_stages,
+        authentication_config,
         etcd_unsafe_no_fsync: cfg.etcd_unsafe_no_fsync,
     };
     let launches = plan::launches(&inputs);

@@ -15,9 +15,11 @@
 //! * [`status`]: pure: what was observed → the object's status.
 //! * [`processes`]: supervision of local processes that outlive the runtime (pid records,
 //!   adoption by `/proc/<pid>/cmdline`, [`stop_all`]).
+//! * [`authn`]: pure: `spec.oidc` → the API server's structured authentication configuration.
 //! * [`pki`], [`state`]: certificates, ports and files of one control plane on disk.
 //! * [`controller`]: the kube-rs controller tying them together ([`run`]).
 
+pub mod authn;
 pub mod controller;
 pub mod nodes;
 pub mod pki;

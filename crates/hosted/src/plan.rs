@@ -86,6 +86,8 @@ pub struct Inputs<'a> {
     pub kwok: PathBuf,
     /// kwok's stages (`--config`).
     pub kwok_stages: PathBuf,
+    /// The API server's structured authentication configuration (`spec.oidc`), written.
+    pub authentication_config: Option<PathBuf>,
     /// etcd `--unsafe-no-fsync` (tests).
     pub etcd_unsafe_no_fsync: bool,
 }
@@ -122,7 +124,7 @@ pub fn launches(i: &Inputs<'_>) -> Vec<Launch> {
     if i.etcd_unsafe_no_fsync {
         etcd.push("--unsafe-no-fsync".into());
     }
-    let apiserver = vec![
+    let mut apiserver = vec![
         format!("--etcd-servers={client}"),
         "--bind-address=127.0.0.1".into(),
         "--advertise-address=127.0.0.1".into(),
@@ -153,6 +155,9 @@ pub fn launches(i: &Inputs<'_>) -> Vec<Launch> {
         format!("--proxy-client-key-file={}", pki("front-proxy-client.key")),
         "--profiling=false".into(),
     ];
+    if let Some(f) = &i.authentication_config {
+        apiserver.push(format!("--authentication-config={}", p(f.clone())));
+    }
     let controller_manager = vec![
         format!(
             "--kubeconfig={}",
@@ -451,6 +456,7 @@ mod tests {
             etcd: "/b/etcd".into(),
             kwok: "/b/kwok".into(),
             kwok_stages: "/k/stages.yaml".into(),
+            authentication_config: None,
             etcd_unsafe_no_fsync: false,
         }
     }

@@ -403,8 +403,9 @@ pub fn narrow(p: &Provider, v: &mut VersionVerification) {
 }
 
 /// What the hosted backend's `local` runtime serves, per offered version (pure but for the addon
-/// bundles read by the caller): it starts API servers without OIDC flags and without any address
-/// filter, so `oidc` and `apiServerAllowedCIDRs` are unusable; the rest is served (autoscaled pools
+/// bundles read by the caller): its API servers authenticate OIDC tokens (structured
+/// authentication configuration) but have no client address filter,
+/// so `apiServerAllowedCIDRs` is unusable; the rest is served (autoscaled pools
 /// run at their lower bound, as on every backend until an autoscaler runs). Another runtime is not
 /// known to kaas: nothing is claimed for it.
 pub fn hosted_capabilities(p: &Provider, bundles: &BTreeMap<String, AddonBundle>) -> Vec<Outcome> {
@@ -429,6 +430,7 @@ pub fn hosted_capabilities(p: &Provider, bundles: &BTreeMap<String, AddonBundle>
                 version: offer.version.clone(),
                 usable: [
                     features::BASE,
+                    features::OIDC,
                     features::TAINTS,
                     features::LABELS,
                     features::ZONES,
@@ -437,10 +439,6 @@ pub fn hosted_capabilities(p: &Provider, bundles: &BTreeMap<String, AddonBundle>
                 .map(String::from)
                 .to_vec(),
                 unusable: vec![
-                    UnusableFeature {
-                        feature: features::OIDC.into(),
-                        reason: "the local hosted runtime starts API servers without OIDC authentication".into(),
-                    },
                     UnusableFeature {
                         feature: features::ALLOWED_CIDRS.into(),
                         reason: "the local hosted runtime's API servers have no client address filter".into(),
@@ -936,7 +934,7 @@ mod tests {
     }
 
     #[test]
-    fn the_local_hosted_runtime_serves_no_oidc_and_no_address_filter() {
+    fn the_local_hosted_runtime_serves_oidc_but_no_address_filter() {
         let mut p: Provider =
             serde_yaml::from_str(include_str!("../../../examples/provider-local.yaml")).unwrap();
         p.spec.disabled_features.clear();
@@ -951,8 +949,10 @@ mod tests {
             panic!("verified")
         };
         let bad: Vec<&str> = v.unusable.iter().map(|u| u.feature.as_str()).collect();
-        assert_eq!(bad, ["oidc", "apiServerAllowedCIDRs"]);
-        assert!(v.usable.contains(&"taints".to_string()));
+        assert_eq!(bad, ["apiServerAllowedCIDRs"]);
+        for f in ["taints", "oidc"] {
+            assert!(v.usable.contains(&f.to_string()), "{f}: {v:?}");
+        }
         // No bundle published: extensions are not judged (never refused for it), only pending.
         assert!(
             matches!(&out[n], Outcome::Pending(m) if m.contains("addon bundle dev-addons-1-36 not found")),

@@ -83,6 +83,7 @@ pub fn render_hosted(
             region: resolved.region.clone(),
             service_cidr: resolved.network.services.first().cloned(),
             pod_cidr: resolved.network.pods.first().cloned(),
+            oidc: resolved.access.oidc.as_ref().map(|o| o.effective()),
             pools,
         },
         status: None,

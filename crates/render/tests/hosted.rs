@@ -62,6 +62,31 @@ fn an_autoscaled_pool_starts_at_its_lower_bound_and_taints_and_labels_are_kept()
 }
 
 #[test]
+fn oidc_reaches_the_control_plane_with_the_scs_stacks_defaults_filled_in() {
+    let mut c: Cluster = serde_yaml::from_str(DEMO).unwrap();
+    let r = resolved(&c, LOCAL);
+    let hcp = render_hosted(&c, &r, None).unwrap().control_plane;
+    assert_eq!(hcp.spec.oidc, None, "no OIDC asked for, none configured");
+    c.spec.access = serde_yaml::from_str(
+        "{oidc: {issuerURL: 'https://id.example.org', clientID: kaas, groupsPrefix: '-'}}",
+    )
+    .unwrap();
+    let r = resolved(&c, LOCAL);
+    let oidc = render_hosted(&c, &r, None)
+        .unwrap()
+        .control_plane
+        .spec
+        .oidc
+        .expect("oidc rendered");
+    assert_eq!(oidc.issuer_url, "https://id.example.org");
+    assert_eq!(oidc.client_id, "kaas");
+    assert_eq!(oidc.username_claim.as_deref(), Some("preferred_username"));
+    assert_eq!(oidc.username_prefix.as_deref(), Some("oidc:"));
+    assert_eq!(oidc.groups_claim.as_deref(), Some("groups"));
+    assert_eq!(oidc.groups_prefix.as_deref(), Some(""), "`-`: no prefix");
+}
+
+#[test]
 fn a_cluster_api_provider_is_not_rendered_as_hosted() {
     let mut c: Cluster = serde_yaml::from_str(DEMO).unwrap();
     c.spec.provider = serde_yaml::from_str("{name: dev}").unwrap();

@@ -392,6 +392,25 @@ pub fn validate(cluster: &Cluster, provider: &Provider) -> Result<Resolved, Fiel
         );
     }
 
+    // An issuer CA needs an API server configuration kaas writes itself: the Cluster API stacks
+    // take OIDC settings through the SCS stacks' `oidcConfig`, which has no place for one.
+    if is_capi
+        && spec
+            .access
+            .as_ref()
+            .and_then(|a| a.oidc.as_ref())
+            .is_some_and(|o| o.certificate_authority.is_some())
+    {
+        errs.push(FieldError::new(
+            ErrorKind::Forbidden,
+            "spec.access.oidc.certificateAuthority",
+            format!(
+                "provider {provider_name:?} runs Cluster API stacks, whose OIDC settings take no \
+                 issuer CA: use an issuer with a publicly trusted certificate"
+            ),
+        ));
+    }
+
     // Capabilities: features the version's stack cannot serve (per stack verification).
     if let Some(v) = &version {
         check_capabilities(cluster, provider, v, &extensions, &mut errs);

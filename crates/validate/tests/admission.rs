@@ -140,6 +140,12 @@ fn cidrs_urls_and_windows_are_checked() {
         ["spec.access.oidc.issuerURL"]
     );
     assert_eq!(
+        paths(
+            "access: {oidc: {issuerURL: 'https://id.example.com', clientID: k, certificateAuthority: 'not a certificate'}}"
+        ),
+        ["spec.access.oidc.certificateAuthority"]
+    );
+    assert_eq!(
         paths("maintenance: {window: {start: '25:00', duration: 1h}}"),
         ["spec.maintenance.window.start"]
     );

@@ -418,3 +418,29 @@ fn features_the_provider_disables_are_refused_with_path_and_reason() {
     p.spec.kubernetes_versions[0].disabled_features.clear();
     validate(&cluster(&spec(&first)), &p).expect("accepted without declarations");
 }
+
+#[test]
+fn an_oidc_issuer_ca_is_refused_on_cluster_api_stacks_and_taken_by_the_hosted_backend() {
+    let spec = "access: {oidc: {issuerURL: 'https://id.example.org', clientID: k, certificateAuthority: \"-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n\"}}";
+    let e = validate(&cluster(spec), &fra1()).unwrap_err();
+    assert_eq!(e.paths(), ["spec.access.oidc.certificateAuthority"]);
+    assert!(e.0[0].to_string().contains("publicly trusted"), "{e}");
+    assert_eq!(e.0[0].kind, ErrorKind::Forbidden);
+
+    let local = provider(include_str!("../../../examples/provider-local.yaml"));
+    let c: Cluster = serde_yaml::from_str(&format!(
+        "apiVersion: scs.community/v1alpha1\nkind: Cluster\nmetadata: {{name: c, namespace: t}}\nspec: {{provider: {{name: {}}}, {}}}",
+        local.metadata.name.as_deref().unwrap(),
+        spec
+    ))
+    .unwrap();
+    let r = validate(&c, &local).expect("the hosted backend takes an issuer CA");
+    assert!(
+        r.access
+            .oidc
+            .unwrap()
+            .certificate_authority
+            .unwrap()
+            .starts_with("-----BEGIN CERTIFICATE-----")
+    );
+}

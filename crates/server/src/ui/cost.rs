@@ -56,7 +56,7 @@ pub(crate) fn memory_mib(q: &str) -> Option<u64> {
 pub(crate) fn show_mib(mib: u64) -> String {
     if mib >= 1024 {
         let g = mib as f64 / 1024.0;
-        if mib % 1024 == 0 {
+        if mib.is_multiple_of(1024) {
             format!("{} GiB", mib / 1024)
         } else {
             format!("{g:.1} GiB")
@@ -288,7 +288,10 @@ mod tests {
         assert_eq!(c.cpu(), Some((6 * cpu, 9 * cpu)));
         assert_eq!(c.memory_mib(), Some((6 * mem, 9 * mem)));
         let h = html(&c, None).into_string();
-        assert!(h.contains(r#"<td class="num" id="cost-nodes">6–9</td>"#), "{h}");
+        assert!(
+            h.contains(r#"<td class="num" id="cost-nodes">6–9</td>"#),
+            "{h}"
+        );
         assert!(h.contains("(autoscaled)"), "{h}");
         // An unknown flavor: nodes still counted, vCPU and memory unknown.
         let spec: ClusterSpec = serde_json::from_value(serde_json::json!({

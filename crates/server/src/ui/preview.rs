@@ -5,7 +5,10 @@
 //! posts the previewed spec with the stored cluster's `resourceVersion` to
 //! `/ui/clusters/{name}/apply`: it is applied only when the cluster is still the one previewed
 //! (else a clear refusal and a fresh preview), with the user's own credentials and the session's
-//! CSRF token as every GUI form.
+//! CSRF token as every GUI form. "Still the one previewed": the same resourceVersion — or, since
+//! the operator writes the status all the time, the same generation (no spec change in between)
+//! and the very same plan (digest) planned again now; the write itself carries the
+//! resourceVersion it was judged against, so the API server refuses one that lands in between.
 
 use axum::Form;
 use axum::extract::Path;
@@ -310,7 +313,16 @@ pub(crate) async fn preview(
         Ok(p) => p,
         Err(e) => return cluster_view(&user, &name, None, Some(e)).await,
     };
-    preview_page(&user, &name, what(&f.change), &current, next, &provider, None).await
+    preview_page(
+        &user,
+        &name,
+        what(&f.change),
+        &current,
+        next,
+        &provider,
+        None,
+    )
+    .await
 }
 
 /// The preview page: the plan, the cost before and after, and — unless refused or empty — the
@@ -325,16 +337,17 @@ async fn preview_page(
     notice: Option<Markup>,
 ) -> Response {
     let (c, n, p) = (current.clone(), next.clone(), provider.clone());
-    let plan = match plan_blocking(move || kaas_render::plan::plan(&c, &n, &p, Timestamp::now()))
-        .await
-    {
-        Ok(p) => p,
-        Err(e) => return cluster_view(user, name, None, Some(e)).await,
-    };
+    let plan =
+        match plan_blocking(move || kaas_render::plan::plan(&c, &n, &p, Timestamp::now())).await {
+            Ok(p) => p,
+            Err(e) => return cluster_view(user, name, None, Some(e)).await,
+        };
     let before = cost::Cost::of(&current.spec, provider);
     let after = cost::Cost::of(&next.spec, provider);
     let spec_json = serde_json::to_string(&next.spec).unwrap_or_default();
     let rv = current.resource_version().unwrap_or_default();
+    let generation = current.metadata.generation.unwrap_or_default().to_string();
+    let digest = plan_digest(&plan);
     let status = if plan.refused {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -351,6 +364,8 @@ async fn preview_page(
                 form.inline method="post" action={ "/ui/clusters/" (name) "/apply" } id="confirm-form" {
                     input type="hidden" name="csrf" value=(user.session.csrf);
                     input type="hidden" name="resource_version" value=(rv);
+                    input type="hidden" name="generation" value=(generation);
+                    input type="hidden" name="plan" value=(digest);
                     input type="hidden" name="what" value=(what);
                     input type="hidden" name="spec" value=(spec_json);
                     button type="submit" id="confirm" { "Apply this change" }
@@ -372,6 +387,11 @@ pub(crate) struct ApplyForm {
     csrf: String,
     #[serde(default)]
     resource_version: String,
+    #[serde(default)]
+    generation: String,
+    /// [`plan_digest`] of the previewed plan.
+    #[serde(default)]
+    plan: String,
     #[serde(default)]
     what: String,
     spec: String,
@@ -408,15 +428,33 @@ pub(crate) async fn apply(
         _ => "Change",
     };
     let stored_rv = current.resource_version().unwrap_or_default();
-    if f.resource_version.is_empty() || f.resource_version != stored_rv {
-        return stale(&user, &name, what, &current, spec, &f.resource_version).await;
-    }
     let mut next = current.clone();
     next.spec = spec;
+    if f.resource_version.is_empty() {
+        return stale(&user, &name, what, &current, next.spec, &f.resource_version).await;
+    }
+    if f.resource_version != stored_rv {
+        // Written since the preview. Only the status (the operator reports all the time) and
+        // the plan is still exactly the previewed one: go on; else refuse.
+        let same_generation =
+            f.generation == current.metadata.generation.unwrap_or_default().to_string();
+        let same_plan = match provider_of(&user, &current).await {
+            Ok(p) if same_generation => {
+                let (c, n) = (current.clone(), next.clone());
+                plan_blocking(move || kaas_render::plan::plan(&c, &n, &p, Timestamp::now()))
+                    .await
+                    .is_ok_and(|plan| !plan.refused && plan_digest(&plan) == f.plan)
+            }
+            _ => false,
+        };
+        if !same_plan {
+            return stale(&user, &name, what, &current, next.spec, &f.resource_version).await;
+        }
+    }
     next.status = None;
     next.metadata.managed_fields = None;
     // The API server checks the resourceVersion too: a write in between is a 409, not lost.
-    next.metadata.resource_version = Some(f.resource_version.clone());
+    next.metadata.resource_version = Some(stored_rv.clone());
     let object = serde_json::to_value(&next).unwrap_or_default();
     let result = async {
         api::prevalidate(&user.client, object, Some(&current)).await?;
@@ -444,6 +482,16 @@ pub(crate) async fn apply(
     }
 }
 
+/// A digest of a plan (SHA-256 of its JSON, hex): the confirm form's proof of what was shown.
+fn plan_digest(plan: &Plan) -> String {
+    let json = serde_json::to_vec(plan).unwrap_or_default();
+    ring::digest::digest(&ring::digest::SHA256, &json)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// The cluster changed since the preview: nothing is written; the same change is previewed
 /// again against the cluster as it is now (409).
 async fn stale(
@@ -458,7 +506,11 @@ async fn stale(
         "Not applied: cluster {name} changed since the preview (previewed at resourceVersion {}, it is now {}). \
          Someone or something else wrote it in between; applying the preview would overwrite that. \
          Below is the plan of the same change against the cluster as it is now — check it and confirm again.",
-        if previewed_rv.is_empty() { "(none)" } else { previewed_rv },
+        if previewed_rv.is_empty() {
+            "(none)"
+        } else {
+            previewed_rv
+        },
         current.resource_version().unwrap_or_default()
     );
     let notice = html! { div.error role="alert" id="stale" data-status="409" { p { (msg) } } };
@@ -467,11 +519,7 @@ async fn stale(
         Err(e) => {
             return (
                 StatusCode::CONFLICT,
-                page(
-                    name,
-                    Some(user),
-                    html! { (notice) (api_error_box(&e)) },
-                ),
+                page(name, Some(user), html! { (notice) (api_error_box(&e)) }),
             )
                 .into_response();
         }
@@ -531,8 +579,11 @@ mod tests {
         assert_eq!(e.body.errors[0].path, "count");
         let e = proposed(&c, &form("scale", &[("pool", "x"), ("count", "2")])).unwrap_err();
         assert_eq!(e.body.errors[0].path, "pool");
-        let e = proposed(&c, &form("scale", &[("pool", "w"), ("min", "1"), ("max", "x")]))
-            .unwrap_err();
+        let e = proposed(
+            &c,
+            &form("scale", &[("pool", "w"), ("min", "1"), ("max", "x")]),
+        )
+        .unwrap_err();
         assert_eq!(e.body.errors[0].path, "maxCount");
         let e = proposed(&c, &form("upgrade", &[])).unwrap_err();
         assert_eq!(e.body.errors[0].path, "version");
@@ -541,10 +592,16 @@ mod tests {
         let e = proposed(&c, &form("delete", &[])).unwrap_err();
         assert_eq!(e.body.errors[0].path, "change");
         // Autoscaling bounds replace the count.
-        let n = proposed(&c, &form("scale", &[("pool", "w"), ("min", "1"), ("max", "4")]))
-            .unwrap();
+        let n = proposed(
+            &c,
+            &form("scale", &[("pool", "w"), ("min", "1"), ("max", "4")]),
+        )
+        .unwrap();
         let w = &n.spec.workers.as_ref().unwrap()[0];
-        assert_eq!((w.count, w.min_count, w.max_count), (None, Some(1), Some(4)));
+        assert_eq!(
+            (w.count, w.min_count, w.max_count),
+            (None, Some(1), Some(4))
+        );
         let n = proposed(&c, &form("upgrade", &[("version", "1.36.x")])).unwrap();
         assert_eq!(
             n.spec.kubernetes.unwrap().version.as_deref(),
@@ -554,25 +611,34 @@ mod tests {
 
     #[test]
     fn a_refused_plan_shows_field_paths_and_a_scale_its_machines() {
-        let p: Provider = serde_yaml::from_str(include_str!(
-            "../../../../examples/provider-inmemory.yaml"
-        ))
-        .unwrap();
+        let p: Provider =
+            serde_yaml::from_str(include_str!("../../../../examples/provider-inmemory.yaml"))
+                .unwrap();
         let mut c = cluster();
         c.status = Some(
-            serde_json::from_value(serde_json::json!({"targetVersion": "v1.35.4", "kubernetesVersion": "v1.35.4"}))
-                .unwrap(),
+            serde_json::from_value(
+                serde_json::json!({"targetVersion": "v1.35.4", "kubernetesVersion": "v1.35.4"}),
+            )
+            .unwrap(),
         );
         let n = proposed(&c, &form("scale", &[("pool", "w"), ("count", "3")])).unwrap();
         let plan = kaas_render::plan::plan(&c, &n, &p, Timestamp::now());
         let h = plan_html(&plan).into_string();
         assert!(h.contains("adds 2 machines (1 → 3), none rolls"), "{h}");
-        assert!(h.contains(r#"data-path="spec.workers[name=w].count""#), "{h}");
+        assert!(
+            h.contains(r#"data-path="spec.workers[name=w].count""#),
+            "{h}"
+        );
         let n = proposed(&c, &form("edit", &[("spec", "provider: {name: dev}\nkubernetes: {version: 1.35.x}\nworkers: [{name: w, count: 1, flavor: m9.huge}]")])).unwrap();
         let plan = kaas_render::plan::plan(&c, &n, &p, Timestamp::now());
         assert!(plan.refused);
         let h = plan_html(&plan).into_string();
-        assert!(h.contains(r#"<li data-path="spec.workers[0].flavor"><code>spec.workers[0].flavor</code>"#), "{h}");
+        assert!(
+            h.contains(
+                r#"<li data-path="spec.workers[0].flavor"><code>spec.workers[0].flavor</code>"#
+            ),
+            "{h}"
+        );
         assert!(!h.contains("plan-rollout"), "{h}");
     }
 }

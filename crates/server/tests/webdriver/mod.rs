@@ -183,6 +183,17 @@ impl Browser {
             .to_string()
     }
 
+    /// Scrolls the element matching the CSS selector to the top of the window (for a
+    /// screenshot of a part further down a page).
+    pub async fn scroll_to(&self, css: &str) {
+        let id = self.find(css).await;
+        self.post(
+            "/execute/sync",
+            json!({"script": "arguments[0].scrollIntoView(true);", "args": [{ELEMENT: id}]}),
+        )
+        .await;
+    }
+
     /// Accepts a `window.confirm` dialog if one is open.
     pub async fn accept_alert(&self) {
         self.post("/alert/accept", json!({})).await;
