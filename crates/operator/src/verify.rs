@@ -438,23 +438,22 @@ pub fn hosted_capabilities(p: &Provider, bundles: &BTreeMap<String, AddonBundle>
                 ]
                 .map(String::from)
                 .to_vec(),
-                unusable: vec![
-                    UnusableFeature {
-                        feature: features::ALLOWED_CIDRS.into(),
-                        reason: "the local hosted runtime's API servers have no client address filter".into(),
-                    },
-                ],
+                unusable: vec![UnusableFeature {
+                    feature: features::ALLOWED_CIDRS.into(),
+                    reason: "the local hosted runtime's API servers have no client address filter"
+                        .into(),
+                }],
                 ..Default::default()
             };
             match &offer.stack.addons {
                 // As for Cluster API: a missing bundle is reported on each cluster by the addon
                 // controller and leaves the extensions unjudged here, never refused.
-                Some(bundle) if !bundles.contains_key(bundle) => pending.push(Outcome::Pending(
-                    format!(
+                Some(bundle) if !bundles.contains_key(bundle) => {
+                    pending.push(Outcome::Pending(format!(
                         "{}: addon bundle {bundle} not found, extensions not verified",
                         offer.version
-                    ),
-                )),
+                    )))
+                }
                 Some(bundle) => {
                     for ext in &p.spec.extensions {
                         let feature = format!("{}{}", features::EXTENSION_PREFIX, ext.name);

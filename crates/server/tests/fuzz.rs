@@ -49,6 +49,8 @@ const ROUTES: &[&str] = &[
     "/ui/clusters/{n}",
     "/ui/clusters/{n}/scale",
     "/ui/clusters/{n}/upgrade",
+    "/ui/clusters/{n}/preview",
+    "/ui/clusters/{n}/apply",
     "/ui/clusters/{n}/delete",
     "/ui/clusters/{n}/compliance",
     "/ui/static/app.js",
