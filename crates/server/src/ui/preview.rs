@@ -610,6 +610,38 @@ mod tests {
     }
 
     #[test]
+    fn the_plan_of_a_new_cluster_creates_its_machines_and_objects() {
+        let p: Provider =
+            serde_yaml::from_str(include_str!("../../../../examples/provider-inmemory.yaml"))
+                .unwrap();
+        let mut c = cluster();
+        c.spec.control_plane =
+            Some(serde_json::from_value(serde_json::json!({"replicas": 3})).unwrap());
+        let plan = kaas_render::plan::plan_create(&c, &p);
+        assert!(!plan.refused && !plan.no_change, "{plan:?}");
+        let h = plan_html(&plan).into_string();
+        assert!(h.contains("created with 3 machines"), "{h}");
+        assert!(h.contains("created with 1 machines"), "{h}");
+        assert!(
+            plan.objects.iter().all(|o| o.action == Action::Created),
+            "{plan:?}"
+        );
+        assert!(plan.objects.iter().any(|o| o.kind == "Cluster"), "{plan:?}");
+        // Refused: field paths, nothing planned.
+        c.spec.control_plane =
+            Some(serde_json::from_value(serde_json::json!({"replicas": 2})).unwrap());
+        let plan = kaas_render::plan::plan_create(&c, &p);
+        assert!(plan.refused, "{plan:?}");
+        assert!(
+            plan.errors
+                .iter()
+                .any(|e| e.path == "spec.controlPlane.replicas"),
+            "{plan:?}"
+        );
+        assert!(plan.rollout.is_empty() && plan.objects.is_empty());
+    }
+
+    #[test]
     fn a_refused_plan_shows_field_paths_and_a_scale_its_machines() {
         let p: Provider =
             serde_yaml::from_str(include_str!("../../../../examples/provider-inmemory.yaml"))
