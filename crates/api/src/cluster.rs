@@ -256,9 +256,10 @@ pub struct WorkerPool {
     #[schemars(extend("minimum" = 1, "maximum" = 1000))]
     pub count: Option<i32>,
 
-    /// Autoscaling: the smallest number of nodes (≥ 1).
+    /// Autoscaling: the smallest number of nodes (≥ 0; 0: the pool scales from zero, the
+    /// autoscaler takes the size of its first node from the flavor).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("minimum" = 1, "maximum" = 1000))]
+    #[schemars(extend("minimum" = 0, "maximum" = 1000))]
     pub min_count: Option<i32>,
 
     /// Autoscaling: the largest number of nodes.

@@ -98,6 +98,39 @@ pub struct ProviderSpec {
     /// How tenants get credentials for their workload clusters (`KubeconfigRequest`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access: Option<ProviderAccess>,
+
+    /// The cluster-autoscaler kaas runs on the management side for every cluster with an
+    /// autoscaled pool (`minCount`/`maxCount`; Cluster API backend). Without it nothing scales
+    /// those pools (a warning on each such cluster says so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaler: Option<AutoscalerSettings>,
+}
+
+/// The cluster-autoscaler of a provider's clusters (upstream, its Cluster API provider).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoscalerSettings {
+    /// The image per Kubernetes minor, e.g. `"1.35": registry.k8s.io/autoscaling/cluster-autoscaler:v1.35.0`.
+    /// A cluster runs the image of its version's minor and gets the next one when it is upgraded
+    /// to the next minor; a cluster with an autoscaled pool on a minor without an image is
+    /// refused (`spec.workers[i].minCount`).
+    #[schemars(extend(
+        "maxProperties" = 64,
+        "additionalProperties" = {"type": "string", "minLength": 1, "maxLength": 512},
+        "x-kubernetes-validations" = [
+            {"rule": "self.all(k, k.matches('^[0-9]+[.][0-9]+$'))", "message": "keys are Kubernetes minors such as 1.35"}
+        ]
+    ))]
+    pub images: std::collections::BTreeMap<String, String>,
+}
+
+impl AutoscalerSettings {
+    /// The image for Kubernetes `version` (`1.35.4` or `v1.35.4`), by its minor.
+    pub fn image(&self, version: &str) -> Option<&str> {
+        let v = version.trim_start_matches('v');
+        let minor = v.rsplit_once('.').map_or(v, |(m, _)| m);
+        self.images.get(minor).map(String::as_str)
+    }
 }
 
 /// Credential policy of a provider.

@@ -283,7 +283,10 @@ fn operator_role_can_keep_the_tenant_capi_viewer_bindings() {
     let rules: Vec<serde_json::Value> =
         serde_json::from_value(serde_json::to_value(&role["rules"]).expect("YAML to JSON"))
             .expect("a list of rules");
-    for rule in install::operator_capi_viewer_rules() {
+    for rule in install::operator_capi_viewer_rules()
+        .into_iter()
+        .chain(install::operator_autoscaler_rules())
+    {
         let rule = serde_json::to_value(&rule).expect("serialises");
         assert!(
             rules.contains(&rule),
@@ -291,6 +294,22 @@ fn operator_role_can_keep_the_tenant_capi_viewer_bindings() {
             path.display()
         );
     }
+    // The autoscalers' role is the install module's.
+    let chunk = text
+        .split("\n---\n")
+        .find(|c| c.contains("name: kaas-cluster-autoscaler\n"))
+        .expect("the autoscalers' ClusterRole");
+    let plain: String = chunk
+        .lines()
+        .filter(|l| !l.contains("{{"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let role = docs(&plain, &path.display().to_string()).remove(0);
+    assert_eq!(
+        serde_json::to_value(&role["rules"]).expect("YAML to JSON"),
+        serde_json::to_value(install::autoscaler_role().rules).expect("serialises"),
+        "kaas-cluster-autoscaler: the chart and kaas_operator::install grant different rules"
+    );
 }
 
 #[test]

@@ -309,7 +309,7 @@ const OPERATOR_MUST_NOT: &[Access] = &[
     ("patch", "apiextensions.k8s.io", "customresourcedefinitions", "", "clusters.scs.community"),
     ("delete", "admissionregistration.k8s.io", "validatingadmissionpolicies", "", "clusters.scs.community-deletion-protection"),
     ("patch", "admissionregistration.k8s.io", "validatingadmissionpolicybindings", "", "clusters.scs.community-finalizer-protection"),
-    // No escalation: binding only kaas-capi-viewer, no (Cluster)Roles, no impersonation, no tokens.
+    // No escalation: binding only kaas-capi-viewer and kaas-cluster-autoscaler, no (Cluster)Roles, no impersonation, no tokens.
     ("bind", "rbac.authorization.k8s.io", "clusterroles", "", "cluster-admin"),
     ("bind", "rbac.authorization.k8s.io", "clusterroles", "", "kaas-tenant"),
     ("escalate", "rbac.authorization.k8s.io", "clusterroles", "", ""),
@@ -322,7 +322,8 @@ const OPERATOR_MUST_NOT: &[Access] = &[
     // No workloads, no nodes, no bootstrap data (KubeadmConfigs can carry file contents).
     ("create", "", "pods", NS, ""),
     ("create", "", "pods/exec", NS, "x"),
-    ("create", "apps", "deployments", NS, ""),
+    // (Deployments: RBAC allows them for the cluster-autoscalers; the policy
+    // kaas-operator-workloads confines them to provider-side namespaces.)
     ("list", "", "nodes", "", ""),
     ("get", "bootstrap.cluster.x-k8s.io", "kubeadmconfigs", CAPI_NS, "c1"),
     // Leases only in its own namespace, and never deleted.

@@ -150,6 +150,36 @@ pub fn operator_capi_viewer_rules() -> Vec<PolicyRule> {
     ]
 }
 
+/// The ClusterRole of every cluster's cluster-autoscaler ([`kaas_render::autoscaler::rules`]),
+/// bound by the operator per cluster in its provider-side namespace only.
+pub fn autoscaler_role() -> ClusterRole {
+    ClusterRole {
+        metadata: ObjectMeta {
+            name: Some(kaas_render::autoscaler::CLUSTER_ROLE.into()),
+            ..Default::default()
+        },
+        rules: Some(kaas_render::autoscaler::rules()),
+        ..Default::default()
+    }
+}
+
+/// What the operator needs to run the autoscalers: their ServiceAccounts and Deployments in the
+/// provider-side namespaces (server-side apply, removal), the removal of their RoleBindings, and
+/// `bind` on exactly [`autoscaler_role`] (it holds none of the role's permissions). The Helm
+/// chart's operator ClusterRole carries the same rules.
+pub fn operator_autoscaler_rules() -> Vec<PolicyRule> {
+    let write = &["get", "create", "patch", "delete"];
+    vec![
+        rule(&[""], &["serviceaccounts"], write),
+        rule(&["apps"], &["deployments"], write),
+        rule(&["rbac.authorization.k8s.io"], &["rolebindings"], &["delete"]),
+        PolicyRule {
+            resource_names: Some(vec![kaas_render::autoscaler::CLUSTER_ROLE.into()]),
+            ..rule(&["rbac.authorization.k8s.io"], &["clusterroles"], &["bind"])
+        },
+    ]
+}
+
 /// Read access to the offerings, for every tenant.
 pub fn offering_reader_role() -> ClusterRole {
     ClusterRole {
@@ -229,6 +259,7 @@ pub async fn install_kaas(client: &Client) -> Result<(), kube::Error> {
     apply(client, &tenant_role()).await?;
     apply(client, &offering_reader_role()).await?;
     apply(client, &capi_viewer_role()).await?;
+    apply(client, &autoscaler_role()).await?;
     let binding = ClusterRoleBinding {
         metadata: ObjectMeta {
             name: Some(OFFERING_READER_ROLE.into()),

@@ -15,25 +15,26 @@ fn example(name: &str) -> String {
 }
 
 fn check(cluster: &str, provider: &str, golden: &str) {
-    check_yaml(&example(cluster), cluster, provider, golden)
+    check_yaml(&example(cluster), provider, golden)
 }
 
-fn check_yaml(cluster_yaml: &str, cluster: &str, provider: &str, golden: &str) {
+fn check_yaml(cluster_yaml: &str, provider: &str, golden_name: &str) {
     let c: Cluster = serde_yaml::from_str(cluster_yaml).unwrap();
     let p: Provider = serde_yaml::from_str(&example(provider)).unwrap();
     let resolved = kaas_validate::validate(&c, &p).unwrap();
     let yaml = kaas_render::render(&c, &resolved).unwrap().to_yaml();
+    golden(&yaml, golden_name);
+}
+
+fn golden(yaml: &str, golden: &str) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")
         .join(golden);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, &yaml).unwrap();
+        std::fs::write(&path, yaml).unwrap();
     }
     let want = std::fs::read_to_string(&path).unwrap_or_default();
-    assert_eq!(
-        yaml, want,
-        "rendering of {cluster} changed; UPDATE_GOLDEN=1 to accept"
-    );
+    assert_eq!(yaml, want, "{golden} changed; UPDATE_GOLDEN=1 to accept");
 }
 
 #[test]
@@ -88,8 +89,44 @@ spec:
 "#;
     check_yaml(
         cluster,
-        "scale-from-zero",
         "provider-openstack.yaml",
         "scale-from-zero-openstack.yaml",
+    );
+}
+
+/// The autoscaler of a cluster with autoscaled pools: its Deployment with the image of the
+/// cluster's minor and the flags of the Cluster API provider, its ServiceAccount and the
+/// RoleBinding of the autoscaler role in the cluster's namespace.
+#[test]
+fn the_autoscaler_of_a_cluster_runs_the_image_of_its_minor() {
+    let c: Cluster = serde_yaml::from_str(&example("cluster-full.yaml")).unwrap();
+    let p: Provider = serde_yaml::from_str(&example("provider-openstack.yaml")).unwrap();
+    let resolved = kaas_validate::validate(&c, &p).unwrap();
+    let ns = kaas_render::capi_namespace("fra1", "tenant-a");
+    let at = kaas_render::autoscaler::Placement {
+        namespace: &ns,
+        capi_cluster: "prod",
+        kubeconfig_secret: "prod-kubeconfig",
+    };
+    let a = kaas_render::autoscaler::render_autoscaler(&c, &resolved, &at)
+        .unwrap()
+        .expect("a pool autoscales");
+    let yaml = [
+        serde_yaml::to_string(&a.service_account).unwrap(),
+        serde_yaml::to_string(&a.role_binding).unwrap(),
+        serde_yaml::to_string(&a.deployment).unwrap(),
+    ]
+    .join("---\n");
+    golden(&yaml, "autoscaler-openstack.yaml");
+
+    let mut fixed = c.clone();
+    for w in fixed.spec.workers.iter_mut().flatten() {
+        (w.count, w.min_count, w.max_count) = (Some(1), None, None);
+    }
+    let resolved = kaas_validate::validate(&fixed, &p).unwrap();
+    assert_eq!(
+        kaas_render::autoscaler::render_autoscaler(&fixed, &resolved, &at).unwrap(),
+        None,
+        "no autoscaled pool, no autoscaler"
     );
 }

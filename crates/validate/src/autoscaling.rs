@@ -4,9 +4,50 @@
 //! the flavor. A flavor that cannot say it is refused here, with the field path, not at render.
 
 use kaas_api::provider::Flavor;
+use kaas_api::{KubeVersion, Provider};
 
 use crate::error::{ErrorKind, FieldError, FieldErrors};
-use crate::offering::Size;
+use crate::offering::{Pool, Size};
+
+/// The cluster-autoscaler image for a cluster on `version` with `pools` (Cluster API backend):
+/// `None` when no pool autoscales. A provider without `spec.autoscaler` runs none (a warning
+/// says so); one without an image for the version's minor refuses the first autoscaled pool.
+pub fn image(
+    provider: &Provider,
+    version: Option<&KubeVersion>,
+    pools: &[Pool],
+    errs: &mut FieldErrors,
+    warnings: &mut Vec<String>,
+) -> Option<String> {
+    let first = pools
+        .iter()
+        .position(|p| matches!(p.size, Size::Autoscale { .. }))?;
+    let name = provider.metadata.name.clone().unwrap_or_default();
+    let Some(settings) = &provider.spec.autoscaler else {
+        warnings.push(format!(
+            "provider {name:?} runs no cluster-autoscaler (its spec.autoscaler is empty): pools with minCount/maxCount stay at the size Cluster API gives them"
+        ));
+        return None;
+    };
+    let version = version?.release();
+    let release = version.trim_start_matches('v');
+    match settings.image(release) {
+        Some(image) => Some(image.to_string()),
+        None => {
+            errs.push(
+                FieldError::new(
+                    ErrorKind::NotSupported,
+                    format!("spec.workers[{first}].minCount"),
+                    format!(
+                        "provider {name:?} runs no cluster-autoscaler for Kubernetes {release}: its spec.autoscaler.images has no image for this minor; use a fixed count or a version with an autoscaler"
+                    ),
+                )
+                .allowed(settings.images.keys().cloned()),
+            );
+            None
+        }
+    }
+}
 
 /// Whether a pool of `size` over `zones` zones has a MachineDeployment with lower bound 0 (its
 /// lower bound is spread over the zones, the first ones get the remainder).
@@ -163,5 +204,55 @@ spec:
             &provider,
         )
         .expect("a flavor with a size scales from zero");
+    }
+
+    #[test]
+    fn the_autoscaler_image_is_the_one_of_the_minor_or_a_refusal_or_a_warning() {
+        let mut provider: kaas_api::Provider =
+            serde_yaml::from_str(include_str!("../../../examples/provider-inmemory.yaml")).unwrap();
+        let cluster = |version: &str, workers: &str| -> kaas_api::Cluster {
+            serde_yaml::from_str(&format!(
+                "apiVersion: scs.community/v1alpha1\nkind: Cluster\nmetadata: {{name: c, namespace: t}}\nspec:\n  kubernetes: {{version: {version}}}\n  workers: {workers}"
+            ))
+            .unwrap()
+        };
+        let autoscaled = "[{name: a, count: 1}, {name: b, minCount: 0, maxCount: 3}]";
+        let r = crate::validate(&cluster("1.35.x", autoscaled), &provider).unwrap();
+        assert_eq!(
+            r.autoscaler_image.as_deref(),
+            Some("registry.k8s.io/autoscaling/cluster-autoscaler:v1.35.0")
+        );
+        let r = crate::validate(&cluster("1.36.x", autoscaled), &provider).unwrap();
+        assert_eq!(
+            r.autoscaler_image.as_deref(),
+            Some("registry.k8s.io/autoscaling/cluster-autoscaler:v1.36.0")
+        );
+        let fixed = crate::validate(&cluster("1.35.x", "[{name: a, count: 1}]"), &provider);
+        assert_eq!(fixed.unwrap().autoscaler_image, None, "no pool autoscales");
+
+        provider
+            .spec
+            .autoscaler
+            .as_mut()
+            .unwrap()
+            .images
+            .remove("1.36");
+        let errs = crate::validate(&cluster("1.36.x", autoscaled), &provider).unwrap_err();
+        assert_eq!(errs.paths(), ["spec.workers[1].minCount"]);
+        assert!(
+            errs.to_string().contains("no image for this minor"),
+            "{errs}"
+        );
+
+        provider.spec.autoscaler = None;
+        let r = crate::validate(&cluster("1.35.x", autoscaled), &provider).unwrap();
+        assert_eq!(r.autoscaler_image, None);
+        assert!(
+            r.warnings
+                .iter()
+                .any(|w| w.contains("runs no cluster-autoscaler")),
+            "{:?}",
+            r.warnings
+        );
     }
 }

@@ -52,6 +52,10 @@ pub struct Resolved {
     pub access: AccessSpec,
     /// Things the user should know; not errors.
     pub warnings: Vec<String>,
+    /// The cluster-autoscaler image kaas runs for this cluster: a pool autoscales, the backend is
+    /// Cluster API and the provider names an image for the version's minor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub autoscaler_image: Option<String>,
 }
 
 /// Resolved control plane.
@@ -411,6 +415,12 @@ pub fn validate(cluster: &Cluster, provider: &Provider) -> Result<Resolved, Fiel
         ));
     }
 
+    let autoscaler_image = if is_capi {
+        crate::autoscaling::image(provider, version.as_ref(), &pools, &mut errs, &mut warnings)
+    } else {
+        None
+    };
+
     // Capabilities: features the version's stack cannot serve (per stack verification).
     if let Some(v) = &version {
         check_capabilities(cluster, provider, v, &extensions, &mut errs);
@@ -448,6 +458,7 @@ pub fn validate(cluster: &Cluster, provider: &Provider) -> Result<Resolved, Fiel
         extensions,
         access: spec.access.clone().unwrap_or_default(),
         warnings,
+        autoscaler_image,
     })
 }
 

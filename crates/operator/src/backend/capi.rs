@@ -90,24 +90,29 @@ impl Backend for ClusterApi {
         let capi_name = rendered.cluster.name_any();
         let capi_patch = Patch::Apply(&rendered.cluster);
         let apply = || api.patch(&capi_name, &pp, &capi_patch);
-        if let Err(e) = apply().await {
-            ctx.written.forget(&ns_key);
-            if !skipped || rendered.adopted {
-                return Err(e.into());
+        let applied = match apply().await {
+            Ok(applied) => applied,
+            Err(e) => {
+                ctx.written.forget(&ns_key);
+                if !skipped || rendered.adopted {
+                    return Err(e.into());
+                }
+                // The namespace write was skipped and may be what is missing: write it, try again.
+                namespaces
+                    .patch(&ns_name, &pp, &Patch::Apply(&rendered.namespace))
+                    .await?;
+                ctx.written.record(ns_key.clone(), ns_hash);
+                apply().await?
             }
-            // The namespace write was skipped and may be what is missing: write it, try again.
-            namespaces
-                .patch(&ns_name, &pp, &Patch::Apply(&rendered.namespace))
-                .await?;
-            ctx.written.record(ns_key.clone(), ns_hash);
-            apply().await?;
-        }
+        };
         if rendered.adopted {
-            // The adopted cluster's namespace is the provider's; tenants get no access there.
+            // The adopted cluster's namespace is the provider's; tenants get no access there, and
+            // kaas runs no autoscaler in it (docs/autoscaling.md).
             return Ok(());
         }
         keep_tenant_viewer(ctx, cluster, &ns_name).await;
-        Ok(())
+        // The cluster-autoscaler, while a pool autoscales.
+        super::autoscaler::keep(ctx, cluster, resolved, &applied).await
     }
 
     async fn observe(
@@ -269,11 +274,15 @@ impl Backend for ClusterApi {
         // A confirmed adoption deletes the adopted cluster; an unconfirmed one touches nothing
         // but the tenant's own derived location.
         let loc = crate::adopt::locate(&ctx.client, cluster, provider).await?;
-        let (ns, name) = (loc.namespace, loc.name);
+        let (ns, name) = (loc.namespace.clone(), loc.name.clone());
         // The namespace may go with the cluster: a cluster created again writes it again.
         ctx.written.forget(&format!("Namespace/{ns}"));
         ctx.written
             .forget(&format!("RoleBinding/{ns}/{CAPI_VIEWER_BINDING}"));
+        if loc.target.is_none() {
+            // The autoscaler goes first: it must not scale what is being deleted.
+            super::autoscaler::remove(ctx, &ns, &name).await?;
+        }
         let api: Api<CapiCluster> = Api::namespaced(ctx.client.clone(), &ns);
         let Some(capi) = api.get_opt(&name).await? else {
             return Ok(Deletion::Done);

@@ -1,6 +1,7 @@
 //! Backends realise SCS clusters. The controller knows only this trait; the Cluster API backend
 //! and the static (imported) backend sit behind it.
 
+mod autoscaler;
 pub mod capi;
 pub mod hosted;
 pub mod imported;

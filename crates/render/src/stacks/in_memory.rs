@@ -29,4 +29,8 @@ impl Stack for InMemory {
     ) -> Vec<ClusterTopologyWorkersMachineDeploymentsVariablesOverrides> {
         Vec::new()
     }
+
+    fn machine_template_resource(&self) -> &'static str {
+        "devmachinetemplates"
+    }
 }

@@ -26,6 +26,9 @@ pub trait Stack: Send + Sync {
         r: &Resolved,
         pool: &Pool,
     ) -> Vec<ClusterTopologyWorkersMachineDeploymentsVariablesOverrides>;
+    /// The resource (plural, group `infrastructure.cluster.x-k8s.io`) of the stack's worker
+    /// machine templates: the cluster-autoscaler reads them when it scales from zero.
+    fn machine_template_resource(&self) -> &'static str;
 }
 
 /// The implementation for a stack kind.

@@ -85,4 +85,8 @@ impl Stack for OpenStackScs2 {
             value: json!(pool.flavor),
         }]
     }
+
+    fn machine_template_resource(&self) -> &'static str {
+        "openstackmachinetemplates"
+    }
 }

@@ -1,0 +1,333 @@
+//! The cluster-autoscaler kaas runs per cluster with an autoscaled pool, on the real API server
+//! with the operator in-process (Cluster API's CRDs, not its managers). What is proven is the
+//! wiring, not the autoscaler's decisions: the upstream binary does not run here (its Go module
+//! is refused by the module proxy of this machine and no container runtime runs). The objects are
+//! accepted by the API server; the Deployment is added, follows the cluster's minor on upgrade, is
+//! removed when no pool autoscales and when the cluster is deleted; and what the autoscaler's
+//! ServiceAccount may do is asked of the API server's authorizer with SubjectAccessReviews:
+//! exactly what the Cluster API provider of cluster-autoscaler needs, in its cluster's namespace.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{cluster, create, operator, patch_spec, plane, until};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kaas_api::Cluster;
+use kube::api::PostParams;
+use kube::{Api, Client};
+
+const NS: &str = "tenant-autoscale";
+const OTHER: &str = "tenant-other";
+const WAIT: Duration = Duration::from_secs(60);
+
+fn image(d: &Deployment) -> String {
+    d.spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .image
+        .clone()
+        .unwrap_or_default()
+}
+
+/// The Deployment `name` in `ns` once `ok` holds for it (`None`: once it is gone).
+async fn deployment_when(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    what: &str,
+    ok: impl Fn(Option<&Deployment>) -> bool,
+) -> Option<Deployment> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    until(what, WAIT, || async {
+        let d = api.get_opt(name).await.map_err(|e| e.to_string())?;
+        if ok(d.as_ref()) {
+            Ok(d)
+        } else {
+            Err(format!("{:?}", d.as_ref().map(image)))
+        }
+    })
+    .await
+}
+
+/// Whether the autoscaler's ServiceAccount `sa` of namespace `sa_ns` may `verb` the `resource`
+/// (`name/sub` for a subresource) of `group` in `ns` (`""`: cluster-wide).
+async fn may(
+    client: &Client,
+    sa_ns: &str,
+    sa: &str,
+    (verb, group, resource, ns): (&str, &str, &str, &str),
+) -> bool {
+    let (resource, subresource) = match resource.split_once('/') {
+        Some((r, s)) => (r, Some(s.to_string())),
+        None => (resource, None),
+    };
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(format!("system:serviceaccount:{sa_ns}:{sa}")),
+            groups: Some(vec![
+                "system:serviceaccounts".into(),
+                format!("system:serviceaccounts:{sa_ns}"),
+                "system:authenticated".into(),
+            ]),
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some(verb.into()),
+                group: Some(group.into()),
+                resource: Some(resource.into()),
+                subresource,
+                namespace: (!ns.is_empty()).then(|| ns.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Api::<SubjectAccessReview>::all(client.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .expect("SubjectAccessReview")
+        .status
+        .expect("a review has a status")
+        .allowed
+}
+
+/// The accesses of `want` the ServiceAccount gets wrong.
+async fn wrong(
+    client: &Client,
+    sa_ns: &str,
+    sa: &str,
+    want: bool,
+    accesses: &[(&str, &str, &str, &str)],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for a in accesses {
+        if may(client, sa_ns, sa, *a).await != want {
+            out.push(format!("{a:?}"));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_autoscaler_is_added_follows_upgrades_and_goes_with_autoscaling_and_the_cluster() {
+    let plane = plane(false).await;
+    let client = plane.client();
+    for ns in [NS, OTHER] {
+        kaas_operator::install::namespace(&client, ns, &[])
+            .await
+            .unwrap();
+    }
+    let _op = operator(client.clone(), &[]);
+    let capi_ns = kaas_render::capi_namespace("dev", NS);
+    let other_capi_ns = kaas_render::capi_namespace("dev", OTHER);
+    let sa = "elastic-autoscaler";
+
+    // Added: a pool from 0 to 3 nodes.
+    create(
+        &client,
+        &cluster(
+            "elastic",
+            NS,
+            "provider: {name: dev}\nkubernetes: {version: 1.35.x}\ncontrolPlane: {replicas: 1}\nworkers: [{name: w, minCount: 0, maxCount: 3}, {name: fixed, count: 1}]",
+        ),
+    )
+    .await;
+    let d = deployment_when(&client, &capi_ns, sa, "the autoscaler added", |d| {
+        d.is_some()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        image(&d),
+        "registry.k8s.io/autoscaling/cluster-autoscaler:v1.35.0"
+    );
+    let pod = d.spec.clone().unwrap().template.spec.unwrap();
+    let args = pod.containers[0].args.clone().unwrap_or_default();
+    for flag in [
+        "--cloud-provider=clusterapi".to_string(),
+        "--clusterapi-cloud-config-authoritative".to_string(),
+        "--kubeconfig=/etc/kubernetes/workload/value".to_string(),
+        format!("--node-group-auto-discovery=clusterapi:namespace={capi_ns},clusterName=elastic"),
+    ] {
+        assert!(args.contains(&flag), "{flag} in {args:?}");
+    }
+    assert_eq!(pod.service_account_name.as_deref(), Some(sa));
+    let secret = pod.volumes.unwrap()[0].secret.clone().unwrap();
+    assert_eq!(secret.secret_name.as_deref(), Some("elastic-kubeconfig"));
+    let owner = d.metadata.owner_references.clone().unwrap_or_default();
+    assert!(
+        owner
+            .iter()
+            .any(|o| o.kind == "Cluster" && o.name == "elastic"),
+        "owned by the Cluster API Cluster: {owner:?}"
+    );
+    Api::<ServiceAccount>::namespaced(client.clone(), &capi_ns)
+        .get(sa)
+        .await
+        .expect("its ServiceAccount");
+    let rb = Api::<RoleBinding>::namespaced(client.clone(), &capi_ns)
+        .get(sa)
+        .await
+        .expect("its RoleBinding");
+    assert_eq!(rb.role_ref.name, kaas_render::autoscaler::CLUSTER_ROLE);
+
+    // What its Cluster API provider needs, in its namespace.
+    let capi = "cluster.x-k8s.io";
+    let infra = "infrastructure.cluster.x-k8s.io";
+    let needed: Vec<(&str, &str, &str, &str)> = [
+        ("list", capi, "machinedeployments"),
+        ("watch", capi, "machinedeployments"),
+        ("get", capi, "machinedeployments"),
+        ("list", capi, "machinesets"),
+        ("watch", capi, "machinesets"),
+        ("list", capi, "machines"),
+        ("watch", capi, "machines"),
+        ("update", capi, "machines"),
+        ("patch", capi, "machines"),
+        ("list", capi, "machinepools"),
+        ("watch", capi, "machinepools"),
+        ("get", capi, "machinedeployments/scale"),
+        ("update", capi, "machinedeployments/scale"),
+        ("patch", capi, "machinedeployments/scale"),
+        ("update", capi, "machinesets/scale"),
+        ("update", capi, "machinepools/scale"),
+        ("get", infra, "devmachinetemplates"),
+        ("list", infra, "devmachinetemplates"),
+        ("watch", infra, "devmachinetemplates"),
+    ]
+    .into_iter()
+    .map(|(v, g, r)| (v, g, r, capi_ns.as_str()))
+    .collect();
+    let missing = until("the autoscaler's rights", WAIT, || async {
+        let w = wrong(&client, &capi_ns, sa, true, &needed).await;
+        if w.is_empty() {
+            Ok(w)
+        } else {
+            Err(w.join(", "))
+        }
+    })
+    .await;
+    assert!(missing.is_empty());
+    // And nothing else: no Secrets anywhere (the kubeconfig is mounted), nothing outside its
+    // namespace, no other verbs or kinds.
+    let denied: Vec<(&str, &str, &str, &str)> = vec![
+        ("get", "", "secrets", &capi_ns),
+        ("list", "", "secrets", &capi_ns),
+        ("watch", "", "secrets", &capi_ns),
+        ("get", "", "secrets", &other_capi_ns),
+        ("get", "", "secrets", "kaas-provider-dev"),
+        ("get", "", "secrets", NS),
+        ("list", "", "secrets", ""),
+        ("list", capi, "machinedeployments", &other_capi_ns),
+        ("update", capi, "machinedeployments/scale", &other_capi_ns),
+        ("list", capi, "machinedeployments", ""),
+        ("list", capi, "machines", "kaas-provider-dev"),
+        ("create", capi, "machinedeployments", &capi_ns),
+        ("delete", capi, "machinedeployments", &capi_ns),
+        ("delete", capi, "machines", &capi_ns),
+        ("update", capi, "machinedeployments", &capi_ns),
+        ("update", capi, "clusters", &capi_ns),
+        ("get", capi, "clusters", &capi_ns),
+        ("update", infra, "devmachinetemplates", &capi_ns),
+        ("create", "", "pods", &capi_ns),
+        ("get", "", "configmaps", &capi_ns),
+        ("patch", "apps", "deployments", &capi_ns),
+        (
+            "create",
+            "rbac.authorization.k8s.io",
+            "rolebindings",
+            &capi_ns,
+        ),
+    ];
+    let granted = wrong(&client, &capi_ns, sa, false, &denied).await;
+    assert!(granted.is_empty(), "granted beyond need: {granted:?}");
+
+    // The image follows the minor.
+    patch_spec(
+        &client,
+        NS,
+        "elastic",
+        serde_json::json!({"kubernetes": {"version": "1.36.x"}}),
+    )
+    .await;
+    deployment_when(&client, &capi_ns, sa, "the 1.36 image", |d| {
+        d.is_some_and(|d| image(d) == "registry.k8s.io/autoscaling/cluster-autoscaler:v1.36.0")
+    })
+    .await;
+
+    // No pool autoscales: it goes, with its ServiceAccount and RoleBinding.
+    patch_spec(
+        &client,
+        NS,
+        "elastic",
+        serde_json::json!({"workers": [{"name": "w", "count": 2}, {"name": "fixed", "count": 1}]}),
+    )
+    .await;
+    deployment_when(&client, &capi_ns, sa, "the autoscaler removed", |d| {
+        d.is_none()
+    })
+    .await;
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &capi_ns);
+    let rbs: Api<RoleBinding> = Api::namespaced(client.clone(), &capi_ns);
+    assert!(
+        sas.get_opt(sa).await.unwrap().is_none(),
+        "ServiceAccount left"
+    );
+    assert!(rbs.get_opt(sa).await.unwrap().is_none(), "RoleBinding left");
+    until("its rights gone with the RoleBinding", WAIT, || async {
+        if may(&client, &capi_ns, sa, ("list", capi, "machines", &capi_ns)).await {
+            Err("still allowed".to_string())
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+
+    // Autoscaled again, then the cluster is deleted: it goes with the cluster.
+    patch_spec(
+        &client,
+        NS,
+        "elastic",
+        serde_json::json!({"workers": [{"name": "w", "minCount": 1, "maxCount": 3}]}),
+    )
+    .await;
+    deployment_when(&client, &capi_ns, sa, "the autoscaler back", |d| {
+        d.is_some()
+    })
+    .await;
+    let clusters: Api<Cluster> = Api::namespaced(client.clone(), NS);
+    clusters
+        .delete("elastic", &Default::default())
+        .await
+        .unwrap();
+    until("the cluster deleted", WAIT, || async {
+        match clusters.get_opt("elastic").await {
+            Ok(None) => Ok(()),
+            other => Err(format!(
+                "{:?}",
+                other.map(|c| c.map(|c| c.metadata.finalizers))
+            )),
+        }
+    })
+    .await;
+    let gone = Api::<Deployment>::namespaced(client.clone(), &capi_ns)
+        .get_opt(sa)
+        .await
+        .unwrap();
+    assert!(gone.is_none(), "the autoscaler outlived its cluster");
+    assert!(
+        sas.get_opt(sa).await.unwrap().is_none(),
+        "ServiceAccount left"
+    );
+    assert!(rbs.get_opt(sa).await.unwrap().is_none(), "RoleBinding left");
+}
