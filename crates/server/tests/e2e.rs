@@ -2,8 +2,10 @@
 //! created and waited for until Ready, scaled, upgraded one minor, its kubeconfig downloaded and
 //! diagnosed, and deleted with a wait; through the GUI in a real headless Chromium a user watches
 //! the upgrade roll in the cluster's picture, sees its events, compliance report and an error
-//! page, then creates a cluster with the form, sees it become Ready and deletes it. Screenshots
-//! of every page are saved as test artifacts (`target/test-artifacts/gui-*.png`).
+//! page, then creates a cluster with the form (after previewing what it costs in nodes and its
+//! plan), sees it become Ready, scales it through the preview step (the plan, then confirm) and
+//! deletes it. Screenshots of every page are saved as test artifacts
+//! (`target/test-artifacts/gui-*.png`).
 
 mod common;
 mod webdriver;
@@ -192,6 +194,23 @@ async fn rest_and_gui_drive_real_clusters() {
     browser.click("#version option[value='1.36.3']").await;
     browser.click("#cp_flavor option[value='small']").await;
     browser.type_into("#count", "1").await;
+    // What it costs, and the plan, before anything is written: 1 control-plane node and 1
+    // worker, both small (2 vCPU, 4Gi).
+    browser.click("#preview-submit").await;
+    browser.find("#plan-rollout").await;
+    assert_eq!(browser.text("#cost-nodes").await, "2");
+    assert_eq!(browser.text("#cost-cpu").await, "4");
+    assert_eq!(browser.text("#cost-memory").await, "8 GiB");
+    let rollout = browser.text("#plan-rollout").await;
+    assert!(
+        rollout.contains("control plane: created with 1 machines")
+            && rollout.contains("pool default: created with 1 machines"),
+        "{rollout}"
+    );
+    browser.scroll_to("#cost").await;
+    browser.shot("gui-create-cost.png").await;
+    let res = env.call(Method::GET, &format!("{base}/g1"), a, None).await;
+    assert_eq!(res.status, 404, "a preview creates nothing");
     browser.click("#create-submit").await;
     browser.find("#picture-control-plane").await;
     browser.shot("gui-cluster-provisioning.png").await;
@@ -215,6 +234,35 @@ async fn rest_and_gui_drive_real_clusters() {
             .await
             .contains("Download kubeconfig")
     );
+    // Scale through the preview step: the plan of `kaas plan`, then confirm; applied on the
+    // API server only then.
+    browser.type_into("#count-default", "2").await;
+    browser.click("#scale-default").await;
+    browser.find("#plan-rollout").await;
+    let rollout = browser.text("#plan-rollout").await;
+    assert!(
+        rollout.contains("pool default: adds 1 machines (1 → 2), none rolls"),
+        "{rollout}"
+    );
+    assert!(
+        browser
+            .text("#cost-summary")
+            .await
+            .contains("Now 2 nodes · 4 vCPU · 8 GiB → after the change 3 nodes · 6 vCPU · 12 GiB")
+    );
+    browser.shot("gui-scale-preview-g1.png").await;
+    let res = env.call(Method::GET, &format!("{base}/g1"), a, None).await;
+    assert_eq!(res.json()["spec"]["workers"][0]["count"], 1, "not yet");
+    browser.click("#confirm").await;
+    browser.find(".notice").await;
+    assert!(
+        browser
+            .text(".notice")
+            .await
+            .contains("Scale applied as previewed")
+    );
+    let res = env.call(Method::GET, &format!("{base}/g1"), a, None).await;
+    assert_eq!(res.json()["spec"]["workers"][0]["count"], 2, "{}", res.text);
     // Delete through the GUI: type the name, confirm the dialog.
     browser.type_into("#confirm", "g1").await;
     browser.click("#delete").await;
