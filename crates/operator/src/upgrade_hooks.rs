@@ -61,6 +61,17 @@ pub async fn before_upgrade(
             hooks::BEFORE_CLUSTER_UPGRADE
         )))
     };
+    // A bundle that is not published has no hook to run: the upgrade proceeds, and the addon
+    // stage reports the missing bundle on the Cluster as it does for any version. Only a bundle
+    // that exists but cannot be read holds the upgrade (its hooks are unknown).
+    let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(ctx.client.clone(), &provider.spec.backend.namespace);
+    match tokio::time::timeout(addons::CALL_TIMEOUT, cms.get_metadata_opt(&bundle)).await {
+        Ok(Ok(None)) => return Ok(None),
+        Ok(Ok(Some(_))) => {}
+        Ok(Err(e)) => return held(format!("reading the bundle: {e}")),
+        Err(_) => return held("reading the bundle: no answer".into()),
+    }
     let (index, manifests) =
         match addons::load_bundle(&ctx.client, &provider.spec.backend.namespace, &bundle).await {
             Ok(b) => b,
