@@ -715,6 +715,41 @@ pub struct WorkerPoolStatus {
     /// Version the pool's nodes run, when uniform.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// Autoscaled pools: the lower bound (`minCount`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<i32>,
+    /// Autoscaled pools: the upper bound (`maxCount`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<i32>,
+    /// What the cluster-autoscaler reports for the pool, when it publishes its status (the
+    /// ConfigMap `kube-system/cluster-autoscaler-status` in the workload cluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaler: Option<PoolAutoscalerStatus>,
+}
+
+/// The cluster-autoscaler's view of one pool (summed over its MachineDeployments).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolAutoscalerStatus {
+    /// Nodes the autoscaler asks the pool for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<i32>,
+    /// Health of the pool (`Healthy`, `Unhealthy`); the worst of its node groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
+    /// Scale-up state (`NoActivity`, `InProgress`, `Backoff`, …), the most telling of its node
+    /// groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_up: Option<String>,
+    /// Scale-down state (`NoCandidates`, `CandidatesPresent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down: Option<String>,
+    /// When the scale-up or scale-down state last changed (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_activity: Option<String>,
+    /// Why the autoscaler cannot scale the pool up, when it backs off (`code: message`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cannot_scale: Option<String>,
 }
 
 /// Coarse lifecycle phase.

@@ -267,6 +267,13 @@ pub fn derive(i: Inputs<'_>) -> ClusterStatus {
         name,
         key: Some("value".into()),
     });
+    let bounds = |pool: &str| {
+        let resolved = i.validation.as_ref().ok()?;
+        match resolved.pools.iter().find(|p| p.name == pool)?.size {
+            kaas_validate::offering::Size::Autoscale { min, max } => Some((min, max)),
+            kaas_validate::offering::Size::Fixed(_) => None,
+        }
+    };
     s.workers = o
         .pools
         .iter()
@@ -275,6 +282,9 @@ pub fn derive(i: Inputs<'_>) -> ClusterStatus {
             desired: p.desired,
             ready: p.ready,
             version: (p.versions.len() == 1).then(|| p.versions[0].clone()),
+            min: bounds(&p.name).map(|b| b.0),
+            max: bounds(&p.name).map(|b| b.1),
+            autoscaler: p.autoscaler.clone(),
         })
         .collect();
 

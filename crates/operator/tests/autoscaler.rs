@@ -16,10 +16,11 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
-use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kaas_api::Cluster;
-use kube::api::PostParams;
+use kaas_capi::machinedeployment::MachineDeployment;
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 
 const NS: &str = "tenant-autoscale";
@@ -252,6 +253,12 @@ async fn the_autoscaler_is_added_follows_upgrades_and_goes_with_autoscaling_and_
     let granted = wrong(&client, &capi_ns, sa, false, &denied).await;
     assert!(granted.is_empty(), "granted beyond need: {granted:?}");
 
+    // Status per pool: the bounds, and what the autoscaler publishes in the workload cluster.
+    // The management API server stands in for the workload cluster (a real API server: the
+    // kubeconfig Secret Cluster API would write points at it), with a MachineDeployment of the
+    // pool as Cluster API's topology controller would write it.
+    report_of_the_autoscaler_reaches_the_pool_status(&plane, &client, &capi_ns).await;
+
     // The image follows the minor.
     patch_spec(
         &client,
@@ -330,4 +337,93 @@ async fn the_autoscaler_is_added_follows_upgrades_and_goes_with_autoscaling_and_
         "ServiceAccount left"
     );
     assert!(rbs.get_opt(sa).await.unwrap().is_none(), "RoleBinding left");
+}
+
+async fn report_of_the_autoscaler_reaches_the_pool_status(
+    plane: &kaas_harness::Plane,
+    client: &Client,
+    capi_ns: &str,
+) {
+    let kubeconfig = plane
+        .kubeconfig_yaml(kaas_harness::Identity::Admin)
+        .expect("the plane's kubeconfig");
+    let secret: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "elastic-kubeconfig", "namespace": capi_ns},
+        "type": "cluster.x-k8s.io/secret",
+        "stringData": {"value": kubeconfig},
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), capi_ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let md: MachineDeployment = serde_json::from_value(serde_json::json!({
+        "apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "MachineDeployment",
+        "metadata": {"name": "elastic-w-x7k2p", "namespace": capi_ns, "labels": {
+            "cluster.x-k8s.io/cluster-name": "elastic", "scs.community/pool": "w"}},
+        "spec": {"clusterName": "elastic", "replicas": 1,
+            "selector": {"matchLabels": {"pool": "w"}},
+            "template": {"metadata": {"labels": {"pool": "w"}}, "spec": {
+                "clusterName": "elastic", "bootstrap": {"dataSecretName": "none"},
+                "infrastructureRef": {"apiGroup": "infrastructure.cluster.x-k8s.io",
+                    "kind": "DevMachineTemplate", "name": "t"}}}},
+    }))
+    .unwrap();
+    Api::<MachineDeployment>::namespaced(client.clone(), capi_ns)
+        .create(&PostParams::default(), &md)
+        .await
+        .unwrap();
+    let status = format!(
+        "time: 2026-11-30 03:50:00.000000 +0000 UTC\nautoscalerStatus: Running\nclusterWide:\n  health: {{status: Healthy}}\nnodeGroups:\n- name: MachineDeployment/{capi_ns}/elastic-w-x7k2p\n  health: {{status: Healthy, nodeCounts: {{registered: {{total: 1, ready: 1}}}}, cloudProviderTarget: 2, minSize: 0, maxSize: 3}}\n  scaleUp:\n    status: Backoff\n    backoffInfo: {{errorCode: OutOfResource, errorMessage: quota of the project exceeded}}\n    lastTransitionTime: \"2026-11-30T03:40:00Z\"\n  scaleDown: {{status: NoCandidates, lastTransitionTime: \"2026-11-30T03:30:00Z\"}}\n"
+    );
+    let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "cluster-autoscaler-status", "namespace": "kube-system"},
+        "data": {"status": status},
+    }))
+    .unwrap();
+    Api::<ConfigMap>::namespaced(client.clone(), "kube-system")
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+    // A change of the Cluster makes the operator look again at once.
+    let clusters: Api<Cluster> = Api::namespaced(client.clone(), NS);
+    clusters
+        .patch(
+            "elastic",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"annotations": {"test/poke": "1"}}})),
+        )
+        .await
+        .unwrap();
+    let pool = until(
+        "the autoscaler's report in the pool status",
+        WAIT,
+        || async {
+            let c = clusters.get("elastic").await.map_err(|e| e.to_string())?;
+            let workers = c.status.clone().unwrap_or_default().workers;
+            match workers.iter().find(|w| w.name == "w") {
+                Some(w) if w.autoscaler.is_some() => Ok(w.clone()),
+                _ => Err(format!("{workers:?}")),
+            }
+        },
+    )
+    .await;
+    assert_eq!((pool.min, pool.max, pool.desired), (Some(0), Some(3), 1));
+    let a = pool.autoscaler.unwrap();
+    assert_eq!(a.target, Some(2));
+    assert_eq!(a.health.as_deref(), Some("Healthy"));
+    assert_eq!(a.scale_up.as_deref(), Some("Backoff"));
+    assert_eq!(a.scale_down.as_deref(), Some("NoCandidates"));
+    assert_eq!(a.last_activity.as_deref(), Some("2026-11-30T03:40:00Z"));
+    assert_eq!(
+        a.cannot_scale.as_deref(),
+        Some("OutOfResource: quota of the project exceeded")
+    );
+    let c = clusters.get("elastic").await.unwrap();
+    let fixed = c.status.unwrap().workers;
+    let fixed = fixed.iter().find(|w| w.name == "fixed");
+    assert!(
+        fixed.is_none_or(|f| f.min.is_none() && f.autoscaler.is_none()),
+        "a fixed pool has no bounds and no report: {fixed:?}"
+    );
 }

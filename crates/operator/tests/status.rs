@@ -36,6 +36,7 @@ fn running() -> Observation {
             desired: 2,
             ready: 2,
             versions: vec!["v1.35.4".into()],
+            ..Default::default()
         }],
         endpoint: Some("https://127.0.0.1:20001".into()),
         kubeconfig_secret: Some("demo-kubeconfig".into()),

@@ -122,3 +122,241 @@ where
         Err(e) => Err(e.into()),
     }
 }
+
+/// The ConfigMap the cluster-autoscaler publishes its status in (workload cluster, `kube-system`).
+pub const STATUS_CONFIGMAP: &str = "cluster-autoscaler-status";
+
+/// Fills in what the cluster-autoscaler reports for each of `pools` (by their MachineDeployments
+/// in `ns`), read from its status ConfigMap in the workload cluster reached by the kubeconfig
+/// Secret `kubeconfig` in `ns`. While the workload cluster cannot be reached or the autoscaler
+/// has published nothing (yet), the pools keep no report: the status says only what is known.
+pub(crate) async fn observe(
+    ctx: &Context,
+    ns: &str,
+    kubeconfig: &str,
+    pools: &mut [super::PoolObservation],
+) {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let text = async {
+        let Some(workload) = super::workload_from_secret(ctx, ns, kubeconfig).await? else {
+            return Ok::<_, Error>(None);
+        };
+        let cm = Api::<ConfigMap>::namespaced(workload, "kube-system")
+            .get_opt(STATUS_CONFIGMAP)
+            .await?;
+        Ok(cm.and_then(|c| c.data).and_then(|mut d| d.remove("status")))
+    }
+    .await;
+    let text = match text {
+        Ok(Some(t)) => t,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::debug!(namespace = %ns, error = %e, "cannot read the cluster-autoscaler's status");
+            return;
+        }
+    };
+    match parse_status(&text) {
+        Ok(groups) => {
+            for pool in pools.iter_mut() {
+                pool.autoscaler = pool_report(ns, &pool.machine_deployments, &groups);
+            }
+        }
+        Err(e) => {
+            tracing::warn!(namespace = %ns, error = %e, "the cluster-autoscaler's status is not what kaas reads")
+        }
+    }
+}
+
+/// One node group of the cluster-autoscaler's status (the fields kaas reports).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeGroupStatus {
+    /// `MachineDeployment/<namespace>/<name>` for the Cluster API provider.
+    pub name: String,
+    /// Health.
+    #[serde(default)]
+    pub health: Health,
+    /// Scale-up state.
+    #[serde(default)]
+    pub scale_up: Activity,
+    /// Scale-down state.
+    #[serde(default)]
+    pub scale_down: Activity,
+}
+
+/// Health of a node group.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    /// `Healthy`, `Unhealthy`.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// The size the autoscaler asks for.
+    #[serde(default)]
+    pub cloud_provider_target: Option<i32>,
+}
+
+/// Scale-up or scale-down state of a node group.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Activity {
+    /// e.g. `NoActivity`, `InProgress`, `Backoff`, `NoCandidates`, `CandidatesPresent`.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// Why it backs off.
+    #[serde(default)]
+    pub backoff_info: Option<BackoffInfo>,
+    /// When the state last changed.
+    #[serde(default)]
+    pub last_transition_time: Option<String>,
+}
+
+/// Why a scale-up backs off.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackoffInfo {
+    /// e.g. `OutOfResource`.
+    #[serde(default)]
+    pub error_code: Option<String>,
+    /// The provider's message.
+    #[serde(default)]
+    pub error_message: Option<String>,
+}
+
+/// The node groups of the status the cluster-autoscaler publishes (the YAML document of its
+/// status ConfigMap's `status` key, cluster-autoscaler 1.30 and later). Pure.
+pub fn parse_status(text: &str) -> Result<Vec<NodeGroupStatus>, String> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Doc {
+        autoscaler_status: Option<String>,
+        #[serde(default)]
+        node_groups: Vec<NodeGroupStatus>,
+    }
+    let doc: Doc = serde_yaml::from_str(text).map_err(|e| format!("not the YAML status: {e}"))?;
+    if doc.autoscaler_status.is_none() {
+        return Err("no autoscalerStatus (the text format of releases before 1.30?)".into());
+    }
+    Ok(doc.node_groups)
+}
+
+/// The report of a pool with MachineDeployments `mds` in `ns`: targets summed, the worst health,
+/// the most telling scale-up state (a back-off over activity over none), the latest change.
+/// `None` when the autoscaler lists none of them.
+pub fn pool_report(
+    ns: &str,
+    mds: &[String],
+    groups: &[NodeGroupStatus],
+) -> Option<kaas_api::cluster::PoolAutoscalerStatus> {
+    let mine: Vec<&NodeGroupStatus> = groups
+        .iter()
+        .filter(|g| {
+            mds.iter()
+                .any(|md| g.name == format!("MachineDeployment/{ns}/{md}"))
+        })
+        .collect();
+    if mine.is_empty() {
+        return None;
+    }
+    let rank = |s: &Option<String>| match s.as_deref() {
+        Some("Backoff") => 3,
+        Some("InProgress") => 2,
+        Some("CandidatesPresent") => 2,
+        Some(_) => 1,
+        None => 0,
+    };
+    let most = |pick: fn(&NodeGroupStatus) -> &Activity| {
+        mine.iter()
+            .map(|g| pick(g).status.clone())
+            .max_by_key(|s| rank(s))
+            .flatten()
+    };
+    let cannot_scale = mine
+        .iter()
+        .filter_map(|g| g.scale_up.backoff_info.as_ref())
+        .map(|b| match (&b.error_code, &b.error_message) {
+            (Some(c), Some(m)) => format!("{c}: {m}"),
+            (Some(x), None) | (None, Some(x)) => x.clone(),
+            (None, None) => String::new(),
+        })
+        .find(|m| !m.is_empty());
+    let last_activity = mine
+        .iter()
+        .flat_map(|g| [&g.scale_up, &g.scale_down])
+        .filter_map(|a| a.last_transition_time.clone())
+        .max();
+    let health = if mine
+        .iter()
+        .any(|g| g.health.status.as_deref() == Some("Unhealthy"))
+    {
+        Some("Unhealthy".to_string())
+    } else {
+        mine.iter().find_map(|g| g.health.status.clone())
+    };
+    let targets: Vec<i32> = mine
+        .iter()
+        .filter_map(|g| g.health.cloud_provider_target)
+        .collect();
+    Some(kaas_api::cluster::PoolAutoscalerStatus {
+        target: (!targets.is_empty()).then(|| targets.iter().sum()),
+        health,
+        scale_up: most(|g| &g.scale_up),
+        scale_down: most(|g| &g.scale_down),
+        last_activity,
+        cannot_scale,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STATUS: &str = r#"
+time: 2026-11-30 03:50:00.000000 +0000 UTC
+autoscalerStatus: Running
+clusterWide:
+  health: {status: Healthy}
+nodeGroups:
+- name: MachineDeployment/ns/c-w-a-1x2y3
+  health: {status: Healthy, nodeCounts: {registered: {total: 1, ready: 1}}, cloudProviderTarget: 2, minSize: 0, maxSize: 3}
+  scaleUp:
+    status: Backoff
+    backoffInfo: {errorCode: OutOfResource, errorMessage: quota exceeded}
+    lastTransitionTime: "2026-11-30T03:40:00Z"
+  scaleDown: {status: NoCandidates, lastTransitionTime: "2026-11-30T03:30:00Z"}
+- name: MachineDeployment/ns/c-w-b-4z5q6
+  health: {status: Healthy, cloudProviderTarget: 1, minSize: 0, maxSize: 3}
+  scaleUp: {status: NoActivity, lastTransitionTime: "2026-11-30T03:45:00Z"}
+  scaleDown: {status: CandidatesPresent}
+- name: MachineDeployment/other/c-w-a-1x2y3
+  health: {status: Unhealthy, cloudProviderTarget: 9}
+"#;
+
+    #[test]
+    fn a_pool_report_sums_its_machine_deployments_and_keeps_the_most_telling_state() {
+        let groups = parse_status(STATUS).unwrap();
+        assert_eq!(groups.len(), 3);
+        let mds = ["c-w-a-1x2y3".to_string(), "c-w-b-4z5q6".to_string()];
+        let r = pool_report("ns", &mds, &groups).unwrap();
+        assert_eq!(
+            r.target,
+            Some(3),
+            "the other namespace's group does not count"
+        );
+        assert_eq!(r.health.as_deref(), Some("Healthy"));
+        assert_eq!(r.scale_up.as_deref(), Some("Backoff"));
+        assert_eq!(r.scale_down.as_deref(), Some("CandidatesPresent"));
+        assert_eq!(r.last_activity.as_deref(), Some("2026-11-30T03:45:00Z"));
+        assert_eq!(
+            r.cannot_scale.as_deref(),
+            Some("OutOfResource: quota exceeded")
+        );
+        assert_eq!(pool_report("ns", &["x".into()], &groups), None);
+    }
+
+    #[test]
+    fn the_text_status_of_old_releases_is_told_apart() {
+        let old = "Cluster-autoscaler status at 2020-01-01 00:00:00 +0000 UTC:\nCluster-wide:\n  Health: Healthy";
+        assert!(parse_status(old).is_err());
+    }
+}

@@ -123,7 +123,7 @@ impl Backend for ClusterApi {
     ) -> Result<Observation, Error> {
         let provider = super::provider_name(cluster, resolved);
         let loc = crate::adopt::locate(&ctx.client, cluster, &provider).await?;
-        let (ns, capi_name) = (loc.namespace, loc.name);
+        let (ns, capi_name) = (loc.namespace.clone(), loc.name.clone());
         let api: Api<CapiCluster> = Api::namespaced(ctx.client.clone(), &ns);
         let Some(capi) = api.get_opt(&capi_name).await? else {
             return Ok(Observation::default());
@@ -217,6 +217,7 @@ impl Backend for ClusterApi {
                     name: pool,
                     ..Default::default()
                 });
+            e.machine_deployments.push(md.name_any());
             e.desired += md.spec.replicas.unwrap_or(0);
             let st = md.status.clone().unwrap_or_default();
             e.ready += st.ready_replicas.unwrap_or(0);
@@ -227,6 +228,10 @@ impl Backend for ClusterApi {
             }
         }
         o.pools = pools.into_values().collect();
+        if resolved.is_some_and(|r| r.autoscaler_image.is_some()) && loc.target.is_none() {
+            let kubeconfig = kubeconfig_secret_name(&capi_name);
+            super::autoscaler::observe(ctx, &ns, &kubeconfig, &mut o.pools).await;
+        }
 
         // Converged only when Cluster API has applied this very topology: its Cluster observed the
         // latest generation and reconciled the topology for it, and every pool has exactly its

@@ -94,6 +94,7 @@ pub fn observe_hosted(hcp: &HostedControlPlane) -> Observation {
                 desired: want.replicas,
                 ready: seen.map_or(0, |p| p.ready),
                 versions: seen.map(|p| p.versions.clone()).unwrap_or_default(),
+                ..Default::default()
             }
         })
         .collect();

@@ -45,6 +45,10 @@ pub struct PoolObservation {
     pub ready: i32,
     /// Versions the pool's nodes run.
     pub versions: Vec<String>,
+    /// Names of the pool's MachineDeployments (Cluster API backend).
+    pub machine_deployments: Vec<String>,
+    /// What the cluster-autoscaler reports for the pool, when it publishes its status.
+    pub autoscaler: Option<kaas_api::cluster::PoolAutoscalerStatus>,
 }
 
 /// What a backend sees of a cluster.
