@@ -20,14 +20,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::sync::OnceLock;
 
 pub use k8s_openapi::jiff::Timestamp;
 use kaas_api::provider::BackendType;
 use kaas_api::{Cluster, KubeVersion, Provider};
 use kaas_validate::offering::{Pool, Size};
 use kaas_validate::{FieldErrors, Resolved};
-use kube::CustomResourceExt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -241,9 +239,48 @@ pub struct RolloutStep {
     pub max_unavailable: Option<String>,
 }
 
-fn cluster_schema() -> &'static Value {
-    static SCHEMA: OnceLock<Value> = OnceLock::new();
-    SCHEMA.get_or_init(|| kaas_validate::schema::crd_schema(&Cluster::crd()))
+/// `cluster` as the API server would receive it (no status, no managed fields).
+fn object(cluster: &Cluster) -> Value {
+    let mut c = cluster.clone();
+    c.status = None;
+    c.metadata.managed_fields = None;
+    let mut v = serde_json::to_value(&c).unwrap_or_default();
+    v["apiVersion"] = format!("{}/{}", kaas_api::GROUP, kaas_api::VERSION).into();
+    v["kind"] = "Cluster".into();
+    v
+}
+
+/// The operator's admission (`kaas_validate::admission::admit`: schema and CEL with transition
+/// rules against `current`, then the offering of `provider`, the version judged against what
+/// `current` runs) of `proposed`.
+fn admit(
+    proposed: &Cluster,
+    current: Option<&Cluster>,
+    provider: &Provider,
+) -> Result<Resolved, FieldErrors> {
+    use kaas_validate::admission::{Admitted, Providers, admit};
+    match admit(
+        &object(proposed),
+        current,
+        Providers::Known(std::slice::from_ref(provider)),
+    ) {
+        Ok(Admitted {
+            resolved: Some(r), ..
+        }) => Ok(r),
+        Ok(_) => {
+            let mut e = FieldErrors::default();
+            e.push(kaas_validate::FieldError::new(
+                kaas_validate::ErrorKind::Invalid,
+                "spec.provider",
+                format!(
+                    "names another provider than {:?}, which the plan is for",
+                    provider.metadata.name.as_deref().unwrap_or_default()
+                ),
+            ));
+            Err(e)
+        }
+        Err(rejected) => Err(rejected.errors),
+    }
 }
 
 fn errors(errs: &FieldErrors) -> Vec<PlanError> {
@@ -316,23 +353,9 @@ pub fn plan(current: &Cluster, proposed: &Cluster, provider: &Provider, now: Tim
         &mut plan.spec_changes,
     );
 
-    // Admission: schema and CEL (transition rules against the stored cluster), then the offering.
-    let object = |c: &Cluster| {
-        let mut c = c.clone();
-        c.status = None;
-        c.metadata.managed_fields = None;
-        let mut v = serde_json::to_value(&c).unwrap_or_default();
-        v["apiVersion"] = format!("{}/{}", kaas_api::GROUP, kaas_api::VERSION).into();
-        v["kind"] = "Cluster".into();
-        v
-    };
-    let schema_errors =
-        kaas_validate::schema::admit(cluster_schema(), &object(&proposed), Some(&object(current)));
-    let new = if schema_errors.is_empty() {
-        kaas_validate::validate(&proposed, provider)
-    } else {
-        Err(schema_errors)
-    };
+    // Admission, as the operator's: schema and CEL (transition rules against the stored
+    // cluster), then the offering.
+    let new = admit(&proposed, Some(current), provider);
 
     let from = status_version(current, false);
     let old = match kaas_validate::validate(current, provider) {
@@ -1020,18 +1043,7 @@ pub fn plan_create(proposed: &Cluster, provider: &Provider) -> Plan {
         Some(&spec),
         &mut plan.spec_changes,
     );
-    let mut object = proposed.clone();
-    object.metadata.managed_fields = None;
-    let mut object = serde_json::to_value(&object).unwrap_or_default();
-    object["apiVersion"] = format!("{}/{}", kaas_api::GROUP, kaas_api::VERSION).into();
-    object["kind"] = "Cluster".into();
-    let schema_errors = kaas_validate::schema::admit(cluster_schema(), &object, None);
-    let new = if schema_errors.is_empty() {
-        kaas_validate::validate(&proposed, provider)
-    } else {
-        Err(schema_errors)
-    };
-    let new = match new {
+    let new = match admit(&proposed, None, provider) {
         Ok(r) => r,
         Err(e) => {
             plan.refused = true;
