@@ -172,7 +172,11 @@ pub fn operator_autoscaler_rules() -> Vec<PolicyRule> {
     vec![
         rule(&[""], &["serviceaccounts"], write),
         rule(&["apps"], &["deployments"], write),
-        rule(&["rbac.authorization.k8s.io"], &["rolebindings"], &["delete"]),
+        rule(
+            &["rbac.authorization.k8s.io"],
+            &["rolebindings"],
+            &["delete"],
+        ),
         PolicyRule {
             resource_names: Some(vec![kaas_render::autoscaler::CLUSTER_ROLE.into()]),
             ..rule(&["rbac.authorization.k8s.io"], &["clusterroles"], &["bind"])
