@@ -427,3 +427,107 @@ async fn report_of_the_autoscaler_reaches_the_pool_status(
         "a fixed pool has no bounds and no report: {fixed:?}"
     );
 }
+
+/// The chart's policy `kaas-operator-workloads` (templates/operator-policy.yaml, its two template
+/// expressions filled in as Helm would for release namespace `kaas-system` and ServiceAccount
+/// `kaas`): RBAC lets the operator write Deployments anywhere, the policy lets through only the
+/// autoscalers in provider-side namespaces; others' Deployments are not its business.
+#[tokio::test]
+async fn the_operators_deployments_are_confined_to_autoscalers_in_provider_side_namespaces() {
+    let plane = plane(false).await;
+    let admin = plane.client();
+    let template = include_str!("../../../deploy/helm/kaas/templates/operator-policy.yaml");
+    let policy: String = template
+        .lines()
+        .filter(|l| !l.contains("kaas.labels") && l.trim() != "labels:")
+        .map(|l| {
+            l.replace("{{ .Release.Namespace }}", "kaas-system")
+                .replace(r#"{{ include "kaas.serviceAccountName" . }}"#, "kaas")
+                + "\n"
+        })
+        .collect();
+    assert!(
+        !policy.contains("{{"),
+        "every template expression filled: {policy}"
+    );
+    kaas_harness::apply_yaml(&admin, &policy, "default")
+        .await
+        .unwrap();
+    let provider_side = kaas_render::capi_namespace("dev", NS);
+    let ns: k8s_openapi::api::core::v1::Namespace = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": provider_side, "labels": {
+            "scs.community/provider": "dev", "scs.community/tenant": NS,
+            "app.kubernetes.io/managed-by": "kaas"}},
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(admin.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    // The operator: its ServiceAccount's name, with every right (RBAC is not what is tested).
+    let operator = plane
+        .client_for_user(
+            "system:serviceaccount:kaas-system:kaas",
+            &["system:masters"],
+        )
+        .unwrap();
+    let c = cluster(
+        "elastic",
+        NS,
+        "provider: {name: dev}\nkubernetes: {version: 1.35.x}\ncontrolPlane: {replicas: 1}\nworkers: [{name: w, minCount: 0, maxCount: 3}]",
+    );
+    let provider: kaas_api::Provider = serde_yaml::from_str(common::PROVIDER).unwrap();
+    let resolved = kaas_validate::validate(&c, &provider).unwrap();
+    let at = kaas_render::autoscaler::Placement {
+        namespace: &provider_side,
+        capi_cluster: "elastic",
+        kubeconfig_secret: "elastic-kubeconfig",
+    };
+    let autoscaler = kaas_render::autoscaler::render_autoscaler(&c, &resolved, &at)
+        .unwrap()
+        .unwrap()
+        .deployment;
+    let write = |client: Client, mut d: Deployment, ns: &str| {
+        d.metadata.namespace = Some(ns.to_string());
+        let ns = ns.to_string();
+        async move {
+            Api::<Deployment>::namespaced(client, &ns)
+                .patch(
+                    &d.metadata.name.clone().unwrap(),
+                    &PatchParams::apply("test").force(),
+                    &Patch::Apply(&d),
+                )
+                .await
+        }
+    };
+    // The policy takes effect once the API server has loaded it.
+    until("the policy in force", WAIT, || async {
+        match write(operator.clone(), autoscaler.clone(), "default").await {
+            Err(kube::Error::Api(s)) if s.message.contains("provider-side namespaces") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    write(operator.clone(), autoscaler.clone(), &provider_side)
+        .await
+        .expect("an autoscaler in a provider-side namespace is the operator's to write");
+    let mut other = autoscaler.clone();
+    other
+        .spec
+        .as_mut()
+        .unwrap()
+        .template
+        .spec
+        .as_mut()
+        .unwrap()
+        .containers[0]
+        .name = "miner".into();
+    let refused = write(operator.clone(), other.clone(), &provider_side).await;
+    assert!(
+        matches!(&refused, Err(kube::Error::Api(s)) if s.message.contains("cluster-autoscalers")),
+        "any other workload is refused: {refused:?}"
+    );
+    write(admin.clone(), other, "default")
+        .await
+        .expect("others' Deployments are not the policy's business");
+}
