@@ -334,6 +334,47 @@ async fn the_gui_previews_every_change_and_applies_exactly_the_previewed_one() {
             .starts_with("/ui/clusters/pv2?done=Scale%20applied")
     );
     assert_eq!(count_of(&stored(&env, "pv2").await), Some(3), "applied");
+    // Only the status was written since the preview (as the operator does all the time): the
+    // same generation and the same plan, so the confirm goes through.
+    let res = post_form(&env, "/ui/clusters/pv2/preview", &cookie, &scale("4")).await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    let before = stored(&env, "pv2").await;
+    let rv3 = hidden(&res.text, "resource_version");
+    let bumped = Api::<Cluster>::namespaced(env.plane.client(), "tenant-a")
+        .patch_status(
+            "pv2",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                json!({"status": {"apiEndpoint": "https://status-only.example:6443"}}),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_ne!(
+        bumped.metadata.resource_version.as_deref(),
+        Some(rv3.as_str())
+    );
+    assert_eq!(bumped.metadata.generation, before.metadata.generation);
+    let res = env
+        .http
+        .post(format!("{}/ui/clusters/pv2/apply", env.url))
+        .header("cookie", &cookie)
+        .form(&confirm(&res.text, rv3))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
+    assert_eq!(count_of(&stored(&env, "pv2").await), Some(4), "applied");
+    let res = env
+        .call(
+            Method::POST,
+            "/api/v1/namespaces/tenant-a/clusters/pv2/scale",
+            Some(&env.token_a),
+            Some(json!({"pool": "w", "count": 3})),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+
     // Tenant B cannot preview or apply tenant A's cluster (its own namespace has no pv2).
     let cookie_b = session_cookie(&env, &env.token_b, "").await;
     let csrf_b = csrf_of(&env.page("/ui/new", &cookie_b).await.text);
