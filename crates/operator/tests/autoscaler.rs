@@ -531,3 +531,106 @@ async fn the_operators_deployments_are_confined_to_autoscalers_in_provider_side_
         .await
         .expect("others' Deployments are not the policy's business");
 }
+
+/// Never silent: when the management cluster refuses the autoscaler (here an admission policy of
+/// the provider that allows no Deployments in one tenant's provider-side namespaces), the
+/// cluster says so — `SpecAccepted=False` (`BackendRefused`) with the policy's message and a
+/// Warning event — and the autoscaler is there once the refusal is gone.
+#[tokio::test]
+async fn a_refused_autoscaler_is_reported_and_recovers() {
+    const REFUSED: &str = "tenant-no-workloads";
+    let plane = plane(false).await;
+    let client = plane.client();
+    kaas_operator::install::namespace(&client, REFUSED, &[])
+        .await
+        .unwrap();
+    kaas_harness::apply_yaml(
+        &client,
+        &format!(
+            "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicy\nmetadata: {{name: no-workloads}}\nspec:\n  failurePolicy: Fail\n  matchConstraints:\n    resourceRules:\n    - {{apiGroups: [apps], apiVersions: ['*'], operations: [CREATE, UPDATE], resources: [deployments]}}\n  validations:\n  - {{expression: 'false', message: 'no workloads for {REFUSED}'}}\n---\napiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicyBinding\nmetadata: {{name: no-workloads}}\nspec:\n  policyName: no-workloads\n  validationActions: [Deny]\n  matchResources:\n    namespaceSelector: {{matchLabels: {{scs.community/tenant: {REFUSED}}}}}\n"
+        ),
+        "default",
+    )
+    .await
+    .unwrap();
+    // The policy takes effect once the API server has loaded it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let _op = operator(client.clone(), &[]);
+    create(
+        &client,
+        &cluster(
+            "elastic",
+            REFUSED,
+            "provider: {name: dev}\nkubernetes: {version: 1.35.x}\ncontrolPlane: {replicas: 1}\nworkers: [{name: w, minCount: 0, maxCount: 3}]",
+        ),
+    )
+    .await;
+    let api: Api<Cluster> = Api::namespaced(client.clone(), REFUSED);
+    let msg = until("the refusal in the status", WAIT, || async {
+        let c = api.get("elastic").await.map_err(|e| e.to_string())?;
+        match common::condition(&c, "SpecAccepted") {
+            Some((s, r, m)) if s == "False" && r == "BackendRefused" => Ok(m),
+            _ => Err(common::summary(&c)),
+        }
+    })
+    .await;
+    assert!(
+        msg.contains("elastic-autoscaler") && msg.contains(&format!("no workloads for {REFUSED}")),
+        "names the autoscaler and the policy's message: {msg}"
+    );
+    until("a Warning event", WAIT, || async {
+        let events = Api::<k8s_openapi::api::core::v1::Event>::namespaced(client.clone(), REFUSED)
+            .list(&Default::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        events
+            .items
+            .iter()
+            .find(|e| {
+                e.type_.as_deref() == Some("Warning")
+                    && e.message
+                        .as_deref()
+                        .is_some_and(|m| m.contains("elastic-autoscaler"))
+            })
+            .map(|_| ())
+            .ok_or_else(|| "no event yet".to_string())
+    })
+    .await;
+
+    kaas_harness::dynamic_api(
+        &client,
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingAdmissionPolicyBinding",
+        "validatingadmissionpolicybindings",
+        None,
+    )
+    .delete("no-workloads", &Default::default())
+    .await
+    .unwrap();
+    let capi_ns = kaas_render::capi_namespace("dev", REFUSED);
+    // Retried with back-off after a refusal; a change of the spec is looked at at once.
+    patch_spec(
+        &client,
+        REFUSED,
+        "elastic",
+        serde_json::json!({"workers": [{"name": "w", "minCount": 0, "maxCount": 4}]}),
+    )
+    .await;
+    deployment_when(
+        &client,
+        &capi_ns,
+        "elastic-autoscaler",
+        "the autoscaler after the fix",
+        |d| d.is_some(),
+    )
+    .await;
+    until("accepted again", WAIT, || async {
+        let c = api.get("elastic").await.map_err(|e| e.to_string())?;
+        match common::condition(&c, "SpecAccepted") {
+            Some((s, _, _)) if s == "True" => Ok(()),
+            _ => Err(common::summary(&c)),
+        }
+    })
+    .await;
+}
