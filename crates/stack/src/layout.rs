@@ -42,6 +42,10 @@ struct KaasSettings {
     namespaces: BTreeMap<String, String>,
     #[serde(default)]
     cloud_credentials: Option<CloudCredentials>,
+    /// Addons that serve an extension of the Provider (`metrics-server: metrics`): in the bundle
+    /// they are that extension, applied when a Cluster enables it.
+    #[serde(default)]
+    extensions: BTreeMap<String, String>,
 }
 
 /// A wrapper chart's `Chart.yaml` (only what the build reads).
@@ -78,6 +82,8 @@ pub struct Addon {
     pub placeholders: Vec<String>,
     /// Whether it has an `overwrite.yaml`.
     pub overwrite: bool,
+    /// The Provider extension it serves, if any.
+    pub extension: Option<String>,
     pub(crate) chart: ChartMeta,
 }
 
@@ -176,12 +182,17 @@ pub fn read_layout(dir: &Path) -> Result<Layout, Error> {
         }
         addons.push(read_addon(dir, &e.name, &ca)?);
     }
-    for name in ca.kaas.namespaces.keys() {
-        if !addons.iter().any(|a| &a.name == name) {
-            return Err(invalid(
-                &file,
-                format!("kaas.namespaces.{name}: no such addon"),
-            ));
+    for (field, names) in [
+        ("namespaces", ca.kaas.namespaces.keys()),
+        ("extensions", ca.kaas.extensions.keys()),
+    ] {
+        for name in names {
+            if !addons.iter().any(|a| &a.name == name) {
+                return Err(invalid(
+                    &file,
+                    format!("kaas.{field}.{name}: no such addon"),
+                ));
+            }
         }
     }
     if let Some(c) = &ca.kaas.cloud_credentials
@@ -234,6 +245,7 @@ fn read_addon(root: &Path, name: &str, ca: &ClusterAddon) -> Result<Addon, Error
         hooks,
         placeholders,
         overwrite,
+        extension: ca.kaas.extensions.get(name).cloned(),
         chart,
     })
 }
@@ -297,7 +309,7 @@ mod tests {
         let (_d, l) = layout(&[
             (
                 "clusteraddon.yaml",
-                "addonStages:\n  AfterControlPlaneInitialized: [{name: cni, action: apply}, {name: ccm, action: apply}]\n  BeforeClusterUpgrade: [{name: ccm, action: apply}]\nkaas:\n  namespaces: {ccm: openstack}\n  cloudCredentials: {namespace: kube-system, name: cloud-config}\n",
+                "addonStages:\n  AfterControlPlaneInitialized: [{name: cni, action: apply}, {name: ccm, action: apply}]\n  BeforeClusterUpgrade: [{name: ccm, action: apply}]\nkaas:\n  namespaces: {ccm: openstack}\n  extensions: {cni: network}\n  cloudCredentials: {namespace: kube-system, name: cloud-config}\n",
             ),
             ("cni/Chart.yaml", CHART),
             ("cni/values.yaml", "{}"),
@@ -323,6 +335,8 @@ mod tests {
             ["${cluster.name}", "${cluster.podCIDR}"]
         );
         assert_eq!(l.cloud_credentials.unwrap().name, "cloud-config");
+        assert_eq!(l.addons[0].extension.as_deref(), Some("network"));
+        assert_eq!(l.addons[1].extension, None);
     }
 
     #[test]

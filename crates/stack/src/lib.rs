@@ -78,6 +78,7 @@ pub fn build(o: &Options) -> Result<Vec<Summary>, Error> {
                 name: a.name.clone(),
                 version: r.version,
                 hooks: a.hooks.clone(),
+                extension: a.extension.clone(),
                 documents: r.documents,
             });
         }
@@ -98,7 +99,7 @@ pub fn build(o: &Options) -> Result<Vec<Summary>, Error> {
     Ok(packed
         .into_iter()
         .map(|p| Summary {
-            name: p.name,
+            name: p.extension.unwrap_or(p.name),
             version: p.version,
             hooks: p.hooks,
             objects: p.documents.len(),

@@ -26,6 +26,8 @@ pub struct Packed {
     pub version: String,
     /// SCS hooks.
     pub hooks: Vec<String>,
+    /// The Provider extension it serves: the bundle names the addon after it.
+    pub extension: Option<String>,
     /// Documents.
     pub documents: Vec<String>,
 }
@@ -87,8 +89,12 @@ pub fn pack(
             )?);
         }
         index.addons.push(BundleAddon {
-            name: a.name.clone(),
-            stage: Stage::Base,
+            name: a.extension.clone().unwrap_or_else(|| a.name.clone()),
+            stage: if a.extension.is_some() {
+                Stage::Extension
+            } else {
+                Stage::Base
+            },
             version: a.version.clone(),
             implementation: None,
             manifests: names.iter().map(|n| format!("{n}/{DATA_KEY}")).collect(),
@@ -132,6 +138,7 @@ mod tests {
             name: name.into(),
             version: "1.0".into(),
             hooks: vec!["AfterControlPlaneInitialized".into()],
+            extension: (name == "ccm").then(|| "cloud".to_string()),
             documents: (0..docs)
                 .map(|i| format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c{i}}}\ndata: {{x: {}}}\n", "a".repeat(each)))
                 .collect(),
@@ -174,6 +181,14 @@ mod tests {
             ]
         );
         assert_eq!(index.addons[0].hooks, ["AfterControlPlaneInitialized"]);
+        assert_eq!(
+            (index.addons[0].name.as_str(), index.addons[0].stage),
+            ("cni", Stage::Base)
+        );
+        assert_eq!(
+            (index.addons[1].name.as_str(), index.addons[1].stage),
+            ("cloud", Stage::Extension)
+        );
         assert_eq!(index.cloud_credentials.unwrap().name, "cloud-config");
         assert_eq!(cm["metadata"]["labels"][BUNDLE_LABEL], "b");
     }

@@ -160,6 +160,7 @@ pub fn objects(addon: &str, namespace: &str, text: &str) -> Result<Vec<String>, 
                 "{addon}: document {i}: apiVersion, kind and metadata.name are required"
             )));
         }
+        octal_modes(&mut doc);
         if !CLUSTER_SCOPED.contains(&kind.as_str())
             && let Some(meta) = doc.get_mut("metadata").and_then(|m| m.as_mapping_mut())
             && !meta.contains_key("namespace")
@@ -174,6 +175,32 @@ pub fn objects(addon: &str, namespace: &str, text: &str) -> Result<Vec<String>, 
 }
 
 use serde::Deserialize as _;
+
+/// File modes as Kubernetes reads them: charts write `defaultMode: 0400`, which YAML 1.1 (the
+/// Go YAML libraries of helm, kubectl and the API machinery) reads as the octal 256, while the
+/// YAML 1.2 reader here keeps a number with a leading zero as the string "0400" — which the API
+/// server refuses. Every `defaultMode`/`mode` that is such a string becomes the octal number.
+fn octal_modes(v: &mut serde_yaml::Value) {
+    match v {
+        serde_yaml::Value::Mapping(m) => {
+            for (k, x) in m.iter_mut() {
+                let is_mode = matches!(k.as_str(), Some("defaultMode" | "mode"));
+                if is_mode
+                    && let Some(s) = x.as_str()
+                    && s.len() > 1
+                    && s.starts_with('0')
+                    && let Ok(n) = u32::from_str_radix(s, 8)
+                {
+                    *x = serde_yaml::Value::Number(n.into());
+                } else {
+                    octal_modes(x);
+                }
+            }
+        }
+        serde_yaml::Value::Sequence(s) => s.iter_mut().for_each(octal_modes),
+        _ => {}
+    }
+}
 
 fn copy_dir(from: &Path, to: &Path) -> Result<(), Error> {
     let io = |p: &Path, e| Error::Io(p.display().to_string(), e);
@@ -214,6 +241,24 @@ mod tests {
         assert!(docs[0].contains("namespace: kube-system"), "{}", docs[0]);
         assert!(!docs[1].contains("namespace"), "{}", docs[1]);
         assert!(docs[2].contains("namespace: other"), "{}", docs[2]);
+    }
+
+    #[test]
+    fn octal_file_modes_become_the_numbers_kubernetes_reads() {
+        let docs = objects(
+            "cni",
+            "kube-system",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  volumes:\n  - name: a\n    projected:\n      defaultMode: 0400\n      sources: [{secret: {name: s, items: [{key: k, path: p, mode: 0755}]}}]\n  - name: b\n    secret: {secretName: s, defaultMode: 420}\n",
+        )
+        .unwrap();
+        let v: serde_yaml::Value = serde_yaml::from_str(&docs[0]).unwrap();
+        let vols = &v["spec"]["volumes"];
+        assert_eq!(vols[0]["projected"]["defaultMode"].as_u64(), Some(0o400));
+        assert_eq!(
+            vols[0]["projected"]["sources"][0]["secret"]["items"][0]["mode"].as_u64(),
+            Some(0o755)
+        );
+        assert_eq!(vols[1]["secret"]["defaultMode"].as_u64(), Some(420));
     }
 
     #[test]
