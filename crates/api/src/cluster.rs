@@ -148,6 +148,10 @@ pub struct ClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access: Option<AccessSpec>,
 
+    /// Scheduled etcd backups (`ClusterBackup`s created by the operator; `docs/backup.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<crate::backup::BackupSchedule>,
+
     /// While true, deleting this Cluster is refused (the deletion waits, and a condition says why).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_protection: Option<bool>,

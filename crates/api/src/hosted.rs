@@ -19,6 +19,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::backup::{EtcdOperation, EtcdOperationStatus};
 use crate::cluster::{OidcSpec, Taint};
 
 /// Desired state of one hosted control plane and its worker pools.
@@ -82,6 +83,11 @@ pub struct HostedControlPlaneSpec {
     /// authentication configuration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oidc: Option<OidcSpec>,
+
+    /// An etcd snapshot or restore the operator asks for (`docs/backup.md`); the runtime reports
+    /// on it in `status.etcdOperation` and does each `id` once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd_operation: Option<EtcdOperation>,
 
     /// Worker pools.
     #[serde(default)]
@@ -153,6 +159,9 @@ pub struct HostedControlPlaneStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub pools: Vec<HostedPoolStatus>,
+    /// The runtime's report on the last `spec.etcdOperation`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd_operation: Option<EtcdOperationStatus>,
 }
 
 /// Observed state of one pool.

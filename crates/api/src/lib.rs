@@ -3,6 +3,7 @@
 //! `kaas-render`.
 
 pub mod addons;
+pub mod backup;
 pub mod cluster;
 pub mod conditions;
 pub mod gitsource;
@@ -13,6 +14,7 @@ pub mod policy;
 pub mod provider;
 pub mod version;
 
+pub use backup::{ClusterBackup, ClusterRestore};
 pub use cluster::{Cluster, ClusterSpec, ClusterStatus};
 pub use gitsource::{GitSource, GitSourceSpec, GitSourceStatus};
 pub use hosted::{HostedControlPlane, HostedControlPlaneSpec, HostedControlPlaneStatus};
@@ -44,6 +46,8 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         GitSource::crd(),
         HostedControlPlane::crd(),
         KubeconfigRequest::crd(),
+        ClusterBackup::crd(),
+        ClusterRestore::crd(),
     ]
 }
 

@@ -104,6 +104,11 @@ pub struct ProviderSpec {
     /// those pools (a warning on each such cluster says so).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaler: Option<AutoscalerSettings>,
+
+    /// Where etcd backups of the provider's clusters go (`ClusterBackup`, `Cluster.spec.backup`;
+    /// `docs/backup.md`). Without it backups are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<crate::backup::ProviderBackup>,
 }
 
 /// The cluster-autoscaler of a provider's clusters (upstream, its Cluster API provider).

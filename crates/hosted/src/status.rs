@@ -228,6 +228,8 @@ pub fn compute(
         version: reported,
         kubeconfig_secret: o.kubeconfig_secret.clone(),
         pools,
+        // The controller carries the etcd operation's report over (`Observed` knows nothing of it).
+        etcd_operation: None,
     }
 }
 

@@ -72,6 +72,18 @@ pub fn tenant_role() -> ClusterRole {
                 &["get", "list", "watch", "create", "delete"],
             ),
             rule(&["scs.community"], &["kubeconfigrequests/status"], &["get"]),
+            // etcd backups and restores: requested by the tenant, done by the operator and the
+            // runtime (`docs/backup.md`); the store's credentials stay in the provider namespace.
+            rule(
+                &["scs.community"],
+                &["clusterbackups", "clusterrestores"],
+                &["get", "list", "watch", "create", "delete"],
+            ),
+            rule(
+                &["scs.community"],
+                &["clusterbackups/status", "clusterrestores/status"],
+                &["get"],
+            ),
             rule(&[""], &["secrets"], &["get", "list", "watch"]),
             rule(&[""], &["configmaps"], &["get", "list", "watch"]),
             rule(

@@ -85,6 +85,8 @@ pub fn render_hosted(
             pod_cidr: resolved.network.pods.first().cloned(),
             oidc: resolved.access.oidc.as_ref().map(|o| o.effective()),
             pools,
+            // Written by the operator's backup controller (its own field manager), never here.
+            etcd_operation: None,
         },
         status: None,
     };
