@@ -261,6 +261,14 @@ const OPERATOR_NEEDS: &[Access] = &[
     ("create", "rbac.authorization.k8s.io", "rolebindings", CAPI_NS, ""),
     ("patch", "rbac.authorization.k8s.io", "rolebindings", CAPI_NS, "kaas-tenant-capi-viewer"),
     ("bind", "rbac.authorization.k8s.io", "clusterroles", "", "kaas-capi-viewer"),
+    // backend/autoscaler.rs: the cluster-autoscaler of a cluster with autoscaled pools.
+    ("create", "", "serviceaccounts", CAPI_NS, ""),
+    ("patch", "", "serviceaccounts", CAPI_NS, "c1-autoscaler"),
+    ("delete", "", "serviceaccounts", CAPI_NS, "c1-autoscaler"),
+    ("create", "apps", "deployments", CAPI_NS, ""),
+    ("patch", "apps", "deployments", CAPI_NS, "c1-autoscaler"),
+    ("delete", "apps", "deployments", CAPI_NS, "c1-autoscaler"),
+    ("bind", "rbac.authorization.k8s.io", "clusterroles", "", "kaas-cluster-autoscaler"),
     // backend/mod.rs, imported.rs: kubeconfigs read in the provider-side namespace (or the
     // tenant's, imported clusters) and copied into the tenant namespace.
     ("get", "", "secrets", CAPI_NS, "c1-kubeconfig"),
@@ -476,6 +484,8 @@ async fn chart_installs_upgrades_and_uninstalls_on_a_real_api_server() {
         ("Role", "kaas-leader-election"),
         ("ClusterRole", "kaas-tenant"),
         ("ClusterRole", "kaas-capi-viewer"),
+        ("ClusterRole", "kaas-cluster-autoscaler"),
+        ("ValidatingAdmissionPolicy", "kaas-operator-workloads"),
         ("RoleBinding", "kaas-tenant"),
         ("Namespace", TENANT),
         (

@@ -176,19 +176,14 @@ pub fn autoscaler_role() -> ClusterRole {
 }
 
 /// What the operator needs to run the autoscalers: their ServiceAccounts and Deployments in the
-/// provider-side namespaces (server-side apply, removal), the removal of their RoleBindings, and
-/// `bind` on exactly [`autoscaler_role`] (it holds none of the role's permissions). The Helm
-/// chart's operator ClusterRole carries the same rules.
+/// provider-side namespaces (server-side apply, removal; their RoleBindings go with the
+/// ServiceAccounts, which own them) and `bind` on exactly [`autoscaler_role`] (it holds none of
+/// the role's permissions). The Helm chart's operator ClusterRole carries the same rules.
 pub fn operator_autoscaler_rules() -> Vec<PolicyRule> {
     let write = &["get", "create", "patch", "delete"];
     vec![
         rule(&[""], &["serviceaccounts"], write),
         rule(&["apps"], &["deployments"], write),
-        rule(
-            &["rbac.authorization.k8s.io"],
-            &["rolebindings"],
-            &["delete"],
-        ),
         PolicyRule {
             resource_names: Some(vec![kaas_render::autoscaler::CLUSTER_ROLE.into()]),
             ..rule(&["rbac.authorization.k8s.io"], &["clusterroles"], &["bind"])

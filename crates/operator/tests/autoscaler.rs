@@ -290,7 +290,18 @@ async fn the_autoscaler_is_added_follows_upgrades_and_goes_with_autoscaling_and_
         sas.get_opt(sa).await.unwrap().is_none(),
         "ServiceAccount left"
     );
-    assert!(rbs.get_opt(sa).await.unwrap().is_none(), "RoleBinding left");
+    // The RoleBinding is owned by the ServiceAccount: the garbage collector removes it.
+    until(
+        "the RoleBinding gone with the ServiceAccount",
+        WAIT,
+        || async {
+            match rbs.get_opt(sa).await {
+                Ok(None) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
     until("its rights gone with the RoleBinding", WAIT, || async {
         if may(&client, &capi_ns, sa, ("list", capi, "machines", &capi_ns)).await {
             Err("still allowed".to_string())
@@ -336,7 +347,18 @@ async fn the_autoscaler_is_added_follows_upgrades_and_goes_with_autoscaling_and_
         sas.get_opt(sa).await.unwrap().is_none(),
         "ServiceAccount left"
     );
-    assert!(rbs.get_opt(sa).await.unwrap().is_none(), "RoleBinding left");
+    // The RoleBinding is owned by the ServiceAccount: the garbage collector removes it.
+    until(
+        "the RoleBinding gone with the ServiceAccount",
+        WAIT,
+        || async {
+            match rbs.get_opt(sa).await {
+                Ok(None) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
 }
 
 async fn report_of_the_autoscaler_reaches_the_pool_status(
@@ -530,6 +552,30 @@ async fn the_operators_deployments_are_confined_to_autoscalers_in_provider_side_
     write(admin.clone(), other, "default")
         .await
         .expect("others' Deployments are not the policy's business");
+    let refused = Api::<Deployment>::namespaced(operator.clone(), "default")
+        .delete("elastic-autoscaler", &Default::default())
+        .await;
+    assert!(
+        matches!(&refused, Err(kube::Error::Api(s)) if s.message.contains("provider-side namespaces")),
+        "nor does it delete Deployments elsewhere: {refused:?}"
+    );
+    let sa: ServiceAccount =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "x-autoscaler"}})).unwrap();
+    let refused = Api::<ServiceAccount>::namespaced(operator.clone(), "kube-system")
+        .create(&PostParams::default(), &sa)
+        .await;
+    assert!(
+        matches!(&refused, Err(kube::Error::Api(s)) if s.message.contains("provider-side namespaces")),
+        "nor ServiceAccounts elsewhere: {refused:?}"
+    );
+    Api::<ServiceAccount>::namespaced(operator.clone(), &provider_side)
+        .create(&PostParams::default(), &sa)
+        .await
+        .expect("its ServiceAccounts in provider-side namespaces");
+    Api::<Deployment>::namespaced(operator, &provider_side)
+        .delete("elastic-autoscaler", &Default::default())
+        .await
+        .expect("and their removal");
 }
 
 /// Never silent: when the management cluster refuses the autoscaler (here an admission policy of

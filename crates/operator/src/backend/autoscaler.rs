@@ -1,13 +1,11 @@
 //! The cluster-autoscaler stage of the Cluster API backend: after the Cluster API `Cluster` is
 //! applied, the cluster's autoscaler ([`kaas_render::autoscaler`]: ServiceAccount, RoleBinding of
 //! the autoscaler role, Deployment) is server-side applied into its provider-side namespace while
-//! a pool autoscales, owned by the Cluster API `Cluster`, and removed when none does any more or
-//! the cluster is deleted. A write the API server refuses is returned as it is, so the
+//! a pool autoscales, and removed when none does any more or the cluster is deleted. A write the API server refuses is returned as it is, so the
 //! controller reports it like any refusal of the backend (`SpecAccepted=False`, an event).
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ServiceAccount;
-use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kaas_api::Cluster;
 use kaas_capi::cluster::Cluster as CapiCluster;
@@ -44,7 +42,7 @@ pub(crate) async fn keep(
         return Ok(());
     }
     let result = match wanted {
-        Some(a) => apply(ctx, &ns, owned_by(a, capi)).await,
+        Some(a) => apply(ctx, &ns, a, capi).await,
         None => remove(ctx, &ns, &capi_name).await,
     };
     match result {
@@ -54,30 +52,34 @@ pub(crate) async fn keep(
     result
 }
 
-/// The autoscaler's objects, owned by the Cluster API `Cluster` (garbage-collected with it,
-/// should the explicit removal ever be skipped).
-fn owned_by(mut a: Autoscaler, capi: &CapiCluster) -> Autoscaler {
-    let owner = capi.controller_owner_ref(&()).map(|o| OwnerReference {
+/// The autoscaler's ServiceAccount and Deployment are owned by the Cluster API `Cluster`
+/// (garbage-collected with it, should the explicit removal ever be skipped); its RoleBinding by
+/// the ServiceAccount, so it goes with it (the operator has no right to delete RoleBindings).
+async fn apply(
+    ctx: &Context,
+    ns: &str,
+    mut a: Autoscaler,
+    capi: &CapiCluster,
+) -> Result<(), Error> {
+    let by_cluster = capi.controller_owner_ref(&()).map(|o| OwnerReference {
         controller: Some(false),
         ..o
     });
-    for meta in [
-        &mut a.service_account.metadata,
-        &mut a.role_binding.metadata,
-        &mut a.deployment.metadata,
-    ] {
-        meta.owner_references = owner.clone().map(|o| vec![o]);
-    }
-    a
-}
-
-async fn apply(ctx: &Context, ns: &str, a: Autoscaler) -> Result<(), Error> {
-    apply_one(ctx, ns, &a.service_account).await?;
+    a.service_account.metadata.owner_references = by_cluster.clone().map(|o| vec![o]);
+    a.deployment.metadata.owner_references = by_cluster.map(|o| vec![o]);
+    let sa = apply_one(ctx, ns, &a.service_account).await?;
+    a.role_binding.metadata.owner_references = sa.controller_owner_ref(&()).map(|o| {
+        vec![OwnerReference {
+            controller: Some(false),
+            ..o
+        }]
+    });
     apply_one(ctx, ns, &a.role_binding).await?;
-    apply_one(ctx, ns, &a.deployment).await
+    apply_one(ctx, ns, &a.deployment).await?;
+    Ok(())
 }
 
-async fn apply_one<K>(ctx: &Context, ns: &str, obj: &K) -> Result<(), Error>
+async fn apply_one<K>(ctx: &Context, ns: &str, obj: &K) -> Result<K, Error>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Serialize
@@ -91,16 +93,17 @@ where
             &PatchParams::apply(FIELD_MANAGER).force(),
             &Patch::Apply(obj),
         )
-        .await?;
-    Ok(())
+        .await
+        .map_err(Error::from)
 }
 
-/// Removes the autoscaler of Cluster API cluster `capi_name` in `ns`, the Deployment first (so
-/// it stops scaling before it loses its rights); what is already gone is fine.
+/// Removes the autoscaler of Cluster API cluster `capi_name` in `ns`: the Deployment first (so
+/// it stops scaling before it loses its rights), then the ServiceAccount — its RoleBinding, owned
+/// by it, goes with it (garbage collector) and grants nothing to a ServiceAccount that is gone.
+/// What is already gone is fine.
 pub(crate) async fn remove(ctx: &Context, ns: &str, capi_name: &str) -> Result<(), Error> {
     let name = kaas_render::autoscaler::name(capi_name);
     delete::<Deployment>(ctx, ns, &name).await?;
-    delete::<RoleBinding>(ctx, ns, &name).await?;
     delete::<ServiceAccount>(ctx, ns, &name).await?;
     ctx.written.forget(&format!("Autoscaler/{ns}/{capi_name}"));
     Ok(())
