@@ -23,6 +23,7 @@ pub mod locate;
 pub mod oidc;
 mod plane;
 pub mod process;
+pub mod s3;
 
 pub use apply::{apply_object, apply_yaml, dynamic_api, envsubst, install_crds};
 pub use dev::{DevOptions, DevStatus, default_dev_dir, dev_down, dev_env, dev_status, dev_up};

@@ -16,6 +16,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Node, Secret, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
+use kaas_api::backup::{EtcdOperation, EtcdOperationStatus};
 use kaas_api::hosted::{
     HostedControlPlane, HostedControlPlaneStatus, HostedPoolStatus, RUNTIME_FINALIZER,
     RUNTIME_LOCAL,
@@ -30,6 +31,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
 use crate::authn;
+use crate::etcd_ops;
 use crate::nodes;
 use crate::pki::{self, Credentials};
 use crate::plan::{self, Inputs, Step};
@@ -57,6 +59,9 @@ pub struct RuntimeConfig {
     pub etcd_unsafe_no_fsync: bool,
     /// Control planes reconciled in parallel.
     pub concurrency: u16,
+    /// `etcdutl` of the pinned etcd (`plane/build-backup.sh`): checks snapshots and restores
+    /// them. Without it etcd operations fail with a message saying so.
+    pub etcdutl: Option<PathBuf>,
 }
 
 impl RuntimeConfig {
@@ -68,6 +73,7 @@ impl RuntimeConfig {
             mode,
             etcd_unsafe_no_fsync: false,
             concurrency: 4,
+            etcdutl: None,
         }
     }
 }
@@ -258,7 +264,7 @@ async fn reconcile(hcp: Arc<HostedControlPlane>, ctx: Arc<Ctx>) -> Result<Action
             deleting: true,
             ..Observed::default()
         };
-        write_status(&api, &hcp, &o).await.ok();
+        write_status(&api, &hcp, &o, None).await.ok();
         let stopped = processes::stop_control_plane(&layout).await;
         if layout.dir.exists() {
             std::fs::remove_dir_all(&layout.dir)
@@ -299,8 +305,18 @@ async fn reconcile(hcp: Arc<HostedControlPlane>, ctx: Arc<Ctx>) -> Result<Action
         .context("adding the runtime finalizer")?;
     }
 
+    // A restore replaces etcd's data while nothing runs; `realise` then starts everything again.
+    let mut op_report = None;
+    if let Some(op) = etcd_ops::pending(&hcp).filter(|op| etcd_ops::is_restore(op)) {
+        op_report = Some(run_etcd_operation(&ctx, &ns, &name, &layout, op).await);
+    }
     let o = realise(&hcp, &ctx, &ns, &name, &layout).await?;
-    let st = write_status(&api, &hcp, &o).await?;
+    if let Some(op) = etcd_ops::pending(&hcp).filter(|op| !etcd_ops::is_restore(op))
+        && o.apiserver_ready
+    {
+        op_report = Some(run_etcd_operation(&ctx, &ns, &name, &layout, op).await);
+    }
+    let st = write_status(&api, &hcp, &o, op_report).await?;
     let ready = kaas_api::conditions::is_true(&st.conditions, kaas_api::hosted::conditions::READY);
     // Ready ones are checked now and then (dead processes restart); failed ones back off (a spec
     // change wakes them at once); progressing ones soon.
@@ -317,9 +333,11 @@ async fn write_status(
     api: &Api<HostedControlPlane>,
     hcp: &HostedControlPlane,
     o: &Observed,
+    op: Option<EtcdOperationStatus>,
 ) -> Result<HostedControlPlaneStatus> {
     let now = Time(Timestamp::now());
-    let st = status::compute(&hcp.spec, o, hcp.status.as_ref(), &now);
+    let mut st = status::compute(&hcp.spec, o, hcp.status.as_ref(), &now);
+    st.etcd_operation = op.or_else(|| hcp.status.as_ref()?.etcd_operation.clone());
     if hcp.status.as_ref() == Some(&st) {
         return Ok(st);
     }
@@ -336,6 +354,54 @@ async fn write_status(
     .await
     .context("writing the HostedControlPlane status")?;
     Ok(st)
+}
+
+/// Does one etcd operation and reports on it (failures included: the operator shows them).
+async fn run_etcd_operation(
+    ctx: &Ctx,
+    ns: &str,
+    name: &str,
+    layout: &Layout,
+    op: &EtcdOperation,
+) -> EtcdOperationStatus {
+    let started = Timestamp::now();
+    tracing::info!(namespace = %ns, %name, id = %op.id, kind = ?op.kind, "etcd operation");
+    let result = async {
+        let etcdutl = ctx.cfg.etcdutl.as_deref().ok_or_else(|| {
+            anyhow!("this runtime has no etcdutl (kaas hosted-runtime --etcdutl, plane/build-backup.sh)")
+        })?;
+        let transfer = etcd_ops::Transfer::load(&ctx.client, ns, op).await?;
+        let ports = Ports::load(layout).ok_or_else(|| anyhow!("the control plane has no ports yet"))?;
+        if etcd_ops::is_restore(op) {
+            let stopped = processes::stop_control_plane(layout).await;
+            tracing::info!(namespace = %ns, %name, processes = stopped.len(), "stopped for the restore");
+            etcd_ops::restore(layout, ports.etcd_peer, etcdutl, &transfer).await
+        } else {
+            etcd_ops::snapshot(layout, ports.etcd, etcdutl, &transfer).await
+        }
+    }
+    .await;
+    let finished = Timestamp::now();
+    let mut report = EtcdOperationStatus {
+        id: op.id.clone(),
+        started_at: Some(started.to_string()),
+        finished_at: Some(finished.to_string()),
+        ..EtcdOperationStatus::default()
+    };
+    match result {
+        Ok((revision, size)) => {
+            tracing::info!(namespace = %ns, %name, id = %op.id, revision, size, "etcd operation done");
+            report.phase = "Succeeded".into();
+            report.revision = Some(revision);
+            report.size = Some(size);
+        }
+        Err(e) => {
+            tracing::warn!(namespace = %ns, %name, id = %op.id, error = %short(&e), "etcd operation failed");
+            report.phase = "Failed".into();
+            report.message = Some(short(&e));
+        }
+    }
+    report
 }
 
 /// Ports: persisted ones stay while they are free or held by our own running process; any other

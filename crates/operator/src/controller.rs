@@ -256,6 +256,8 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
     let orphans = crate::orphans::run(ctx.clone(), shutdown());
     // Short-lived kubeconfigs (crate::kubeconfig).
     let kubeconfigs = crate::kubeconfig::run(ctx.clone(), shutdown());
+    // etcd backups and restores, scheduled backups and retention (crate::backup).
+    let backups = crate::backup::run(ctx.clone(), shutdown);
     info!(providers = ?cfg.providers, "kaas operator running");
     let clusters = async move {
         // No cluster is reconciled before the provider cache is filled (an empty cache would
@@ -278,6 +280,7 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
         gitsources,
         orphans,
         kubeconfigs,
+        backups,
         provider_cache
     );
     Ok(())

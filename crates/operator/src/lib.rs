@@ -10,6 +10,7 @@
 
 pub mod addons;
 pub mod adopt;
+pub mod backup;
 pub mod backend;
 pub mod compliance;
 pub mod controller;
@@ -24,6 +25,7 @@ pub mod maintenance;
 pub mod metrics;
 pub mod orphans;
 pub mod provider;
+pub mod s3;
 pub mod status;
 pub mod upgrade_hooks;
 pub mod verify;
