@@ -262,6 +262,7 @@ const OPERATOR_NEEDS: &[Access] = &[
     ("patch", "rbac.authorization.k8s.io", "rolebindings", CAPI_NS, "kaas-tenant-capi-viewer"),
     ("bind", "rbac.authorization.k8s.io", "clusterroles", "", "kaas-capi-viewer"),
     // backend/autoscaler.rs: the cluster-autoscaler of a cluster with autoscaled pools.
+    ("get", "", "serviceaccounts", CAPI_NS, "c1-autoscaler"),
     ("create", "", "serviceaccounts", CAPI_NS, ""),
     ("patch", "", "serviceaccounts", CAPI_NS, "c1-autoscaler"),
     ("delete", "", "serviceaccounts", CAPI_NS, "c1-autoscaler"),

@@ -103,6 +103,12 @@ where
 /// What is already gone is fine.
 pub(crate) async fn remove(ctx: &Context, ns: &str, capi_name: &str) -> Result<(), Error> {
     let name = kaas_render::autoscaler::name(capi_name);
+    // The ServiceAccount is written first and deleted last: without it there is nothing to
+    // remove (one read for the many clusters that never autoscaled).
+    let sas: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), ns);
+    if sas.get_opt(&name).await?.is_none() {
+        return Ok(());
+    }
     delete::<Deployment>(ctx, ns, &name).await?;
     delete::<ServiceAccount>(ctx, ns, &name).await?;
     ctx.written.forget(&format!("Autoscaler/{ns}/{capi_name}"));
