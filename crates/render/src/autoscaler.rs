@@ -1,9 +1,8 @@
 //! The upstream cluster-autoscaler with its Cluster API provider, one per cluster with an
 //! autoscaled pool, on the management side in the cluster's provider-side namespace
 //! ([`render_autoscaler`]: Deployment, ServiceAccount, a RoleBinding of the least-privilege
-//! [`CLUSTER_ROLE`]), and
-//! the capacity annotations that let it scale a MachineDeployment up from zero nodes (it has no
-//! node to copy, so it builds one from these; [`capacity_annotations`]). Annotation names and
+//! [`CLUSTER_ROLE`]), and the capacity annotations that let it scale a MachineDeployment up from
+//! zero nodes (it has no node to copy, so it builds one from these; [`capacity_annotations`]). Annotation names and
 //! flags as the upstream Cluster API provider of cluster-autoscaler reads them; the node size
 //! comes from the offering's flavor of the pool. Pure.
 
@@ -178,7 +177,7 @@ pub fn render_autoscaler(
         "--cloud-provider=clusterapi".to_string(),
         // The workload cluster: its nodes and pods, and the status ConfigMap in its kube-system.
         format!("--kubeconfig={KUBECONFIG_DIR}/value"),
-        // The management cluster: in-cluster credentials, the ServiceAccount's Role.
+        // The management cluster: in-cluster credentials, the ServiceAccount and its RoleBinding.
         "--clusterapi-cloud-config-authoritative".to_string(),
         format!(
             "--node-group-auto-discovery=clusterapi:namespace={},clusterName={}",
