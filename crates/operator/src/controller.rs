@@ -850,6 +850,13 @@ async fn reconcile_addons(
         .await;
         planned.insert(0, creds);
     }
+    // During an upgrade, what the new version's BeforeClusterUpgrade hook applied stays.
+    if let Some(target) = resolved.version.as_ref().filter(|t| **t != running)
+        && let Ok(Some((_, hook))) =
+            crate::upgrade_hooks::planned(ctx, cluster, resolved, provider, target).await
+    {
+        crate::upgrade_hooks::keep_upgraded(&mut planned, hook);
+    }
     // The inventory lives next to the Cluster API Cluster (an adopted one's, by its name).
     let loc = crate::adopt::locate(&ctx.client, cluster, &resolved.provider).await?;
     let (inv_ns, inv_name) = (loc.namespace, loc.name);
