@@ -16,6 +16,12 @@ if [ -x plane/build.sh ]; then
   export KAAS_PLANE_DIR
 fi
 
+step "etcd backup tools (plane/build-backup.sh: etcdutl, versitygw)"
+if [ -x plane/build-backup.sh ]; then
+  KAAS_BACKUP_TOOLS_DIR=$(plane/build-backup.sh --print-dir)
+  export KAAS_BACKUP_TOOLS_DIR
+fi
+
 step "headless Chromium and chromedriver for the GUI browser test"
 if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
