@@ -6,9 +6,12 @@
 //! ingress-nginx with the default IngressClass), scaled 1→3 over three zones, upgraded 1.35→1.36
 //! (the workload API server's `/version` changes) and deleted (processes and data gone).
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::{Daemon, StateDir, until, workload};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Node};
@@ -24,89 +27,6 @@ use kube::{Api, Client, ResourceExt};
 
 const PROVIDER: &str = include_str!("../../../examples/provider-local.yaml");
 const TENANT: &str = "tenant-h";
-
-/// A `kaas` subcommand running as its own process; SIGKILLed when dropped.
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn start(args: &[&str], kubeconfig: &Path, log: PathBuf) -> Daemon {
-        let out = std::fs::File::options()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_kaas"))
-            .args(args)
-            .env("KUBECONFIG", kubeconfig)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("starting kaas");
-        Daemon { child, log }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Stops every workload process of the runtime's state directory, also when the test fails.
-struct StateDir(PathBuf);
-
-impl Drop for StateDir {
-    fn drop(&mut self) {
-        let dir = self.0.clone();
-        // Drop runs inside the test's runtime: stop on a thread of its own.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(kaas_hosted::stop_all(&dir))
-        })
-        .join();
-    }
-}
-
-async fn until<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
-{
-    let start = Instant::now();
-    loop {
-        let last = match check().await {
-            Ok(v) => {
-                eprintln!("{what}: after {:.1?}", start.elapsed());
-                return v;
-            }
-            Err(seen) => seen,
-        };
-        assert!(
-            start.elapsed() < timeout,
-            "{what}: not within {timeout:?}; last seen: {last}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
 
 fn summary(c: &Cluster) -> String {
     let s = c.status.clone().unwrap_or_default();
@@ -140,21 +60,6 @@ async fn ready(api: &Api<Cluster>, name: &str, what: &str, timeout: Duration) ->
         }
     })
     .await
-}
-
-/// The workload cluster's admin client, from the kubeconfig kaas copied to the tenant.
-async fn workload(tenant: &Client, name: &str) -> Client {
-    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(tenant.clone(), TENANT);
-    let s = secrets
-        .get(&format!("{name}-kubeconfig"))
-        .await
-        .expect("the tenant reads its kubeconfig");
-    let bytes = s.data.unwrap()["value"].0.clone();
-    let kc = kube::config::Kubeconfig::from_yaml(std::str::from_utf8(&bytes).unwrap()).unwrap();
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .unwrap();
-    Client::try_from(cfg).unwrap()
 }
 
 /// Pids of processes whose command line mentions `needle`.
@@ -220,9 +125,15 @@ async fn a_hosted_cluster_lives_its_whole_life_on_real_api_servers() {
         &["hosted-runtime", "--state-dir", &state_arg],
         &admin_kc,
         dir.path().join("runtime.log"),
+        &[("RUST_LOG", "info")],
     );
     let operator_args = ["operator", "--providers", "local"];
-    let mut operator = Daemon::start(&operator_args, &admin_kc, dir.path().join("operator.log"));
+    let mut operator = Daemon::start(
+        &operator_args,
+        &admin_kc,
+        dir.path().join("operator.log"),
+        &[("RUST_LOG", "info")],
+    );
 
     // Create as the tenant; kill the operator as soon as it has written the control plane.
     let api: Api<Cluster> = Api::namespaced(tenant.clone(), TENANT);
@@ -253,7 +164,12 @@ async fn a_hosted_cluster_lives_its_whole_life_on_real_api_servers() {
     operator.kill();
     eprintln!("operator SIGKILLed {:.1?} after create", created.elapsed());
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let mut operator = Daemon::start(&operator_args, &admin_kc, dir.path().join("operator.log"));
+    let mut operator = Daemon::start(
+        &operator_args,
+        &admin_kc,
+        dir.path().join("operator.log"),
+        &[("RUST_LOG", "info")],
+    );
 
     let ready_c = ready(&api, "h1", "Ready after create", Duration::from_secs(180)).await;
     let to_ready = created.elapsed();
@@ -288,7 +204,7 @@ async fn a_hosted_cluster_lives_its_whole_life_on_real_api_servers() {
     }
 
     // The workload cluster is real: /version, nodes, extensions applied with server-side apply.
-    let w = workload(&tenant, "h1").await;
+    let w = workload(&tenant, TENANT, "h1").await;
     let v = w.apiserver_version().await.unwrap();
     assert_eq!(v.git_version, "v1.35.4");
     let ext = until("extensions Ready", Duration::from_secs(180), || async {
@@ -437,7 +353,7 @@ async fn a_hosted_cluster_lives_its_whole_life_on_real_api_servers() {
         up.status.unwrap().kubernetes_version.as_deref(),
         Some("v1.36.3")
     );
-    let w = workload(&tenant, "h1").await;
+    let w = workload(&tenant, TENANT, "h1").await;
     assert_eq!(w.apiserver_version().await.unwrap().git_version, "v1.36.3");
     // The 1.36 bundle is applied over the 1.35 one, with metrics-server's aggregated API
     // registered but without endpoints (simulated pods): discovery must not trip over it.

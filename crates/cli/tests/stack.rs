@@ -9,9 +9,13 @@
 //! them; an upgrade is held until the new version's BeforeClusterUpgrade addons are applied;
 //! deleting the cluster removes them with its control plane.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use common::{Daemon, StateDir, until, workload};
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -42,78 +46,6 @@ const METRICS_SERVER: (&str, &str, &str) = (
     "v0.9.0",
     "charts/metrics-server",
 );
-
-/// A `kaas` subcommand running as its own process; SIGKILLed when dropped.
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn start(args: &[&str], kubeconfig: &Path, log: PathBuf) -> Daemon {
-        let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_kaas"))
-            .args(args)
-            .env("KUBECONFIG", kubeconfig)
-            .env("KAAS_LOG", "debug,kube=info,hyper=info,tower=info")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("starting kaas");
-        Daemon { child, log }
-    }
-
-    fn text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Stops every workload process of the runtime's state directory, also when the test fails.
-struct StateDir(PathBuf);
-
-impl Drop for StateDir {
-    fn drop(&mut self) {
-        let dir = self.0.clone();
-        let _ = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(kaas_hosted::stop_all(&dir))
-        })
-        .join();
-    }
-}
-
-async fn until<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
-{
-    let start = Instant::now();
-    loop {
-        let last = match check().await {
-            Ok(v) => {
-                eprintln!("{what}: after {:.1?}", start.elapsed());
-                return v;
-            }
-            Err(seen) => seen,
-        };
-        assert!(
-            start.elapsed() < timeout,
-            "{what}: not within {timeout:?}; last seen: {last}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
 
 fn conditions(c: &Cluster) -> String {
     let s = c.status.clone().unwrap_or_default();
@@ -255,20 +187,6 @@ async fn publish(admin: &Client, ns: &str, files: &[PathBuf]) {
             .await
             .unwrap();
     }
-}
-
-/// The workload cluster's admin client, from the kubeconfig kaas copied to the tenant.
-async fn workload(tenant: &Client, name: &str) -> Client {
-    let s = Api::<Secret>::namespaced(tenant.clone(), TENANT)
-        .get(&format!("{name}-kubeconfig"))
-        .await
-        .expect("the tenant reads its kubeconfig");
-    let bytes = s.data.unwrap()["value"].0.clone();
-    let kc = kube::config::Kubeconfig::from_yaml(std::str::from_utf8(&bytes).unwrap()).unwrap();
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .unwrap();
-    Client::try_from(cfg).unwrap()
 }
 
 fn clouds_yaml(secret: &str) -> String {
@@ -423,11 +341,13 @@ async fn a_stack_built_from_charts_is_applied_at_its_hooks_with_the_providers_cr
         &["hosted-runtime", "--state-dir", &state_arg],
         &admin_kc,
         dir.path().join("runtime.log"),
+        &[],
     );
     let operator = Daemon::start(
         &["operator", "--providers", "local"],
         &admin_kc,
         dir.path().join("operator.log"),
+        &[("KAAS_LOG", "debug,kube=info,hyper=info,tower=info")],
     );
 
     // Create: every addon applied once the API server answers, the credentials first.
@@ -478,7 +398,7 @@ async fn a_stack_built_from_charts_is_applied_at_its_hooks_with_the_providers_cr
     assert_eq!(cni.version.as_deref(), Some("1.20.2"));
     assert!(cni.objects > 20, "Cilium's chart: {cni:?}");
 
-    let w = workload(&tenant, "s1").await;
+    let w = workload(&tenant, TENANT, "s1").await;
     assert_eq!(w.apiserver_version().await.unwrap().git_version, "v1.35.4");
     // Cilium from its own chart.
     Api::<DaemonSet>::namespaced(w.clone(), "kube-system")
@@ -671,7 +591,7 @@ async fn a_stack_built_from_charts_is_applied_at_its_hooks_with_the_providers_cr
         "FIGURE hook released → upgraded and addons applied: {:.1?}",
         t.elapsed()
     );
-    let w = workload(&tenant, "s1").await;
+    let w = workload(&tenant, TENANT, "s1").await;
     assert_eq!(w.apiserver_version().await.unwrap().git_version, "v1.36.3");
     assert_eq!(workload_credentials(&w).await.unwrap(), clouds_yaml(second));
 
