@@ -28,6 +28,7 @@ use kube::api::{ListParams, ObjectMeta, PostParams};
 use kube::{Api, Client};
 
 const PROVIDER: &str = include_str!("../../../examples/provider-local.yaml");
+const PROVIDER_CAPI: &str = include_str!("../../../examples/provider-inmemory.yaml");
 const TENANT_A: &str = "tenant-ba";
 const TENANT_B: &str = "tenant-bb";
 
@@ -196,6 +197,9 @@ async fn backup_and_restore_a_hosted_cluster_through_a_real_object_store() {
         },
     });
     install::provider(&admin, &provider, "").await.unwrap();
+    // A Cluster API provider (no Cluster API controllers run: only its refusal is checked).
+    let capi: Provider = serde_yaml::from_str(PROVIDER_CAPI).unwrap();
+    install::provider(&admin, &capi, "").await.unwrap();
     let master = [0x5au8; 32];
     let secrets: Api<Secret> = Api::namespaced(admin.clone(), &pns);
     secrets
@@ -246,7 +250,7 @@ async fn backup_and_restore_a_hosted_cluster_through_a_real_object_store() {
         dir.path().join("runtime.log"),
     );
     let operator = Daemon::start(
-        &["operator", "--providers", "local"],
+        &["operator", "--providers", "local,dev"],
         &admin_kc,
         dir.path().join("operator.log"),
     );
@@ -343,6 +347,42 @@ async fn backup_and_restore_a_hosted_cluster_through_a_real_object_store() {
         "backup b1: {size} bytes, revision {revision}, {:?} s, {key}",
         st.duration_seconds
     );
+
+    // A Cluster API cluster's backup is refused with a condition that says how it would be done.
+    let mut capi_cluster: Cluster = serde_yaml::from_str(&yaml("capi1")).unwrap();
+    capi_cluster.status = None;
+    capi_cluster.spec.provider.as_mut().unwrap().name = Some("dev".into());
+    clusters
+        .create(&PostParams::default(), &capi_cluster)
+        .await
+        .unwrap();
+    backups_a
+        .create(
+            &PostParams::default(),
+            &ClusterBackup::new(
+                "capi-b",
+                ClusterBackupSpec {
+                    cluster: "capi1".into(),
+                },
+            ),
+        )
+        .await
+        .unwrap();
+    let (phase, reason, msg, _) = final_status(&backups_a, "capi-b").await;
+    assert_eq!(
+        (phase.as_str(), reason.as_str()),
+        ("Failed", "NotSupported"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("control-plane node") && msg.contains("etcdctl snapshot save"),
+        "{msg}"
+    );
+    backups_a
+        .delete("capi-b", &Default::default())
+        .await
+        .unwrap();
+    clusters.delete("capi1", &Default::default()).await.unwrap();
 
     // 2. The stored object is sealed: not an etcd snapshot without the key.
     let bucket = Bucket::new(
