@@ -542,6 +542,19 @@ async fn a_stack_built_from_charts_is_applied_at_its_hooks_with_the_providers_cr
     })
     .await;
     eprintln!("held: {held}");
+    until("an UpgradeHeld event", Duration::from_secs(30), || async {
+        let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(tenant.clone(), TENANT)
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        events
+            .items
+            .iter()
+            .find(|e| e.reason.as_deref() == Some("UpgradeHeld"))
+            .map(|_| ())
+            .ok_or_else(|| format!("{} events, none UpgradeHeld", events.items.len()))
+    })
+    .await;
     until(
         "1.36's ccm applied before the upgrade",
         Duration::from_secs(60),

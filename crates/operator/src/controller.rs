@@ -554,6 +554,24 @@ async fn hold_for_upgrade_hooks(
     else {
         return Ok(None);
     };
+    // Never silent: a new or changed reason is also an event (the condition keeps it).
+    let shown = cluster
+        .status
+        .as_ref()
+        .and_then(|s| c::get(&s.conditions, c::VERSION_CURRENT))
+        .is_some_and(|x| x.message == why);
+    if !shown {
+        let ev = Event {
+            type_: EventType::Warning,
+            reason: "UpgradeHeld".into(),
+            note: Some(why.chars().take(1000).collect()),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&ev, &cluster.object_ref(&())).await {
+            warn!(error = %e, "cannot publish event");
+        }
+    }
     Ok(hold_at(plan, provider, &cur).map(|keep| (keep, why)))
 }
 
