@@ -487,6 +487,7 @@ async fn chart_installs_upgrades_and_uninstalls_on_a_real_api_server() {
         ("ClusterRole", "kaas-capi-viewer"),
         ("ClusterRole", "kaas-cluster-autoscaler"),
         ("ValidatingAdmissionPolicy", "kaas-operator-workloads"),
+        ("ValidatingAdmissionPolicy", "kaas-operator-namespaces"),
         ("RoleBinding", "kaas-tenant"),
         ("Namespace", TENANT),
         (

@@ -479,7 +479,8 @@ async fn the_operators_deployments_are_confined_to_autoscalers_in_provider_side_
     let ns: k8s_openapi::api::core::v1::Namespace = serde_json::from_value(serde_json::json!({
         "metadata": {"name": provider_side, "labels": {
             "scs.community/provider": "dev", "scs.community/tenant": NS,
-            "app.kubernetes.io/managed-by": "kaas"}},
+            "app.kubernetes.io/managed-by": "kaas",
+            "pod-security.kubernetes.io/enforce": "restricted"}},
     }))
     .unwrap();
     Api::<k8s_openapi::api::core::v1::Namespace>::all(admin.clone())
@@ -533,6 +534,60 @@ async fn the_operators_deployments_are_confined_to_autoscalers_in_provider_side_
     write(operator.clone(), autoscaler.clone(), &provider_side)
         .await
         .expect("an autoscaler in a provider-side namespace is the operator's to write");
+
+    // Namespaces (kaas-operator-namespaces): the operator cannot make another namespace look
+    // provider-side (and so open it to its Deployments), create one that is not kaas' own and
+    // held to Pod Security restricted, or delete one it does not manage.
+    type Ns = k8s_openapi::api::core::v1::Namespace;
+    let namespaces = Api::<Ns>::all(operator.clone());
+    let labels = serde_json::json!({"metadata": {"labels": {
+        "scs.community/provider": "dev", "app.kubernetes.io/managed-by": "kaas",
+        "pod-security.kubernetes.io/enforce": "restricted"}}});
+    // Loaded by the API server a moment after the first policy, maybe.
+    until("the namespace policy in force", WAIT, || async {
+        match namespaces
+            .patch(
+                "kube-system",
+                &PatchParams::default(),
+                &Patch::Merge(&labels),
+            )
+            .await
+        {
+            Err(kube::Error::Api(s)) if s.message.contains("only its own namespaces") => Ok(()),
+            other => Err(format!("the operator labelled kube-system: {other:?}")),
+        }
+    })
+    .await;
+    let bare: Ns =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "kaas-bare"}})).unwrap();
+    let refused = namespaces.create(&PostParams::default(), &bare).await;
+    assert!(
+        matches!(&refused, Err(kube::Error::Api(s)) if s.message.contains("Pod Security restricted")),
+        "a namespace without kaas' labels: {refused:?}"
+    );
+    let tenant: Ns =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "tenant-victim"}})).unwrap();
+    Api::<Ns>::all(admin.clone())
+        .create(&PostParams::default(), &tenant)
+        .await
+        .unwrap();
+    let refused = namespaces
+        .delete("tenant-victim", &Default::default())
+        .await;
+    assert!(
+        matches!(&refused, Err(kube::Error::Api(s)) if s.message.contains("only its own namespaces")),
+        "the operator deleted a tenant's namespace: {refused:?}"
+    );
+    let mut own: Ns = serde_json::from_value(labels.clone()).unwrap();
+    own.metadata.name = Some("kaas-dev-own".into());
+    namespaces
+        .create(&PostParams::default(), &own)
+        .await
+        .expect("a namespace of kaas' own");
+    namespaces
+        .delete("kaas-dev-own", &Default::default())
+        .await
+        .expect("which it may delete");
     let mut other = autoscaler.clone();
     other
         .spec

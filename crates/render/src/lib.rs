@@ -81,12 +81,19 @@ pub(crate) fn object_labels(name: &str, tenant: &str, provider: &str) -> BTreeMa
     .collect()
 }
 
+/// Pod Security level of every provider-side namespace: the only pods there are the
+/// cluster-autoscalers kaas runs, which comply; anything else the operator's credentials could
+/// start there is held to `restricted` too (the chart's policy `kaas-operator-workloads` requires
+/// the label, `kaas-operator-namespaces` keeps the operator from labelling other namespaces).
+pub const POD_SECURITY: (&str, &str) = ("pod-security.kubernetes.io/enforce", "restricted");
+
 /// Labels of a provider-side namespace.
 pub(crate) fn namespace_labels(tenant: &str, provider: &str) -> BTreeMap<String, String> {
     [
         (LABEL_TENANT, tenant),
         (LABEL_PROVIDER, provider),
         ("app.kubernetes.io/managed-by", "kaas"),
+        POD_SECURITY,
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -59,10 +59,11 @@ impl Backend for Imported {
                     &cluster.namespace().unwrap_or_default(),
                 )),
                 labels: Some(
-                    [(
-                        "app.kubernetes.io/managed-by".to_string(),
-                        "kaas".to_string(),
-                    )]
+                    [
+                        ("app.kubernetes.io/managed-by", "kaas"),
+                        kaas_render::POD_SECURITY,
+                    ]
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
                     .into(),
                 ),
                 ..Default::default()
