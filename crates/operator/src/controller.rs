@@ -416,8 +416,11 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
 
     let mut target_version = None;
     let mut version_note = None;
+    // The version being moved to (a maintenance window permitting), held by the upgrade hook or not.
+    let mut moving_to = None;
     if let (Ok(resolved), Ok(p)) = (&validation, &provider) {
         let (mut plan, mut note) = plan_version(cluster, resolved, p, Timestamp::now());
+        moving_to = plan.version.clone();
         if let Some((held, why)) = hold_for_upgrade_hooks(ctx, backend, cluster, &plan, p).await? {
             (plan, note) = (held, Some(why));
         }
@@ -440,7 +443,8 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
         .await?;
     let extensions = match (&validation, &provider) {
         (Ok(resolved), Ok(p)) if observation.exists => {
-            Some(reconcile_addons(ctx, backend, cluster, resolved, p, &observation).await?)
+            let to = moving_to.as_ref();
+            Some(reconcile_addons(ctx, backend, cluster, resolved, p, &observation, to).await?)
         }
         _ => None,
     };
@@ -798,8 +802,11 @@ async fn cleanup(
 }
 
 /// Applies the addon bundle of the version the control plane runs (the new bundle follows the
-/// control plane during an upgrade). Never fails the reconcile for workload-side problems: they
-/// end up in `ExtensionsReady`.
+/// control plane during an upgrade). While the cluster moves to another version (`moving_to`:
+/// held by the new version's BeforeClusterUpgrade hook, or rolling out), the addons that hook
+/// applies stay at the new version; a move that waits for its maintenance window applies nothing
+/// of the new version. Never fails the reconcile for workload-side problems: they end up in
+/// `ExtensionsReady`.
 async fn reconcile_addons(
     ctx: &Context,
     backend: &dyn Backend,
@@ -807,6 +814,7 @@ async fn reconcile_addons(
     resolved: &Resolved,
     provider: &Provider,
     observation: &Observation,
+    moving_to: Option<&KubeVersion>,
 ) -> Result<crate::addons::Outcome, Error> {
     use crate::addons::{self, Outcome};
     let running = match observation.control_plane_versions.as_slice() {
@@ -869,7 +877,7 @@ async fn reconcile_addons(
         planned.insert(0, creds);
     }
     // During an upgrade, what the new version's BeforeClusterUpgrade hook applied stays.
-    if let Some(target) = resolved.version.as_ref().filter(|t| **t != running)
+    if let Some(target) = moving_to.filter(|t| **t != running)
         && let Ok(Some((_, hook))) =
             crate::upgrade_hooks::planned(ctx, cluster, resolved, provider, target).await
     {
