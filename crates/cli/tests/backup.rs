@@ -9,8 +9,10 @@
 //! with retention 2 keeps exactly two scheduled objects in the store; a malformed schedule is
 //! refused with its field path.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::ByteString;
@@ -27,85 +29,12 @@ use kaas_operator::s3::Bucket;
 use kube::api::{ListParams, ObjectMeta, PostParams};
 use kube::{Api, Client};
 
+use common::{Daemon, StateDir, until, workload as workload_client};
+
 const PROVIDER: &str = include_str!("../../../examples/provider-local.yaml");
 const PROVIDER_CAPI: &str = include_str!("../../../examples/provider-inmemory.yaml");
 const TENANT_A: &str = "tenant-ba";
 const TENANT_B: &str = "tenant-bb";
-
-/// A `kaas` subcommand running as its own process; SIGKILLed when dropped.
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn start(args: &[&str], kubeconfig: &Path, log: PathBuf) -> Daemon {
-        let out = std::fs::File::options()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_kaas"))
-            .args(args)
-            .env("KUBECONFIG", kubeconfig)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("starting kaas");
-        Daemon { child, log }
-    }
-
-    fn text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn tail(&self) -> String {
-        let text = self.text();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn until<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
-{
-    let start = Instant::now();
-    loop {
-        let last = match check().await {
-            Ok(v) => {
-                eprintln!("{what}: after {:.1?}", start.elapsed());
-                return v;
-            }
-            Err(seen) => seen,
-        };
-        assert!(
-            start.elapsed() < timeout,
-            "{what}: not within {timeout:?}; last seen: {last}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-async fn client_of(yaml: &str) -> Client {
-    let kc = kube::config::Kubeconfig::from_yaml(yaml).unwrap();
-    let mut cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .unwrap();
-    cfg.connect_timeout = Some(Duration::from_secs(5));
-    cfg.read_timeout = Some(Duration::from_secs(10));
-    Client::try_from(cfg).unwrap()
-}
 
 fn secret(ns: &str, name: &str, data: &[(&str, Vec<u8>)]) -> Secret {
     Secret {
@@ -235,7 +164,7 @@ async fn backup_and_restore_a_hosted_cluster_through_a_real_object_store() {
     let admin_kc = dir.path().join("admin.kubeconfig");
     plane.write_kubeconfig(Identity::Admin, &admin_kc).unwrap();
     let state = dir.path().join("hosted");
-    let _cleanup = kaas_hosted::StopAllOnDrop(state.clone());
+    let _cleanup = StateDir(state.clone());
     let state_arg = state.to_string_lossy().into_owned();
     let etcdutl_arg = etcdutl.to_string_lossy().into_owned();
     let runtime = Daemon::start(
@@ -248,11 +177,13 @@ async fn backup_and_restore_a_hosted_cluster_through_a_real_object_store() {
         ],
         &admin_kc,
         dir.path().join("runtime.log"),
+        &[("RUST_LOG", "info")],
     );
     let operator = Daemon::start(
         &["operator", "--providers", "local,dev"],
         &admin_kc,
         dir.path().join("operator.log"),
+        &[("RUST_LOG", "info")],
     );
 
     // A malformed schedule is refused by the API server with its field path.
@@ -284,25 +215,15 @@ async fn backup_and_restore_a_hosted_cluster_through_a_real_object_store() {
         retention: 2,
     });
     clusters.create(&PostParams::default(), &c).await.unwrap();
-    let workload_yaml = until("cluster k1 Ready", Duration::from_secs(300), || async {
+    until("cluster k1 Ready", Duration::from_secs(300), || async {
         let c = clusters.get("k1").await.map_err(|e| e.to_string())?;
         let st = c.status.clone().unwrap_or_default();
-        if !kaas_api::conditions::is_true(&st.conditions, "Ready") {
-            return Err(format!("{:?}", st.conditions));
-        }
-        let s = Api::<Secret>::namespaced(tenant_a.clone(), TENANT_A)
-            .get("k1-kubeconfig")
-            .await
-            .map_err(|e| e.to_string())?;
-        let b = s
-            .data
-            .unwrap_or_default()
-            .remove("value")
-            .ok_or("no value")?;
-        Ok(String::from_utf8(b.0).unwrap())
+        kaas_api::conditions::is_true(&st.conditions, "Ready")
+            .then_some(())
+            .ok_or(format!("{:?}", st.conditions))
     })
     .await;
-    let workload = client_of(&workload_yaml).await;
+    let workload = workload_client(&tenant_a, TENANT_A, "k1").await;
     let ns_api: Api<Namespace> = Api::all(workload.clone());
     let ns = |name: &str| Namespace {
         metadata: ObjectMeta {
@@ -462,7 +383,7 @@ async fn backup_and_restore_a_hosted_cluster_through_a_real_object_store() {
     );
     assert_eq!(rst.revision, Some(revision));
     eprintln!("restore r1: {:.1?}", t_restore.elapsed());
-    let workload = client_of(&workload_yaml).await;
+    let workload = workload_client(&tenant_a, TENANT_A, "k1").await;
     let all = until(
         "the workload API server answers",
         Duration::from_secs(60),

@@ -40,6 +40,25 @@ pub fn etcdutl() -> Result<PathBuf> {
         .with_context(|| format!("{} missing; run plane/build-backup.sh", p.display()))
 }
 
+/// `etcdutl` if `plane/build-backup.sh` has built it (never builds): the hosted runtime's default.
+pub fn built_etcdutl() -> Option<PathBuf> {
+    let dir = match std::env::var_os("KAAS_BACKUP_TOOLS_DIR").filter(|d| !d.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => {
+            let script = crate::repo_root()?.join("plane/build-backup.sh");
+            let out = Command::new("bash")
+                .arg(&script)
+                .args(["--print-dir", "--no-build"])
+                .stderr(std::process::Stdio::null())
+                .output()
+                .ok()?;
+            out.status.success().then_some(())?;
+            PathBuf::from(String::from_utf8(out.stdout).ok()?.trim())
+        }
+    };
+    Some(dir.join("bin/etcdutl")).filter(|p| p.is_file())
+}
+
 /// A running versitygw on 127.0.0.1 with one bucket; stopped when dropped.
 pub struct TestStore {
     proc: Proc,

@@ -268,10 +268,33 @@ fn report<'a>(hcp: &'a HostedControlPlane, id: &str) -> Option<&'a EtcdOperation
         .filter(|r| r.id == id)
 }
 
-/// Another request's operation the runtime has not finished.
-fn busy_with(hcp: &HostedControlPlane, id: &str) -> Option<String> {
+/// Waiting for another request's operation the runtime has not finished.
+fn busy(hcp: &HostedControlPlane, id: &str) -> Option<Stop> {
     let op = hcp.spec.etcd_operation.as_ref()?;
-    (op.id != id && report(hcp, &op.id).is_none()).then(|| op.id.clone())
+    (op.id != id && report(hcp, &op.id).is_none()).then(|| {
+        Stop::Waiting(
+            "Busy",
+            format!("waiting for the cluster's running etcd operation {}", op.id),
+        )
+    })
+}
+
+/// The status of a finished operation, from the runtime's report.
+fn finished(
+    st: &BackupStatus,
+    key: &str,
+    rep: &EtcdOperationStatus,
+    finished_at: Option<String>,
+) -> BackupStatus {
+    let mut done = st.clone();
+    done.object_key = Some(key.into());
+    done.size = rep.size;
+    done.revision = rep.revision;
+    done.started_at = st.started_at.clone().or(rep.started_at.clone());
+    done.finished_at = finished_at;
+    done.duration_seconds =
+        seconds_between(done.started_at.as_deref(), done.finished_at.as_deref());
+    done
 }
 
 fn transfer_secret_name(hcp: &str, id: &str) -> String {
@@ -534,14 +557,7 @@ async fn reconcile_backup(b: Arc<ClusterBackup>, ctx: Arc<Context>) -> Result<Ac
     match report(&hcp, &id) {
         Some(r) if r.phase == PHASE_SUCCEEDED => {
             remove_transfer_secret(&ctx, &hcp, &id).await;
-            let mut done = st.clone();
-            done.object_key = Some(key.clone());
-            done.size = r.size;
-            done.revision = r.revision;
-            done.started_at = st.started_at.clone().or(r.started_at.clone());
-            done.finished_at = r.finished_at.clone();
-            done.duration_seconds =
-                seconds_between(done.started_at.as_deref(), done.finished_at.as_deref());
+            let done = finished(&st, &key, r, r.finished_at.clone());
             let msg = format!(
                 "etcd snapshot at revision {} stored as {key} ({} bytes, encrypted)",
                 r.revision.unwrap_or_default(),
@@ -582,17 +598,8 @@ async fn reconcile_backup(b: Arc<ClusterBackup>, ctx: Arc<Context>) -> Result<Ac
             Ok(Action::requeue(Duration::from_secs(2)))
         }
         None => {
-            if let Some(other) = busy_with(&hcp, &id) {
-                return stopped(
-                    &ctx,
-                    &*b,
-                    st,
-                    Stop::Waiting(
-                        "Busy",
-                        format!("waiting for the cluster's running etcd operation {other}"),
-                    ),
-                )
-                .await;
+            if let Some(busy) = busy(&hcp, &id) {
+                return stopped(&ctx, &*b, st, busy).await;
             }
             if !hcp_ready(&hcp) {
                 return stopped(
@@ -695,14 +702,8 @@ async fn reconcile_restore(r: Arc<ClusterRestore>, ctx: Arc<Context>) -> Result<
                 .await?;
                 return Ok(Action::requeue(Duration::from_secs(2)));
             }
-            let mut done = st.clone();
-            done.object_key = Some(key.clone());
-            done.size = rep.size;
-            done.revision = rep.revision;
-            done.started_at = st.started_at.clone().or(rep.started_at.clone());
-            done.finished_at = Some(Timestamp::now().to_string());
-            done.duration_seconds =
-                seconds_between(done.started_at.as_deref(), done.finished_at.as_deref());
+            // A restore is done when the control plane is Ready again, not when etcd is.
+            let done = finished(&st, &key, rep, Some(Timestamp::now().to_string()));
             let msg = format!(
                 "cluster {} restored from ClusterBackup {} (revision {}); the control plane is Ready",
                 r.spec.cluster,
@@ -744,17 +745,8 @@ async fn reconcile_restore(r: Arc<ClusterRestore>, ctx: Arc<Context>) -> Result<
             Ok(Action::requeue(Duration::from_secs(2)))
         }
         None => {
-            if let Some(other) = busy_with(&hcp, &id) {
-                return stopped(
-                    &ctx,
-                    &*r,
-                    st,
-                    Stop::Waiting(
-                        "Busy",
-                        format!("waiting for the cluster's running etcd operation {other}"),
-                    ),
-                )
-                .await;
+            if let Some(busy) = busy(&hcp, &id) {
+                return stopped(&ctx, &*r, st, busy).await;
             }
             let url = store.bucket.presign("GET", &key, URL_TTL);
             let secret = object_key_secret(&store.master, &key);

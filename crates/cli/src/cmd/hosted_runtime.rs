@@ -21,8 +21,8 @@ pub struct Args {
     /// Control planes reconciled in parallel.
     #[arg(long, default_value_t = 4)]
     pub concurrency: u16,
-    /// `etcdutl` of the pinned etcd (`plane/build-backup.sh --print-dir`, `bin/etcdutl`), for
-    /// etcd backups and restores (`docs/backup.md`); without it they fail with a message.
+    /// `etcdutl` of the pinned etcd, for etcd backups and restores (`docs/backup.md`). Default:
+    /// the one `plane/build-backup.sh` built, if it did; without one they fail with a message.
     #[arg(long, env = "KAAS_ETCDUTL")]
     pub etcdutl: Option<PathBuf>,
 }
@@ -60,7 +60,7 @@ pub async fn run(args: Args) -> Result<()> {
         Mode::Detached,
     );
     cfg.concurrency = args.concurrency;
-    cfg.etcdutl = args.etcdutl;
+    cfg.etcdutl = args.etcdutl.or_else(kaas_harness::s3::built_etcdutl);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         r = kaas_hosted::run(client, cfg) => r.context("the hosted runtime"),
