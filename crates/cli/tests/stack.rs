@@ -3,10 +3,11 @@
 //! metrics-server's real charts from their Go modules, CCM and Cinder CSI stand-in charts written
 //! for this test) with helm into the bundles of 1.35.4 and 1.36.3; the hosted backend runs the
 //! workload API servers. On create every object is accepted (CRDs first) with a status per addon
-//! and the cluster's values resolved; the Provider's credentials arrive in the workload cluster's
-//! kube-system and nowhere a tenant can read on the management side (checked with the tenant's
-//! token, and in status, events and the operator's log); rotating the Provider's Secret updates
-//! them; an upgrade is held until the new version's BeforeClusterUpgrade addons are applied;
+//! and the cluster's values resolved; the tenant's cloud credentials (the provider's Secret
+//! for the tenant — never the Provider's Cluster API identity, which must not reach any
+//! workload cluster) arrive in the workload cluster's kube-system and nowhere a tenant can read on
+//! the management side (checked with the tenant's token, and in status, events and the operator's
+//! log); rotating that Secret updates them; an upgrade is held until the new version's BeforeClusterUpgrade addons are applied;
 //! deleting the cluster removes them with its control plane.
 
 mod common;
@@ -32,6 +33,8 @@ use kube::{Api, Client, ResourceExt};
 
 const PROVIDER: &str = include_str!("../../../examples/provider-local.yaml");
 const TENANT: &str = "tenant-st";
+/// The tenant's cloud credential Secret in the provider namespace (the name the operator looks for).
+const TENANT_CREDENTIALS: &str = "workload-credentials-tenant-st";
 /// Upstream charts: (module, version, chart path in the module). The versions are the example
 /// layout's dependency pins (its Chart.yaml files).
 const CILIUM: (&str, &str, &str) = (
@@ -308,10 +311,22 @@ async fn a_stack_built_from_charts_is_applied_at_its_hooks_with_the_providers_cr
     install::install_kaas(&admin).await.unwrap();
     install::provider(&admin, &provider, "").await.unwrap();
     let first = "app-cred-7c1d0e55-first";
+    let identity = "provider-identity-every-tenant";
     let creds: Api<Secret> = Api::namespaced(admin.clone(), &pns);
+    // The Provider's Cluster API identity (reaches every tenant's resources: never delivered)…
     let secret = Secret {
         metadata: kube::api::ObjectMeta {
             name: Some("openstack-credentials".into()),
+            ..Default::default()
+        },
+        string_data: Some([("clouds.yaml".to_string(), clouds_yaml(identity))].into()),
+        ..Default::default()
+    };
+    creds.create(&PostParams::default(), &secret).await.unwrap();
+    // …and the tenant's own application credential, made by the provider's tooling.
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(TENANT_CREDENTIALS.into()),
             ..Default::default()
         },
         string_data: Some([("clouds.yaml".to_string(), clouds_yaml(first))].into()),
@@ -456,8 +471,22 @@ async fn a_stack_built_from_charts_is_applied_at_its_hooks_with_the_providers_cr
         Some("s1")
     );
 
-    // The credentials: in the workload cluster's kube-system, byte for byte.
+    // The tenant's credentials: in the workload cluster's kube-system, byte for byte; the
+    // provider's identity nowhere in it.
     assert_eq!(workload_credentials(&w).await.unwrap(), clouds_yaml(first));
+    let secrets = Api::<Secret>::all(w.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items;
+    assert!(
+        secrets.len() > 1
+            && !secrets
+                .iter()
+                .flat_map(|s| s.data.iter().flat_map(|d| d.values()))
+                .any(|b| String::from_utf8_lossy(&b.0).contains(identity)),
+        "the provider's Cluster API identity reached a workload cluster"
+    );
     // Not for the tenant on the management side: not the Provider's Secret, and nowhere the
     // tenant's token reads (secrets, config maps, events of its namespaces; its Cluster's status).
     let denied = Api::<Secret>::namespaced(tenant.clone(), &pns)
@@ -483,11 +512,11 @@ async fn a_stack_built_from_charts_is_applied_at_its_hooks_with_the_providers_cr
         "the credentials are in the operator's log"
     );
 
-    // Rotation: the Provider's Secret changes (and its rotation tooling annotates the Provider).
+    // Rotation: the tenant's Secret changes (and the rotation tooling annotates the Provider).
     let second = "app-cred-7c1d0e55-second";
     creds
         .patch(
-            "openstack-credentials",
+            TENANT_CREDENTIALS,
             &PatchParams::apply("test").force(),
             &Patch::Apply(&serde_json::json!({"apiVersion": "v1", "kind": "Secret", "stringData": {"clouds.yaml": clouds_yaml(second)}})),
         )

@@ -867,13 +867,7 @@ async fn reconcile_addons(
     );
     if let Some(target) = &index.cloud_credentials {
         // First: the CCM and CSI pods mount it.
-        let creds = crate::credentials::planned(
-            &ctx.client,
-            provider,
-            &provider.spec.backend.namespace,
-            target,
-        )
-        .await;
+        let creds = crate::credentials::planned(&ctx.client, provider, cluster, target).await;
         planned.insert(0, creds);
     }
     // During an upgrade, what the new version's BeforeClusterUpgrade hook applied stays.

@@ -78,9 +78,7 @@ pub async fn planned(
         &addons::cluster_values(cluster, &resolved.network, target),
     );
     if let Some(t) = &index.cloud_credentials {
-        let creds =
-            crate::credentials::planned(&ctx.client, provider, &provider.spec.backend.namespace, t)
-                .await;
+        let creds = crate::credentials::planned(&ctx.client, provider, cluster, t).await;
         planned.insert(0, creds);
     }
     Ok(Some((bundle, planned)))
