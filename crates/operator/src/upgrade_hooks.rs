@@ -124,14 +124,31 @@ pub async fn before_upgrade(
             return held(&b, e);
         }
     };
-    let Some(workload) = backend.workload(ctx, cluster, resolved).await? else {
-        return held(
-            &bundle,
-            "the workload cluster's API server cannot be reached".into(),
-        );
+    // Never a reconcile ended by a log line: whatever fails here holds the upgrade with the reason
+    // in the Cluster's status (and an event), and is tried again at the next reconcile.
+    let unreachable = || "the workload cluster's API server cannot be reached".to_string();
+    let workload = match backend.workload(ctx, cluster, resolved).await {
+        Ok(Some(w)) => w,
+        Ok(None) => return held(&bundle, unreachable()),
+        Err(e) => {
+            tracing::warn!(error = %e, "the workload cluster for the upgrade hook");
+            return held(&bundle, unreachable());
+        }
     };
-    let loc = crate::adopt::locate(&ctx.client, cluster, &resolved.provider).await?;
-    let old = addons::load_inventory(&ctx.client, &loc.namespace, &loc.name).await?;
+    let loc = match crate::adopt::locate(&ctx.client, cluster, &resolved.provider).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "locating the cluster for the upgrade hook");
+            return held(&bundle, "the cluster's objects cannot be read now".into());
+        }
+    };
+    let old = match addons::load_inventory(&ctx.client, &loc.namespace, &loc.name).await {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the addon inventory for the upgrade hook");
+            return held(&bundle, "the addon inventory cannot be read now".into());
+        }
+    };
     // Only these addons' part of the inventory: the others are neither applied nor pruned.
     let names: Vec<&str> = planned.iter().map(|p| p.name.as_str()).collect();
     let (mine, others): (std::collections::BTreeSet<_>, _) = old
@@ -149,8 +166,12 @@ pub async fn before_upgrade(
         objects: others,
     };
     inventory.objects.extend(applied.objects);
-    if inventory != old {
-        addons::save_inventory(&ctx.client, &loc.namespace, &loc.name, &inventory).await?;
+    if inventory != old
+        && let Err(e) =
+            addons::save_inventory(&ctx.client, &loc.namespace, &loc.name, &inventory).await
+    {
+        tracing::warn!(error = %e, "saving the addon inventory after the upgrade hook");
+        return held(&bundle, "the addon inventory cannot be saved now".into());
     }
     let failed: Vec<String> = statuses
         .iter()
