@@ -10,8 +10,8 @@
 
 pub mod addons;
 pub mod adopt;
-pub mod backup;
 pub mod backend;
+pub mod backup;
 pub mod compliance;
 pub mod controller;
 pub mod credentials;
