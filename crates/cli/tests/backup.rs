@@ -3,7 +3,8 @@
 //! their own processes, a real S3-compatible store (versitygw, posix backend; `kaas_harness::s3`)
 //! and a hosted workload cluster. A backup, then a namespace deleted and another created in the
 //! workload cluster, then a restore: the deleted namespace is back, the new one is gone, the
-//! cluster is Ready. The stored object is sealed (not an etcd snapshot without the key); the
+//! cluster is Ready; the same backup restored into a new cluster of the tenant brings k1's
+//! namespace there. The stored object is sealed (not an etcd snapshot without the key); the
 //! store's credentials are unreadable for the tenant and appear in no status, event or log; a
 //! restore naming another tenant's backup is refused with a condition; a schedule of every minute
 //! with retention 2 keeps exactly two scheduled objects in the store; a malformed schedule is
@@ -414,6 +415,61 @@ async fn backup_and_restore_a_hosted_cluster_through_a_real_object_store() {
         },
     )
     .await;
+
+    // The same backup into a new cluster of the tenant: its workload cluster gets k1's objects.
+    let mut k2: Cluster = serde_yaml::from_str(&yaml("k2")).unwrap();
+    k2.status = None;
+    clusters.create(&PostParams::default(), &k2).await.unwrap();
+    until("cluster k2 Ready", Duration::from_secs(300), || async {
+        let c = clusters.get("k2").await.map_err(|e| e.to_string())?;
+        let st = c.status.unwrap_or_default();
+        kaas_api::conditions::is_true(&st.conditions, "Ready")
+            .then_some(())
+            .ok_or(format!("{:?}", st.conditions))
+    })
+    .await;
+    let w2 = workload_client(&tenant_a, TENANT_A, "k2").await;
+    assert!(!namespaces(&w2).await.contains(&"before".to_string()));
+    restores_a
+        .create(
+            &PostParams::default(),
+            &ClusterRestore::new(
+                "into-k2",
+                ClusterRestoreSpec {
+                    cluster: "k2".into(),
+                    backup: "b1".into(),
+                },
+            ),
+        )
+        .await
+        .unwrap();
+    let (phase, reason, msg, _) = final_status(&restores_a, "into-k2").await;
+    assert_eq!(
+        (phase.as_str(), reason.as_str()),
+        ("Succeeded", "Restored"),
+        "{msg}\noperator:\n{}\nruntime:\n{}",
+        operator.tail(),
+        runtime.tail()
+    );
+    let w2 = workload_client(&tenant_a, TENANT_A, "k2").await;
+    let all = until(
+        "k2's API server answers",
+        Duration::from_secs(60),
+        || async {
+            let all = namespaces(&w2).await;
+            if all.is_empty() {
+                Err("no answer".into())
+            } else {
+                Ok(all)
+            }
+        },
+    )
+    .await;
+    assert!(
+        all.contains(&"before".to_string()),
+        "k2 after the restore: {all:?}"
+    );
+    clusters.delete("k2", &Default::default()).await.unwrap();
 
     // 5. Tenant B cannot restore from tenant A's backup, nor read it.
     let restores_b: Api<ClusterRestore> = Api::namespaced(tenant_b.clone(), TENANT_B);
