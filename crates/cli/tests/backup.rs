@@ -274,6 +274,12 @@ async fn backup_and_restore_a_hosted_cluster_through_a_real_object_store() {
     let mut capi_cluster: Cluster = serde_yaml::from_str(&yaml("capi1")).unwrap();
     capi_cluster.status = None;
     capi_cluster.spec.provider.as_mut().unwrap().name = Some("dev".into());
+    // Scheduled too: where no backup can be taken, the schedule creates nothing (a Failed
+    // ClusterBackup a minute would pile up) and says why once.
+    capi_cluster.spec.backup = Some(BackupSchedule {
+        schedule: "* * * * *".into(),
+        retention: 2,
+    });
     clusters
         .create(&PostParams::default(), &capi_cluster)
         .await
@@ -304,6 +310,39 @@ async fn backup_and_restore_a_hosted_cluster_through_a_real_object_store() {
         .delete("capi-b", &Default::default())
         .await
         .unwrap();
+    let why = until(
+        "the unusable schedule reported on capi1",
+        Duration::from_secs(60),
+        || async {
+            let evs = Api::<Event>::namespaced(tenant_a.clone(), TENANT_A)
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            evs.items
+                .into_iter()
+                .find(|e| {
+                    e.reason.as_deref() == Some("BackupScheduleUnusable")
+                        && e.involved_object.name.as_deref() == Some("capi1")
+                })
+                .and_then(|e| e.message)
+                .ok_or_else(|| "no event yet".to_string())
+        },
+    )
+    .await;
+    assert!(why.contains("hosted backend only"), "{why}");
+    let scheduled = backups_a
+        .list(&ListParams::default().labels("scs.community/scheduled-backup-of=capi1"))
+        .await
+        .unwrap();
+    assert!(
+        scheduled.items.is_empty(),
+        "scheduled backups of a Cluster API cluster: {:?}",
+        scheduled
+            .items
+            .iter()
+            .map(|b| b.metadata.name.clone())
+            .collect::<Vec<_>>()
+    );
     clusters.delete("capi1", &Default::default()).await.unwrap();
 
     // 2. The stored object is sealed: not an etcd snapshot without the key.

@@ -261,6 +261,11 @@ pub async fn restore(
             "--name=etcd".to_string(),
             format!("--initial-cluster=etcd={peer}"),
             format!("--initial-advertise-peer-urls={peer}"),
+            // Revisions go on past anything a client has seen, and the old ones read as
+            // compacted: watches of the workload cluster's controllers (and kwok) that resume
+            // from a resourceVersion of before the restore start over instead of missing events.
+            "--bump-revision=1000000000".to_string(),
+            "--mark-compacted".to_string(),
         ])
         .output()
         .with_context(|| format!("running {}", etcdutl.display()))?;

@@ -789,78 +789,133 @@ async fn schedule_once(ctx: &Context, warned: &mut BTreeMap<String, String>) -> 
         .await?;
     let now_minute = Timestamp::now().as_second().div_euclid(60);
     for cluster in clusters.items {
-        let Some(sched) = cluster.spec.backup.clone() else {
-            continue;
-        };
-        let Ok(provider) = crate::dereference::provider(&ctx.provider_store, &cluster) else {
-            continue;
-        };
-        if !ctx.handles(&provider.name_any()) {
-            continue;
-        }
-        let ns = cluster.namespace().unwrap_or_default();
-        let name = cluster.name_any();
-        let cron = match Cron::parse(&sched.schedule) {
-            Ok(c) => c,
-            Err(e) => {
-                let msg = format!("spec.backup.schedule: {e}; no scheduled backups are taken");
-                if warned.get(&format!("{ns}/{name}")) != Some(&msg) {
-                    event(ctx, &cluster, true, "BackupScheduleInvalid", msg.clone()).await;
-                    warned.insert(format!("{ns}/{name}"), msg);
-                }
-                continue;
-            }
-        };
-        let api: Api<ClusterBackup> = Api::namespaced(ctx.client.clone(), &ns);
-        let mine = api
-            .list(&ListParams::default().labels(&format!("{LABEL_SCHEDULED_FOR}={name}")))
-            .await?
-            .items;
-        let created = |b: &ClusterBackup| {
-            b.metadata
-                .creation_timestamp
-                .as_ref()
-                .map(|t| t.0.as_second().div_euclid(60))
-                .unwrap_or(0)
-        };
-        let since = mine
-            .iter()
-            .map(created)
-            .max()
-            .or_else(|| {
-                cluster
-                    .metadata
-                    .creation_timestamp
-                    .as_ref()
-                    .map(|t| t.0.as_second().div_euclid(60))
-            })
-            .unwrap_or(now_minute);
-        if cron.next_after(since).is_some_and(|due| due <= now_minute) {
-            let stamp = Timestamp::from_second(now_minute * 60)
-                .map(|t| t.strftime("%Y%m%d%H%M").to_string())
-                .unwrap_or_default();
-            let mut b = ClusterBackup::new(
-                &format!("{name}-{stamp}"),
-                ClusterBackupSpec {
-                    cluster: name.clone(),
-                },
+        // One cluster's trouble is that cluster's (an event on it), never every other tenant's:
+        // the pass goes on with the next cluster.
+        if let Err(e) = schedule_cluster(ctx, &cluster, now_minute, warned).await {
+            let key = format!(
+                "{}/{}",
+                cluster.namespace().unwrap_or_default(),
+                cluster.name_any()
             );
-            b.metadata.labels = Some([(LABEL_SCHEDULED_FOR.to_string(), name.clone())].into());
-            match api.create(&PostParams::default(), &b).await {
-                Ok(_) => {
-                    info!(namespace = %ns, cluster = %name, backup = %b.name_any(), "scheduled backup created")
-                }
-                Err(kube::Error::Api(e)) if e.code == 409 => {}
-                Err(e) => return Err(e.into()),
+            warn!(cluster = %key, error = %e, "backup schedule");
+            let msg = match &e {
+                Error::Kube(kube::Error::Api(s)) => format!(
+                    "the scheduled backup could not be taken or pruned: HTTP {} {}; retried in 10 s",
+                    s.code, s.reason
+                ),
+                _ => "the scheduled backup could not be taken or pruned; retried in 10 s".into(),
+            };
+            if warned.get(&key) != Some(&msg) {
+                event(ctx, &cluster, true, "BackupScheduleFailed", msg.clone()).await;
+                warned.insert(key, msg);
             }
         }
-        prune(ctx, &api, &cluster, mine, sched.retention).await?;
     }
     Ok(())
 }
 
-/// Keeps the newest `retention` succeeded scheduled backups; deletes older ones (their objects
-/// go with them, by the finalizer).
+/// Scheduled backups and retention of one cluster.
+async fn schedule_cluster(
+    ctx: &Context,
+    cluster: &Cluster,
+    now_minute: i64,
+    warned: &mut BTreeMap<String, String>,
+) -> Result<(), Error> {
+    let Some(sched) = cluster.spec.backup.clone() else {
+        return Ok(());
+    };
+    let Ok(provider) = crate::dereference::provider(&ctx.provider_store, cluster) else {
+        return Ok(());
+    };
+    if !ctx.handles(&provider.name_any()) {
+        return Ok(());
+    }
+    let ns = cluster.namespace().unwrap_or_default();
+    let name = cluster.name_any();
+    // A schedule where backups cannot be taken creates nothing (one Failed ClusterBackup a
+    // minute would pile up for good): the Cluster gets the reason once, as an event.
+    let unusable = if provider.spec.backend.kind != kaas_api::provider::BackendType::Hosted {
+        Some(format!(
+            "provider {:?} runs no hosted control planes: backups are taken on the hosted backend only (docs/backup.md); no scheduled backups are taken",
+            provider.name_any()
+        ))
+    } else if provider.spec.backup.is_none() {
+        Some(format!(
+            "provider {:?} names no backup store (spec.backup.store); no scheduled backups are taken",
+            provider.name_any()
+        ))
+    } else {
+        None
+    };
+    if let Some(msg) = unusable {
+        if warned.get(&format!("{ns}/{name}")) != Some(&msg) {
+            event(ctx, cluster, true, "BackupScheduleUnusable", msg.clone()).await;
+            warned.insert(format!("{ns}/{name}"), msg);
+        }
+        return Ok(());
+    }
+    let cron = match Cron::parse(&sched.schedule) {
+        Ok(c) => c,
+        Err(e) => {
+            let msg = format!("spec.backup.schedule: {e}; no scheduled backups are taken");
+            if warned.get(&format!("{ns}/{name}")) != Some(&msg) {
+                event(ctx, cluster, true, "BackupScheduleInvalid", msg.clone()).await;
+                warned.insert(format!("{ns}/{name}"), msg);
+            }
+            return Ok(());
+        }
+    };
+    let api: Api<ClusterBackup> = Api::namespaced(ctx.client.clone(), &ns);
+    let mine = api
+        .list(&ListParams::default().labels(&format!("{LABEL_SCHEDULED_FOR}={name}")))
+        .await?
+        .items;
+    let created = |b: &ClusterBackup| {
+        b.metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.as_second().div_euclid(60))
+            .unwrap_or(0)
+    };
+    let since = mine
+        .iter()
+        .map(created)
+        .max()
+        .or_else(|| {
+            cluster
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.as_second().div_euclid(60))
+        })
+        .unwrap_or(now_minute);
+    if cron.next_after(since).is_some_and(|due| due <= now_minute) {
+        let stamp = Timestamp::from_second(now_minute * 60)
+            .map(|t| t.strftime("%Y%m%d%H%M").to_string())
+            .unwrap_or_default();
+        let mut b = ClusterBackup::new(
+            &format!("{name}-{stamp}"),
+            ClusterBackupSpec {
+                cluster: name.clone(),
+            },
+        );
+        b.metadata.labels = Some([(LABEL_SCHEDULED_FOR.to_string(), name.clone())].into());
+        match api.create(&PostParams::default(), &b).await {
+            Ok(_) => {
+                info!(namespace = %ns, cluster = %name, backup = %b.name_any(), "scheduled backup created")
+            }
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    prune(ctx, &api, cluster, mine, sched.retention).await
+}
+
+/// Failed scheduled backups kept per cluster (the newest), for their reasons.
+const KEEP_FAILED: usize = 3;
+
+/// Keeps the newest `retention` succeeded scheduled backups and the newest [`KEEP_FAILED`]
+/// failed ones; deletes older ones (their objects go with them, by the finalizer).
 async fn prune(
     ctx: &Context,
     api: &Api<ClusterBackup>,
@@ -868,10 +923,25 @@ async fn prune(
     mut mine: Vec<ClusterBackup>,
     retention: i32,
 ) -> Result<(), Error> {
-    mine.retain(|b| {
-        b.meta().deletion_timestamp.is_none()
-            && b.status.as_ref().and_then(|s| s.phase.as_deref()) == Some(PHASE_SUCCEEDED)
+    mine.retain(|b| b.meta().deletion_timestamp.is_none());
+    let phase = |b: &ClusterBackup| b.status.as_ref().and_then(|s| s.phase.clone());
+    // Failed scheduled backups are kept for their reasons, the newest few only.
+    let (mut failed, mut mine): (Vec<_>, Vec<_>) = mine
+        .into_iter()
+        .filter(|b| matches!(phase(b).as_deref(), Some(PHASE_SUCCEEDED | PHASE_FAILED)))
+        .partition(|b| phase(b).as_deref() == Some(PHASE_FAILED));
+    failed.sort_by_key(|b| {
+        std::cmp::Reverse((
+            b.metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.as_second()),
+            b.name_any(),
+        ))
     });
+    for old in failed.iter().skip(KEEP_FAILED) {
+        api.delete(&old.name_any(), &Default::default()).await?;
+    }
     mine.sort_by_key(|b| {
         std::cmp::Reverse((
             b.metadata
