@@ -291,7 +291,12 @@ impl Cron {
                 let mut v = a;
                 while v <= b {
                     set[v as usize] = true;
-                    v += step;
+                    // A step beyond the field's range (`1/4294967295`) ends the loop, never
+                    // overflows.
+                    match v.checked_add(step) {
+                        Some(n) => v = n,
+                        None => break,
+                    }
                 }
             }
             fields[i] = set;
@@ -395,6 +400,13 @@ mod tests {
         let both = Cron::parse("0 0 1 * 1").unwrap();
         assert!(both.matches(minute_of(2026, 12, 1, 0, 0)), "the 1st");
         assert!(both.matches(minute_of(2026, 11, 30, 0, 0)), "a Monday");
+    }
+
+    #[test]
+    fn a_step_beyond_the_range_matches_the_start_only() {
+        let c = Cron::parse("1/4294967295 * * * *").unwrap();
+        assert!(c.matches(minute_of(2026, 11, 30, 9, 1)));
+        assert!(!c.matches(minute_of(2026, 11, 30, 9, 2)));
     }
 
     #[test]

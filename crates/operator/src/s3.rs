@@ -90,11 +90,17 @@ impl Bucket {
         }
     }
 
+    /// The Host header as the HTTP client sends it: a scheme's default port is left out (an
+    /// endpoint written `https://s3.example.org:443` would otherwise be signed for another host).
     fn host(&self) -> &str {
-        self.endpoint
+        let (scheme, host) = self
+            .endpoint
             .split_once("://")
-            .map(|(_, h)| h)
-            .unwrap_or(&self.endpoint)
+            .unwrap_or(("https", &self.endpoint));
+        match (scheme, host.rsplit_once(':')) {
+            ("https", Some((h, "443"))) | ("http", Some((h, "80"))) => h,
+            _ => host,
+        }
     }
 
     fn signing_key(&self, date: &str) -> Vec<u8> {
@@ -329,6 +335,18 @@ fn xml_values(text: &str, tag: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_host_signed_is_the_host_sent() {
+        let b = |e: &str| Bucket::new(e, "b", None, "k", "s");
+        assert_eq!(b("https://s3.example.org:443").host(), "s3.example.org");
+        assert_eq!(b("http://s3.example.org:80/").host(), "s3.example.org");
+        assert_eq!(
+            b("https://s3.example.org:9000").host(),
+            "s3.example.org:9000"
+        );
+        assert_eq!(b("http://127.0.0.1:7070").host(), "127.0.0.1:7070");
+    }
 
     /// AWS's documented presigned-URL example (GET /test.txt, 86400 s, virtual-host bucket):
     /// signature aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404.

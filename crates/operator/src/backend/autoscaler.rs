@@ -307,7 +307,9 @@ pub fn pool_report(
         .filter_map(|g| g.health.cloud_provider_target)
         .collect();
     Some(kaas_api::cluster::PoolAutoscalerStatus {
-        target: (!targets.is_empty()).then(|| targets.iter().sum()),
+        // Numbers from the workload cluster (the tenant's to write): never an overflow.
+        target: (!targets.is_empty())
+            .then(|| targets.iter().fold(0i32, |a, t| a.saturating_add(*t))),
         health,
         scale_up: most(|g| &g.scale_up),
         scale_down: most(|g| &g.scale_down),
