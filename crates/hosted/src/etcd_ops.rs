@@ -144,9 +144,11 @@ fn revision_of(etcdutl: &Path, file: &Path) -> Result<i64> {
         .output()
         .with_context(|| format!("running {}", etcdutl.display()))?;
     if !out.status.success() {
+        // Its output names the runtime's paths: the log has it, the status a fixed message.
+        tracing::warn!(stderr = %String::from_utf8_lossy(&out.stderr).trim(), "etcdutl snapshot status");
         bail!(
-            "etcdutl snapshot status: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
+            "etcdutl snapshot status failed ({}); the runtime's log has its output",
+            out.status
         );
     }
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("etcdutl output")?;
@@ -271,9 +273,10 @@ pub async fn restore(
         .with_context(|| format!("running {}", etcdutl.display()))?;
     let _ = std::fs::remove_file(&file);
     if !out.status.success() {
+        tracing::warn!(stderr = %String::from_utf8_lossy(&out.stderr).trim(), "etcdutl snapshot restore");
         bail!(
-            "etcdutl snapshot restore: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
+            "etcdutl snapshot restore failed ({}); the runtime's log has its output",
+            out.status
         );
     }
     let data = layout.etcd_data();

@@ -128,7 +128,10 @@ async fn store(ctx: &Context, provider: &Provider) -> Result<Store, Stop> {
                 )),
                 Err(e) => Err(Stop::Waiting(
                     "StoreCredentialsMissing",
-                    format!("cannot read the provider's backup Secret {name}: {e}"),
+                    format!(
+                        "cannot read the provider's backup Secret {name}: {}",
+                        status_text(&e)
+                    ),
                 )),
             }
         }
@@ -211,10 +214,15 @@ async fn locate(
                 ),
             ));
         }
-        Err(e) => return Err(Stop::Waiting("ClusterUnreadable", e.to_string())),
+        Err(e) => return Err(Stop::Waiting("ClusterUnreadable", status_text(&e))),
     };
-    let provider = crate::dereference::provider(&ctx.provider_store, &cluster)
-        .map_err(|e| Stop::Waiting("ProviderNotFound", format!("{e:?}")))?;
+    let provider = crate::dereference::provider(&ctx.provider_store, &cluster).map_err(|e| {
+        warn!(error = ?e, "the provider of a backup's cluster");
+        Stop::Waiting(
+            "ProviderNotFound",
+            "the cluster's provider is not known to the operator yet".into(),
+        )
+    })?;
     if !ctx.handles(&provider.name_any()) {
         return Err(Stop::Waiting(
             "Pending",
@@ -248,7 +256,7 @@ async fn locate(
                 format!("cluster {cluster_name} has no control plane yet"),
             ));
         }
-        Err(e) => return Err(Stop::Waiting("ClusterUnreadable", e.to_string())),
+        Err(e) => return Err(Stop::Waiting("ClusterUnreadable", status_text(&e))),
     };
     Ok((cluster, provider, store, hcp))
 }
@@ -909,6 +917,15 @@ async fn schedule_cluster(
         }
     }
     prune(ctx, &api, cluster, mine, sched.retention).await
+}
+
+/// An API error as a tenant-readable status may show it: the code and reason, never the server's
+/// text (which names the operator's identity and provider-side objects).
+fn status_text(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("HTTP {} {}; retried", s.code, s.reason),
+        _ => "the API server did not answer; retried".into(),
+    }
 }
 
 /// Failed scheduled backups kept per cluster (the newest), for their reasons.
