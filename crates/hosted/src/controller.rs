@@ -710,6 +710,8 @@ async fn realise(
         authentication_config,
         etcd_unsafe_no_fsync: cfg.etcd_unsafe_no_fsync,
     };
+    // Never an empty etcd after a restore that died mid-swap.
+    crate::etcd_ops::recover_data(layout);
     let launches = plan::launches(&inputs);
     let steps = plan::process_steps(&launches, &running);
     let admin = workload_client(&admin_yaml).await?;

@@ -279,8 +279,9 @@ pub async fn restore(
             out.status
         );
     }
+    recover_data(layout);
     let data = layout.etcd_data();
-    let old = layout.dir.join("etcd.replaced");
+    let old = replaced(layout);
     let _ = std::fs::remove_dir_all(&old);
     if data.exists() {
         std::fs::rename(&data, &old).context("moving the old etcd data aside")?;
@@ -290,9 +291,47 @@ pub async fn restore(
     Ok((revision, sealed.len() as i64))
 }
 
+/// Where the data a restore replaces waits until the restored data is in place.
+fn replaced(layout: &Layout) -> std::path::PathBuf {
+    layout.dir.join("etcd.replaced")
+}
+
+/// A restore that died between moving the old data aside and putting the restored data in place
+/// left no data directory: the old data goes back (before etcd starts, and before a restore
+/// runs again), never an empty etcd.
+pub fn recover_data(layout: &Layout) {
+    let (data, old) = (layout.etcd_data(), replaced(layout));
+    if !data.exists() && old.exists() {
+        match std::fs::rename(&old, &data) {
+            Ok(()) => {
+                tracing::warn!(dir = %data.display(), "an interrupted restore: the replaced etcd data put back")
+            }
+            Err(e) => {
+                tracing::warn!(dir = %data.display(), error = %e, "cannot put the replaced etcd data back")
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_interrupted_swap_puts_the_old_data_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout {
+            dir: dir.path().to_path_buf(),
+        };
+        std::fs::create_dir_all(replaced(&layout).join("member")).unwrap();
+        recover_data(&layout);
+        assert!(layout.etcd_data().join("member").is_dir());
+        assert!(!replaced(&layout).exists());
+        // With data in place nothing moves.
+        std::fs::create_dir_all(replaced(&layout)).unwrap();
+        recover_data(&layout);
+        assert!(replaced(&layout).exists() && layout.etcd_data().join("member").is_dir());
+    }
 
     #[test]
     fn sealed_snapshots_open_only_with_their_key_and_unmodified() {
