@@ -214,6 +214,50 @@ async fn http_post(port: u16, path: &str, token: &str, body: &str) -> (u16, Stri
     (code, rest)
 }
 
+/// A plain HTTP/1.1 request with extra headers: (status, head, body).
+async fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost:{port}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(150), s.read_to_end(&mut out))
+        .await
+        .expect("the server answers")
+        .unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let rest = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    (code, head.to_string(), rest)
+}
+
 fn dechunk(mut s: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = s.split_once("\r\n") {
@@ -435,6 +479,67 @@ async fn short_lived_kubeconfigs_on_a_hosted_cluster() {
     assert!(body.contains("LifetimeExceedsPolicy"), "{body}");
     let (code, body) = http_post(port, &path, &token_b, r#"{"expiration":"5m"}"#).await;
     assert_eq!(code, 403, "tenant B through REST: {body}");
+
+    // The GUI: signed in as tenant A, the cluster page's button gets a short-lived viewer
+    // kubeconfig as a download; a form without the session's CSRF token is refused.
+    let login = "0123456789abcdef".repeat(4);
+    let form = "application/x-www-form-urlencoded";
+    let (code, head, _) = http(
+        port,
+        "POST",
+        "/ui/login",
+        &[
+            ("Content-Type", form),
+            ("Cookie", &format!("kaas_login={login}")),
+        ],
+        &format!("token={token_a}&namespace={TENANT_A}&login_csrf={login}"),
+    )
+    .await;
+    assert!(code == 303 || code == 302, "sign-in: {code} {head}");
+    let session = head
+        .lines()
+        .find_map(|l| l.split_once("kaas_session=").map(|(_, v)| v))
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_string();
+    let cookie = format!("kaas_session={session}");
+    let (code, _, page) = http(port, "GET", "/ui/clusters/k1", &[("Cookie", &cookie)], "").await;
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("kubeconfig-request"),
+        "the button on the cluster page"
+    );
+    let csrf = page
+        .split_once(r#"name="csrf-token" content=""#)
+        .and_then(|(_, r)| r.split('"').next())
+        .expect("the page's CSRF token")
+        .to_string();
+    let (code, head, gui_yaml) = http(
+        port,
+        "POST",
+        "/ui/clusters/k1/kubeconfig",
+        &[("Content-Type", form), ("Cookie", &cookie)],
+        &format!("csrf={csrf}&expiration=30m&role=viewer"),
+    )
+    .await;
+    assert_eq!(code, 201, "{head}\n{gui_yaml}");
+    assert!(
+        head.to_ascii_lowercase().contains("attachment"),
+        "a download: {head}"
+    );
+    let g = client_of(&gui_yaml).await;
+    let (guser, ggroups) = whoami(&g).await;
+    assert_eq!(guser, user, "issued in the signed-in user's name");
+    assert!(ggroups.contains(&"kaas:viewers".to_string()), "{ggroups:?}");
+    let (code, _, _) = http(
+        port,
+        "POST",
+        "/ui/clusters/k1/kubeconfig",
+        &[("Content-Type", form), ("Cookie", &cookie)],
+        "csrf=forged&expiration=30m&role=admin",
+    )
+    .await;
+    assert_eq!(code, 403, "a forged CSRF token");
 
     // 3. Tenant B: no request in A's namespace (RBAC), none in its own naming A's cluster, none in
     //    anyone else's name (admission policy).

@@ -929,21 +929,34 @@ async fn request_kubeconfig(
     Path((ns, name)): Path<(String, String)>,
     JsonBody(body): JsonBody<KubeconfigRequestBody>,
 ) -> ApiResult<Response> {
-    use kaas_api::kubeconfig::{CONDITION_ISSUED, KubeconfigRequest, KubeconfigRequestSpec};
     let _slot = caller.wait_slot()?;
-    let me = whoami(&caller.client).await?;
+    issue_kubeconfig(&caller.client, &ns, &name, &body.expiration, body.role).await
+}
+
+/// Creates a `KubeconfigRequest` for cluster `ns/name` with `client`'s own credentials, waits
+/// (at most 120 s) for the operator to issue it and answers the kubeconfig as a download (201,
+/// YAML, `X-KaaS-Expires-At`), or the refusal. Shared by REST and the GUI.
+pub(crate) async fn issue_kubeconfig(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    expiration: &str,
+    role: kaas_api::kubeconfig::KubeconfigRole,
+) -> ApiResult<Response> {
+    use kaas_api::kubeconfig::{CONDITION_ISSUED, KubeconfigRequest, KubeconfigRequestSpec};
+    let me = whoami(client).await?;
     let mut req = KubeconfigRequest::new(
         "",
         KubeconfigRequestSpec {
-            cluster: name.clone(),
-            expiration: body.expiration.clone(),
-            role: body.role,
+            cluster: name.to_string(),
+            expiration: expiration.to_string(),
+            role,
             user: me.username,
         },
     );
     req.metadata.name = None;
-    req.metadata.generate_name = Some(format!("{name}-{}-", body.role.as_str()));
-    let api: Api<KubeconfigRequest> = Api::namespaced(caller.client.clone(), &ns);
+    req.metadata.generate_name = Some(format!("{name}-{}-", role.as_str()));
+    let api: Api<KubeconfigRequest> = Api::namespaced(client.clone(), ns);
     let created = api.create(&PostParams::default(), &req).await?;
     let req_name = created.name_any();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
@@ -954,7 +967,7 @@ async fn request_kubeconfig(
             match c.status.as_str() {
                 "True" => {
                     let secret_name = st.secret_name.unwrap_or_default();
-                    let secret = Api::<Secret>::namespaced(caller.client.clone(), &ns)
+                    let secret = Api::<Secret>::namespaced(client.clone(), ns)
                         .get(&secret_name)
                         .await?;
                     let value = secret
@@ -972,7 +985,7 @@ async fn request_kubeconfig(
                             ),
                             (
                                 header::CONTENT_DISPOSITION,
-                                crate::edge::attachment(&name, "kubeconfig"),
+                                crate::edge::attachment(name, "kubeconfig"),
                             ),
                             (
                                 header::HeaderName::from_static("x-kaas-expires-at"),

@@ -51,6 +51,7 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/clusters/{name}/preview", post(preview::preview))
         .route("/ui/clusters/{name}/apply", post(preview::apply))
         .route("/ui/clusters/{name}/delete", post(delete))
+        .route("/ui/clusters/{name}/kubeconfig", post(kubeconfig_request))
         .route("/ui/clusters/{name}/compliance", get(compliance_page))
         .route(
             "/ui/clusters/{name}/compliance/{file}",
@@ -886,6 +887,78 @@ fn url_pairs(body: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The lifetimes the GUI offers for a short-lived kubeconfig (the provider's cap applies).
+const KUBECONFIG_LIFETIMES: [&str; 4] = ["1h", "8h", "24h", "30m"];
+
+/// `POST /ui/clusters/{name}/kubeconfig`: a short-lived kubeconfig in the user's own name (the
+/// REST `POST …/kubeconfig`, with the session's CSRF check), answered as a download; a refusal is
+/// an HTML page with the reason.
+async fn kubeconfig_request(
+    State(state): State<AppState>,
+    user: User,
+    Path(name): Path<String>,
+    body: String,
+) -> Response {
+    let pairs = url_pairs(&body);
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    if let Err(r) = user.check(&get("csrf")) {
+        return r.into_response();
+    }
+    let expiration = get("expiration");
+    if !KUBECONFIG_LIFETIMES.contains(&expiration.as_str()) {
+        return failure_page(
+            &user,
+            "Kubeconfig",
+            &ApiError::invalid(
+                "the request is invalid",
+                vec![FieldProblem {
+                    path: "expiration".into(),
+                    message: format!("must be one of {}", KUBECONFIG_LIFETIMES.join(", ")),
+                }],
+            ),
+        );
+    }
+    let role = match get("role").as_str() {
+        "admin" => kaas_api::kubeconfig::KubeconfigRole::Admin,
+        "viewer" => kaas_api::kubeconfig::KubeconfigRole::Viewer,
+        _ => {
+            return failure_page(
+                &user,
+                "Kubeconfig",
+                &ApiError::invalid(
+                    "the request is invalid",
+                    vec![FieldProblem {
+                        path: "role".into(),
+                        message: "must be admin or viewer".into(),
+                    }],
+                ),
+            );
+        }
+    };
+    let _slot = match state.wait_slot(&user.session.user) {
+        Ok(s) => s,
+        Err(e) => return failure_page(&user, "Kubeconfig", &e),
+    };
+    match api::issue_kubeconfig(
+        &user.client,
+        &user.session.namespace,
+        &name,
+        &expiration,
+        role,
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => failure_page(&user, "Kubeconfig", &e),
+    }
+}
+
 async fn create(user: User, body: String) -> Response {
     let f = match parse_form(&body) {
         Ok(f) => f,
@@ -1100,6 +1173,17 @@ async fn cluster_view(
         @if st.kubeconfig_secret_ref.is_some() {
             p { a.button href={ "/api/v1/namespaces/" (ns) "/clusters/" (name) "/kubeconfig" } download={ (name) ".kubeconfig" } id="kubeconfig" { "Download kubeconfig" } }
         } @else { p.hint { "Available once the control plane is up." } }
+        form.inline method="post" action={ "/ui/clusters/" (name) "/kubeconfig" } {
+            input type="hidden" name="csrf" value=(user.session.csrf);
+            label { "Short-lived, valid for " select name="expiration" id="kubeconfig-expiration" {
+                @for e in KUBECONFIG_LIFETIMES { option value=(e) { (e) } }
+            } }
+            label { " as " select name="role" id="kubeconfig-role" {
+                option value="admin" { "admin" } option value="viewer" { "viewer (read only)" }
+            } }
+            button type="submit" id="kubeconfig-request" { "Get a short-lived kubeconfig" }
+            small { " Issued in your name, recorded as an event; the provider caps the lifetime." }
+        }
         h2 { "Compliance" }
         @if let Some(cm) = &st.compliance {
             p { (cm.passed) " passed, " (cm.failed) " failed, " (cm.aborted) " aborted (checked " (cm.checked_at) ") — " a href={ "/ui/clusters/" (name) "/compliance" } { "report" } }

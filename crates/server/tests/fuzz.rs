@@ -52,6 +52,7 @@ const ROUTES: &[&str] = &[
     "/ui/clusters/{n}/preview",
     "/ui/clusters/{n}/apply",
     "/ui/clusters/{n}/delete",
+    "/ui/clusters/{n}/kubeconfig",
     "/ui/clusters/{n}/compliance",
     "/ui/static/app.js",
     "/healthz",
