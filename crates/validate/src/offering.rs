@@ -252,6 +252,17 @@ pub fn validate(cluster: &Cluster, provider: &Provider) -> Result<Resolved, Fiel
     if !provisions && spec.control_plane.is_some() {
         warnings.push("spec.controlPlane is ignored: a static provider provisions nothing".into());
     }
+    if !provisions
+        && spec
+            .access
+            .as_ref()
+            .is_some_and(|a| a.oidc.is_some() || a.api_server_allowed_cidrs.is_some())
+    {
+        warnings.push(
+            "spec.access is ignored: kaas does not configure the API server of an imported cluster (set OIDC and address filters on the cluster itself)"
+                .into(),
+        );
+    }
 
     // Worker pools.
     let mut pools = Vec::new();

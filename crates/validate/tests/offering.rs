@@ -369,6 +369,21 @@ fn a_static_provider_checks_no_machines() {
         r.warnings,
         ["spec.workers is ignored: a static provider provisions nothing"]
     );
+    // OIDC asked of an imported cluster: never silently dropped.
+    let r = validate(
+        &cluster(
+            "import: {kubeconfigSecretRef: {name: kc}}\naccess: {oidc: {issuerURL: 'https://id.example.org', clientID: k}}",
+        ),
+        &p,
+    )
+    .unwrap();
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.starts_with("spec.access is ignored")),
+        "{:?}",
+        r.warnings
+    );
 }
 
 #[test]
