@@ -335,35 +335,75 @@ async fn the_gui_previews_every_change_and_applies_exactly_the_previewed_one() {
     );
     assert_eq!(count_of(&stored(&env, "pv2").await), Some(3), "applied");
     // Only the status was written since the preview (as the operator does all the time): the
-    // same generation and the same plan, so the confirm goes through.
-    let res = post_form(&env, "/ui/clusters/pv2/preview", &cookie, &scale("4")).await;
-    assert_eq!(res.status, 200, "{}", res.text);
-    let before = stored(&env, "pv2").await;
-    let rv3 = hidden(&res.text, "resource_version");
-    let bumped = Api::<Cluster>::namespaced(env.plane.client(), "tenant-a")
-        .patch_status(
-            "pv2",
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(
-                json!({"status": {"apiEndpoint": "https://status-only.example:6443"}}),
-            ),
-        )
-        .await
-        .unwrap();
-    assert_ne!(
-        bumped.metadata.resource_version.as_deref(),
-        Some(rv3.as_str())
-    );
-    assert_eq!(bumped.metadata.generation, before.metadata.generation);
-    let res = env
-        .http
-        .post(format!("{}/ui/clusters/pv2/apply", env.url))
-        .header("cookie", &cookie)
-        .form(&confirm(&res.text, rv3))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
+    // same generation and the same plan, so the confirm goes through. First the operator takes in
+    // the scale just applied: its status for it may change the plan (and a confirm of a plan that
+    // changed is refused, rightly), which under load made this step flaky.
+    let admin = env.plane.client();
+    until(
+        "the operator observed the scale",
+        Duration::from_secs(90),
+        || {
+            let api = Api::<Cluster>::namespaced(admin.clone(), "tenant-a");
+            async move {
+                let c = api.get("pv2").await.map_err(|e| e.to_string())?;
+                let seen = c.status.as_ref().and_then(|s| s.observed_generation);
+                if seen.is_some() && seen == c.metadata.generation {
+                    Ok(())
+                } else {
+                    Err(format!("observed {seen:?} of {:?}", c.metadata.generation))
+                }
+            }
+        },
+    )
+    .await;
+    // The operator keeps writing too (the Provider's verification, the cluster's status): a
+    // write of its that changes the plan rightly refuses the confirm. So a few attempts, each a
+    // fresh preview, a status-only write by the test and the confirm; the first that nothing
+    // else got in between must be applied (a broken fallback refuses them all).
+    let mut refused = Vec::new();
+    for attempt in 1..=4 {
+        let res = post_form(&env, "/ui/clusters/pv2/preview", &cookie, &scale("4")).await;
+        assert_eq!(res.status, 200, "{}", res.text);
+        let before = stored(&env, "pv2").await;
+        let rv3 = hidden(&res.text, "resource_version");
+        let bumped = Api::<Cluster>::namespaced(env.plane.client(), "tenant-a")
+            .patch_status(
+                "pv2",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(
+                    json!({"status": {"apiEndpoint": format!("https://status-only-{attempt}.example:6443")}}),
+                ),
+            )
+            .await
+            .unwrap();
+        assert_ne!(
+            bumped.metadata.resource_version.as_deref(),
+            Some(rv3.as_str())
+        );
+        assert_eq!(bumped.metadata.generation, before.metadata.generation);
+        let res = env
+            .http
+            .post(format!("{}/ui/clusters/pv2/apply", env.url))
+            .header("cookie", &cookie)
+            .form(&confirm(&res.text, rv3))
+            .send()
+            .await
+            .unwrap();
+        let code = res.status();
+        if code == 303 {
+            break;
+        }
+        refused.push(format!("attempt {attempt}: {code}"));
+        assert!(
+            attempt < 4,
+            "a confirm after status-only writes was refused every time: {refused:?}\n{}",
+            res.text().await.unwrap()
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    if !refused.is_empty() {
+        eprintln!("status-only confirm: refused first ({refused:?}), then applied");
+    }
     assert_eq!(count_of(&stored(&env, "pv2").await), Some(4), "applied");
     let res = env
         .call(
