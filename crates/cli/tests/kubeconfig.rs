@@ -10,9 +10,13 @@
 //! and prefixes, refuses a wrong audience, a forged signature and an expired token, and follows a
 //! change of the settings.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::{Daemon, until};
 
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Secret};
@@ -27,67 +31,6 @@ use kube::{Api, Client};
 const PROVIDER: &str = include_str!("../../../examples/provider-local.yaml");
 const TENANT_A: &str = "tenant-ka";
 const TENANT_B: &str = "tenant-kb";
-
-/// A `kaas` subcommand running as its own process; SIGKILLed when dropped.
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn start(args: &[&str], kubeconfig: &Path, log: PathBuf) -> Daemon {
-        let out = std::fs::File::options()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_kaas"))
-            .args(args)
-            .env("KUBECONFIG", kubeconfig)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("starting kaas");
-        Daemon { child, log }
-    }
-
-    fn tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn until<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
-{
-    let start = Instant::now();
-    loop {
-        let last = match check().await {
-            Ok(v) => {
-                eprintln!("{what}: after {:.1?}", start.elapsed());
-                return v;
-            }
-            Err(seen) => seen,
-        };
-        assert!(
-            start.elapsed() < timeout,
-            "{what}: not within {timeout:?}; last seen: {last}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
 
 /// `kaas kubeconfig …` as the identity of `kubeconfig`: (success, stdout, stderr).
 fn kaas_kubeconfig(kubeconfig: &Path, args: &[&str]) -> (bool, String, String) {
@@ -182,36 +125,19 @@ async fn whoami(c: &Client) -> (String, Vec<String>) {
 
 /// A plain HTTP/1.1 POST with a bearer token: (status, body).
 async fn http_post(port: u16, path: &str, token: &str, body: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: localhost:{port}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(150), s.read_to_end(&mut out))
-        .await
-        .expect("the server answers")
-        .unwrap();
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let code = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let rest = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(rest)
-    } else {
-        rest.to_string()
-    };
-    (code, rest)
+    let auth = format!("Bearer {token}");
+    let (code, _, body) = http(
+        port,
+        "POST",
+        path,
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        body,
+    )
+    .await;
+    (code, body)
 }
 
 /// A plain HTTP/1.1 request with extra headers: (status, head, body).
@@ -313,11 +239,13 @@ async fn short_lived_kubeconfigs_on_a_hosted_cluster() {
         &["hosted-runtime", "--state-dir", &state_arg],
         &admin_kc,
         dir.path().join("runtime.log"),
+        &[("RUST_LOG", "info")],
     );
     let operator = Daemon::start(
         &["operator", "--providers", "local"],
         &admin_kc,
         dir.path().join("operator.log"),
+        &[("RUST_LOG", "info")],
     );
 
     let issuer = kaas_harness::oidc::TestIssuer::start().await.unwrap();
@@ -420,7 +348,7 @@ async fn short_lived_kubeconfigs_on_a_hosted_cluster() {
         !note.contains("PRIVATE KEY") && !note.contains("BEGIN"),
         "{note}"
     );
-    let op_log = std::fs::read_to_string(&operator.log).unwrap_or_default();
+    let op_log = operator.text();
     assert!(!op_log.contains("PRIVATE KEY"), "the operator logged a key");
 
     // 2. A viewer lists but cannot create.
