@@ -319,14 +319,28 @@ impl Cron {
         let (minute, hour) = ((rem % 3600) / 60, rem / 3600);
         let (_, month, day) = civil_from_days(days);
         let weekday = (days + 4).rem_euclid(7); // 1970-01-01 was a Thursday.
+        self.matches_civil(minute as u32, hour as u32, day, month, weekday as u32)
+    }
+
+    /// Whether a wall-clock minute matches (`weekday`: 0 is Sunday): for expressions read in a
+    /// time zone other than UTC (`kaas_api::hibernation`).
+    pub fn matches_civil(
+        &self,
+        minute: u32,
+        hour: u32,
+        day: u32,
+        month: u32,
+        weekday: u32,
+    ) -> bool {
         let f = &self.fields;
-        let dom = f[2][day as usize];
-        let dow = f[4][weekday as usize];
+        let at = |v: &Vec<bool>, i: u32| v.get(i as usize).copied().unwrap_or(false);
+        let dom = at(&f[2], day);
+        let dow = at(&f[4], weekday);
         let day_ok = match self.dom_and_dow {
             (true, true) => dom || dow,
             _ => dom && dow,
         };
-        f[0][minute as usize] && f[1][hour as usize] && f[3][month as usize] && day_ok
+        at(&f[0], minute) && at(&f[1], hour) && at(&f[3], month) && day_ok
     }
 
     /// The first matching minute strictly after `unix_minute`, searching at most a year ahead.

@@ -152,6 +152,11 @@ pub struct ClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<crate::backup::BackupSchedule>,
 
+    /// Hibernation: every worker pool at zero nodes and, on a hosted provider, the control plane
+    /// stopped with its data kept (`docs/hibernation.md`). By hand (`enabled`) or by schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hibernation: Option<crate::hibernation::HibernationSpec>,
+
     /// While true, deleting this Cluster is refused (the deletion waits, and a condition says why).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_protection: Option<bool>,
@@ -773,6 +778,9 @@ pub enum ClusterPhase {
     Failed,
     /// The spec cannot be realised; see the `SpecAccepted` condition.
     Invalid,
+    /// Hibernating as asked (`spec.hibernation`): no worker nodes, and on a hosted provider no
+    /// control plane; its data is kept and waking restores everything.
+    Hibernated,
 }
 
 impl std::fmt::Display for ClusterPhase {

@@ -19,6 +19,9 @@ pub const VERSION_CURRENT: &str = "VersionCurrent";
 pub const EXTENSIONS_READY: &str = "ExtensionsReady";
 /// The latest compliance checks passed.
 pub const COMPLIANT: &str = "Compliant";
+/// Hibernation (`spec.hibernation`) reached: True while hibernated, False while hibernating
+/// (`Hibernating`) or awake (`Awake`); absent for clusters that never hibernated.
+pub const HIBERNATED: &str = "Hibernated";
 /// Deletion is in progress or refused; the message says what it waits on.
 pub const DELETING: &str = "Deleting";
 /// kstatus: kaas is working towards the spec (True until Ready, unless stalled).
@@ -36,6 +39,7 @@ pub const ORDER: &[&str] = &[
     VERSION_CURRENT,
     EXTENSIONS_READY,
     COMPLIANT,
+    HIBERNATED,
     DELETING,
     RECONCILING,
     STALLED,

@@ -89,6 +89,13 @@ pub struct HostedControlPlaneSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etcd_operation: Option<EtcdOperation>,
 
+    /// Hibernation: the runtime stops the control plane (etcd, API server, controller manager,
+    /// scheduler) and every node, keeps etcd's data and the certificates, and reports phase
+    /// `Hibernated`; `false` again starts it with the same data and endpoint. The operator sets
+    /// every pool's replicas to 0 together with this.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hibernated: bool,
+
     /// Worker pools.
     #[serde(default)]
     #[schemars(extend("maxItems" = 64, "x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
@@ -143,7 +150,8 @@ pub struct HostedControlPlaneStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
-    /// `Provisioning`, `Running`, `Upgrading`, `Scaling`, `Failed`, `Deleting`.
+    /// `Provisioning`, `Running`, `Upgrading`, `Scaling`, `Failed`, `Deleting`, `Hibernated`
+    /// (stopped as `spec.hibernated` asks, data kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
     /// API server endpoint (`https://host:port`).
@@ -191,6 +199,10 @@ pub mod conditions {
     pub const WORKERS_AVAILABLE: &str = "WorkersAvailable";
 }
 
+/// `status.phase` of a control plane stopped for hibernation, its data kept.
+pub const PHASE_HIBERNATED: &str = "Hibernated";
+/// Reason of `Ready=False` (and `ControlPlaneAvailable=False`) while hibernated.
+pub const REASON_HIBERNATED: &str = "Hibernated";
 /// Runtime name of the local-process runtime.
 pub const RUNTIME_LOCAL: &str = "local";
 /// Node label: the pool a node belongs to.

@@ -7,6 +7,7 @@ pub mod backup;
 pub mod cluster;
 pub mod conditions;
 pub mod gitsource;
+pub mod hibernation;
 pub mod hosted;
 pub mod kubeconfig;
 pub mod legacy;

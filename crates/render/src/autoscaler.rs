@@ -160,6 +160,10 @@ pub fn render_autoscaler(
     let Some(image) = &resolved.autoscaler_image else {
         return Ok(None);
     };
+    // A hibernating cluster has no nodes to scale; its pools are rendered at zero.
+    if resolved.hibernated {
+        return Ok(None);
+    }
     let (scs_name, tenant) = crate::name_and_tenant(cluster)?;
     let name = name(at.capi_cluster);
     let mut labels = crate::object_labels(&scs_name, &tenant, &resolved.provider);
@@ -183,6 +187,9 @@ pub fn render_autoscaler(
             "--node-group-auto-discovery=clusterapi:namespace={},clusterName={}",
             at.namespace, at.capi_cluster
         ),
+        // A pool below its minCount (after hibernation, which rendered it at zero) is raised to
+        // it: waking restores autoscaled pools.
+        "--enforce-node-group-min-size=true".to_string(),
     ];
     let pod_labels: BTreeMap<String, String> = labels.clone();
     let deployment = json!({

@@ -56,7 +56,7 @@ pub fn render_hosted(
             Ok(HostedPool {
                 name: p.name.clone(),
                 // Autoscaled pools start at their lower bound; nothing scales them yet.
-                replicas: match p.size {
+                replicas: match resolved.size_now(p) {
                     Size::Fixed(n) => n,
                     Size::Autoscale { min, .. } => min,
                 },
@@ -85,6 +85,7 @@ pub fn render_hosted(
             pod_cidr: resolved.network.pods.first().cloned(),
             oidc: resolved.access.oidc.as_ref().map(|o| o.effective()),
             pools,
+            hibernated: resolved.hibernated,
             // Written by the operator's backup controller (its own field manager), never here.
             etcd_operation: None,
         },

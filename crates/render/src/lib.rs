@@ -266,7 +266,7 @@ fn machine_deployments(
         } else {
             pool.zones.iter().map(Some).collect()
         };
-        let (replicas, mins, maxs) = match pool.size {
+        let (replicas, mins, maxs) = match resolved.size_now(pool) {
             Size::Fixed(n) => (
                 spread(n, zones.len()).into_iter().map(Some).collect(),
                 None,

@@ -52,10 +52,26 @@ pub struct Resolved {
     pub access: AccessSpec,
     /// Things the user should know; not errors.
     pub warnings: Vec<String>,
+    /// Hibernation asked for (`spec.hibernation.enabled`): every pool is rendered at zero nodes
+    /// (their sizes and autoscaler bounds stay here, for waking), no autoscaler runs, and a hosted
+    /// control plane is stopped with its data.
+    pub hibernated: bool,
     /// The cluster-autoscaler image kaas runs for this cluster: a pool autoscales, the backend is
     /// Cluster API and the provider names an image for the version's minor.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub autoscaler_image: Option<String>,
+}
+
+impl Resolved {
+    /// The size `pool` is rendered at now: its spec'd size, or zero nodes while the cluster
+    /// hibernates (the spec'd size stays in `pool.size`, for waking and for status).
+    pub fn size_now(&self, pool: &Pool) -> Size {
+        if self.hibernated {
+            Size::Fixed(0)
+        } else {
+            pool.size
+        }
+    }
 }
 
 /// Resolved control plane.
@@ -426,6 +442,29 @@ pub fn validate(cluster: &Cluster, provider: &Provider) -> Result<Resolved, Fiel
         ));
     }
 
+    // Hibernation: schedules must parse; an imported cluster's nodes are not kaas's to stop.
+    let hibernation = spec.hibernation.clone().unwrap_or_default();
+    if let Err(problems) = kaas_api::hibernation::parse(&hibernation) {
+        for p in problems {
+            errs.push(FieldError::new(
+                ErrorKind::Invalid,
+                format!("spec.hibernation.{}", p.path),
+                p.message,
+            ));
+        }
+    }
+    if !provisions && (hibernation.asked() || hibernation.schedules.is_some()) {
+        errs.push(FieldError::new(
+            ErrorKind::Forbidden,
+            "spec.hibernation",
+            format!(
+                "provider {provider_name:?} imports existing clusters: kaas runs neither their \
+                 nodes nor their control plane, so it cannot hibernate them"
+            ),
+        ));
+    }
+    let hibernated = provisions && hibernation.asked();
+
     let autoscaler_image = if is_capi {
         crate::autoscaling::image(provider, version.as_ref(), &pools, &mut errs, &mut warnings)
     } else {
@@ -469,6 +508,7 @@ pub fn validate(cluster: &Cluster, provider: &Provider) -> Result<Resolved, Fiel
         extensions,
         access: spec.access.clone().unwrap_or_default(),
         warnings,
+        hibernated,
         autoscaler_image,
     })
 }
