@@ -63,6 +63,8 @@ fn handler(id: &str) -> MethodRouter<AppState> {
         "deleteCluster" => delete(delete_cluster),
         "scaleCluster" => post(scale_cluster),
         "upgradeCluster" => post(upgrade_cluster),
+        "hibernateCluster" => post(hibernate_cluster),
+        "wakeCluster" => post(wake_cluster),
         "getKubeconfig" => get(get_kubeconfig),
         "requestKubeconfig" => post(request_kubeconfig),
         "getDiagnostics" => get(get_diagnostics),
@@ -839,6 +841,73 @@ async fn upgrade_cluster(
     finish(&api, written, StatusCode::OK, wait).await
 }
 
+async fn hibernate_cluster(
+    caller: Caller,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<WaitQuery>,
+) -> ApiResult<Response> {
+    set_hibernation(caller, ns, name, q, true).await
+}
+
+async fn wake_cluster(
+    caller: Caller,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<WaitQuery>,
+) -> ApiResult<Response> {
+    set_hibernation(caller, ns, name, q, false).await
+}
+
+/// `POST …/hibernate` and `…/wake`: `spec.hibernation.enabled` set to `hibernate`, validated and
+/// written as every change (an imported cluster is refused at `spec.hibernation`). A wait that
+/// the change itself makes impossible (`Ready` after hibernate, `Hibernated` after wake) is
+/// refused before anything is written.
+async fn set_hibernation(
+    caller: Caller,
+    ns: String,
+    name: String,
+    q: WaitQuery,
+    hibernate: bool,
+) -> ApiResult<Response> {
+    let dry_run = q.dry_run()?;
+    let wait = q.parse(None)?;
+    match &wait {
+        Some((WaitFor::Ready, _)) if hibernate => {
+            return Err(ApiError::bad_request(
+                "wait=Ready: a hibernating cluster is never Ready; wait for `Hibernated`",
+            ));
+        }
+        Some((WaitFor::Condition(t), _)) if !hibernate && t == kaas_api::conditions::HIBERNATED => {
+            return Err(ApiError::bad_request(
+                "wait=Hibernated: a cluster woken up does not hibernate; wait for `Ready`",
+            ));
+        }
+        Some((WaitFor::Deleted, _)) => {
+            return Err(ApiError::bad_request("wait=Deleted is for deletes only"));
+        }
+        _ => {}
+    }
+    let _slot = wait.as_ref().map(|_| caller.wait_slot()).transpose()?;
+    let written = modify(&caller.client, &ns, &name, dry_run, |c| {
+        set_hibernation_enabled(c, hibernate);
+        Ok(())
+    })
+    .await?;
+    let api = Api::<Cluster>::namespaced(caller.client, &ns);
+    finish(&api, written, StatusCode::OK, wait).await
+}
+
+/// Sets `spec.hibernation.enabled`, schedules untouched. Waking a cluster that never had a
+/// `hibernation` section changes nothing (it is awake).
+pub(crate) fn set_hibernation_enabled(c: &mut Cluster, hibernate: bool) {
+    if !hibernate && c.spec.hibernation.is_none() {
+        return;
+    }
+    c.spec
+        .hibernation
+        .get_or_insert_with(Default::default)
+        .enabled = Some(hibernate);
+}
+
 async fn delete_cluster(
     caller: Caller,
     Path((ns, name)): Path<(String, String)>,
@@ -1177,6 +1246,31 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.body.errors[0].path, "pool");
         assert!(e.body.errors[0].message.contains("pools: w, x"));
+    }
+
+    #[test]
+    fn hibernating_and_waking_set_only_the_switch() {
+        let mut c = demo();
+        set_hibernation_enabled(&mut c, false);
+        assert!(
+            c.spec.hibernation.is_none(),
+            "an awake cluster stays as it is"
+        );
+        c.spec.hibernation = Some(kaas_api::hibernation::HibernationSpec {
+            enabled: None,
+            schedules: Some(vec![kaas_api::hibernation::HibernationSchedule {
+                start: Some("0 20 * * 1-5".into()),
+                end: Some("0 7 * * 1-5".into()),
+                location: Some("Europe/Berlin".into()),
+            }]),
+        });
+        let schedules = c.spec.hibernation.as_ref().unwrap().schedules.clone();
+        set_hibernation_enabled(&mut c, true);
+        let h = c.spec.hibernation.as_ref().unwrap();
+        assert_eq!((h.enabled, &h.schedules), (Some(true), &schedules));
+        set_hibernation_enabled(&mut c, false);
+        let h = c.spec.hibernation.as_ref().unwrap();
+        assert_eq!((h.enabled, &h.schedules), (Some(false), &schedules));
     }
 
     #[test]

@@ -60,7 +60,7 @@ const NAME: Param = Param {
 const WAIT: Param = Param {
     name: "wait",
     location: In::Query,
-    description: "Answer only when the cluster reaches this: `Ready`, `Deleted` (delete only), or any condition type (e.g. `ControlPlaneReady`) being True for the current generation. Ends early with 422/409 `WaitFailed` when the cluster cannot get there, with 504 `WaitTimeout` after `timeout`.",
+    description: "Answer only when the cluster reaches this: `Ready`, `Deleted` (delete only), or any condition type (e.g. `ControlPlaneReady`, `Hibernated`) being True for the current generation. Ends early with 422/409 `WaitFailed` when the cluster cannot get there (its spec is refused, its deletion is refused, `Ready` while `spec.hibernation.enabled` asks it to hibernate, `Hibernated` while it is not asked to), with 504 `WaitTimeout` after `timeout`.",
 };
 const TIMEOUT: Param = Param {
     name: "timeout",
@@ -198,6 +198,28 @@ pub const OPERATIONS: &[Operation] = &[
         tag: "clusters",
         params: &[NS, NAME, WAIT, TIMEOUT, DRY_RUN],
         request: Some("UpgradeRequest"),
+        ok: &[(200, Some("Cluster"))],
+        auth: true,
+    },
+    Operation {
+        method: "post",
+        path: "/api/v1/namespaces/{namespace}/clusters/{name}/hibernate",
+        id: "hibernateCluster",
+        summary: "Hibernate: set `spec.hibernation.enabled` to true (schedules untouched). Every worker pool goes to zero nodes; a hosted control plane is stopped with its data kept. No body. `wait=Hibernated` answers once hibernation is reached; `wait=Ready` is refused (a hibernating cluster is never Ready). Imported clusters cannot hibernate (422, `spec.hibernation`).",
+        tag: "clusters",
+        params: &[NS, NAME, WAIT, TIMEOUT, DRY_RUN],
+        request: None,
+        ok: &[(200, Some("Cluster"))],
+        auth: true,
+    },
+    Operation {
+        method: "post",
+        path: "/api/v1/namespaces/{namespace}/clusters/{name}/wake",
+        id: "wakeCluster",
+        summary: "Wake up: set `spec.hibernation.enabled` to false (schedules untouched; a schedule's next start hibernates again). Every pool returns to its size, autoscaled pools to their `minCount`. No body. `wait=Ready` answers once the cluster is Ready again; `wait=Hibernated` is refused.",
+        tag: "clusters",
+        params: &[NS, NAME, WAIT, TIMEOUT, DRY_RUN],
+        request: None,
         ok: &[(200, Some("Cluster"))],
         auth: true,
     },

@@ -51,6 +51,8 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/clusters/{name}/preview", post(preview::preview))
         .route("/ui/clusters/{name}/apply", post(preview::apply))
         .route("/ui/clusters/{name}/delete", post(delete))
+        .route("/ui/clusters/{name}/hibernate", post(hibernate))
+        .route("/ui/clusters/{name}/wake", post(wake))
         .route("/ui/clusters/{name}/kubeconfig", post(kubeconfig_request))
         .route("/ui/clusters/{name}/compliance", get(compliance_page))
         .route(
@@ -423,6 +425,67 @@ fn verdict_badge(v: kaas_diagnose::Verdict) -> Markup {
     html! { span class={ "badge " (verdict_class(v)) } data-verdict=(v.as_str()) { (v.as_str()) } }
 }
 
+/// A badge when the cluster hibernates, is on its way or wakes up (`span.badge.hibernated`, …);
+/// nothing for an awake cluster.
+fn hibernation_badge(c: &Cluster) -> Markup {
+    match picture::Hibernation::of(c) {
+        Some(h) => {
+            html! { " " span class={ "badge " (h.class()) } data-hibernation=(h.class()) { "☾ " (h.as_str()) } }
+        }
+        None => html! {},
+    }
+}
+
+/// The hibernation section of the cluster page: where it stands, the schedules, and the one
+/// button that changes it (hibernate or wake up, posted with the session's CSRF token).
+fn hibernation_section(user: &User, c: &Cluster, name: &str, imported: bool) -> Markup {
+    let spec = c.spec.hibernation.clone().unwrap_or_default();
+    let asked = spec.asked();
+    let schedules = spec.schedules.clone().unwrap_or_default();
+    let state = picture::Hibernation::of(c);
+    html! {
+        section id="hibernation" {
+            h2 { "Hibernation" }
+            p id="hibernation-state" {
+                @match state {
+                    Some(picture::Hibernation::Hibernated) => { "Hibernated: no worker nodes run (a hosted control plane is stopped with its data kept). Wake it up to run workloads again." }
+                    Some(picture::Hibernation::Hibernating) => { "Hibernating: every worker pool is going to zero nodes." }
+                    Some(picture::Hibernation::Waking) => { "Waking up: the pools come back to their sizes (autoscaled pools to their minimum)." }
+                    None => { "Awake." }
+                }
+            }
+            @if !schedules.is_empty() {
+                table.schedules id="hibernation-schedules" {
+                    thead { tr { th { "Hibernate at" } th { "Wake at" } th { "Time zone" } } }
+                    tbody { @for s in &schedules {
+                        tr {
+                            td { @if let Some(x) = &s.start { code { (x) } } @else { "–" } }
+                            td { @if let Some(x) = &s.end { code { (x) } } @else { "–" } }
+                            td { (s.location.clone().unwrap_or_else(|| "UTC".into())) }
+                        }
+                    } }
+                }
+                p.hint { "Schedules set the switch at their times (cron, minute hour day-of-month month day-of-week); a change by hand holds until the next one." }
+            }
+            @if imported {
+                p.hint { "An imported cluster cannot hibernate: kaas runs neither its nodes nor its control plane." }
+            } @else if asked {
+                form.inline method="post" action={ "/ui/clusters/" (name) "/wake" } {
+                    input type="hidden" name="csrf" value=(user.session.csrf);
+                    button type="submit" id="wake" { "Wake up" }
+                    small { " Every pool comes back to its size; autoscaled pools to their minimum." }
+                }
+            } @else {
+                form.inline method="post" action={ "/ui/clusters/" (name) "/hibernate" } data-confirm={ "Hibernate cluster " (name) "? Every worker pool goes to zero nodes; workloads stop until it is woken up." } {
+                    input type="hidden" name="csrf" value=(user.session.csrf);
+                    button.secondary type="submit" id="hibernate" { "Hibernate" }
+                    small { " Every worker pool goes to zero nodes (a hosted control plane stops, its data kept) until you wake it up." }
+                }
+            }
+        }
+    }
+}
+
 async fn clusters_page(user: User) -> Response {
     let list = Api::<Cluster>::namespaced(user.client.clone(), &user.session.namespace)
         .list(&ListParams::default())
@@ -446,7 +509,7 @@ async fn clusters_page(user: User) -> Response {
                                 td { a href={ "/ui/clusters/" (c.name_any()) } { (c.name_any()) } }
                                 td { (c.spec.provider.as_ref().and_then(|p| p.name.clone()).unwrap_or_default()) }
                                 td { (st.kubernetes_version.clone().or(st.target_version.clone()).unwrap_or_else(|| "–".into())) }
-                                td.phase { (st.phase.map(|p| p.to_string()).unwrap_or_else(|| "Pending".into())) }
+                                td.phase { (st.phase.map(|p| p.to_string()).unwrap_or_else(|| "Pending".into())) (hibernation_badge(c)) }
                                 td.ready { (r) " " small { (reason) } }
                                 td.state { (verdict_badge(kaas_diagnose::cluster_verdict(c))) }
                                 td { @for w in &st.workers { (w.name) " " (w.ready) "/" (w.desired) " " } }
@@ -1124,6 +1187,9 @@ async fn cluster_view(
         .map(|d| d.verdict)
         .unwrap_or_else(|_| kaas_diagnose::cluster_verdict(&c));
     let status = error.as_ref().map_or(StatusCode::OK, |e| e.status);
+    let imported = provider
+        .as_ref()
+        .is_some_and(|p| p.spec.backend.kind == kaas_api::provider::BackendType::Static);
     let upgrade_targets: Vec<String> = provider
         .as_ref()
         .map(|p| {
@@ -1145,7 +1211,7 @@ async fn cluster_view(
         @if let Some(e) = &error { (api_error_box(e)) }
         section id="summary" data-refresh="4000" {
             dl.summary {
-                dt { "State" } dd id="state" class=(verdict_class(verdict)) { (st.phase.map(|p| p.to_string()).unwrap_or_else(|| "Pending".into())) " — Ready " (r) " (" (reason) ") " (verdict_badge(verdict)) }
+                dt { "State" } dd id="state" class=(verdict_class(verdict)) { (st.phase.map(|p| p.to_string()).unwrap_or_else(|| "Pending".into())) " — Ready " (r) " (" (reason) ") " (verdict_badge(verdict)) (hibernation_badge(&c)) }
                 dt { "Provider" } dd { (provider_name) }
                 dt { "Kubernetes" } dd id="version" { (st.kubernetes_version.clone().unwrap_or_else(|| "–".into())) @if let Some(t) = &st.target_version { " (target " (t) ")" } }
                 dt { "API endpoint" } dd { (st.api_endpoint.clone().unwrap_or_else(|| "–".into())) }
@@ -1190,6 +1256,7 @@ async fn cluster_view(
         } @else { p.hint { "Not checked yet." } }
         }
         @if let Some(p) = &provider { (cost::html(&cost::Cost::of(&c.spec, p), None)) }
+        (hibernation_section(user, &c, name, imported))
         h2 { "Scale" }
         p.hint { "Each change is previewed first: its plan and cost, then you confirm." }
         @for w in c.spec.workers.clone().unwrap_or_default() {
@@ -1350,6 +1417,38 @@ async fn upgrade(user: User, Path(name): Path<String>, Form(f): Form<UpgradeForm
             enc(&format!("Upgrade to {} started.", f.version))
         ))
         .into_response(),
+        Err(e) => cluster_view(&user, &name, None, Some(e)).await,
+    }
+}
+
+async fn hibernate(user: User, Path(name): Path<String>, Form(f): Form<CsrfForm>) -> Response {
+    set_hibernation(user, name, f, true).await
+}
+
+async fn wake(user: User, Path(name): Path<String>, Form(f): Form<CsrfForm>) -> Response {
+    set_hibernation(user, name, f, false).await
+}
+
+/// `POST /ui/clusters/{name}/hibernate` and `…/wake`: the REST change (`spec.hibernation.enabled`,
+/// validated first, with the user's token) behind the session's CSRF check; posted directly — it
+/// changes one switch and is undone with the other button. A refusal (an imported cluster) shows
+/// on the cluster page with its field path.
+async fn set_hibernation(user: User, name: String, f: CsrfForm, hibernate: bool) -> Response {
+    if let Err(r) = user.check(&f.csrf) {
+        return r.into_response();
+    }
+    let r = api::modify(&user.client, &user.session.namespace, &name, false, |c| {
+        api::set_hibernation_enabled(c, hibernate);
+        Ok(())
+    })
+    .await;
+    let done = if hibernate {
+        "Hibernation asked: every worker pool goes to zero nodes."
+    } else {
+        "Waking up: the pools come back."
+    };
+    match r {
+        Ok(_) => Redirect::to(&format!("/ui/clusters/{name}?done={}", enc(done))).into_response(),
         Err(e) => cluster_view(&user, &name, None, Some(e)).await,
     }
 }

@@ -1,6 +1,7 @@
 //! `?wait=`: answer when the cluster reaches a state, polling with the caller's identity.
-//! A wait ends early when the cluster cannot get there (its spec was refused, or its deletion is
-//! refused), with the cluster and the reason in the error body.
+//! A wait ends early when the cluster cannot get there (its spec was refused, its deletion is
+//! refused, `Ready` while its spec asks it to hibernate, `Hibernated` while it does not), with the
+//! cluster and the reason in the error body.
 
 use std::time::{Duration, Instant};
 
@@ -118,6 +119,27 @@ pub fn judge(what: &WaitFor, cluster: Option<&Cluster>) -> Verdict {
             field_problems(&a.message),
         );
     }
+    // Hibernation (`spec.hibernation.enabled`) decides between Ready and Hibernated: the spec
+    // as stored now is what the operator works towards, so the other one cannot come.
+    let asked = cluster.spec.hibernation.as_ref().is_some_and(|h| h.asked());
+    match what {
+        WaitFor::Ready if asked => {
+            return Verdict::Failed(
+                "the cluster is asked to hibernate (spec.hibernation.enabled); wake it first"
+                    .into(),
+                Vec::new(),
+            );
+        }
+        WaitFor::Condition(t) if t == c::HIBERNATED && !asked => {
+            return Verdict::Failed(
+                "the cluster is not asked to hibernate (spec.hibernation.enabled is not true); \
+                 hibernate it first"
+                    .into(),
+                Vec::new(),
+            );
+        }
+        _ => {}
+    }
     let t = what.condition().unwrap_or(c::READY);
     match cond(cluster, t) {
         Some(x) if x.status == "True" && current && x.observed_generation >= generation => {
@@ -231,6 +253,133 @@ mod tests {
             &[("SpecAccepted", "False", "InvalidSpec", "spec.a: b")],
         );
         assert_eq!(judge(&WaitFor::Ready, Some(&stale)), Verdict::Pending);
+    }
+
+    fn with_hibernation(mut c: Cluster, enabled: Option<bool>) -> Cluster {
+        c.spec.hibernation = Some(kaas_api::hibernation::HibernationSpec {
+            enabled,
+            schedules: None,
+        });
+        c
+    }
+
+    #[test]
+    fn ready_cannot_come_while_the_spec_asks_hibernation() {
+        // Still Ready from before the operator took in the change: the spec decides.
+        let asked = with_hibernation(cluster(3, 2, &[("Ready", "True", "Ready", "")]), Some(true));
+        match judge(&WaitFor::Ready, Some(&asked)) {
+            Verdict::Failed(msg, errs) => {
+                assert_eq!(
+                    msg,
+                    "the cluster is asked to hibernate (spec.hibernation.enabled); wake it first"
+                );
+                assert!(errs.is_empty(), "a conflict (409), not a refused spec");
+            }
+            other => panic!("{other:?}"),
+        }
+        let hibernated = with_hibernation(
+            cluster(
+                3,
+                3,
+                &[
+                    ("Ready", "False", "Hibernated", ""),
+                    ("Hibernated", "True", "Hibernated", ""),
+                ],
+            ),
+            Some(true),
+        );
+        assert!(matches!(
+            judge(&WaitFor::Ready, Some(&hibernated)),
+            Verdict::Failed(..)
+        ));
+        // Woken (enabled false, or no section at all): Ready is waited for as always.
+        let waking = with_hibernation(
+            cluster(
+                4,
+                4,
+                &[
+                    ("Ready", "False", "Hibernated", ""),
+                    ("Hibernated", "False", "Awake", ""),
+                ],
+            ),
+            Some(false),
+        );
+        assert_eq!(judge(&WaitFor::Ready, Some(&waking)), Verdict::Pending);
+        let awake = with_hibernation(cluster(4, 4, &[("Ready", "True", "Ready", "")]), None);
+        assert_eq!(judge(&WaitFor::Ready, Some(&awake)), Verdict::Done);
+        // A refused spec still says why, with its paths, before hibernation is looked at.
+        let refused = with_hibernation(
+            cluster(
+                2,
+                2,
+                &[(
+                    "SpecAccepted",
+                    "False",
+                    "InvalidSpec",
+                    "spec.hibernation: imported",
+                )],
+            ),
+            Some(true),
+        );
+        match judge(&WaitFor::Ready, Some(&refused)) {
+            Verdict::Failed(_, errs) => assert_eq!(errs[0].path, "spec.hibernation"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn hibernated_is_waited_for_only_when_asked() {
+        let hibernated = WaitFor::parse("Hibernated").unwrap();
+        assert_eq!(hibernated, WaitFor::Condition("Hibernated".into()));
+        let on_the_way = with_hibernation(
+            cluster(
+                5,
+                5,
+                &[
+                    ("Ready", "False", "Hibernating", ""),
+                    ("Hibernated", "False", "Hibernating", ""),
+                ],
+            ),
+            Some(true),
+        );
+        assert_eq!(judge(&hibernated, Some(&on_the_way)), Verdict::Pending);
+        let reached = with_hibernation(
+            cluster(
+                5,
+                5,
+                &[
+                    ("Ready", "False", "Hibernated", ""),
+                    ("Hibernated", "True", "Hibernated", ""),
+                ],
+            ),
+            Some(true),
+        );
+        assert_eq!(judge(&hibernated, Some(&reached)), Verdict::Done);
+        // Hibernated from an older generation does not count for the new one.
+        let stale = with_hibernation(
+            cluster(6, 5, &[("Hibernated", "True", "Hibernated", "")]),
+            Some(true),
+        );
+        assert_eq!(judge(&hibernated, Some(&stale)), Verdict::Pending);
+        // Not asked (never, or woken meanwhile): it cannot come.
+        for enabled in [None, Some(false)] {
+            let awake = with_hibernation(
+                cluster(5, 5, &[("Hibernated", "True", "Hibernated", "")]),
+                enabled,
+            );
+            match judge(&hibernated, Some(&awake)) {
+                Verdict::Failed(msg, errs) => {
+                    assert!(msg.contains("not asked to hibernate"), "{msg}");
+                    assert!(errs.is_empty());
+                }
+                other => panic!("{enabled:?}: {other:?}"),
+            }
+        }
+        let plain = cluster(1, 1, &[("Ready", "True", "Ready", "")]);
+        assert!(matches!(
+            judge(&hibernated, Some(&plain)),
+            Verdict::Failed(..)
+        ));
     }
 
     #[test]

@@ -84,6 +84,53 @@ pub(crate) enum Owner {
     Other,
 }
 
+/// Where a cluster stands with hibernation (`spec.hibernation.enabled`, the phase and the
+/// `Hibernated` condition); `None` of [`Hibernation::of`]: awake and not asked to hibernate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Hibernation {
+    /// Asked, not reached yet: the pools are going to zero nodes.
+    Hibernating,
+    /// Asked and reached.
+    Hibernated,
+    /// Reached, but no longer asked: the pools are coming back.
+    Waking,
+}
+
+impl Hibernation {
+    pub(crate) fn of(cluster: &Cluster) -> Option<Hibernation> {
+        let asked = cluster.spec.hibernation.as_ref().is_some_and(|h| h.asked());
+        let reached = cluster.status.as_ref().is_some_and(|s| {
+            s.phase == Some(kaas_api::cluster::ClusterPhase::Hibernated)
+                || s.conditions
+                    .iter()
+                    .any(|x| x.type_ == c::HIBERNATED && x.status == "True")
+        });
+        match (asked, reached) {
+            (true, true) => Some(Hibernation::Hibernated),
+            (true, false) => Some(Hibernation::Hibernating),
+            (false, true) => Some(Hibernation::Waking),
+            (false, false) => None,
+        }
+    }
+
+    /// CSS class and words.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Hibernation::Hibernating => "hibernating",
+            Hibernation::Hibernated => "hibernated",
+            Hibernation::Waking => "waking up",
+        }
+    }
+
+    pub(crate) fn class(self) -> &'static str {
+        match self {
+            Hibernation::Hibernating => "hibernating",
+            Hibernation::Hibernated => "hibernated",
+            Hibernation::Waking => "waking",
+        }
+    }
+}
+
 /// What the picture needs of one Cluster API machine.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct MachineFact {
@@ -220,6 +267,8 @@ pub(crate) struct Group {
     pub note: Option<String>,
     /// What is rolling in this box (`upgrading to v1.36.3`, `scaling to 3`, …).
     pub rolling: Vec<String>,
+    /// Hibernated: no nodes (a pool) or stopped (a hosted control plane); drawn greyed.
+    pub hibernated: bool,
 }
 
 /// The whole picture.
@@ -229,6 +278,8 @@ pub(crate) struct Picture {
     pub groups: Vec<Group>,
     /// What is rolling for the cluster as a whole.
     pub rolling: Vec<String>,
+    /// Where the cluster stands with hibernation.
+    pub hibernation: Option<Hibernation>,
 }
 
 fn same_version(a: &str, b: &str) -> bool {
@@ -263,6 +314,15 @@ impl Picture {
         }
         if upgrading && let Some(t) = &target {
             rolling.push(format!("upgrading to {t}"));
+        }
+        let hibernation = Hibernation::of(cluster);
+        let hibernated = hibernation == Some(Hibernation::Hibernated);
+        match hibernation {
+            Some(Hibernation::Hibernating) => {
+                rolling.push("hibernating: every pool going to zero nodes".into())
+            }
+            Some(Hibernation::Waking) => rolling.push("waking up".into()),
+            _ => {}
         }
         let outdated = |m: &MachineFact| match (&target, &m.version) {
             (Some(t), Some(v)) => !same_version(t, v),
@@ -306,6 +366,7 @@ impl Picture {
             from_counts: cp_machines.is_empty(),
             note: None,
             rolling: Vec::new(),
+            hibernated: false,
         };
         if cp.from_counts {
             let state = match cp_ready {
@@ -340,6 +401,14 @@ impl Picture {
                     .count() as i32,
             );
         }
+        // No machines to see and not available while hibernated: a hosted control plane,
+        // stopped with its data.
+        if hibernated && cp.from_counts && cp_ready != Some(true) {
+            cp.hibernated = true;
+            cp.dots.clear();
+            cp.ready = None;
+            cp.note = Some("stopped (hibernated)".into());
+        }
         finish(&mut cp, upgrading, target.as_deref());
         groups.push(cp);
 
@@ -354,10 +423,15 @@ impl Picture {
         for name in names {
             let spec = spec_pools.iter().find(|p| p.name == name);
             let status = st.workers.iter().find(|w| w.name == name);
-            let desired = status
-                .map(|s| s.desired)
-                .or_else(|| spec.and_then(|p| p.count.or(p.min_count)))
-                .unwrap_or(0);
+            // Hibernated: zero nodes, whatever size the spec keeps for waking.
+            let desired = if hibernated {
+                0
+            } else {
+                status
+                    .map(|s| s.desired)
+                    .or_else(|| spec.and_then(|p| p.count.or(p.min_count)))
+                    .unwrap_or(0)
+            };
             let ready = status.map(|s| s.ready);
             let mine: Vec<&MachineFact> = all
                 .iter()
@@ -373,8 +447,14 @@ impl Picture {
                 from_counts: mine.is_empty(),
                 note: None,
                 rolling: Vec::new(),
+                hibernated: false,
             };
-            if g.from_counts {
+            if hibernated && g.from_counts {
+                g.hibernated = true;
+                g.dots.clear();
+                g.ready = None;
+                g.note = Some("hibernated: 0 nodes".into());
+            } else if g.from_counts {
                 let r = ready.unwrap_or(0).min(desired);
                 let rest = if deleting {
                     State::Deleting
@@ -382,6 +462,9 @@ impl Picture {
                     State::Provisioning
                 };
                 g.dots = counted(desired, r, rest);
+            }
+            if hibernated && g.dots.iter().all(|d| d.state == State::Deleting) {
+                g.hibernated = true;
             }
             let pool_outdated = match (status.and_then(|s| s.version.as_deref()), &target) {
                 (Some(v), Some(t)) => !same_version(v, t),
@@ -404,6 +487,7 @@ impl Picture {
                 from_counts: false,
                 note: None,
                 rolling: Vec::new(),
+                hibernated: false,
             };
             finish(&mut g, false, None);
             groups.push(g);
@@ -412,6 +496,7 @@ impl Picture {
             name: cluster.name_any(),
             groups,
             rolling,
+            hibernation,
         }
     }
 }
@@ -452,6 +537,7 @@ fn finish(g: &mut Group, upgrading: bool, target: Option<&str>) {
     if g.id != "other" && !g.from_counts && outdated == 0 && live != g.desired {
         g.rolling.push(format!("scaling to {}", g.desired));
     } else if g.from_counts
+        && !g.hibernated
         && let Some(r) = g.ready
         && r != g.desired
     {
@@ -551,11 +637,11 @@ fn group_svg(g: &Group, y: i32) -> Markup {
     let count = count_text(g);
     let rolling = !g.rolling.is_empty();
     html! {
-        g class={ "group" @if rolling { " rolling" } } id={ "picture-" (g.id) } data-desired=(g.desired) {
-            rect class="box" x=(x) y=(y) width=(w) height=(h) rx="6" fill="#f6f8fa" stroke=(if rolling { "#9a6700" } else { "#d0d7de" }) stroke-width=(if rolling { "2" } else { "1" }) {}
-            text class="title" x=(x + PAD) y=(y + 19) font-size="14" font-weight="600" fill="#1f2328" { (g.title) }
+        g class={ "group" @if rolling { " rolling" } @if g.hibernated { " hibernated" } } id={ "picture-" (g.id) } data-desired=(g.desired) {
+            rect class="box" x=(x) y=(y) width=(w) height=(h) rx="6" fill=(if g.hibernated { "#eaeef2" } else { "#f6f8fa" }) stroke=(if rolling { "#9a6700" } else if g.hibernated { "#8c959f" } else { "#d0d7de" }) stroke-width=(if rolling { "2" } else { "1" }) stroke-dasharray=(if g.hibernated { "6 4" } else { "none" }) {}
+            text class="title" x=(x + PAD) y=(y + 19) font-size="14" font-weight="600" fill=(if g.hibernated { "#59636e" } else { "#1f2328" }) { (g.title) }
             text class="count" x=(x + w - PAD) y=(y + 19) font-size="12" text-anchor="end" fill="#59636e" {
-                (count) @if g.from_counts { " (from the status; no machines seen)" }
+                (count) @if g.from_counts && !g.hibernated { " (from the status; no machines seen)" }
             }
             @if rolling {
                 text class="rolling" x=(x + PAD + 8 * g.title.chars().count() as i32 + 16) y=(y + 19) font-size="12" fill="#9a6700" { "↻ " (g.rolling.join(", ")) }
@@ -587,7 +673,8 @@ impl Picture {
     pub(crate) fn svg(&self) -> Markup {
         let mut y = MARGIN;
         let mut placed = Vec::new();
-        if !self.rolling.is_empty() {
+        let asleep = self.hibernation == Some(Hibernation::Hibernated);
+        if !self.rolling.is_empty() || asleep {
             y += 22;
         }
         for g in &self.groups {
@@ -608,7 +695,12 @@ impl Picture {
         html! {
             svg class="picture" id="picture" xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (WIDTH) " " (height) } width=(WIDTH) height=(height) role="img" aria-label=(label) font-family="system-ui, sans-serif" {
                 title { (label) }
-                @if !self.rolling.is_empty() {
+                @if asleep {
+                    text class="hibernation" id="picture-hibernation" x=(MARGIN) y=(MARGIN + 14) font-size="13" font-weight="600" fill="#59636e" {
+                        "☾ hibernated: no worker nodes; wake it up to run workloads again"
+                        @if !self.rolling.is_empty() { " · ↻ " (self.rolling.join(", ")) }
+                    }
+                } @else if !self.rolling.is_empty() {
                     text class="rolling" id="picture-rolling" x=(MARGIN) y=(MARGIN + 14) font-size="13" font-weight="600" fill="#9a6700" { "↻ " (self.rolling.join(", ")) }
                 }
                 @for (g, gy) in &placed { (group_svg(g, *gy)) }
@@ -984,6 +1076,59 @@ mod tests {
         // The provider decides the control plane's replicas: one square, no invented count.
         assert!(svg.contains(">available (from the status"), "{svg}");
         assert!(!svg.contains("↻"));
+    }
+
+    #[test]
+    fn a_hibernated_cluster_has_empty_greyed_pools() {
+        let hibernated = |enabled: bool, reached: bool| {
+            cluster(json!({
+                "apiVersion": "scs.community/v1alpha1", "kind": "Cluster",
+                "metadata": {"name": "demo", "namespace": "t", "generation": 3},
+                "spec": {"provider": {"name": "local"}, "hibernation": {"enabled": enabled},
+                    "workers": [{"name": "default", "count": 3}, {"name": "auto", "minCount": 1, "maxCount": 4}]},
+                "status": {"phase": if reached { "Hibernated" } else { "Updating" },
+                    "observedGeneration": 3, "kubernetesVersion": "v1.36.3", "targetVersion": "v1.36.3",
+                    "workers": [{"name": "default", "desired": 3, "ready": if reached { 0 } else { 3 }},
+                                {"name": "auto", "desired": 1, "ready": 0}],
+                    "conditions": [
+                        {"type": "ControlPlaneReady", "status": "False", "reason": "Hibernated", "message": "", "lastTransitionTime": "2026-11-30T10:00:00Z"},
+                        {"type": "Hibernated", "status": if reached { "True" } else { "False" }, "reason": if reached { "Hibernated" } else { "Hibernating" }, "message": "", "lastTransitionTime": "2026-11-30T10:00:00Z"}]}
+            }))
+        };
+        let c = hibernated(true, true);
+        assert_eq!(Hibernation::of(&c), Some(Hibernation::Hibernated));
+        let p = Picture::of(&c, &Observed::default());
+        assert!(p.groups.iter().all(|g| g.hibernated), "{p:?}");
+        assert!(p.groups.iter().all(|g| g.dots.is_empty()), "{p:?}");
+        assert!(p.groups.iter().all(|g| g.rolling.is_empty()), "{p:?}");
+        let svg = p.svg().into_string();
+        well_formed(&svg).unwrap_or_else(|e| panic!("{e}\n{svg}"));
+        assert_eq!(
+            svg.matches(r#"class="group hibernated""#).count(),
+            3,
+            "{svg}"
+        );
+        assert!(svg.contains(">hibernated: 0 nodes</text>"), "{svg}");
+        assert!(svg.contains(">stopped (hibernated)</text>"), "{svg}");
+        assert!(svg.contains(r#"id="picture-hibernation""#), "{svg}");
+        assert!(!svg.contains("↻"), "{svg}");
+
+        // On the way: the squares as the status counts them, and what happens written above.
+        let going = hibernated(true, false);
+        assert_eq!(Hibernation::of(&going), Some(Hibernation::Hibernating));
+        let p = Picture::of(&going, &Observed::default());
+        assert!(p.groups.iter().all(|g| !g.hibernated));
+        assert_eq!(p.rolling, ["hibernating: every pool going to zero nodes"]);
+        // Woken, the status still hibernated: waking up.
+        let waking = hibernated(false, true);
+        assert_eq!(Hibernation::of(&waking), Some(Hibernation::Waking));
+        assert_eq!(
+            Picture::of(&waking, &Observed::default()).rolling,
+            ["waking up"]
+        );
+        let mut awake = hibernated(false, false);
+        awake.spec.hibernation = None;
+        assert_eq!(Hibernation::of(&awake), None);
     }
 
     #[test]
