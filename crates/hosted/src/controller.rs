@@ -32,6 +32,7 @@ use serde_json::json;
 
 use crate::authn;
 use crate::etcd_ops;
+use crate::hibernation;
 use crate::nodes;
 use crate::pki::{self, Credentials};
 use crate::plan::{self, Inputs, Step};
@@ -229,6 +230,7 @@ pub async fn sweep_orphans(client: &Client, cfg: &RuntimeConfig) -> Result<usize
             continue;
         }
         let stopped = processes::stop_control_plane(&layout).await;
+        hibernation::release(&layout);
         std::fs::remove_dir_all(&layout.dir)
             .with_context(|| format!("removing {}", layout.dir.display()))?;
         tracing::info!(namespace = %ns, name = %name, processes = stopped.len(), "removed the control plane of a HostedControlPlane that no longer exists");
@@ -265,7 +267,9 @@ async fn reconcile(hcp: Arc<HostedControlPlane>, ctx: Arc<Ctx>) -> Result<Action
             ..Observed::default()
         };
         write_status(&api, &hcp, &o, None).await.ok();
+        // Nothing needs to run for this: a hibernated control plane is only files.
         let stopped = processes::stop_control_plane(&layout).await;
+        hibernation::release(&layout);
         if layout.dir.exists() {
             std::fs::remove_dir_all(&layout.dir)
                 .with_context(|| format!("removing {}", layout.dir.display()))?;
@@ -303,6 +307,19 @@ async fn reconcile(hcp: Arc<HostedControlPlane>, ctx: Arc<Ctx>) -> Result<Action
         )
         .await
         .context("adding the runtime finalizer")?;
+    }
+
+    // Hibernated: everything stops, the data stays, nothing starts; an etcd operation is refused
+    // (a snapshot needs a running etcd, and a restore would have to start it).
+    if hcp.spec.hibernated {
+        let op_report = etcd_ops::pending(&hcp).map(|op| {
+            tracing::info!(namespace = %ns, %name, id = %op.id, "etcd operation refused: hibernated");
+            hibernation::refuse(op, &Timestamp::now().to_string())
+        });
+        let o = hibernate(&hcp, &ns, &name, &layout).await?;
+        write_status(&api, &hcp, &o, op_report).await?;
+        // Checked now and then: a process that appeared (started by hand) is stopped again.
+        return Ok(Action::requeue(Duration::from_secs(60)));
     }
 
     // A restore replaces etcd's data while nothing runs; `realise` then starts everything again.
@@ -595,6 +612,53 @@ async fn label_default_namespace(admin: &Client) -> Result<()> {
     Ok(())
 }
 
+/// The state directory of a `HostedControlPlane` belongs to it: one left by an earlier object of
+/// the same name (another UID) is stopped and removed first.
+async fn claim(hcp: &HostedControlPlane, ns: &str, name: &str, layout: &Layout) -> Result<()> {
+    let uid = hcp.uid().unwrap_or_default();
+    match std::fs::read_to_string(layout.uid_file()) {
+        Ok(old) if old.trim() != uid => {
+            tracing::warn!(namespace = %ns, %name, "state of an earlier object with this name; removing it");
+            processes::stop_control_plane(layout).await;
+            hibernation::release(layout);
+            std::fs::remove_dir_all(&layout.dir)
+                .with_context(|| format!("removing {}", layout.dir.display()))?;
+        }
+        _ => {}
+    }
+    std::fs::create_dir_all(&layout.dir)
+        .with_context(|| format!("creating {}", layout.dir.display()))?;
+    write_if_changed(&layout.dir.join(UID_FILE), uid.as_bytes(), false)?;
+    Ok(())
+}
+
+/// Puts one control plane to rest as `spec.hibernated` asks (every process stopped, files and
+/// ports kept) and observes it.
+async fn hibernate(
+    hcp: &HostedControlPlane,
+    ns: &str,
+    name: &str,
+    layout: &Layout,
+) -> Result<Observed> {
+    claim(hcp, ns, name, layout).await?;
+    let stopped = hibernation::stop(layout).await;
+    if !stopped.is_empty() {
+        let killed = stopped.iter().filter(|(_, _, k)| *k).count();
+        tracing::info!(namespace = %ns, %name, processes = stopped.len(), killed, "hibernated: control plane and nodes stopped, data kept");
+    }
+    Ok(Observed {
+        generation: hcp.meta().generation,
+        hibernated: true,
+        endpoint: Ports::load(layout).map(|p| format!("https://127.0.0.1:{}", p.apiserver)),
+        // The Secrets stay as they are: the kubeconfig works again once the cluster wakes.
+        kubeconfig_secret: hcp
+            .status
+            .as_ref()
+            .and_then(|s| s.kubeconfig_secret.clone()),
+        ..Observed::default()
+    })
+}
+
 /// Brings one control plane to its spec and observes it. Errors only for what must be retried
 /// (files, the management API); process and workload problems end up in [`Observed`].
 async fn realise(
@@ -609,20 +673,10 @@ async fn realise(
         generation: hcp.meta().generation,
         ..Observed::default()
     };
-    let uid = hcp.uid().unwrap_or_default();
     // A directory left by an earlier object of the same name is not this one's.
-    match std::fs::read_to_string(layout.uid_file()) {
-        Ok(old) if old.trim() != uid => {
-            tracing::warn!(namespace = %ns, %name, "state of an earlier object with this name; removing it");
-            processes::stop_control_plane(layout).await;
-            std::fs::remove_dir_all(&layout.dir)
-                .with_context(|| format!("removing {}", layout.dir.display()))?;
-        }
-        _ => {}
-    }
-    std::fs::create_dir_all(&layout.dir)
-        .with_context(|| format!("creating {}", layout.dir.display()))?;
-    write_if_changed(&layout.dir.join(UID_FILE), uid.as_bytes(), false)?;
+    claim(hcp, ns, name, layout).await?;
+    // Awake: the ports held while it slept go back to the processes that use them.
+    hibernation::release(layout);
 
     let running = processes::observe(layout);
     // Processes of this control plane without a record (a runtime died between start and record)

@@ -17,12 +17,14 @@
 //!   adoption by `/proc/<pid>/cmdline`, [`stop_all`]).
 //! * [`authn`]: pure: `spec.oidc` → the API server's structured authentication configuration.
 //! * [`etcd_ops`]: etcd snapshots and restores the operator asks for (`spec.etcdOperation`).
+//! * [`hibernation`]: `spec.hibernated`: everything stopped, data, certificates and ports kept.
 //! * [`pki`], [`state`]: certificates, ports and files of one control plane on disk.
 //! * [`controller`]: the kube-rs controller tying them together ([`run`]).
 
 pub mod authn;
 pub mod controller;
 pub mod etcd_ops;
+pub mod hibernation;
 pub mod nodes;
 pub mod pki;
 pub mod plan;

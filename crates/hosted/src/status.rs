@@ -6,7 +6,8 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kaas_api::conditions::{Status, set};
 use kaas_api::hosted::{
-    HostedControlPlaneSpec, HostedControlPlaneStatus, HostedPoolStatus, conditions,
+    HostedControlPlaneSpec, HostedControlPlaneStatus, HostedPoolStatus, PHASE_HIBERNATED,
+    REASON_HIBERNATED, conditions,
 };
 
 use crate::plan::normalize;
@@ -48,6 +49,8 @@ pub struct Observed {
     pub generation: Option<i64>,
     /// The object is being deleted.
     pub deleting: bool,
+    /// Every process is stopped as `spec.hibernated` asks, the data kept.
+    pub hibernated: bool,
     /// `https://127.0.0.1:<port>` once ports are assigned.
     pub endpoint: Option<String>,
     /// Why the desired version cannot run (names the built versions).
@@ -75,6 +78,9 @@ pub fn compute(
     previous: Option<&HostedControlPlaneStatus>,
     now: &Time,
 ) -> HostedControlPlaneStatus {
+    if o.hibernated && !o.deleting {
+        return hibernated(spec, o, previous, now);
+    }
     let desired = normalize(&spec.version);
     let mut conds = previous.map(|p| p.conditions.clone()).unwrap_or_default();
     let g = o.generation;
@@ -233,6 +239,61 @@ pub fn compute(
     }
 }
 
+/// Message of `Ready=False` and `ControlPlaneAvailable=False` while hibernated.
+pub const HIBERNATED_MESSAGE: &str = "the control plane is stopped as spec.hibernated asks, its data kept (etcd's data, certificates, kubeconfig and endpoint); spec.hibernated: false starts it again";
+
+/// The status of a hibernated control plane: phase `Hibernated`, `Ready`,
+/// `ControlPlaneAvailable` and `WorkersAvailable` False with reason `Hibernated`, every pool
+/// with no node running, the endpoint and kubeconfig Secret kept, and the version the API server
+/// last reported (it runs that version again on waking).
+fn hibernated(
+    spec: &HostedControlPlaneSpec,
+    o: &Observed,
+    previous: Option<&HostedControlPlaneStatus>,
+    now: &Time,
+) -> HostedControlPlaneStatus {
+    let mut conds = previous.map(|p| p.conditions.clone()).unwrap_or_default();
+    let g = o.generation;
+    for (t, msg) in [
+        (conditions::READY, HIBERNATED_MESSAGE),
+        (conditions::CONTROL_PLANE_AVAILABLE, HIBERNATED_MESSAGE),
+        (
+            conditions::WORKERS_AVAILABLE,
+            "no node runs while the cluster is hibernated",
+        ),
+    ] {
+        set(
+            &mut conds,
+            t,
+            Status::False,
+            REASON_HIBERNATED,
+            msg.to_string(),
+            g,
+            now,
+        );
+    }
+    HostedControlPlaneStatus {
+        observed_generation: g,
+        conditions: conds,
+        phase: Some(PHASE_HIBERNATED.into()),
+        endpoint: o.endpoint.clone(),
+        version: previous.and_then(|p| p.version.clone()),
+        kubeconfig_secret: o.kubeconfig_secret.clone(),
+        pools: spec
+            .pools
+            .iter()
+            .map(|p| HostedPoolStatus {
+                name: p.name.clone(),
+                desired: p.replicas,
+                current: 0,
+                ready: 0,
+                versions: Vec::new(),
+            })
+            .collect(),
+        etcd_operation: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,5 +443,57 @@ mod tests {
         let s = compute(&spec(), &failed, None, &at(1));
         assert_eq!(cond(&s, "ControlPlaneAvailable"), ("False", "StartFailed"));
         assert_eq!(s.phase.as_deref(), Some("Failed"));
+    }
+
+    #[test]
+    fn hibernated_keeps_endpoint_and_version_and_stops_everything() {
+        let running = compute(&spec(), &healthy(), None, &at(1));
+        let mut asleep = spec();
+        asleep.hibernated = true;
+        asleep.pools[0].replicas = 0;
+        let o = Observed {
+            generation: Some(3),
+            hibernated: true,
+            endpoint: Some("https://127.0.0.1:1".into()),
+            kubeconfig_secret: Some("c-kubeconfig".into()),
+            ..Observed::default()
+        };
+        let s = compute(&asleep, &o, Some(&running), &at(5));
+        assert_eq!(s.phase.as_deref(), Some("Hibernated"));
+        for t in ["Ready", "ControlPlaneAvailable", "WorkersAvailable"] {
+            assert_eq!(cond(&s, t), ("False", "Hibernated"), "{t}");
+            let c = get(&s.conditions, t).unwrap();
+            assert_eq!(c.observed_generation, Some(3));
+            assert_eq!(c.last_transition_time, at(5));
+        }
+        assert!(
+            get(&s.conditions, "Ready")
+                .unwrap()
+                .message
+                .contains("data kept")
+        );
+        assert_eq!(s.observed_generation, Some(3));
+        assert_eq!(s.endpoint.as_deref(), Some("https://127.0.0.1:1"));
+        assert_eq!(s.kubeconfig_secret.as_deref(), Some("c-kubeconfig"));
+        assert_eq!(s.version.as_deref(), Some("v1.35.4"));
+        assert_eq!(
+            (s.pools[0].desired, s.pools[0].current, s.pools[0].ready),
+            (0, 0, 0)
+        );
+        // Stable while it sleeps: no write.
+        assert_eq!(compute(&asleep, &o, Some(&s), &at(50)), s);
+        // Deleting wins over hibernated.
+        let d = Observed {
+            deleting: true,
+            ..o.clone()
+        };
+        assert_eq!(
+            compute(&asleep, &d, Some(&s), &at(60)).phase.as_deref(),
+            Some("Deleting")
+        );
+        // Awake again: the usual status.
+        let s = compute(&spec(), &healthy(), Some(&s), &at(70));
+        assert_eq!(s.phase.as_deref(), Some("Running"));
+        assert_eq!(cond(&s, "Ready"), ("True", "Ready"));
     }
 }
