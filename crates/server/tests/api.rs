@@ -843,3 +843,294 @@ async fn a_cluster_naming_no_provider_gets_the_operators_choice() {
         .await;
     assert_eq!(res.status, 201, "{}", res.text);
 }
+
+/// An imported-cluster provider (nothing of its clusters is kaas's to stop).
+const IMPORTED_PROVIDER: &str = "apiVersion: scs.community/v1alpha1
+kind: Provider
+metadata: {name: imported}
+spec:
+  providerType: static
+  backend: {type: Static, namespace: kaas-provider-imported}
+  regions: [{name: onprem}]
+  flavors: [{name: any, cpu: 1, memory: 1Gi}]
+  kubernetesVersions:
+  - {version: 1.36.3, classification: supported, stack: {clusterClass: none}}
+  extensions:
+  - {name: metrics, version: '0.8', default: true}
+  - {name: ingress, version: '1.13', default: true, implementations: [nginx]}
+";
+
+#[tokio::test]
+async fn hibernate_and_wake_through_rest_and_gui() {
+    let env = env(false).await;
+    let (a, b) = (Some(env.token_a.as_str()), Some(env.token_b.as_str()));
+    let base = "/api/v1/namespaces/tenant-a/clusters";
+    let stored = Api::<kaas_api::Cluster>::namespaced(env.plane.client(), "tenant-a");
+    // A schedule that never fires (February 31st), so that only the calls below flip the switch.
+    let schedules =
+        json!([{"start": "0 3 31 2 *", "end": "0 4 31 2 *", "location": "Europe/Berlin"}]);
+    let res = env
+        .call(
+            Method::POST,
+            base,
+            a,
+            Some(cluster(
+                "h1",
+                json!({"provider": {"name": "dev"}, "workers": [{"name": "w", "count": 2}],
+                    "hibernation": {"schedules": schedules}}),
+            )),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.text);
+    let enabled = || async {
+        let c = stored.get("h1").await.unwrap();
+        let h = c.spec.hibernation.clone().unwrap_or_default();
+        (
+            h.enabled,
+            serde_json::to_value(&h.schedules).unwrap(),
+            c.metadata.generation,
+        )
+    };
+    let (_, _, generation) = enabled().await;
+
+    // Not signed in, or a token the API server does not know: 401 before anything else — even a
+    // malformed wait is not looked at — and nothing changes.
+    for token in [None, Some("not-a-real-token")] {
+        for path in [
+            format!("{base}/h1/hibernate"),
+            format!("{base}/h1/hibernate?wait=Bogus&timeout=x"),
+            format!("{base}/h1/wake"),
+        ] {
+            let res = env.call(Method::POST, &path, token, None).await;
+            assert_eq!(res.status, 401, "{path}: {}", res.text);
+            assert_eq!(res.json()["code"], "Unauthorized");
+        }
+    }
+    // Tenant B: not its cluster, whichever namespace it names.
+    for path in [
+        format!("{base}/h1/hibernate"),
+        format!("{base}/h1/wake"),
+        "/api/v1/namespaces/tenant-b/clusters/h1/hibernate".to_string(),
+    ] {
+        let res = env.call(Method::POST, &path, b, None).await;
+        assert!(
+            res.status == 403 || res.status == 404,
+            "tenant B {path}: {} {}",
+            res.status,
+            res.text
+        );
+    }
+    assert_eq!(enabled().await, (None, schedules.clone(), generation));
+
+    // A wait the change itself makes impossible is refused before anything is written.
+    let res = env
+        .call(
+            Method::POST,
+            &format!("{base}/h1/hibernate?wait=Ready"),
+            a,
+            None,
+        )
+        .await;
+    assert_eq!(res.status, 400, "{}", res.text);
+    assert!(res.text.contains("Hibernated"), "{}", res.text);
+    assert_eq!(enabled().await.0, None);
+    // A dry run answers what would be written and writes nothing.
+    let res = env
+        .call(
+            Method::POST,
+            &format!("{base}/h1/hibernate?dryRun=All"),
+            a,
+            None,
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    assert_eq!(res.json()["spec"]["hibernation"]["enabled"], true);
+    assert_eq!(enabled().await.0, None);
+
+    // Hibernate: the switch set, the schedules untouched; the answer is the written cluster.
+    let res = env
+        .call(Method::POST, &format!("{base}/h1/hibernate"), a, None)
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    let c = res.json();
+    assert_eq!(c["spec"]["hibernation"]["enabled"], true, "{c}");
+    assert_eq!(c["spec"]["hibernation"]["schedules"], schedules);
+    assert!(c["metadata"].get("managedFields").is_none());
+    assert_eq!(enabled().await.0, Some(true));
+    // Waiting for Ready now ends at once with the reason, not at the timeout.
+    let started = std::time::Instant::now();
+    let res = env
+        .call(
+            Method::GET,
+            &format!("{base}/h1?wait=Ready&timeout=60s"),
+            a,
+            None,
+        )
+        .await;
+    assert_eq!(res.status, 409, "{}", res.text);
+    let e = res.json();
+    assert_eq!(e["code"], "WaitFailed");
+    assert_eq!(
+        e["message"],
+        "the cluster is asked to hibernate (spec.hibernation.enabled); wake it first"
+    );
+    assert_eq!(e["cluster"]["metadata"]["name"], "h1");
+    assert!(started.elapsed() < Duration::from_secs(20), "ended early");
+    // Tenant B cannot wake it.
+    let res = env
+        .call(Method::POST, &format!("{base}/h1/wake"), b, None)
+        .await;
+    assert!(res.status == 403 || res.status == 404, "{}", res.text);
+    assert_eq!(enabled().await.0, Some(true));
+    let res = env
+        .call(
+            Method::POST,
+            &format!("{base}/h1/wake?wait=Hibernated"),
+            a,
+            None,
+        )
+        .await;
+    assert_eq!(res.status, 400, "{}", res.text);
+
+    // Wake: the switch off, the schedules kept; waiting for Hibernated now ends at once.
+    let res = env
+        .call(Method::POST, &format!("{base}/h1/wake"), a, None)
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    assert_eq!(res.json()["spec"]["hibernation"]["enabled"], false);
+    assert_eq!(enabled().await.0, Some(false));
+    assert_eq!(enabled().await.1, schedules);
+    let res = env
+        .call(
+            Method::GET,
+            &format!("{base}/h1?wait=Hibernated&timeout=60s"),
+            a,
+            None,
+        )
+        .await;
+    assert_eq!(res.status, 409, "{}", res.text);
+    assert!(
+        res.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("not asked to hibernate"),
+        "{}",
+        res.text
+    );
+
+    // An imported cluster cannot hibernate: validation refuses it with the field path.
+    let provider: Provider = serde_yaml::from_str(IMPORTED_PROVIDER).unwrap();
+    kaas_operator::install::provider(&env.plane.client(), &provider, "")
+        .await
+        .unwrap();
+    let res = env
+        .call(
+            Method::POST,
+            base,
+            a,
+            Some(cluster(
+                "imp",
+                json!({"provider": {"name": "imported"}, "import": {"kubeconfigSecretRef": {"name": "existing"}}}),
+            )),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.text);
+    let res = env
+        .call(Method::POST, &format!("{base}/imp/hibernate"), a, None)
+        .await;
+    assert_eq!(res.status, 422, "{}", res.text);
+    let e = res.json();
+    assert_eq!(e["code"], "Invalid");
+    assert_eq!(e["errors"][0]["path"], "spec.hibernation", "{e}");
+    assert!(
+        e["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("imports existing clusters"),
+        "{e}"
+    );
+    assert!(stored.get("imp").await.unwrap().spec.hibernation.is_none());
+
+    // The GUI: the cluster page offers Hibernate (it is awake) and shows the schedules.
+    let cookie = sign_in(&env, &env.token_a, "").await;
+    let (status, html) = gui_get(&env, "/ui/clusters/h1", &cookie).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("id=\"hibernate\""), "{html}");
+    assert!(!html.contains("id=\"wake\""));
+    assert!(html.contains("id=\"hibernation-schedules\""), "{html}");
+    for s in ["0 3 31 2 *", "0 4 31 2 *", "Europe/Berlin"] {
+        assert!(html.contains(s), "{s} missing");
+    }
+    let csrf = csrf_of(&html);
+    let post = |action: &'static str, csrf: String| {
+        let env = &env;
+        let cookie = cookie.clone();
+        async move {
+            env.http
+                .post(format!("{}/ui/clusters/h1/{action}", env.url))
+                .header("cookie", cookie)
+                .form(&[("csrf", csrf.as_str())])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // A forged CSRF token, or none: refused, nothing written.
+    let res = post("hibernate", "0".repeat(64)).await;
+    assert_eq!(res.status(), 403);
+    let res = env
+        .http
+        .post(format!("{}/ui/clusters/h1/hibernate", env.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_client_error(), "{}", res.status());
+    assert_eq!(enabled().await.0, Some(false));
+    // With the session's: hibernated, and the page now offers Wake up.
+    let res = post("hibernate", csrf.clone()).await;
+    assert_eq!(res.status(), 303);
+    let to = res.headers()["location"].to_str().unwrap().to_string();
+    assert!(to.starts_with("/ui/clusters/h1?done="), "{to}");
+    assert_eq!(enabled().await.0, Some(true));
+    let (_, html) = gui_get(&env, &to, &cookie).await;
+    assert!(html.contains("Hibernation asked"), "{html}");
+    assert!(html.contains("id=\"wake\"") && !html.contains("id=\"hibernate\""));
+    assert!(
+        html.contains("data-hibernation="),
+        "a hibernation badge: {html}"
+    );
+    let (_, list) = gui_get(&env, "/ui/", &cookie).await;
+    assert!(list.contains("data-hibernation="), "{list}");
+    let res = post("wake", "f".repeat(64)).await;
+    assert_eq!(res.status(), 403);
+    assert_eq!(enabled().await.0, Some(true));
+    let res = post("wake", csrf.clone()).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        enabled().await,
+        (Some(false), schedules.clone(), enabled().await.2)
+    );
+    // The imported cluster's page has no button, and says why.
+    let (_, html) = gui_get(&env, "/ui/clusters/imp", &cookie).await;
+    assert!(html.contains("cannot hibernate"), "{html}");
+    assert!(!html.contains("id=\"hibernate\"") && !html.contains("id=\"wake\""));
+    // Tenant B's session cannot reach tenant A's cluster.
+    let cookie_b = sign_in(&env, &env.token_b, "").await;
+    let (_, html_b) = gui_get(&env, "/ui/", &cookie_b).await;
+    let csrf_b = csrf_of(&html_b);
+    let res = env
+        .http
+        .post(format!("{}/ui/clusters/h1/hibernate", env.url))
+        .header("cookie", &cookie_b)
+        .form(&[("csrf", csrf_b.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        res.status() == 403 || res.status() == 404,
+        "{}",
+        res.status()
+    );
+    assert_eq!(enabled().await.0, Some(false));
+}

@@ -331,6 +331,8 @@ async fn odd_names_get_4xx_and_never_reach_the_api_server() {
                 Some(json!({"pool": "w", "count": 3})),
             ),
             (Method::POST, "/upgrade", Some(json!({"version": "1.36.x"}))),
+            (Method::POST, "/hibernate", None),
+            (Method::POST, "/wake", None),
             (Method::GET, "/kubeconfig", None),
             (Method::GET, "/diagnostics", None),
             (Method::GET, "/compliance", None),
@@ -395,7 +397,7 @@ async fn odd_names_get_4xx_and_never_reach_the_api_server() {
     let at = html.find("name=\"csrf-token\" content=\"").unwrap() + 27;
     let csrf = html[at..at + 64].to_string();
     for name in ["c1%0D%0ALocation:%20x", "c1%23", "c1%3F"] {
-        for action in ["upgrade", "scale", "delete"] {
+        for action in ["upgrade", "scale", "delete", "hibernate", "wake"] {
             let res = env
                 .http
                 .post(format!("{}/ui/clusters/{name}/{action}", env.url))
@@ -560,6 +562,7 @@ async fn dry_run_is_honoured() {
             Some(json!({"pool": "w", "count": 3})),
         ),
         (Method::POST, "/upgrade", Some(json!({"version": "1.36.x"}))),
+        (Method::POST, "/hibernate", None),
         (Method::DELETE, "", None),
     ] {
         let res = env
@@ -583,6 +586,10 @@ async fn dry_run_is_honoured() {
     // (The operator may have written the status meanwhile; the spec is the client's.)
     assert_eq!(c["spec"]["workers"][0]["count"], 1, "not scaled");
     assert_eq!(c["spec"]["kubernetes"]["version"], "1.35.x", "not upgraded");
+    assert!(
+        c["spec"].get("hibernation").is_none(),
+        "not hibernated: {c}"
+    );
     assert_eq!(
         c["metadata"]["generation"], 1,
         "the spec was never written: {c}"
