@@ -390,6 +390,12 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
         api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
     }
+    // A hibernation schedule's start or end flips spec.hibernation.enabled; the write triggers
+    // the reconcile that acts on it.
+    let next_scheduled = match crate::hibernation::follow(ctx, cluster, &api, SETTLED).await? {
+        crate::hibernation::Scheduled::Applied => return Ok(Action::requeue(BUSY)),
+        crate::hibernation::Scheduled::Next(at) => at,
+    };
 
     let backend = provider
         .as_ref()
@@ -441,8 +447,10 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
     let observation = backend
         .observe(ctx, cluster, validation.as_ref().ok())
         .await?;
+    // A hibernating cluster's addons and compliance are left as they were: there are no nodes
+    // to run them (and on a hosted provider no API server); waking applies and checks again.
     let extensions = match (&validation, &provider) {
-        (Ok(resolved), Ok(p)) if observation.exists => {
+        (Ok(resolved), Ok(p)) if observation.exists && !resolved.hibernated => {
             let to = moving_to.as_ref();
             Some(reconcile_addons(ctx, backend, cluster, resolved, p, &observation, to).await?)
         }
@@ -452,6 +460,7 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
     let compliance = match &validation {
         Ok(resolved)
             if observation.exists
+                && !resolved.hibernated
                 && observation.control_plane.ok == Some(true)
                 && crate::compliance::due(cluster, now) =>
         {
@@ -482,12 +491,17 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
         // the time since it was first reported.
         return Ok(Action::requeue(busy_requeue(&new, now)));
     }
-    let settled = c::is_true(&new.conditions, c::READY) || validation.is_err();
-    Ok(Action::requeue(if settled {
+    let settled = c::is_true(&new.conditions, c::READY)
+        || c::is_true(&new.conditions, c::HIBERNATED)
+        || validation.is_err();
+    let after = if settled {
         SETTLED
     } else {
         busy_requeue(&new, now)
-    }))
+    };
+    Ok(Action::requeue(
+        next_scheduled.map_or(after, |n| n.min(after)),
+    ))
 }
 
 /// Whether an error of the backend's write is a refusal a person has to see (and act on), with

@@ -18,6 +18,7 @@ pub mod credentials;
 pub mod dereference;
 pub mod doctor;
 pub mod gitsource;
+pub mod hibernation;
 pub mod install;
 pub mod kubeconfig;
 pub mod leader;

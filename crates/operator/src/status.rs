@@ -306,6 +306,7 @@ pub fn derive(i: Inputs<'_>) -> ClusterStatus {
         .find(|t| !c::is_true(&s.conditions, t))
         .copied();
     let deleting = i.cluster.metadata.deletion_timestamp.is_some();
+    let hibernation = hibernation(&mut s, i.validation, o, generation, now);
     let (ready, reason, msg) = match (first_not_ready, &o.failure) {
         _ if deleting => (
             Status::False,
@@ -313,6 +314,12 @@ pub fn derive(i: Inputs<'_>) -> ClusterStatus {
             "the cluster is being deleted".to_string(),
         ),
         (_, Some(f)) => (Status::False, "Failed".to_string(), f.clone()),
+        _ if hibernation != Hibernation::Awake => {
+            let (reason, message) = c::get(&s.conditions, c::HIBERNATED)
+                .map(|c| (c.reason.clone(), c.message.clone()))
+                .unwrap_or_default();
+            (Status::False, reason, message)
+        }
         (None, None) => (
             Status::True,
             "Ready".to_string(),
@@ -346,6 +353,8 @@ pub fn derive(i: Inputs<'_>) -> ClusterStatus {
         ClusterPhase::Invalid
     } else if o.failure.is_some() {
         ClusterPhase::Failed
+    } else if hibernation == Hibernation::Reached {
+        ClusterPhase::Hibernated
     } else if ready == Status::True {
         ClusterPhase::Ready
     } else if !accepted {
@@ -354,7 +363,7 @@ pub fn derive(i: Inputs<'_>) -> ClusterStatus {
         ClusterPhase::Pending
     } else if matches!(
         old.phase,
-        Some(ClusterPhase::Ready | ClusterPhase::Updating)
+        Some(ClusterPhase::Ready | ClusterPhase::Updating | ClusterPhase::Hibernated)
     ) {
         // Updating only once the cluster has been Ready; before that it is being provisioned.
         ClusterPhase::Updating
@@ -366,7 +375,8 @@ pub fn derive(i: Inputs<'_>) -> ClusterStatus {
     // spec, `Stalled` when it cannot get there without a change. Both are always present (False
     // when not applicable), so a steady cluster's conditions do not churn.
     let stalled = matches!(s.phase, Some(ClusterPhase::Invalid | ClusterPhase::Failed));
-    let reconciling = !stalled && ready != Status::True;
+    // A hibernated cluster is where its spec asks: nothing is in progress.
+    let reconciling = !stalled && ready != Status::True && hibernation != Hibernation::Reached;
     let (st_reason, st_msg) = if stalled {
         (reason.as_str(), msg.clone())
     } else {
@@ -396,4 +406,57 @@ pub fn derive(i: Inputs<'_>) -> ClusterStatus {
         now,
     );
     s
+}
+
+/// Where a cluster is with hibernation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hibernation {
+    /// Not asked.
+    Awake,
+    /// Asked, on the way (pools scaling down, the control plane stopping).
+    Going,
+    /// Asked and reached.
+    Reached,
+}
+
+/// The `Hibernated` condition: True once the backend's objects are at rest as asked, False
+/// (`Hibernating`) on the way, False (`Awake`) after a cluster woke; absent for clusters that
+/// never hibernated.
+fn hibernation(
+    s: &mut ClusterStatus,
+    validation: &Result<kaas_validate::Resolved, Problem>,
+    o: &Observation,
+    generation: Option<i64>,
+    now: &Time,
+) -> Hibernation {
+    let asked = matches!(validation, Ok(r) if r.hibernated);
+    let (state, status, reason, message) = match (&o.at_rest, asked) {
+        (Some(what), true) => (
+            Hibernation::Reached,
+            Status::True,
+            "Hibernated",
+            format!("hibernated: {what}; set spec.hibernation.enabled to false to wake it"),
+        ),
+        (None, true) => {
+            let nodes: i32 = o.pools.iter().map(|p| p.current.max(p.ready)).sum();
+            (
+                Hibernation::Going,
+                Status::False,
+                "Hibernating",
+                match &o.rolling_out {
+                    Some(r) if nodes == 0 => format!("hibernating: {r}"),
+                    _ => format!("hibernating: {nodes} worker node(s) left"),
+                },
+            )
+        }
+        (_, false) if c::get(&s.conditions, c::HIBERNATED).is_some() => (
+            Hibernation::Awake,
+            Status::False,
+            "Awake",
+            "the cluster is awake (spec.hibernation.enabled is not true)".to_string(),
+        ),
+        (_, false) => return Hibernation::Awake,
+    };
+    set(s, c::HIBERNATED, status, reason, message, generation, now);
+    state
 }

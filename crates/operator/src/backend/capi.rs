@@ -221,6 +221,7 @@ impl Backend for ClusterApi {
             e.desired += md.spec.replicas.unwrap_or(0);
             let st = md.status.clone().unwrap_or_default();
             e.ready += st.ready_replicas.unwrap_or(0);
+            e.current += st.replicas.unwrap_or(0);
             for v in st.versions.iter().flatten() {
                 if !e.versions.contains(&v.version) {
                     e.versions.push(v.version.clone());
@@ -253,6 +254,13 @@ impl Backend for ClusterApi {
                 "Scaling",
                 format!("pool {}: {}/{} nodes ready", p.name, p.ready, p.desired),
             );
+        }
+
+        // Hibernation (Cluster API): every pool at zero machines, the topology applied; the
+        // control plane keeps running.
+        if o.rolling_out.is_none() && o.pools.iter().all(|p| p.desired == 0 && p.current == 0) {
+            o.at_rest =
+                Some("every worker pool is at 0 nodes; the control plane keeps running".into());
         }
 
         // Kubeconfig: copy Cluster API's Secret into the tenant namespace (owned by the SCS Cluster).

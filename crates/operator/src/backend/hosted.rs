@@ -93,6 +93,7 @@ pub fn observe_hosted(hcp: &HostedControlPlane) -> Observation {
                 name: want.name.clone(),
                 desired: want.replicas,
                 ready: seen.map_or(0, |p| p.ready),
+                current: seen.map_or(0, |p| p.current),
                 versions: seen.map(|p| p.versions.clone()).unwrap_or_default(),
                 ..Default::default()
             }
@@ -100,6 +101,17 @@ pub fn observe_hosted(hcp: &HostedControlPlane) -> Observation {
         .collect();
     if st.observed_generation < hcp.metadata.generation {
         o.rolling_out = Some("the runtime has not applied the latest spec yet".into());
+    }
+    // Hibernation: the runtime stopped the control plane and every node, data kept.
+    let hibernated = hcp.spec.hibernated
+        && o.rolling_out.is_none()
+        && st.phase.as_deref() == Some(kaas_api::hosted::PHASE_HIBERNATED);
+    if hibernated && o.pools.iter().all(|p| p.current == 0) {
+        o.at_rest = Some(
+            "every worker pool is at 0 nodes and the control plane is stopped with its data kept"
+                .into(),
+        );
+        return o;
     }
     let ready = hcp
         .status

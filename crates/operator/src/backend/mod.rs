@@ -43,6 +43,8 @@ pub struct PoolObservation {
     pub desired: i32,
     /// Nodes ready.
     pub ready: i32,
+    /// Nodes (machines) that exist, ready or not.
+    pub current: i32,
     /// Versions the pool's nodes run.
     pub versions: Vec<String>,
     /// Names of the pool's MachineDeployments (Cluster API backend).
@@ -76,6 +78,8 @@ pub struct Observation {
     pub endpoint: Option<String>,
     /// Name of the kubeconfig Secret in the tenant namespace, once copied there.
     pub kubeconfig_secret: Option<String>,
+    /// The backend's objects are at rest as hibernation asks (what rests, for people), or `None`.
+    pub at_rest: Option<String>,
 }
 
 /// Progress of a deletion.
