@@ -1313,6 +1313,10 @@ pub fn cluster_verdict(cluster: &Cluster) -> Verdict {
     {
         return Verdict::Failed;
     }
+    // Hibernated as asked: nothing is wrong and nothing is in progress.
+    if st.phase == Some(kaas_api::cluster::ClusterPhase::Hibernated) {
+        return Verdict::Healthy;
+    }
     if ready.is_some_and(|r| r.status == "True") {
         if is_false(conds, c::EXTENSIONS_READY) || is_false(conds, c::COMPLIANT) {
             Verdict::Degraded

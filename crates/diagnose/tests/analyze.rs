@@ -842,6 +842,20 @@ fn cluster_verdict_from_the_status_alone() {
             Verdict::Failed,
         ),
         (
+            "hibernated as asked",
+            scs(json!({"phase": "Hibernated", "conditions": [
+                cond("Ready", "False", "Hibernated", "hibernated: every worker pool is at 0 nodes"),
+                cond("Hibernated", "True", "Hibernated", "x")]})),
+            Verdict::Healthy,
+        ),
+        (
+            "hibernating",
+            scs(json!({"phase": "Updating", "conditions": [
+                cond("Ready", "False", "Hibernating", "2 worker node(s) left"),
+                cond("Hibernated", "False", "Hibernating", "x")]})),
+            Verdict::Progressing,
+        ),
+        (
             "not Ready and compliance failed",
             scs(json!({"phase": "Provisioning", "conditions": [
                 cond("Ready", "False", "NotAvailable", "x"),

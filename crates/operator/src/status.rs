@@ -225,7 +225,21 @@ pub fn derive(i: Inputs<'_>) -> ClusterStatus {
                 now,
             );
         }
-        None => s.extensions = old.extensions.clone(),
+        None => {
+            s.extensions = old.extensions.clone();
+            // Not checked while hibernated (no nodes run them); waking checks them again.
+            if matches!(i.validation, Ok(r) if r.hibernated) && !s.extensions.is_empty() {
+                set(
+                    &mut s,
+                    c::EXTENSIONS_READY,
+                    Status::Unknown,
+                    "Hibernated",
+                    "not checked while the cluster hibernates",
+                    generation,
+                    now,
+                );
+            }
+        }
     }
 
     s.compliance = old.compliance.clone();

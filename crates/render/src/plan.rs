@@ -666,8 +666,12 @@ fn rollout(old: &Resolved, new: &Resolved) -> Vec<RolloutStep> {
                 &p.name,
                 Change::Create,
                 0,
-                machines(p.size),
-                vec![format!("new pool of {} {}", size_text(p.size), p.flavor)],
+                machines(new.size_now(p)),
+                vec![format!(
+                    "new pool of {} {}",
+                    size_text(new.size_now(p)),
+                    p.flavor
+                )],
                 machine_deployments(p),
             ));
             continue;
@@ -679,13 +683,18 @@ fn rollout(old: &Resolved, new: &Resolved) -> Vec<RolloutStep> {
         if o.zones != p.zones {
             reasons.push(format!("zones {:?} → {:?}", o.zones, p.zones));
         }
-        let (before, after) = (machines(o.size), machines(p.size));
+        let (before, after) = (machines(old.size_now(o)), machines(new.size_now(p)));
+        let sleep = match (old.hibernated, new.hibernated) {
+            (false, true) => " (hibernation)",
+            (true, false) => " (waking from hibernation)",
+            _ => "",
+        };
         if !reasons.is_empty() {
-            if o.size != p.size {
+            if old.size_now(o) != new.size_now(p) {
                 reasons.push(format!(
                     "size {} → {}",
-                    size_text(o.size),
-                    size_text(p.size)
+                    size_text(old.size_now(o)),
+                    size_text(new.size_now(p))
                 ));
             }
             push(step(
@@ -697,7 +706,7 @@ fn rollout(old: &Resolved, new: &Resolved) -> Vec<RolloutStep> {
                 reasons,
                 machine_deployments(p),
             ));
-        } else if o.size != p.size {
+        } else if old.size_now(o) != new.size_now(p) {
             push(step(
                 Part::Pool,
                 &p.name,
@@ -705,9 +714,9 @@ fn rollout(old: &Resolved, new: &Resolved) -> Vec<RolloutStep> {
                 before,
                 after,
                 vec![format!(
-                    "size {} → {}",
-                    size_text(o.size),
-                    size_text(p.size)
+                    "size {} → {}{sleep}",
+                    size_text(old.size_now(o)),
+                    size_text(new.size_now(p))
                 )],
                 machine_deployments(p),
             ));
@@ -736,7 +745,7 @@ fn rollout(old: &Resolved, new: &Resolved) -> Vec<RolloutStep> {
                 Part::Pool,
                 &o.name,
                 Change::Delete,
-                machines(o.size),
+                machines(old.size_now(o)),
                 0,
                 vec!["pool removed".to_string()],
                 machine_deployments(o),
@@ -1089,8 +1098,12 @@ pub fn plan_create(proposed: &Cluster, provider: &Provider) -> Plan {
         push(
             Part::Pool,
             &p.name,
-            machines(p.size),
-            vec![format!("new pool of {} {}", size_text(p.size), p.flavor)],
+            machines(new.size_now(p)),
+            vec![format!(
+                "new pool of {} {}",
+                size_text(new.size_now(p)),
+                p.flavor
+            )],
             machine_deployments(p),
         );
     }

@@ -292,3 +292,70 @@ fn golden(name: &str, got: &str) {
     let want = std::fs::read_to_string(&path).unwrap_or_default();
     assert_eq!(got, want, "{name} changed; UPDATE_GOLDEN=1 to accept");
 }
+
+#[test]
+fn hibernating_scales_every_pool_to_zero_and_waking_back() {
+    let p = plan_of(|c| {
+        c.spec.hibernation = Some(kaas_api::hibernation::HibernationSpec {
+            enabled: Some(true),
+            schedules: None,
+        })
+    });
+    assert!(!p.refused && !p.no_change, "{p:#?}");
+    assert_eq!(p.spec_changes[0].path, "spec.hibernation");
+    let pools: Vec<_> = p
+        .rollout
+        .iter()
+        .map(|r| {
+            (
+                r.name.as_str(),
+                r.change,
+                r.machines_before,
+                r.machines_after,
+            )
+        })
+        .collect();
+    assert_eq!(
+        pools,
+        [
+            ("default", Change::Scale, 2, 0),
+            ("big", Change::Scale, 3, 0)
+        ],
+        "{:#?}",
+        p.rollout
+    );
+    let text = p.to_text();
+    assert!(text.contains("(hibernation)"), "{text}");
+    // Only replicas change (the control plane is kept on Cluster API stacks).
+    assert!(
+        p.objects
+            .iter()
+            .flat_map(|o| &o.fields)
+            .all(|f| f.path.ends_with(".replicas")),
+        "{:#?}",
+        p.objects
+    );
+
+    // Waking: the pools come back to their sizes.
+    let mut asleep = current();
+    asleep.spec.hibernation = Some(kaas_api::hibernation::HibernationSpec {
+        enabled: Some(true),
+        schedules: None,
+    });
+    let mut woken = asleep.clone();
+    woken.status = None;
+    woken.spec.hibernation.as_mut().unwrap().enabled = Some(false);
+    let w = plan(&asleep, &woken, &provider(), noon());
+    assert_eq!(w.spec_changes[0].path, "spec.hibernation.enabled");
+    let back: Vec<_> = w
+        .rollout
+        .iter()
+        .map(|r| (r.name.as_str(), r.machines_before, r.machines_after))
+        .collect();
+    assert_eq!(back, [("default", 0, 2), ("big", 0, 3)]);
+    assert!(
+        w.to_text().contains("(waking from hibernation)"),
+        "{}",
+        w.to_text()
+    );
+}
