@@ -4,7 +4,9 @@
 //! SIGKILLed in the middle and started again), its extensions running on the simulated nodes (the
 //! default Gateway API with Envoy Gateway and its GatewayClass, metrics-server, the optional
 //! ingress-nginx with the default IngressClass), scaled 1→3 over three zones, upgraded 1.35→1.36
-//! (the workload API server's `/version` changes) and deleted (processes and data gone).
+//! (the workload API server's `/version` changes), hibernated and woken by spec and by schedule
+//! (every control-plane process stopped, a ConfigMap written before still there after waking, the
+//! extensions Ready again) and deleted while hibernated (processes and data gone).
 
 mod common;
 
@@ -390,6 +392,92 @@ async fn a_hosted_cluster_lives_its_whole_life_on_real_api_servers() {
         .collect();
     assert_eq!(kubelets, ["v1.36.3"; 3]);
 
+    // Hibernate by spec: every process of the control plane and the nodes stop, the data stays;
+    // waking brings the same cluster back (a ConfigMap written before is still there) with its
+    // nodes and its extensions.
+    let marker = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(w.clone(), "default");
+    marker
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                serde_json::json!({"metadata": {"name": "before-sleep"}, "data": {"k": "v"}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let hibernate = |on: bool| {
+        let api = api.clone();
+        async move {
+            api.patch(
+                "h1",
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"spec": {"hibernation": {"enabled": on}}})),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    hibernate(true).await;
+    let t = Instant::now();
+    hibernated(&api, "Hibernated by spec", &runtime).await;
+    eprintln!("FIGURE hibernate → Hibernated: {:.1?}", t.elapsed());
+    let c = api.get("h1").await.unwrap();
+    let ext = c
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|x| x.type_ == "ExtensionsReady")
+        .unwrap();
+    assert_eq!(
+        (ext.status.as_str(), ext.reason.as_str()),
+        ("Unknown", "Hibernated")
+    );
+    let asleep = binary_counts(&processes_with(&state_arg));
+    assert!(asleep.is_empty(), "processes while hibernated: {asleep:?}");
+    hibernate(false).await;
+    let t = Instant::now();
+    awake(&api, "Ready and extensions Ready after waking", &runtime).await;
+    eprintln!("FIGURE wake → Ready with extensions: {:.1?}", t.elapsed());
+    let w = workload(&tenant, TENANT, "h1").await;
+    let kept = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(w.clone(), "default")
+        .get("before-sleep")
+        .await
+        .unwrap();
+    assert_eq!(kept.data.unwrap().get("k").map(String::as_str), Some("v"));
+
+    // By schedule: a start in the coming minute hibernates it, an end in the next one wakes it.
+    let start = next_minute();
+    let cron = |t: k8s_openapi::jiff::Timestamp| {
+        let z = t.to_zoned(k8s_openapi::jiff::tz::TimeZone::UTC);
+        format!("{} {} {} {} *", z.minute(), z.hour(), z.day(), z.month())
+    };
+    let schedule = |s: serde_json::Value| {
+        let api = api.clone();
+        async move {
+            api.patch(
+                "h1",
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"spec": {"hibernation": {"schedules": [s]}}})),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    schedule(serde_json::json!({"start": cron(start)})).await;
+    hibernated(&api, "Hibernated by schedule", &runtime).await;
+    assert!(k8s_openapi::jiff::Timestamp::now() >= start);
+    let end = next_minute();
+    schedule(serde_json::json!({"start": cron(start), "end": cron(end)})).await;
+    awake(&api, "Ready by schedule", &runtime).await;
+    assert!(k8s_openapi::jiff::Timestamp::now() >= end);
+
+    // Hibernated once more, then deleted: deletion needs nothing running.
+    hibernate(true).await;
+    hibernated(&api, "Hibernated before deletion", &runtime).await;
+
     // Delete: processes and data gone, nothing left on the provider side.
     api.delete("h1", &DeleteParams::default()).await.unwrap();
     let t = Instant::now();
@@ -443,6 +531,38 @@ async fn a_hosted_cluster_lives_its_whole_life_on_real_api_servers() {
     assert!(files.is_empty(), "data left on disk: {files:?}");
     operator.kill();
     runtime.kill();
+}
+
+/// The start of a minute at least 40 s ahead (so a schedule is written before it begins).
+fn next_minute() -> k8s_openapi::jiff::Timestamp {
+    let s = k8s_openapi::jiff::Timestamp::now().as_second() + 40;
+    k8s_openapi::jiff::Timestamp::from_second((s / 60 + 1) * 60).unwrap()
+}
+
+async fn hibernated(api: &Api<Cluster>, what: &str, runtime: &Daemon) {
+    until(what, Duration::from_secs(180), || async {
+        let c = api.get("h1").await.map_err(|e| e.to_string())?;
+        let phase = c.status.as_ref().and_then(|s| s.phase);
+        if phase == Some(kaas_api::cluster::ClusterPhase::Hibernated) && is_true(&c, "Hibernated") {
+            Ok(())
+        } else {
+            Err(format!("{}\nruntime log:\n{}", summary(&c), runtime.tail()))
+        }
+    })
+    .await;
+}
+
+async fn awake(api: &Api<Cluster>, what: &str, runtime: &Daemon) {
+    until(what, Duration::from_secs(180), || async {
+        let c = api.get("h1").await.map_err(|e| e.to_string())?;
+        // ExtensionsReady is Unknown while hibernated: True again means checked after waking.
+        if is_true(&c, "Ready") && is_true(&c, "ExtensionsReady") {
+            Ok(())
+        } else {
+            Err(format!("{}\nruntime log:\n{}", summary(&c), runtime.tail()))
+        }
+    })
+    .await;
 }
 
 fn gateway_class() -> ApiResource {
