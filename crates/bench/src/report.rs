@@ -71,6 +71,9 @@ pub struct OperatorRun {
     pub reconciles_to_status: Option<(f64, f64)>,
     /// API server requests (all clients, without WATCH) from t0 until all status was written.
     pub requests_to_status: Requests,
+    /// The operator's own requests (without WATCH) from t0 until all status was written, and its
+    /// mean requests per reconcile meanwhile (`None`: an operator without those metrics).
+    pub operator_requests_to_status: Option<(f64, f64)>,
     /// The steady state after convergence.
     pub idle: Option<Idle>,
     /// Spec-change latency.
@@ -100,6 +103,11 @@ pub struct Idle {
     pub cpu_percent: f64,
     /// API server requests per second (all clients, without WATCH).
     pub requests_per_sec: Requests,
+    /// The operator's own requests per second (without WATCH), from its `kaas_api_requests_total`
+    /// (`None`: an operator without that metric).
+    pub operator_requests_per_sec: Option<f64>,
+    /// SCS Clusters (to express the rates per cluster).
+    pub clusters: usize,
 }
 
 /// Delay from a spec patch to the Cluster API topology change.
@@ -305,6 +313,27 @@ impl Report {
                     i.reconciles_per_sec,
                     i.cpu_percent,
                     top(&i.requests_per_sec, 1.0, 12)
+                );
+                let all: f64 = i.requests_per_sec.values().sum();
+                let per5 = |r: f64| r * 300.0 / i.clusters.max(1) as f64;
+                let _ = writeln!(
+                    s,
+                    "- steady state per cluster and 5 minutes: {:.1} API requests (all clients), {}",
+                    per5(all),
+                    i.operator_requests_per_sec.map_or(
+                        "the operator's own: not reported".into(),
+                        |r| format!(
+                            "{:.2} by the operator (its kaas_api_requests_total)",
+                            per5(r)
+                        )
+                    )
+                );
+            }
+            if let Some((req, per)) = o.operator_requests_to_status {
+                let _ = writeln!(
+                    s,
+                    "- the operator's own API requests from t0 to all-status: {req:.0} ({:.2} per cluster), {per:.2} per reconcile",
+                    req / n
                 );
             }
             if let Some(l) = lat {

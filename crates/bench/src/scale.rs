@@ -373,6 +373,23 @@ impl Operator {
         ))
     }
 
+    /// The operator's own API requests without WATCH (`kaas_api_requests_total`) and the sum and
+    /// count of its requests per reconcile; `None` for an operator without those metrics.
+    async fn api_requests(&self) -> Option<(f64, f64, f64)> {
+        let text = probe::http_get(self.port, "/metrics").await.ok()?;
+        if !text.contains("kaas_api_requests_total") {
+            return None;
+        }
+        let name = "kaas_api_requests_total";
+        let all = probe::counter(&text, name, &[]);
+        let watch = probe::counter(&text, name, &[("verb", "WATCH")]);
+        Some((
+            all - watch,
+            probe::counter(&text, "kaas_api_requests_per_reconcile_sum", &[]),
+            probe::counter(&text, "kaas_api_requests_per_reconcile_count", &[]),
+        ))
+    }
+
     fn alive(&mut self) -> Result<()> {
         if let Some(st) = self.child.try_wait()? {
             bail!("the operator exited ({st}); see {}", self.log.display());
@@ -515,6 +532,7 @@ pub async fn run(args: Args, report: Arc<Mutex<Report>>) -> Result<()> {
     let keys = layout("op", args.tenants, args.clusters);
     let n = keys.len();
     let req0 = probe::apiserver_requests(&client).await?;
+    let own0 = op.api_requests().await;
     let start = Instant::now();
     create_all(&client, &keys, args.in_flight).await?;
     run.create_secs = start.elapsed().as_secs_f64();
@@ -576,6 +594,7 @@ pub async fn run(args: Args, report: Arc<Mutex<Report>>) -> Result<()> {
     let at_status = sampler.now();
     let reconciles = op.reconciles().await.ok();
     let req1 = probe::apiserver_requests(&client).await?;
+    let own1 = op.api_requests().await;
     {
         let s = scs_seen.lock().unwrap_or_else(|e| e.into_inner());
         run.with_status = s.done.len();
@@ -593,6 +612,10 @@ pub async fn run(args: Args, report: Arc<Mutex<Report>>) -> Result<()> {
     run.rss_at_status_mib = Some(mib(at_status.rss));
     run.reconciles_to_status = reconciles;
     run.requests_to_status = probe::delta(&req0, &req1);
+    if let (Some(a), Some(b)) = (own0, own1) {
+        let reconciles = (b.2 - a.2).max(1.0);
+        run.operator_requests_to_status = Some((b.0 - a.0, (b.1 - a.1) / reconciles));
+    }
     say(
         t0,
         format!(
@@ -614,6 +637,7 @@ pub async fn run(args: Args, report: Arc<Mutex<Report>>) -> Result<()> {
             sampler.now(),
             probe::apiserver_requests(&client).await?,
         );
+        let own0 = op.api_requests().await;
         let w0 = Instant::now();
         tokio::time::sleep(secs).await;
         let (r1, s1, q1) = (
@@ -621,6 +645,7 @@ pub async fn run(args: Args, report: Arc<Mutex<Report>>) -> Result<()> {
             sampler.now(),
             probe::apiserver_requests(&client).await?,
         );
+        let own1 = op.api_requests().await;
         let dt = w0.elapsed().as_secs_f64();
         let per_sec = probe::delta(&q0, &q1)
             .into_iter()
@@ -631,6 +656,8 @@ pub async fn run(args: Args, report: Arc<Mutex<Report>>) -> Result<()> {
             reconciles_per_sec: (r1.0 + r1.1 - r0.0 - r0.1) / dt,
             cpu_percent: (s1.cpu - s0.cpu) / dt * 100.0,
             requests_per_sec: per_sec,
+            operator_requests_per_sec: own0.zip(own1).map(|(a, b)| (b.0 - a.0) / dt),
+            clusters: n,
         };
         say(
             t0,

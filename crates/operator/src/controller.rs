@@ -73,6 +73,9 @@ where
 /// Runs the controllers until a shutdown signal (SIGINT/SIGTERM) or loss of leadership.
 pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
+    // Every request of every controller to the management API server is counted
+    // (`kaas_api_requests_total`).
+    let client = metrics::counted_client(&client, metrics.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let shutdown = move || {
         let mut rx = stop_rx.clone();
@@ -353,9 +356,17 @@ fn error_policy(cluster: Arc<Cluster>, err: &Error, _ctx: Arc<Context>) -> Actio
 
 async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action, Error> {
     let start = Instant::now();
-    let res = reconcile_cluster(&cluster, &ctx).await;
+    // This reconcile's requests to the management API server (`kaas_api_requests_per_reconcile`;
+    // events go through the shared recorder and are not in it).
+    let tally = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut own = (*ctx).clone();
+    own.client = metrics::tallied_client(&ctx.client, tally.clone());
+    let res = reconcile_cluster(&cluster, &own).await;
+    drop(own);
     ctx.metrics
         .observe(res.is_ok(), start.elapsed().as_secs_f64());
+    ctx.metrics
+        .observe_requests(res.is_ok(), tally.load(Ordering::Relaxed));
     res
 }
 

@@ -59,7 +59,9 @@ pub enum Error {
     Other(String),
 }
 
-/// Shared state of the controllers.
+/// Shared state of the controllers (a clone shares everything; a Cluster reconcile runs on a clone
+/// whose client also tallies that reconcile's requests).
+#[derive(Clone)]
 pub struct Context {
     /// Client with the operator's identity.
     pub client: Client,
@@ -72,7 +74,7 @@ pub struct Context {
     /// Every Provider, kept current by a watch (read instead of a GET per reconcile).
     pub provider_store: kube::runtime::reflector::Store<kaas_api::Provider>,
     /// Writes made recently that a reconcile may skip while what it would write is unchanged.
-    pub written: Written,
+    pub written: Arc<Written>,
     /// The ConfigMap with current release and CVE data for the compliance checks (`None`: the
     /// bundled data only).
     pub release_data: Option<compliance::ReleaseDataSource>,
