@@ -332,6 +332,15 @@ impl Cron {
         month: u32,
         weekday: u32,
     ) -> bool {
+        let at = |v: &Vec<bool>, i: u32| v.get(i as usize).copied().unwrap_or(false);
+        at(&self.fields[0], minute)
+            && at(&self.fields[1], hour)
+            && self.day_matches(day, month, weekday)
+    }
+
+    /// Whether a date matches the day-of-month, month and day-of-week fields (`weekday`: 0 is
+    /// Sunday).
+    pub fn day_matches(&self, day: u32, month: u32, weekday: u32) -> bool {
         let f = &self.fields;
         let at = |v: &Vec<bool>, i: u32| v.get(i as usize).copied().unwrap_or(false);
         let dom = at(&f[2], day);
@@ -340,7 +349,17 @@ impl Cron {
             (true, true) => dom || dow,
             _ => dom && dow,
         };
-        at(&f[0], minute) && at(&f[1], hour) && at(&f[3], month) && day_ok
+        day_ok && at(&f[3], month)
+    }
+
+    /// The hours (0–23) the hour field matches, ascending.
+    pub fn hours(&self) -> impl DoubleEndedIterator<Item = u32> + '_ {
+        (0..24u32).filter(|h| self.fields[1][*h as usize])
+    }
+
+    /// The minutes (0–59) the minute field matches, ascending.
+    pub fn minutes(&self) -> impl DoubleEndedIterator<Item = u32> + Clone + '_ {
+        (0..60u32).filter(|m| self.fields[0][*m as usize])
     }
 
     /// The first matching minute strictly after `unix_minute`, searching at most a year ahead.

@@ -159,58 +159,123 @@ pub fn parse(spec: &HibernationSpec) -> Result<Vec<Schedule>, Vec<Invalid>> {
     if errs.is_empty() { Ok(out) } else { Err(errs) }
 }
 
-/// The event of `schedules` in the minute `unix_minute`, if any. A start and an end in the same
-/// minute wake (waking loses nothing).
-pub fn event_at(schedules: &[Schedule], unix_minute: i64) -> Option<Event> {
-    let mut found = None;
-    for s in schedules {
-        let Ok(t) = Timestamp::from_second(unix_minute * 60) else {
-            return None;
-        };
-        let z = t.to_zoned(s.zone.clone());
-        let fields = (
-            z.minute() as u32,
-            z.hour() as u32,
-            z.day() as u32,
-            z.month() as u32,
-            z.weekday().to_sunday_zero_offset() as u32,
-        );
-        let hit = |c: &Option<Cron>| {
-            c.as_ref()
-                .is_some_and(|c| c.matches_civil(fields.0, fields.1, fields.2, fields.3, fields.4))
-        };
-        if hit(&s.end) {
-            return Some(Event {
-                hibernate: false,
-                unix_minute,
-            });
+/// The newest (`backward`) or oldest minute in `(from, to]` (minutes since the epoch) at which
+/// `cron`, read in `zone`'s local time, fires. Walks the local dates of the window and only the
+/// hours and minutes the expression names, so the cost does not grow with sparse schedules. A
+/// local time skipped by a daylight-saving change fires at the same time after the change (02:30
+/// → 03:30), a repeated one once (the first).
+fn fire(cron: &Cron, zone: &TimeZone, from: i64, to: i64, backward: bool) -> Option<i64> {
+    let date_of = |m: i64| {
+        Timestamp::from_second(m * 60)
+            .ok()
+            .map(|t| t.to_zoned(zone.clone()).date())
+    };
+    let (first, last) = (date_of(from)?, date_of(to)?);
+    let mut dates = Vec::new();
+    let mut d = first;
+    while d <= last && dates.len() <= 400 {
+        dates.push(d);
+        d = d.tomorrow().ok()?;
+    }
+    if backward {
+        dates.reverse();
+    }
+    for date in dates {
+        let weekday = date.weekday().to_sunday_zero_offset() as u32;
+        if !cron.day_matches(date.day() as u32, date.month() as u32, weekday) {
+            continue;
         }
-        if hit(&s.start) {
-            found = Some(Event {
-                hibernate: true,
-                unix_minute,
-            });
+        let mut hours: Vec<u32> = cron.hours().collect();
+        let mut minutes: Vec<u32> = cron.minutes().collect();
+        if backward {
+            hours.reverse();
+            minutes.reverse();
+        }
+        for h in &hours {
+            for m in &minutes {
+                let local = date.at(*h as i8, *m as i8, 0, 0);
+                let Ok(t) = zone.to_ambiguous_timestamp(local).compatible() else {
+                    continue;
+                };
+                let minute = t.as_second().div_euclid(60);
+                if minute > from && minute <= to {
+                    return Some(minute);
+                }
+            }
         }
     }
-    found
+    None
+}
+
+/// The newest or oldest event of `schedules` in `(from, to]`; of a start and an end in the same
+/// minute the end (waking loses nothing).
+fn find(schedules: &[Schedule], from: i64, to: i64, backward: bool) -> Option<Event> {
+    let mut best: Option<Event> = None;
+    for s in schedules {
+        for (cron, hibernate) in [(&s.end, false), (&s.start, true)] {
+            let Some(at) = cron
+                .as_ref()
+                .and_then(|c| fire(c, &s.zone, from, to, backward))
+            else {
+                continue;
+            };
+            let better = match best {
+                None => true,
+                Some(b) if at == b.unix_minute => b.hibernate && !hibernate,
+                Some(b) => (at > b.unix_minute) == backward,
+            };
+            if better {
+                best = Some(Event {
+                    hibernate,
+                    unix_minute: at,
+                });
+            }
+        }
+    }
+    best
+}
+
+/// The event of `schedules` in the minute `unix_minute`, if any.
+pub fn event_at(schedules: &[Schedule], unix_minute: i64) -> Option<Event> {
+    find(schedules, unix_minute - 1, unix_minute, true)
 }
 
 /// The latest event in `(after, now]` (minutes since the epoch), looking back at most
 /// [`LOOKBACK_MINUTES`]: the one to apply if it was not applied yet.
 pub fn latest(schedules: &[Schedule], after: i64, now: i64) -> Option<Event> {
-    if schedules.is_empty() {
-        return None;
-    }
-    let floor = after.max(now - LOOKBACK_MINUTES);
-    (floor + 1..=now).rev().find_map(|m| event_at(schedules, m))
+    find(schedules, after.max(now - LOOKBACK_MINUTES), now, true)
 }
 
 /// The next event in `(now, now + within]`: when to look again.
 pub fn next(schedules: &[Schedule], now: i64, within: i64) -> Option<Event> {
-    if schedules.is_empty() {
-        return None;
+    find(schedules, now, now + within, false)
+}
+
+/// A digest of the schedules (FNV-1a over their JSON): the annotation
+/// [`ANNOTATION_SCHEDULE_APPLIED`] names the schedules it was written for, so a changed schedule
+/// starts from the time of the change and never acts on events before it.
+pub fn digest(spec: &HibernationSpec) -> String {
+    let json = serde_json::to_vec(&spec.schedules).unwrap_or_default();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in json {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    (now + 1..=now + within).find_map(|m| event_at(schedules, m))
+    format!("{h:016x}")
+}
+
+/// The annotation's value: the minute up to which events were applied, and the digest of the
+/// schedules.
+pub fn applied_value(unix_minute: i64, digest: &str) -> String {
+    let t = Timestamp::from_second(unix_minute * 60).unwrap_or(Timestamp::UNIX_EPOCH);
+    format!("{t} {digest}")
+}
+
+/// Reads the annotation: `(minute, digest)`, `None` when it is not of [`applied_value`]'s form.
+pub fn read_applied(value: &str) -> Option<(i64, String)> {
+    let (t, d) = value.split_once(' ')?;
+    let t: Timestamp = t.parse().ok()?;
+    Some((t.as_second().div_euclid(60), d.trim().to_string()))
 }
 
 #[cfg(test)]
@@ -315,5 +380,71 @@ mod tests {
             ]
         );
         assert!(errs[2].message.contains("IANA"), "{}", errs[2].message);
+    }
+
+    #[test]
+    fn daylight_saving_fires_a_skipped_time_after_the_change_and_a_repeated_one_once() {
+        let s = parse(&spec(None, Some("30 2 * * *"), Some("Europe/Berlin"))).unwrap();
+        // 2026-03-29 02:00 CET jumps to 03:00 CEST: 02:30 does not exist; it fires at 03:30
+        // CEST (01:30 UTC), once.
+        let ev = latest(
+            &s,
+            minute("2026-03-28T12:00:00Z"),
+            minute("2026-03-29T12:00:00Z"),
+        )
+        .unwrap();
+        assert_eq!(ev.unix_minute, minute("2026-03-29T01:30:00Z"));
+        // 2026-10-25 03:00 CEST falls back to 02:00 CET: 02:30 happens twice (00:30 and 01:30
+        // UTC); only the first fires.
+        let ev = latest(
+            &s,
+            minute("2026-10-24T12:00:00Z"),
+            minute("2026-10-25T12:00:00Z"),
+        )
+        .unwrap();
+        assert_eq!(ev.unix_minute, minute("2026-10-25T00:30:00Z"));
+        assert_eq!(
+            latest(&s, ev.unix_minute, minute("2026-10-25T12:00:00Z")),
+            None,
+            "the repeated hour fires no second time"
+        );
+    }
+
+    #[test]
+    fn sparse_and_many_schedules_are_evaluated_field_by_field() {
+        // Sixteen schedules that never fire within the lookback: nothing is found, and the walk
+        // visits only the dates of the window (the expressions name one day a year).
+        let sparse = HibernationSpec {
+            enabled: None,
+            schedules: Some(
+                (0..16)
+                    .map(|i| HibernationSchedule {
+                        start: Some(format!("{i} 0 1 1 *")),
+                        end: Some(format!("{i} 0 2 1 *")),
+                        location: Some("Europe/Berlin".into()),
+                    })
+                    .collect(),
+            ),
+        };
+        let s = parse(&sparse).unwrap();
+        assert_eq!(latest(&s, 0, minute("2026-11-30T12:00:00Z")), None);
+        // The same on 1 January finds the newest of them, an end winning a tie.
+        let ev = latest(&s, 0, minute("2027-01-02T12:00:00Z")).unwrap();
+        assert_eq!(ev.unix_minute, minute("2027-01-01T23:15:00Z"));
+        assert!(!ev.hibernate);
+    }
+
+    #[test]
+    fn the_annotation_names_the_minute_and_the_schedules() {
+        let a = spec(Some("0 20 * * *"), None, None);
+        let b = spec(Some("0 21 * * *"), None, None);
+        assert_ne!(digest(&a), digest(&b));
+        let v = applied_value(minute("2026-11-30T20:00:00Z"), &digest(&a));
+        assert_eq!(
+            read_applied(&v),
+            Some((minute("2026-11-30T20:00:00Z"), digest(&a)))
+        );
+        assert_eq!(read_applied("2026-11-30T20:00:00Z"), None, "the old form");
+        assert_eq!(read_applied("garbage value"), None);
     }
 }

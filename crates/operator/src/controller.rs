@@ -401,13 +401,6 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
         api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
     }
-    // A hibernation schedule's start or end flips spec.hibernation.enabled; the write triggers
-    // the reconcile that acts on it.
-    let next_scheduled = match crate::hibernation::follow(ctx, cluster, &api, SETTLED).await? {
-        crate::hibernation::Scheduled::Applied => return Ok(Action::requeue(BUSY)),
-        crate::hibernation::Scheduled::Next(at) => at,
-    };
-
     let backend = provider
         .as_ref()
         .map(|p| backend_for(p.spec.backend.kind))
@@ -429,6 +422,15 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
             problem,
         ));
         validation = Err(Problem::Invalid(errs));
+    }
+    // A hibernation schedule's start or end flips spec.hibernation.enabled of an accepted
+    // cluster; the write triggers the reconcile that acts on it.
+    let mut next_scheduled = None;
+    if validation.is_ok() {
+        match crate::hibernation::follow(ctx, cluster, &api, SETTLED).await? {
+            crate::hibernation::Scheduled::Applied => return Ok(Action::requeue(BUSY)),
+            crate::hibernation::Scheduled::Next(at) => next_scheduled = at,
+        }
     }
 
     let mut target_version = None;
@@ -500,7 +502,10 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
     if matches!(validation, Err(Problem::Refused(_))) {
         // Retried in case the refusal was passing (a webhook that was down), backing off with
         // the time since it was first reported.
-        return Ok(Action::requeue(busy_requeue(&new, now)));
+        let after = busy_requeue(&new, now);
+        return Ok(Action::requeue(
+            next_scheduled.map_or(after, |n| n.min(after)),
+        ));
     }
     let settled = c::is_true(&new.conditions, c::READY)
         || c::is_true(&new.conditions, c::HIBERNATED)

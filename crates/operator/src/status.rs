@@ -320,7 +320,7 @@ pub fn derive(i: Inputs<'_>) -> ClusterStatus {
         .find(|t| !c::is_true(&s.conditions, t))
         .copied();
     let deleting = i.cluster.metadata.deletion_timestamp.is_some();
-    let hibernation = hibernation(&mut s, i.validation, o, generation, now);
+    let hibernation = hibernation(&mut s, i.cluster, i.validation, o, generation, now);
     let (ready, reason, msg) = match (first_not_ready, &o.failure) {
         _ if deleting => (
             Status::False,
@@ -434,42 +434,55 @@ enum Hibernation {
 }
 
 /// The `Hibernated` condition: True once the backend's objects are at rest as asked, False
-/// (`Hibernating`) on the way, False (`Awake`) after a cluster woke; absent for clusters that
-/// never hibernated.
+/// (`Hibernating`) on the way, False (`Awake`) after a cluster woke; `Unknown`
+/// (`SpecNotAccepted`) while the spec asks for it but is not accepted (nothing is judged then);
+/// absent for clusters that never hibernated.
 fn hibernation(
     s: &mut ClusterStatus,
+    cluster: &Cluster,
     validation: &Result<kaas_validate::Resolved, Problem>,
     o: &Observation,
     generation: Option<i64>,
     now: &Time,
 ) -> Hibernation {
-    let asked = matches!(validation, Ok(r) if r.hibernated);
-    let (state, status, reason, message) = match (&o.at_rest, asked) {
-        (Some(what), true) => (
+    let in_spec = cluster.spec.hibernation.as_ref().is_some_and(|h| h.asked());
+    let shown = c::get(&s.conditions, c::HIBERNATED).is_some();
+    let (state, status, reason, message) = match (validation, &o.at_rest) {
+        (Err(_), _) if in_spec || shown => (
+            Hibernation::Awake,
+            Status::Unknown,
+            "SpecNotAccepted",
+            "hibernation is not judged while the spec is not accepted (see SpecAccepted)"
+                .to_string(),
+        ),
+        (Err(_), _) => return Hibernation::Awake,
+        (Ok(r), Some(what)) if r.hibernated => (
             Hibernation::Reached,
             Status::True,
             "Hibernated",
             format!("hibernated: {what}; set spec.hibernation.enabled to false to wake it"),
         ),
-        (None, true) => {
+        (Ok(r), None) if r.hibernated => {
             let nodes: i32 = o.pools.iter().map(|p| p.current.max(p.ready)).sum();
-            (
-                Hibernation::Going,
-                Status::False,
-                "Hibernating",
+            let message = if nodes > 0 {
+                format!("hibernating: {nodes} worker node(s) left")
+            } else if o.control_plane.ok != Some(true) && !o.control_plane.message.is_empty() {
+                format!("hibernating; control plane: {}", o.control_plane.message)
+            } else {
                 match &o.rolling_out {
-                    Some(r) if nodes == 0 => format!("hibernating: {r}"),
-                    _ => format!("hibernating: {nodes} worker node(s) left"),
-                },
-            )
+                    Some(r) => format!("hibernating: {r}"),
+                    None => "hibernating".to_string(),
+                }
+            };
+            (Hibernation::Going, Status::False, "Hibernating", message)
         }
-        (_, false) if c::get(&s.conditions, c::HIBERNATED).is_some() => (
+        (Ok(_), _) if shown => (
             Hibernation::Awake,
             Status::False,
             "Awake",
             "the cluster is awake (spec.hibernation.enabled is not true)".to_string(),
         ),
-        (_, false) => return Hibernation::Awake,
+        (Ok(_), _) => return Hibernation::Awake,
     };
     set(s, c::HIBERNATED, status, reason, message, generation, now);
     state

@@ -241,3 +241,92 @@ fn a_refused_write_is_failed_stalled_and_names_the_refusal() {
     assert!(c::is_true(&s.conditions, c::STALLED));
     assert!(!c::is_true(&s.conditions, c::READY));
 }
+
+/// One status computation for `c` observed as `o`, on top of `c`'s current status.
+fn derive_for(
+    c: &Cluster,
+    o: &Observation,
+    v: &Result<kaas_validate::Resolved, Problem>,
+) -> kaas_api::ClusterStatus {
+    derive(Inputs {
+        cluster: c,
+        validation: v,
+        observation: o,
+        target_version: Some("v1.35.4".into()),
+        version_note: None,
+        extensions: None,
+        compliance: None,
+        now: t(100),
+    })
+}
+
+#[test]
+fn hibernation_going_reached_refused_and_awake_again() {
+    let mut c = cluster();
+    c.spec.hibernation = Some(kaas_api::hibernation::HibernationSpec {
+        enabled: Some(true),
+        schedules: None,
+    });
+    let v = kaas_validate::validate(&c, &provider()).map_err(Problem::Invalid);
+    assert!(v.as_ref().unwrap().hibernated);
+    // On the way: nodes left.
+    let mut going = running();
+    going.pools[0].desired = 0;
+    going.pools[0].current = 1;
+    going.pools[0].ready = 1;
+    let s = derive_for(&c, &going, &v);
+    let h = c::get(&s.conditions, c::HIBERNATED).unwrap();
+    assert_eq!(
+        (h.status.as_str(), h.reason.as_str()),
+        ("False", "Hibernating")
+    );
+    assert!(h.message.contains("1 worker node(s) left"), "{}", h.message);
+    assert_eq!(
+        c::get(&s.conditions, c::READY).unwrap().reason,
+        "Hibernating"
+    );
+    assert!(c::is_true(&s.conditions, c::RECONCILING));
+    assert_ne!(s.phase, Some(ClusterPhase::Hibernated));
+    // Reached: phase Hibernated, Ready False/Hibernated, nothing in progress (kstatus Current).
+    let mut rest = running();
+    rest.pools[0] = PoolObservation {
+        name: "default".into(),
+        ..Default::default()
+    };
+    rest.worker_versions.clear();
+    rest.at_rest = Some("every worker pool is at 0 nodes".into());
+    let s = derive_for(&c, &rest, &v);
+    assert_eq!(s.phase, Some(ClusterPhase::Hibernated));
+    assert!(c::is_true(&s.conditions, c::HIBERNATED));
+    let r = c::get(&s.conditions, c::READY).unwrap();
+    assert_eq!(
+        (r.status.as_str(), r.reason.as_str()),
+        ("False", "Hibernated")
+    );
+    assert!(!c::is_true(&s.conditions, c::RECONCILING));
+    assert!(!c::is_true(&s.conditions, c::STALLED));
+    // The pool status says 0 desired; the spec keeps its count for waking.
+    assert_eq!(s.workers[0].desired, 0);
+    // A backend that is at rest but not asked is not hibernated (no condition at all).
+    let awake_c = cluster();
+    let awake_v = kaas_validate::validate(&awake_c, &provider()).map_err(Problem::Invalid);
+    let s2 = derive_for(&awake_c, &rest, &awake_v);
+    assert!(c::get(&s2.conditions, c::HIBERNATED).is_none());
+    // A spec that is no longer accepted while asked: Unknown, never "Awake".
+    c.status = Some(s.clone());
+    let refused: Result<kaas_validate::Resolved, Problem> = Err(Problem::Provider("gone".into()));
+    let s3 = derive_for(&c, &rest, &refused);
+    let h = c::get(&s3.conditions, c::HIBERNATED).unwrap();
+    assert_eq!(
+        (h.status.as_str(), h.reason.as_str()),
+        ("Unknown", "SpecNotAccepted")
+    );
+    // Woken: False/Awake, then Ready once everything is back.
+    let mut woken = c.clone();
+    woken.spec.hibernation.as_mut().unwrap().enabled = Some(false);
+    let wv = kaas_validate::validate(&woken, &provider()).map_err(Problem::Invalid);
+    let s4 = derive_for(&woken, &running(), &wv);
+    let h = c::get(&s4.conditions, c::HIBERNATED).unwrap();
+    assert_eq!((h.status.as_str(), h.reason.as_str()), ("False", "Awake"));
+    assert!(c::is_true(&s4.conditions, c::READY), "{:?}", s4.conditions);
+}

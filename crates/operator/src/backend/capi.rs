@@ -256,11 +256,25 @@ impl Backend for ClusterApi {
             );
         }
 
-        // Hibernation (Cluster API): every pool at zero machines, the topology applied; the
-        // control plane keeps running.
-        if o.rolling_out.is_none() && o.pools.iter().all(|p| p.desired == 0 && p.current == 0) {
-            o.at_rest =
-                Some("every worker pool is at 0 nodes; the control plane keeps running".into());
+        // Hibernation (Cluster API): the topology applied, every pool at zero, no worker Machine
+        // left (counted directly: a MachineDeployment's status lags Machines still being
+        // deleted), and the control plane available — it is what stays.
+        if resolved.is_some_and(|r| r.hibernated)
+            && o.rolling_out.is_none()
+            && o.control_plane.ok == Some(true)
+            && o.pools.iter().all(|p| p.desired == 0 && p.current == 0)
+        {
+            let machines: Api<kaas_capi::machine::Machine> =
+                Api::namespaced(ctx.client.clone(), &ns);
+            let workers = machines
+                .list_metadata(&ListParams::default().labels(&format!(
+                    "cluster.x-k8s.io/cluster-name={capi_name},!cluster.x-k8s.io/control-plane"
+                )))
+                .await?;
+            if workers.items.is_empty() {
+                o.at_rest =
+                    Some("every worker pool is at 0 nodes; the control plane keeps running".into());
+            }
         }
 
         // Kubeconfig: copy Cluster API's Secret into the tenant namespace (owned by the SCS Cluster).
