@@ -318,8 +318,10 @@ async fn reconcile(hcp: Arc<HostedControlPlane>, ctx: Arc<Ctx>) -> Result<Action
         });
         let o = hibernate(&hcp, &ns, &name, &layout).await?;
         write_status(&api, &hcp, &o, op_report).await?;
-        // Checked now and then: a process that appeared (started by hand) is stopped again.
-        return Ok(Action::requeue(Duration::from_secs(60)));
+        // Checked now and then: a process that appeared (started by hand) is stopped again, and
+        // ports not held yet are tried again (sooner).
+        let again = if o.ports_not_held.is_empty() { 60 } else { 10 };
+        return Ok(Action::requeue(Duration::from_secs(again)));
     }
 
     // A restore replaces etcd's data while nothing runs; `realise` then starts everything again.
@@ -641,14 +643,15 @@ async fn hibernate(
     layout: &Layout,
 ) -> Result<Observed> {
     claim(hcp, ns, name, layout).await?;
-    let stopped = hibernation::stop(layout).await;
-    if !stopped.is_empty() {
-        let killed = stopped.iter().filter(|(_, _, k)| *k).count();
-        tracing::info!(namespace = %ns, %name, processes = stopped.len(), killed, "hibernated: control plane and nodes stopped, data kept");
+    let rest = hibernation::stop(layout).await;
+    if !rest.stopped.is_empty() {
+        let killed = rest.stopped.iter().filter(|(_, _, k)| *k).count();
+        tracing::info!(namespace = %ns, %name, processes = rest.stopped.len(), killed, "hibernated: control plane and nodes stopped, data kept");
     }
     Ok(Observed {
         generation: hcp.meta().generation,
         hibernated: true,
+        ports_not_held: rest.not_held.iter().map(ToString::to_string).collect(),
         endpoint: Ports::load(layout).map(|p| format!("https://127.0.0.1:{}", p.apiserver)),
         // The Secrets stay as they are: the kubeconfig works again once the cluster wakes.
         kubeconfig_secret: hcp

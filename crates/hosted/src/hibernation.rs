@@ -6,14 +6,17 @@
 //! While it sleeps the runtime holds the control plane's ports bound (never listening): nothing
 //! answers at the endpoint, and no other program of this machine can take the ports, so the
 //! control plane wakes at the same endpoint. The reservation lives as long as the runtime; a
-//! restarted runtime takes it again at its first pass.
+//! restarted runtime takes it again at its first pass. A port that cannot be held (another
+//! program took it) is retried at every pass while the control plane sleeps, logged, and named
+//! in the status (`Ready`'s message): the endpoint moves on waking if it is still taken then.
 
-use std::collections::HashMap;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::collections::{BTreeMap, HashMap};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
 use kaas_api::backup::{EtcdOperation, EtcdOperationStatus, PHASE_FAILED};
+use socket2::{Domain, Socket, Type};
 
 use crate::processes;
 use crate::state::{Layout, Ports};
@@ -35,64 +38,132 @@ pub fn refuse(op: &EtcdOperation, now: &str) -> EtcdOperationStatus {
     }
 }
 
-/// Stops every process of the control plane (graceful: SIGTERM, SIGKILL only after the grace
-/// period), keeps every file, and reserves its ports. Returns what it stopped.
-pub async fn stop(layout: &Layout) -> Vec<(processes::Component, i32, bool)> {
-    let stopped = processes::stop_control_plane(layout).await;
-    if let Some(p) = Ports::load(layout) {
-        reserve(layout, p);
-    }
-    stopped
+/// A port of a hibernated control plane the runtime cannot hold (yet).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotHeld {
+    /// What the port is for: `etcd`, `etcd peer`, `API server`.
+    pub what: &'static str,
+    pub port: u16,
+    /// Why the bind failed.
+    pub error: String,
 }
 
-fn reserved() -> &'static Mutex<HashMap<PathBuf, Vec<OwnedFd>>> {
-    static RESERVED: OnceLock<Mutex<HashMap<PathBuf, Vec<OwnedFd>>>> = OnceLock::new();
+impl std::fmt::Display for NotHeld {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the {} port {} ({})", self.what, self.port, self.error)
+    }
+}
+
+/// What putting a control plane to rest did.
+#[derive(Debug, Default)]
+pub struct Rest {
+    /// The processes stopped: component, pid, whether it had to be killed.
+    pub stopped: Vec<(processes::Component, i32, bool)>,
+    /// The ports not held (retried at the next pass).
+    pub not_held: Vec<NotHeld>,
+}
+
+/// Stops every process of the control plane (graceful: SIGTERM, SIGKILL only after the grace
+/// period), keeps every file, and reserves its ports (retrying those not held yet).
+pub async fn stop(layout: &Layout) -> Rest {
+    let stopped = processes::stop_control_plane(layout).await;
+    let not_held = match Ports::load(layout) {
+        Some(p) => reserve(layout, p),
+        None => Vec::new(),
+    };
+    Rest { stopped, not_held }
+}
+
+/// The ports of one control plane and the sockets holding them (by port; some may be missing).
+struct Hold {
+    ports: Ports,
+    sockets: BTreeMap<u16, Socket>,
+}
+
+impl Hold {
+    fn complete(&self) -> bool {
+        named(self.ports)
+            .iter()
+            .all(|(_, p)| self.sockets.contains_key(p))
+    }
+}
+
+/// The holds per control plane (state directory).
+fn reserved() -> &'static Mutex<HashMap<PathBuf, Hold>> {
+    static RESERVED: OnceLock<Mutex<HashMap<PathBuf, Hold>>> = OnceLock::new();
     RESERVED.get_or_init(Default::default)
 }
 
-/// A TCP socket bound to `127.0.0.1:port` that never listens: connections are refused, and
-/// (without `SO_REUSEADDR`) no other socket can bind the port.
-fn bind_only(port: u16) -> Option<OwnedFd> {
-    // SAFETY: a fresh socket owned at once by an OwnedFd; bind(2) with a valid sockaddr_in.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        if fd < 0 {
-            return None;
-        }
-        let fd = OwnedFd::from_raw_fd(fd);
-        let addr = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: port.to_be(),
-            sin_addr: libc::in_addr {
-                s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
-            },
-            sin_zero: [0; 8],
-        };
-        let ok = libc::bind(
-            fd.as_raw_fd(),
-            (&addr as *const libc::sockaddr_in).cast::<libc::sockaddr>(),
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        ) == 0;
-        ok.then_some(fd)
-    }
+/// The ports of a control plane with what they are for.
+fn named(p: Ports) -> [(&'static str, u16); 3] {
+    [
+        ("etcd", p.etcd),
+        ("etcd peer", p.etcd_peer),
+        ("API server", p.apiserver),
+    ]
 }
 
-/// Holds the control plane's ports (those still free) until [`release`]. Already held: kept.
-pub fn reserve(layout: &Layout, ports: Ports) {
-    let mut map = reserved().lock().unwrap_or_else(|e| e.into_inner());
-    if map.contains_key(&layout.dir) {
-        return;
+/// A TCP socket bound to `127.0.0.1:port` that never listens: connections are refused, and no
+/// other socket can bind the port.
+///
+/// The bind asks for `SO_REUSEADDR`: without it, connections of the stopped process still in
+/// TIME_WAIT (every one the server closed first, a watch for instance) make it fail for a minute.
+/// The option is cleared right after the bind: a bound socket that is not listening and keeps it
+/// lets every other socket asking for it (Go's and Rust's listeners do) bind and even listen on
+/// the same port. A probe asking for `SO_REUSEADDR` then proves the port is taken for everyone.
+fn bind_only(port: u16) -> std::io::Result<Socket> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port)).into();
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr)?;
+    socket.set_reuse_address(false)?;
+    let probe = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    probe.set_reuse_address(true)?;
+    if probe.bind(&addr).is_ok() {
+        return Err(std::io::Error::other(
+            "bound, but other sockets can still bind it",
+        ));
     }
-    let mut held = Vec::new();
-    for port in [ports.etcd, ports.etcd_peer, ports.apiserver] {
+    Ok(socket)
+}
+
+/// Holds the control plane's ports until [`release`]; ports already held are kept, the others
+/// bound now. Returns those it cannot hold (logged; [`is_reserved`] is false until every port is
+/// held, and the next call tries them again).
+pub fn reserve(layout: &Layout, ports: Ports) -> Vec<NotHeld> {
+    let mut map = reserved().lock().unwrap_or_else(|e| e.into_inner());
+    let mut held = map
+        .remove(&layout.dir)
+        .map(|h| h.sockets)
+        .unwrap_or_default();
+    held.retain(|port, _| named(ports).iter().any(|(_, p)| p == port));
+    let mut not_held = Vec::new();
+    for (what, port) in named(ports) {
+        if held.contains_key(&port) {
+            continue;
+        }
         match bind_only(port) {
-            Some(fd) => held.push(fd),
-            None => {
-                tracing::warn!(dir = %layout.dir.display(), port, "cannot reserve a port of the hibernated control plane (taken); it moves on waking")
+            Ok(socket) => {
+                held.insert(port, socket);
+            }
+            Err(e) => {
+                tracing::warn!(dir = %layout.dir.display(), what, port, error = %e, "cannot hold a port of the hibernated control plane; retried at the next pass (the endpoint moves on waking if it is still taken then)");
+                not_held.push(NotHeld {
+                    what,
+                    port,
+                    error: e.to_string(),
+                });
             }
         }
     }
-    map.insert(layout.dir.clone(), held);
+    map.insert(
+        layout.dir.clone(),
+        Hold {
+            ports,
+            sockets: held,
+        },
+    );
+    not_held
 }
 
 /// Gives the reserved ports back (before the control plane starts, or when it is removed).
@@ -103,12 +174,13 @@ pub fn release(layout: &Layout) {
         .remove(&layout.dir);
 }
 
-/// Whether the runtime holds the ports of this control plane.
+/// Whether the runtime holds every port of this control plane.
 pub fn is_reserved(layout: &Layout) -> bool {
     reserved()
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .contains_key(&layout.dir)
+        .get(&layout.dir)
+        .is_some_and(Hold::complete)
 }
 
 #[cfg(test)]
@@ -125,7 +197,7 @@ mod tests {
             etcd_peer: free_port().unwrap(),
             apiserver: free_port().unwrap(),
         };
-        reserve(&layout, p);
+        assert_eq!(reserve(&layout, p), Vec::new());
         assert!(is_reserved(&layout));
         for port in [p.etcd, p.etcd_peer, p.apiserver] {
             assert!(!port_is_free(port), "port {port} reserved");
@@ -139,6 +211,81 @@ mod tests {
         for port in [p.etcd, p.etcd_peer, p.apiserver] {
             assert!(port_is_free(port), "port {port} given back");
         }
+    }
+
+    /// A port whose server closed a connection first: the connection stays in TIME_WAIT.
+    fn port_in_time_wait() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (server_side, _) = listener.accept().unwrap();
+        drop(server_side);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        drop(client);
+        drop(listener);
+        port
+    }
+
+    #[test]
+    fn a_port_with_a_connection_in_time_wait_is_held_for_everyone() {
+        let port = port_in_time_wait();
+        // What failed before: a bind without SO_REUSEADDR.
+        let plain = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        assert!(
+            plain
+                .bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)).into())
+                .is_err(),
+            "the port {port} has a connection in TIME_WAIT"
+        );
+        drop(plain);
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::new(tmp.path(), "ns", "tw");
+        let p = Ports {
+            etcd: free_port().unwrap(),
+            etcd_peer: free_port().unwrap(),
+            apiserver: port,
+        };
+        assert_eq!(reserve(&layout, p), Vec::new());
+        assert!(is_reserved(&layout));
+        // Neither a listener asking for SO_REUSEADDR (std's, Go's) nor one without takes it.
+        assert!(!port_is_free(port));
+        assert!(bind_only(port).is_err());
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+        release(&layout);
+        assert!(port_is_free(port));
+    }
+
+    #[test]
+    fn a_taken_port_is_named_and_tried_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::new(tmp.path(), "ns", "taken");
+        let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let p = Ports {
+            etcd: free_port().unwrap(),
+            etcd_peer: free_port().unwrap(),
+            apiserver: other.local_addr().unwrap().port(),
+        };
+        let not_held = reserve(&layout, p);
+        assert_eq!(not_held.len(), 1, "{not_held:?}");
+        assert_eq!(
+            (not_held[0].what, not_held[0].port),
+            ("API server", p.apiserver)
+        );
+        let text = not_held[0].to_string();
+        assert!(
+            text.starts_with(&format!("the API server port {} (", p.apiserver)),
+            "{text}"
+        );
+        assert!(!is_reserved(&layout), "not every port is held");
+        // The ports it has are held meanwhile.
+        assert!(!port_is_free(p.etcd) && !port_is_free(p.etcd_peer));
+        // The next pass takes the port once the other program gave it back.
+        drop(other);
+        assert_eq!(reserve(&layout, p), Vec::new());
+        assert!(is_reserved(&layout));
+        assert!(!port_is_free(p.apiserver));
+        release(&layout);
+        assert!(port_is_free(p.etcd) && port_is_free(p.apiserver));
     }
 
     #[test]

@@ -51,6 +51,8 @@ pub struct Observed {
     pub deleting: bool,
     /// Every process is stopped as `spec.hibernated` asks, the data kept.
     pub hibernated: bool,
+    /// While hibernated: the ports the runtime cannot hold (`hibernation::NotHeld`, as text).
+    pub ports_not_held: Vec<String>,
     /// `https://127.0.0.1:<port>` once ports are assigned.
     pub endpoint: Option<String>,
     /// Why the desired version cannot run (names the built versions).
@@ -254,9 +256,17 @@ fn hibernated(
 ) -> HostedControlPlaneStatus {
     let mut conds = previous.map(|p| p.conditions.clone()).unwrap_or_default();
     let g = o.generation;
+    let msg = if o.ports_not_held.is_empty() {
+        HIBERNATED_MESSAGE.to_string()
+    } else {
+        format!(
+            "{HIBERNATED_MESSAGE}; the runtime cannot hold {} while it sleeps (another program has it; retried): the endpoint moves on waking if it is still taken then",
+            o.ports_not_held.join(", ")
+        )
+    };
     for (t, msg) in [
-        (conditions::READY, HIBERNATED_MESSAGE),
-        (conditions::CONTROL_PLANE_AVAILABLE, HIBERNATED_MESSAGE),
+        (conditions::READY, msg.as_str()),
+        (conditions::CONTROL_PLANE_AVAILABLE, msg.as_str()),
         (
             conditions::WORKERS_AVAILABLE,
             "no node runs while the cluster is hibernated",
@@ -482,6 +492,19 @@ mod tests {
         );
         // Stable while it sleeps: no write.
         assert_eq!(compute(&asleep, &o, Some(&s), &at(50)), s);
+        // A port the runtime cannot hold is named (the endpoint may move on waking).
+        let taken = Observed {
+            ports_not_held: vec!["the API server port 1 (Address in use)".into()],
+            ..o.clone()
+        };
+        let t = compute(&asleep, &taken, Some(&s), &at(55));
+        let m = &get(&t.conditions, "Ready").unwrap().message;
+        assert!(
+            m.contains("data kept") && m.contains("cannot hold the API server port 1"),
+            "{m}"
+        );
+        assert!(m.contains("endpoint moves on waking"), "{m}");
+        assert_eq!(cond(&t, "Ready"), ("False", "Hibernated"));
         // Deleting wins over hibernated.
         let d = Observed {
             deleting: true,

@@ -1,22 +1,26 @@
 //! Hibernation with the real binaries: a Ready control plane with a ConfigMap in its workload
 //! cluster is hibernated (`spec.hibernated: true`, pools at 0 as the operator writes it) → phase
 //! `Hibernated`, `Ready`/`ControlPlaneAvailable` False with reason `Hibernated`, every process
-//! gone, nothing answers at the endpoint, etcd's data, the PKI and the kubeconfig Secret kept; a
-//! restarted runtime starts nothing and refuses an etcd operation with a clear message; woken
-//! (`hibernated: false`) → Ready at the same endpoint with the same kubeconfig and the ConfigMap
-//! still there; hibernated again and deleted → gone without starting anything.
+//! gone, nothing answers at the endpoint, its ports held by the runtime (no other socket can bind
+//! them, although a watch and a connection kept open through the hibernation were closed by the
+//! API server and left its port in FIN_WAIT2/TIME_WAIT), etcd's data, the PKI and the kubeconfig
+//! Secret kept; a restarted runtime starts nothing and refuses an etcd operation with a clear
+//! message; woken (`hibernated: false`) → Ready at the same endpoint with the same kubeconfig and
+//! the ConfigMap still there; hibernated again and deleted → gone without starting anything.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kaas_api::conditions::{get, is_true};
 use kaas_api::hosted::HostedControlPlane;
-use kaas_harness::process::pid_alive;
+use kaas_harness::process::{pid_alive, port_is_free};
 use kaas_harness::{Plane, PlaneOptions};
 use kaas_hosted::processes::{self, Component};
+use kaas_hosted::state::Ports;
 use kaas_hosted::{Layout, Mode, RuntimeConfig, StopAllOnDrop};
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, WatchParams};
 use kube::{Api, Client};
 use serde_json::json;
 
@@ -92,8 +96,24 @@ fn port_of(endpoint: &str) -> u16 {
     endpoint.rsplit(':').next().unwrap().parse().unwrap()
 }
 
+/// Sockets on 127.0.0.1:`port` in a state left by closing first (FIN_WAIT1/2, TIME_WAIT,
+/// CLOSING): connections the server at that port closed.
+fn closed_by_server(port: u16) -> usize {
+    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    tcp.lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3
+                && f[1] == format!("0100007F:{port:04X}")
+                && matches!(f[3], "04" | "05" | "06" | "0B")
+        })
+        .count()
+}
+
 /// What proves a hibernated control plane is at rest: no recorded or unrecorded process, nothing
-/// at its ports, its data and credentials in place.
+/// at its ports and the ports held (no other socket can bind them), its data and credentials in
+/// place.
 fn assert_at_rest(layout: &Layout, pids: &[i32], port: u16) {
     for p in pids {
         assert!(!pid_alive(*p), "pid {p} still alive while hibernated");
@@ -108,6 +128,19 @@ fn assert_at_rest(layout: &Layout, pids: &[i32], port: u16) {
         "unrecorded processes while hibernated"
     );
     assert!(!answers(port), "the API server port {port} still answers");
+    let ports = Ports::load(layout).expect("the persisted ports");
+    assert_eq!(ports.apiserver, port);
+    for (what, p) in [
+        ("etcd", ports.etcd),
+        ("etcd peer", ports.etcd_peer),
+        ("API server", ports.apiserver),
+    ] {
+        assert!(
+            !port_is_free(p),
+            "the {what} port {p} is not held while hibernated: another socket can bind it"
+        );
+    }
+    assert!(kaas_hosted::hibernation::is_reserved(layout));
     assert!(
         layout.etcd_data().join("member").is_dir(),
         "etcd's data directory was kept"
@@ -192,6 +225,18 @@ async fn hibernate_wake_and_delete() {
     assert!(pids.iter().all(|p| pid_alive(*p)));
     assert!(answers(port));
 
+    // Connections kept open through the hibernation: the stopping API server closes them first,
+    // which leaves the port with connections in FIN_WAIT2/TIME_WAIT for a minute; holding the
+    // port must not fail because of them. A watch (its client may also end it first once the
+    // server ends the response) and a plain connection that only the server closes.
+    let mut idle = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut watch = cms
+        .watch(&WatchParams::default().timeout(290), "0")
+        .await
+        .expect("a watch on the workload cluster")
+        .boxed();
+    let watch = tokio::spawn(async move { while watch.next().await.is_some() {} });
+
     // Hibernate.
     let t1 = Instant::now();
     set_hibernated(&api, "h1", true, 0).await;
@@ -200,6 +245,22 @@ async fn hibernate_wake_and_delete() {
     })
     .await;
     println!("hibernated in {:.1} s", t1.elapsed().as_secs_f64());
+    tokio::time::timeout(Duration::from_secs(10), watch)
+        .await
+        .expect("the API server ended the watch when it stopped")
+        .unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!(
+        std::io::Read::read(&mut idle, &mut [0u8; 1]).ok(),
+        Some(0),
+        "the API server closed the idle connection"
+    );
+    assert!(
+        closed_by_server(port) > 0,
+        "no connection at the API server port {port} was closed by the server"
+    );
+    drop(idle);
     let st = h.status.unwrap();
     for c in ["Ready", "ControlPlaneAvailable"] {
         let cond = get(&st.conditions, c).unwrap();
