@@ -8,7 +8,8 @@
 //! store's credentials are unreadable for the tenant and appear in no status, event or log; a
 //! restore naming another tenant's backup is refused with a condition; a schedule of every minute
 //! with retention 2 keeps exactly two scheduled objects in the store; a malformed schedule is
-//! refused with its field path.
+//! refused with its field path; while the cluster hibernates the schedule creates nothing (one
+//! `BackupSkipped` event) and a backup asked for is refused with the reason.
 
 mod common;
 
@@ -27,7 +28,7 @@ use kaas_api::{Cluster, Provider};
 use kaas_harness::{Identity, Plane, PlaneOptions};
 use kaas_operator::install;
 use kaas_operator::s3::Bucket;
-use kube::api::{ListParams, ObjectMeta, PostParams};
+use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 
 use common::{Daemon, StateDir, until, workload as workload_client};
@@ -642,4 +643,92 @@ async fn backup_and_restore_a_hosted_cluster_through_a_real_object_store() {
         }
     })
     .await;
+
+    // 8. Hibernated: the schedule (every minute) creates nothing and says so once; a backup the
+    // tenant asks for is refused with the reason.
+    clusters
+        .patch(
+            "k1",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"hibernation": {"enabled": true}}})),
+        )
+        .await
+        .unwrap();
+    until("k1 Hibernated", Duration::from_secs(120), || async {
+        let c = clusters.get("k1").await.map_err(|e| e.to_string())?;
+        let phase = c.status.and_then(|s| s.phase);
+        (phase == Some(kaas_api::cluster::ClusterPhase::Hibernated))
+            .then_some(())
+            .ok_or(format!("{phase:?}"))
+    })
+    .await;
+    let asleep = k8s_openapi::jiff::Timestamp::now();
+    let skipped = || async {
+        let evs = Api::<Event>::namespaced(tenant_a.clone(), TENANT_A)
+            .list(&ListParams::default())
+            .await
+            .unwrap();
+        evs.items
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some("BackupSkipped"))
+            .filter(|e| e.involved_object.name.as_deref() == Some("k1"))
+            // Repeats of an event may be one object with a count.
+            .map(|e| {
+                e.series
+                    .as_ref()
+                    .and_then(|s| s.count)
+                    .unwrap_or(0)
+                    .max(e.count.unwrap_or(1))
+            })
+            .sum::<i32>()
+    };
+    until("BackupSkipped on k1", Duration::from_secs(90), || async {
+        (skipped().await > 0)
+            .then_some(())
+            .ok_or("no event".to_string())
+    })
+    .await;
+    backups_a
+        .create(
+            &PostParams::default(),
+            &ClusterBackup::new(
+                "asleep",
+                ClusterBackupSpec {
+                    cluster: "k1".into(),
+                },
+            ),
+        )
+        .await
+        .unwrap();
+    let (phase, reason, msg, _) = final_status(&backups_a, "asleep").await;
+    assert_eq!(
+        (phase.as_str(), reason.as_str()),
+        ("Failed", "Hibernated"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("hibernates") && msg.contains("wake it first"),
+        "{msg}"
+    );
+    // Another due minute: still one event, and no scheduled backup created while asleep.
+    tokio::time::sleep(Duration::from_secs(65)).await;
+    assert_eq!(skipped().await, 1, "BackupSkipped once per hibernation");
+    let created_asleep: Vec<String> = backups_a
+        .list(&ListParams::default().labels("scs.community/scheduled-backup-of=k1"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|b| {
+            b.metadata
+                .creation_timestamp
+                .as_ref()
+                .is_some_and(|t| t.0 > asleep)
+        })
+        .map(|b| b.metadata.name.unwrap_or_default())
+        .collect();
+    assert!(
+        created_asleep.is_empty(),
+        "scheduled while hibernated: {created_asleep:?}"
+    );
 }

@@ -8,8 +8,9 @@
 //! side, unreadable for tenants) and asks the runtime through `spec.etcdOperation`; the runtime
 //! reports in `status.etcdOperation` (crates/hosted, `etcd_ops.rs`). Requests can only name a
 //! `Cluster` and a `ClusterBackup` of their own namespace. Scheduled backups are `ClusterBackup`s
-//! the operator creates when the cron schedule is due; retention deletes the oldest of them, and
-//! deleting a `ClusterBackup` deletes its object (finalizer).
+//! the operator creates when the cron schedule is due (skipped, with one event, while the cluster
+//! hibernates); retention deletes the oldest of them, and deleting a `ClusterBackup` deletes its
+//! object (finalizer).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -606,6 +607,17 @@ async fn reconcile_backup(b: Arc<ClusterBackup>, ctx: Arc<Context>) -> Result<Ac
             Ok(Action::requeue(Duration::from_secs(2)))
         }
         None => {
+            // A snapshot needs the running etcd: refused at once, not left waiting for a Ready
+            // that comes only once someone wakes the cluster (while it wakes, it waits).
+            if asked_to_hibernate(&cluster) {
+                return stopped(
+                    &ctx,
+                    &*b,
+                    st,
+                    Stop::Refused("Hibernated", hibernated_refusal(&b.spec.cluster)),
+                )
+                .await;
+            }
             if let Some(busy) = busy(&hcp, &id) {
                 return stopped(&ctx, &*b, st, busy).await;
             }
@@ -897,7 +909,13 @@ async fn schedule_cluster(
                 .map(|t| t.0.as_second().div_euclid(60))
         })
         .unwrap_or(now_minute);
-    if cron.next_after(since).is_some_and(|due| due <= now_minute) {
+    let hibernating = hibernates(cluster);
+    let decision = scheduled(&cron, since, hibernating, woke(cluster), now_minute);
+    if announce_skip(warned, &format!("{ns}/{name}"), hibernating, &decision) {
+        info!(namespace = %ns, cluster = %name, "scheduled backup skipped: the cluster hibernates");
+        event(ctx, cluster, false, "BackupSkipped", BACKUP_SKIPPED.into()).await;
+    }
+    if decision == Scheduled::Take {
         let stamp = Timestamp::from_second(now_minute * 60)
             .map(|t| t.strftime("%Y%m%d%H%M").to_string())
             .unwrap_or_default();
@@ -917,6 +935,88 @@ async fn schedule_cluster(
         }
     }
     prune(ctx, &api, cluster, mine, sched.retention).await
+}
+
+/// Why a backup asked of a hibernated cluster is refused.
+fn hibernated_refusal(cluster: &str) -> String {
+    format!(
+        "cluster {cluster} hibernates (spec.hibernation.enabled): a snapshot needs its running etcd; wake it first, then ask again"
+    )
+}
+
+/// The note of the event `BackupSkipped` (once per hibernation).
+const BACKUP_SKIPPED: &str = "scheduled backup skipped: the cluster hibernates (spec.hibernation.enabled); scheduled backups resume at the first due time after it wakes (those due while it sleeps are not caught up)";
+
+/// `spec.hibernation.enabled`.
+fn asked_to_hibernate(cluster: &Cluster) -> bool {
+    cluster
+        .spec
+        .hibernation
+        .as_ref()
+        .and_then(|h| h.enabled)
+        .unwrap_or(false)
+}
+
+/// Whether the cluster hibernates or is asked to (`spec.hibernation.enabled`, or still phase
+/// `Hibernated` while waking begins): its etcd does not run, no snapshot can be taken.
+fn hibernates(cluster: &Cluster) -> bool {
+    asked_to_hibernate(cluster)
+        || cluster.status.as_ref().and_then(|s| s.phase.as_ref())
+            == Some(&kaas_api::cluster::ClusterPhase::Hibernated)
+}
+
+/// The minute the cluster's hibernation last changed (the `Hibernated` condition's transition;
+/// for an awake cluster: when it woke). Due times before it were skipped, not caught up.
+fn woke(cluster: &Cluster) -> Option<i64> {
+    let st = cluster.status.as_ref()?;
+    let cond = c::get(&st.conditions, c::HIBERNATED)?;
+    Some(cond.last_transition_time.0.as_second().div_euclid(60))
+}
+
+/// What a cluster's backup schedule asks at `now` (unix minutes).
+#[derive(Debug, PartialEq, Eq)]
+enum Scheduled {
+    /// Nothing is due.
+    Nothing,
+    /// A backup is due: create its `ClusterBackup`.
+    Take,
+    /// A backup is due but the cluster hibernates: nothing is created (it would only fail).
+    Skip,
+}
+
+/// `since`: the minute of the newest scheduled backup (or the cluster's creation); `woke`: see
+/// [`woke`].
+fn scheduled(cron: &Cron, since: i64, hibernating: bool, woke: Option<i64>, now: i64) -> Scheduled {
+    let since = woke.map_or(since, |w| since.max(w));
+    if !cron.next_after(since).is_some_and(|due| due <= now) {
+        Scheduled::Nothing
+    } else if hibernating {
+        Scheduled::Skip
+    } else {
+        Scheduled::Take
+    }
+}
+
+/// Whether to publish `BackupSkipped` now: at the first skip of a hibernation only (the mark in
+/// `warned` goes once the cluster is awake).
+fn announce_skip(
+    warned: &mut BTreeMap<String, String>,
+    key: &str,
+    hibernating: bool,
+    decision: &Scheduled,
+) -> bool {
+    let marked = warned.get(key).map(String::as_str) == Some(BACKUP_SKIPPED);
+    if !hibernating {
+        if marked {
+            warned.remove(key);
+        }
+        return false;
+    }
+    if *decision != Scheduled::Skip || marked {
+        return false;
+    }
+    warned.insert(key.into(), BACKUP_SKIPPED.into());
+    true
 }
 
 /// An API error as a tenant-readable status may show it: the code and reason, never the server's
@@ -993,6 +1093,92 @@ mod tests {
         assert_eq!(object_key_secret(&m, &a).len(), 32);
         assert_ne!(object_key_secret(&m, &a), object_key_secret(&m, &b));
         assert_ne!(object_key_secret(&m, &a), object_key_secret(&[2u8; 32], &a));
+    }
+
+    fn cluster(v: serde_json::Value) -> Cluster {
+        let mut c = json!({
+            "apiVersion": "scs.community/v1alpha1", "kind": "Cluster",
+            "metadata": {"name": "c", "namespace": "t"}, "spec": {}
+        });
+        for (k, x) in v.as_object().unwrap() {
+            c[k] = x.clone();
+        }
+        serde_json::from_value(c).unwrap()
+    }
+
+    fn hibernated_condition(status: &str, minute: i64) -> serde_json::Value {
+        json!({"type": "Hibernated", "status": status, "reason": "R", "message": "",
+               "lastTransitionTime": Timestamp::from_second(minute * 60).unwrap().to_string()})
+    }
+
+    #[test]
+    fn hibernating_clusters_skip_scheduled_backups() {
+        let awake = cluster(json!({}));
+        let asked = cluster(json!({"spec": {"hibernation": {"enabled": true}}}));
+        let asleep = cluster(json!({
+            "spec": {"hibernation": {"enabled": false}},
+            "status": {"phase": "Hibernated", "conditions": [hibernated_condition("True", 0)]}
+        }));
+        assert!(!hibernates(&awake) && hibernates(&asked) && hibernates(&asleep));
+        // A backup asked for is refused while the spec asks to hibernate; while it wakes (the
+        // phase still Hibernated) it waits for Ready instead.
+        assert!(asked_to_hibernate(&asked) && !asked_to_hibernate(&asleep));
+        assert_eq!(woke(&awake), None);
+        assert_eq!(woke(&asleep), Some(0));
+
+        // Every hour at :00; the last backup at minute 0.
+        let cron = Cron::parse("0 * * * *").unwrap();
+        assert_eq!(scheduled(&cron, 0, false, None, 59), Scheduled::Nothing);
+        assert_eq!(scheduled(&cron, 0, false, None, 60), Scheduled::Take);
+        assert_eq!(scheduled(&cron, 0, true, None, 59), Scheduled::Nothing);
+        assert_eq!(scheduled(&cron, 0, true, Some(30), 60), Scheduled::Skip);
+        assert_eq!(scheduled(&cron, 0, true, Some(30), 300), Scheduled::Skip);
+        // Woken at minute 310: what was due while it slept is not caught up, the next one is
+        // taken.
+        assert_eq!(
+            scheduled(&cron, 0, false, Some(310), 311),
+            Scheduled::Nothing
+        );
+        assert_eq!(
+            scheduled(&cron, 0, false, Some(310), 359),
+            Scheduled::Nothing
+        );
+        assert_eq!(scheduled(&cron, 0, false, Some(310), 360), Scheduled::Take);
+        // A hibernation long ago changes nothing.
+        assert_eq!(scheduled(&cron, 0, false, Some(-500), 60), Scheduled::Take);
+    }
+
+    #[test]
+    fn a_skip_is_announced_once_per_hibernation() {
+        let mut warned = BTreeMap::new();
+        let k = "t/c";
+        // Asked to hibernate, nothing due yet: nothing to say.
+        assert!(!announce_skip(&mut warned, k, true, &Scheduled::Nothing));
+        // The first skipped due time says so, later ones (and every later pass) do not.
+        assert!(announce_skip(&mut warned, k, true, &Scheduled::Skip));
+        for _ in 0..3 {
+            assert!(!announce_skip(&mut warned, k, true, &Scheduled::Skip));
+        }
+        // Awake: the mark goes, a backup is taken; the next hibernation says so again.
+        assert!(!announce_skip(&mut warned, k, false, &Scheduled::Take));
+        assert!(!warned.contains_key(k));
+        assert!(announce_skip(&mut warned, k, true, &Scheduled::Skip));
+        // Another cluster's warning is left alone.
+        warned.insert("t/other".into(), "provider without a store".into());
+        assert!(!announce_skip(
+            &mut warned,
+            "t/other",
+            false,
+            &Scheduled::Take
+        ));
+        assert_eq!(warned["t/other"], "provider without a store");
+    }
+
+    #[test]
+    fn a_backup_of_a_hibernated_cluster_is_refused_with_the_reason() {
+        let m = hibernated_refusal("prod");
+        assert!(m.contains("cluster prod hibernates"), "{m}");
+        assert!(m.contains("wake it first"), "{m}");
     }
 
     #[test]
