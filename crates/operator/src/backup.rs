@@ -988,7 +988,7 @@ enum Scheduled {
 /// [`woke`].
 fn scheduled(cron: &Cron, since: i64, hibernating: bool, woke: Option<i64>, now: i64) -> Scheduled {
     let since = woke.map_or(since, |w| since.max(w));
-    if !cron.next_after(since).is_some_and(|due| due <= now) {
+    if cron.next_after(since).is_none_or(|due| due > now) {
         Scheduled::Nothing
     } else if hibernating {
         Scheduled::Skip
