@@ -54,6 +54,13 @@ pub struct Config {
 const BUSY: Duration = Duration::from_secs(10);
 /// Requeue of a settled cluster (maintenance windows, provider changes missed by watches).
 const SETTLED: Duration = Duration::from_secs(300);
+/// Requeue, at the soonest, of a Cluster API cluster waiting for its control plane: everything it
+/// waits for shows in the Cluster API Cluster, whose every change triggers a reconcile through
+/// the watch, so the requeue is only the safety net. A minute is the interval of the other
+/// safety nets (the namespace and the tenant's RoleBinding are written again after a minute,
+/// `crate::Written`); what follows the control plane (addons, the workload cluster's API server,
+/// compliance) is not watched and keeps [`BUSY`].
+const WATCHED: Duration = Duration::from_secs(60);
 
 /// Whether the API server serves `K` (its CRD is installed): anything but a 404 counts as served,
 /// so a transient error never drops a watch.
@@ -140,6 +147,24 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
             warn!(error = %e, "provider watch failed; retrying");
         }
     });
+    // A management cluster with only hosted control planes has no Cluster API: a watch of its
+    // Clusters would fail (and log) every few seconds forever.
+    let capi_served = served::<CapiCluster>(&client).await;
+    // The Cluster API Clusters kaas owns: one watch fills a cache (the backend reads them there
+    // instead of a GET per reconcile) and, after the cache holds the change, triggers the SCS
+    // Cluster's reconcile. managedFields are dropped: nothing reads them.
+    let (capi_store, capi_writer) = kube::runtime::reflector::store::<CapiCluster>();
+    let capi_triggers = capi_served.then(|| {
+        watcher(
+            Api::<CapiCluster>::all(client.clone()),
+            watcher::Config::default()
+                .labels(LABEL_CLUSTER)
+                .any_semantic(),
+        )
+        .modify(|c| c.managed_fields_mut().clear())
+        .reflect(capi_writer)
+        .touched_objects()
+    });
     let ctx = Arc::new(Context {
         client: client.clone(),
         recorder: Recorder::new(client.clone(), reporter),
@@ -147,6 +172,9 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
         providers: cfg.providers.clone(),
         provider_store: provider_store.clone(),
         written: Default::default(),
+        capi: Arc::new(crate::backend::capi::CapiCache::new(
+            capi_served.then_some(capi_store),
+        )),
         release_data: cfg.release_data.clone(),
         fence: cfg.lease.as_ref().map(|l| l.fence.clone()),
     });
@@ -163,22 +191,14 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
     let controller = Controller::for_stream(triggers, reader);
     let store = controller.store();
     let bundle_store = store.clone();
-    // A management cluster with only hosted control planes has no Cluster API: a watch of its
-    // Clusters would fail (and log) every few seconds forever.
-    let controller = if served::<CapiCluster>(&client).await {
-        controller.watches(
-            Api::<CapiCluster>::all(client.clone()),
-            watcher::Config::default()
-                .labels(LABEL_CLUSTER)
-                .any_semantic(),
-            |c| {
-                let labels = c.labels();
-                match (labels.get(LABEL_CLUSTER), labels.get(LABEL_TENANT)) {
-                    (Some(n), Some(t)) => Some(ObjectRef::<Cluster>::new(n).within(t)),
-                    _ => None,
-                }
-            },
-        )
+    let controller = if let Some(triggers) = capi_triggers {
+        controller.watches_stream(triggers, |c| {
+            let labels = c.labels();
+            match (labels.get(LABEL_CLUSTER), labels.get(LABEL_TENANT)) {
+                (Some(n), Some(t)) => Some(ObjectRef::<Cluster>::new(n).within(t)),
+                _ => None,
+            }
+        })
     } else {
         info!(
             "Cluster API is not installed: not watching its Clusters (restart the operator after installing it)"
@@ -502,7 +522,7 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
     if matches!(validation, Err(Problem::Refused(_))) {
         // Retried in case the refusal was passing (a webhook that was down), backing off with
         // the time since it was first reported.
-        let after = busy_requeue(&new, now);
+        let after = busy_requeue(&new, now, BUSY);
         return Ok(Action::requeue(
             next_scheduled.map_or(after, |n| n.min(after)),
         ));
@@ -510,10 +530,16 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
     let settled = c::is_true(&new.conditions, c::READY)
         || c::is_true(&new.conditions, c::HIBERNATED)
         || validation.is_err();
+    // A Cluster API cluster waiting for its control plane is woken by the watch of its Cluster
+    // API Cluster; the requeue is the safety net.
+    let watched = ctx.capi.watched()
+        && observation.exists
+        && observation.control_plane.ok != Some(true)
+        && matches!(&validation, Ok(r) if r.backend == BackendType::ClusterAPI);
     let after = if settled {
         SETTLED
     } else {
-        busy_requeue(&new, now)
+        busy_requeue(&new, now, if watched { WATCHED } else { BUSY })
     };
     Ok(Action::requeue(
         next_scheduled.map_or(after, |n| n.min(after)),
@@ -546,11 +572,11 @@ pub fn refusal(e: &Error) -> Option<String> {
     }
 }
 
-/// Requeue of a cluster still on its way: soon while its conditions move, then backing off with
-/// the time since the last transition (a quarter of it, 10 s to 5 min). Progress of the Cluster
-/// API objects triggers a reconcile through the watches anyway; polling is the safety net, and
-/// thousands of clusters waiting on something slow must not flood the API server with it.
-fn busy_requeue(status: &kaas_api::ClusterStatus, now: Timestamp) -> Duration {
+/// Requeue of a cluster still on its way: soon (`floor`) while its conditions move, then backing
+/// off with the time since the last transition (a quarter of it, `floor` to 5 min). Progress of
+/// the Cluster API objects triggers a reconcile through the watches anyway; polling is the safety
+/// net, and thousands of clusters waiting on something slow must not flood the API server with it.
+fn busy_requeue(status: &kaas_api::ClusterStatus, now: Timestamp, floor: Duration) -> Duration {
     let last = status
         .conditions
         .iter()
@@ -559,7 +585,7 @@ fn busy_requeue(status: &kaas_api::ClusterStatus, now: Timestamp) -> Duration {
     let quiet = last
         .and_then(|t| now.duration_since(t).try_into().ok())
         .unwrap_or(Duration::ZERO);
-    (quiet / 4).clamp(BUSY, SETTLED)
+    (quiet / 4).clamp(floor, SETTLED)
 }
 
 /// Holds a version change at the current version until the new version's `BeforeClusterUpgrade`
@@ -1027,14 +1053,33 @@ mod tests {
     fn unready_clusters_back_off_with_their_quiet_time() {
         let now: Timestamp = "2026-11-28T12:00:00Z".parse().unwrap();
         let ago = |s: i64| now - k8s_openapi::jiff::SignedDuration::from_secs(s);
-        assert_eq!(busy_requeue(&status_changed_at(ago(5)), now), BUSY);
+        assert_eq!(busy_requeue(&status_changed_at(ago(5)), now, BUSY), BUSY);
         assert_eq!(
-            busy_requeue(&status_changed_at(ago(120)), now),
+            busy_requeue(&status_changed_at(ago(120)), now, BUSY),
             Duration::from_secs(30)
         );
-        assert_eq!(busy_requeue(&status_changed_at(ago(7200)), now), SETTLED);
-        assert_eq!(busy_requeue(&kaas_api::ClusterStatus::default(), now), BUSY);
+        assert_eq!(
+            busy_requeue(&status_changed_at(ago(7200)), now, BUSY),
+            SETTLED
+        );
+        assert_eq!(
+            busy_requeue(&kaas_api::ClusterStatus::default(), now, BUSY),
+            BUSY
+        );
         // A clock skew (transition "in the future") does not stall the cluster.
-        assert_eq!(busy_requeue(&status_changed_at(ago(-60)), now), BUSY);
+        assert_eq!(busy_requeue(&status_changed_at(ago(-60)), now, BUSY), BUSY);
+        // Waiting on what a watch reports: a minute at the soonest, then the same backoff.
+        assert_eq!(
+            busy_requeue(&status_changed_at(ago(5)), now, WATCHED),
+            WATCHED
+        );
+        assert_eq!(
+            busy_requeue(&status_changed_at(ago(600)), now, WATCHED),
+            Duration::from_secs(150)
+        );
+        assert_eq!(
+            busy_requeue(&status_changed_at(ago(7200)), now, WATCHED),
+            SETTLED
+        );
     }
 }

@@ -75,6 +75,9 @@ pub struct Context {
     pub provider_store: kube::runtime::reflector::Store<kaas_api::Provider>,
     /// Writes made recently that a reconcile may skip while what it would write is unchanged.
     pub written: Arc<Written>,
+    /// The Cluster API backend's cache of owned Cluster API Clusters and of what it last applied
+    /// and read ([`backend::capi::CapiCache`]).
+    pub capi: Arc<backend::capi::CapiCache>,
     /// The ConfigMap with current release and CVE data for the compliance checks (`None`: the
     /// bundled data only).
     pub release_data: Option<compliance::ReleaseDataSource>,

@@ -2,7 +2,9 @@
 //! namespace, copies provider credentials there and the kubeconfig to the tenant, and reads the
 //! Cluster API status.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
@@ -16,6 +18,7 @@ use kaas_capi::machinedeployment::MachineDeployment;
 use kaas_render::LABEL_POOL;
 use kaas_validate::Resolved;
 use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
 
 use super::{Backend, Deletion, Observation, PoolObservation, Signal};
@@ -32,6 +35,147 @@ pub fn kubeconfig_secret_name(cluster: &str) -> String {
 
 /// The Cluster API backend.
 pub struct ClusterApi;
+
+/// How long what a reconcile read of an unchanged cluster (its MachineDeployments, that Cluster
+/// API has not written its kubeconfig yet) is reused: the same as the settled requeue, so even a
+/// change no watch shows is seen within it.
+const REREAD: Duration = Duration::from_secs(300);
+
+/// What the Cluster API backend keeps between the reconciles of a cluster, so a repeat reconcile
+/// of an unchanged cluster costs no request: the Cluster API Clusters kaas owns (a reflector of the
+/// controller's own watch, updated before that watch triggers a reconcile), and per Cluster API
+/// Cluster what kaas last applied and read.
+#[derive(Default)]
+pub struct CapiCache {
+    store: Option<Store<CapiCluster>>,
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+/// What kaas knows of one Cluster API Cluster.
+#[derive(Default)]
+struct Entry {
+    /// The last apply: hash of the rendered object, and the uid and generation it resulted in.
+    applied: Option<(u64, Option<String>, Option<i64>)>,
+    /// The apply's answer in this reconcile (the object as it is now), for `observe`.
+    fresh: Option<Arc<CapiCluster>>,
+    /// The newest resourceVersion seen, to never read an older copy from the cache.
+    seen: Option<u64>,
+    /// The last reads of `observe`.
+    reads: Option<Reads>,
+}
+
+/// What `observe` read besides the Cluster API Cluster, and of which versions.
+#[derive(Clone)]
+struct Reads {
+    /// resourceVersions of the SCS Cluster and the Cluster API Cluster then.
+    versions: (Option<String>, Option<String>),
+    at: Instant,
+    pools: Vec<PoolObservation>,
+    /// Cluster API's kubeconfig Secret did not exist (and the copy was allowed).
+    kubeconfig_absent: bool,
+}
+
+fn rv(c: &CapiCluster) -> Option<u64> {
+    c.metadata.resource_version.as_deref()?.parse().ok()
+}
+
+fn contains(have: &BTreeMap<String, String>, want: &BTreeMap<String, String>) -> bool {
+    want.iter().all(|(k, v)| have.get(k) == Some(v))
+}
+
+impl CapiCache {
+    /// A cache reading owned Cluster API Clusters from `store` (`None`: Cluster API is not
+    /// installed, nothing is cached and every read goes to the API server).
+    pub fn new(store: Option<Store<CapiCluster>>) -> Self {
+        CapiCache {
+            store,
+            entries: Default::default(),
+        }
+    }
+
+    /// Whether owned Cluster API Clusters are watched (their changes trigger reconciles).
+    pub fn watched(&self) -> bool {
+        self.store.is_some()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The cached `ns/name`, unless it is older than what kaas has seen of it.
+    fn cached(&self, ns: &str, name: &str) -> Option<Arc<CapiCluster>> {
+        let live = self.store.as_ref()?.get(&ObjectRef::new(name).within(ns))?;
+        let seen = self
+            .lock()
+            .get(&format!("{ns}/{name}"))
+            .and_then(|e| e.seen);
+        match (rv(&live), seen) {
+            (Some(have), Some(seen)) if have < seen => None,
+            (None, _) => None,
+            _ => Some(live),
+        }
+    }
+
+    /// The live object, when it is what applying `rendered` (hash `digest`) again would leave:
+    /// kaas applied the same object last, the cached object is the one that apply resulted in
+    /// (same uid, same generation: nobody changed its spec since) and still carries the rendered
+    /// labels and annotations.
+    fn unchanged(&self, rendered: &CapiCluster, digest: u64) -> Option<Arc<CapiCluster>> {
+        let (ns, name) = (rendered.namespace()?, rendered.name_any());
+        let live = self.cached(&ns, &name)?;
+        let applied = self.lock().get(&format!("{ns}/{name}"))?.applied.clone()?;
+        let same = applied == (digest, live.uid(), live.metadata.generation)
+            && live.metadata.deletion_timestamp.is_none()
+            && contains(live.labels(), rendered.labels())
+            && contains(live.annotations(), rendered.annotations());
+        same.then_some(live)
+    }
+
+    /// Records an apply of the object hashed `digest` and its answer.
+    fn record_apply(&self, digest: u64, applied: &Arc<CapiCluster>) {
+        let key = format!(
+            "{}/{}",
+            applied.namespace().unwrap_or_default(),
+            applied.name_any()
+        );
+        let mut entries = self.lock();
+        let e = entries.entry(key).or_default();
+        e.applied = Some((digest, applied.uid(), applied.metadata.generation));
+        e.seen = rv(applied).max(e.seen);
+        e.fresh = Some(applied.clone());
+    }
+
+    /// The apply's answer of this reconcile, once.
+    fn take_fresh(&self, key: &str) -> Option<Arc<CapiCluster>> {
+        self.lock().get_mut(key).and_then(|e| e.fresh.take())
+    }
+
+    fn seen(&self, key: &str, c: &CapiCluster) {
+        if let Some(v) = rv(c) {
+            let mut entries = self.lock();
+            let e = entries.entry(key.to_string()).or_default();
+            e.seen = Some(v).max(e.seen);
+        }
+    }
+
+    /// The last reads, when made for these very versions less than [`REREAD`] ago.
+    fn reads(&self, key: &str, versions: &(Option<String>, Option<String>)) -> Option<Reads> {
+        self.lock()
+            .get(key)
+            .and_then(|e| e.reads.clone())
+            .filter(|r| r.versions == *versions && r.versions.1.is_some())
+            .filter(|r| r.at.elapsed() < REREAD)
+    }
+
+    fn record_reads(&self, key: &str, reads: Reads) {
+        self.lock().entry(key.to_string()).or_default().reads = Some(reads);
+    }
+
+    /// Forgets `ns/name` (deleted).
+    fn forget(&self, ns: &str, name: &str) {
+        self.lock().remove(&format!("{ns}/{name}"));
+    }
+}
 
 fn cond<'a>(conds: Option<&'a Vec<Condition>>, t: &str) -> Option<&'a Condition> {
     conds.and_then(|c| c.iter().find(|c| c.type_ == t))
@@ -90,19 +234,40 @@ impl Backend for ClusterApi {
         let capi_name = rendered.cluster.name_any();
         let capi_patch = Patch::Apply(&rendered.cluster);
         let apply = || api.patch(&capi_name, &pp, &capi_patch);
-        let applied = match apply().await {
-            Ok(applied) => applied,
-            Err(e) => {
-                ctx.written.forget(&ns_key);
-                if !skipped || rendered.adopted {
-                    return Err(e.into());
-                }
-                // The namespace write was skipped and may be what is missing: write it, try again.
-                namespaces
-                    .patch(&ns_name, &pp, &Patch::Apply(&rendered.namespace))
-                    .await?;
-                ctx.written.record(ns_key.clone(), ns_hash);
-                apply().await?
+        // Applied identically before and unchanged since (the cache): the apply would change
+        // nothing, so it is not sent.
+        let digest = crate::Written::hash_of(&rendered.cluster);
+        ctx.capi.take_fresh(&format!(
+            "{}/{capi_name}",
+            rendered.cluster.namespace().unwrap_or_default()
+        ));
+        let unchanged = if rendered.adopted {
+            None
+        } else {
+            ctx.capi.unchanged(&rendered.cluster, digest)
+        };
+        let applied = match unchanged {
+            Some(live) => live,
+            None => {
+                let applied = match apply().await {
+                    Ok(applied) => applied,
+                    Err(e) => {
+                        ctx.written.forget(&ns_key);
+                        if !skipped || rendered.adopted {
+                            return Err(e.into());
+                        }
+                        // The namespace write was skipped and may be what is missing: write it,
+                        // try again.
+                        namespaces
+                            .patch(&ns_name, &pp, &Patch::Apply(&rendered.namespace))
+                            .await?;
+                        ctx.written.record(ns_key.clone(), ns_hash);
+                        apply().await?
+                    }
+                };
+                let applied = Arc::new(applied);
+                ctx.capi.record_apply(digest, &applied);
+                applied
             }
         };
         if rendered.adopted {
@@ -125,9 +290,31 @@ impl Backend for ClusterApi {
         let loc = crate::adopt::locate(&ctx.client, cluster, &provider).await?;
         let (ns, capi_name) = (loc.namespace.clone(), loc.name.clone());
         let api: Api<CapiCluster> = Api::namespaced(ctx.client.clone(), &ns);
-        let Some(capi) = api.get_opt(&capi_name).await? else {
-            return Ok(Observation::default());
+        let key = format!("{ns}/{capi_name}");
+        // The newer of what this reconcile's apply answered and the cache (an adopted cluster is
+        // not in it), else the API server.
+        let fresh = ctx.capi.take_fresh(&key);
+        let cached = if loc.target.is_none() {
+            ctx.capi.cached(&ns, &capi_name)
+        } else {
+            None
         };
+        let newest = match (fresh, cached) {
+            (Some(f), Some(c)) => Some(if rv(&c) > rv(&f) { c } else { f }),
+            (f, c) => f.or(c),
+        };
+        let capi = match newest {
+            Some(c) => c,
+            None => match api.get_opt(&capi_name).await? {
+                Some(c) => Arc::new(c),
+                None => return Ok(Observation::default()),
+            },
+        };
+        ctx.capi.seen(&key, &capi);
+        let versions = (
+            cluster.resource_version(),
+            capi.metadata.resource_version.clone(),
+        );
         let status = capi.status.clone().unwrap_or_default();
         let conds = status.conditions.as_ref();
         let mut o = Observation {
@@ -195,40 +382,21 @@ impl Backend for ClusterApi {
             ));
         }
 
+        // While the control plane is not available and neither the SCS Cluster nor the Cluster API
+        // Cluster changed, what was read for them is reused: Cluster API reports its progress
+        // (machines, the control plane's initialization after it wrote the kubeconfig Secret) in
+        // the Cluster API Cluster, and what is read stays at most [`REREAD`].
+        let reused = if o.control_plane.ok == Some(true) {
+            None
+        } else {
+            ctx.capi.reads(&key, &versions)
+        };
         // Worker pools: MachineDeployments of this cluster, grouped by the pool label.
-        let mds: Api<MachineDeployment> = Api::namespaced(ctx.client.clone(), &ns);
-        let list = mds
-            .list(
-                &ListParams::default()
-                    .labels(&format!("cluster.x-k8s.io/cluster-name={capi_name}")),
-            )
-            .await?;
-        let mut pools: BTreeMap<String, PoolObservation> = BTreeMap::new();
-        for md in list.items {
-            let labels = md.labels();
-            let pool = labels
-                .get(LABEL_POOL)
-                .or_else(|| labels.get("topology.cluster.x-k8s.io/deployment-name"))
-                .cloned()
-                .unwrap_or_else(|| md.name_any());
-            let e = pools
-                .entry(pool.clone())
-                .or_insert_with(|| PoolObservation {
-                    name: pool,
-                    ..Default::default()
-                });
-            e.machine_deployments.push(md.name_any());
-            e.desired += md.spec.replicas.unwrap_or(0);
-            let st = md.status.clone().unwrap_or_default();
-            e.ready += st.ready_replicas.unwrap_or(0);
-            e.current += st.replicas.unwrap_or(0);
-            for v in st.versions.iter().flatten() {
-                if !e.versions.contains(&v.version) {
-                    e.versions.push(v.version.clone());
-                }
-            }
-        }
-        o.pools = pools.into_values().collect();
+        let read_pools = match &reused {
+            Some(r) => r.pools.clone(),
+            None => pools_of(ctx, &ns, &capi_name).await?,
+        };
+        o.pools = read_pools.clone();
         if resolved.is_some_and(|r| r.autoscaler_image.is_some()) && loc.target.is_none() {
             let kubeconfig = kubeconfig_secret_name(&capi_name);
             super::autoscaler::observe(ctx, &ns, &kubeconfig, &mut o.pools).await;
@@ -278,8 +446,22 @@ impl Backend for ClusterApi {
         }
 
         // Kubeconfig: copy Cluster API's Secret into the tenant namespace (owned by the SCS Cluster).
-        o.kubeconfig_secret =
-            super::copy_kubeconfig(ctx, cluster, &ns, &kubeconfig_secret_name(&capi_name)).await?;
+        let allowed = super::admin_copy_allowed(ctx, cluster);
+        o.kubeconfig_secret = if allowed && reused.as_ref().is_some_and(|r| r.kubeconfig_absent) {
+            None
+        } else {
+            super::copy_kubeconfig(ctx, cluster, &ns, &kubeconfig_secret_name(&capi_name)).await?
+        };
+        let reads = match reused {
+            Some(r) => r,
+            None => Reads {
+                versions,
+                at: Instant::now(),
+                pools: read_pools,
+                kubeconfig_absent: allowed && o.kubeconfig_secret.is_none(),
+            },
+        };
+        ctx.capi.record_reads(&key, reads);
         Ok(o)
     }
 
@@ -304,6 +486,7 @@ impl Backend for ClusterApi {
         let (ns, name) = (loc.namespace.clone(), loc.name.clone());
         // The namespace may go with the cluster: a cluster created again writes it again.
         ctx.written.forget(&format!("Namespace/{ns}"));
+        ctx.capi.forget(&ns, &name);
         ctx.written
             .forget(&format!("RoleBinding/{ns}/{CAPI_VIEWER_BINDING}"));
         if loc.target.is_none() {
@@ -336,6 +519,41 @@ impl Backend for ClusterApi {
         };
         Ok(Deletion::Waiting(msg))
     }
+}
+
+/// The worker pools of Cluster API Cluster `ns/name`: its MachineDeployments grouped by the pool
+/// label.
+async fn pools_of(ctx: &Context, ns: &str, capi_name: &str) -> Result<Vec<PoolObservation>, Error> {
+    let mds: Api<MachineDeployment> = Api::namespaced(ctx.client.clone(), ns);
+    let list = mds
+        .list(&ListParams::default().labels(&format!("cluster.x-k8s.io/cluster-name={capi_name}")))
+        .await?;
+    let mut pools: BTreeMap<String, PoolObservation> = BTreeMap::new();
+    for md in list.items {
+        let labels = md.labels();
+        let pool = labels
+            .get(LABEL_POOL)
+            .or_else(|| labels.get("topology.cluster.x-k8s.io/deployment-name"))
+            .cloned()
+            .unwrap_or_else(|| md.name_any());
+        let e = pools
+            .entry(pool.clone())
+            .or_insert_with(|| PoolObservation {
+                name: pool,
+                ..Default::default()
+            });
+        e.machine_deployments.push(md.name_any());
+        e.desired += md.spec.replicas.unwrap_or(0);
+        let st = md.status.clone().unwrap_or_default();
+        e.ready += st.ready_replicas.unwrap_or(0);
+        e.current += st.replicas.unwrap_or(0);
+        for v in st.versions.iter().flatten() {
+            if !e.versions.contains(&v.version) {
+                e.versions.push(v.version.clone());
+            }
+        }
+    }
+    Ok(pools.into_values().collect())
 }
 
 /// The workload cluster's client from Cluster API's kubeconfig Secret, once it exists.
@@ -504,6 +722,115 @@ mod tests {
             namespace: ns.map(str::to_string),
             api_group: (kind != "ServiceAccount").then(|| "rbac.authorization.k8s.io".into()),
         }
+    }
+
+    fn capi(rv: &str, generation: i64, labels: &[(&str, &str)]) -> CapiCluster {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster",
+            "metadata": {"name": "c", "namespace": "kaas-dev-t-1", "uid": "u1",
+                "resourceVersion": rv, "generation": generation,
+                "labels": labels.iter().map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<BTreeMap<_, _>>()},
+            "spec": {},
+        }))
+        .unwrap()
+    }
+
+    fn cache_with(live: &[CapiCluster]) -> CapiCache {
+        use kube::runtime::watcher::Event;
+        let (store, mut writer) = kube::runtime::reflector::store();
+        writer.apply_watcher_event(&Event::Init);
+        for c in live {
+            writer.apply_watcher_event(&Event::InitApply(c.clone()));
+        }
+        writer.apply_watcher_event(&Event::InitDone);
+        CapiCache::new(Some(store))
+    }
+
+    #[test]
+    fn an_apply_is_skipped_only_while_the_cached_object_is_what_it_left() {
+        let rendered = capi("", 0, &[("scs.community/cluster", "c")]);
+        let answer = Arc::new(capi("10", 1, &[("scs.community/cluster", "c")]));
+        // Never applied: applied.
+        let cache = cache_with(&[capi("10", 1, &[("scs.community/cluster", "c")])]);
+        assert!(cache.unchanged(&rendered, 7).is_none());
+        cache.record_apply(7, &answer);
+        assert!(
+            cache.unchanged(&rendered, 7).is_some(),
+            "same object, same generation"
+        );
+        assert!(
+            cache.unchanged(&rendered, 8).is_none(),
+            "rendered differently"
+        );
+        // Someone changed the spec (generation), removed a label, or the cache is older than
+        // what the apply answered: applied again.
+        for live in [
+            capi("11", 2, &[("scs.community/cluster", "c")]),
+            capi("11", 1, &[]),
+            capi("9", 1, &[("scs.community/cluster", "c")]),
+        ] {
+            let cache = cache_with(std::slice::from_ref(&live));
+            cache.record_apply(7, &answer);
+            assert!(
+                cache.unchanged(&rendered, 7).is_none(),
+                "{:?}",
+                live.metadata
+            );
+        }
+        // Not in the cache (deleted, or Cluster API not watched): applied.
+        let cache = cache_with(&[]);
+        cache.record_apply(7, &answer);
+        assert!(cache.unchanged(&rendered, 7).is_none());
+        let unwatched = CapiCache::new(None);
+        unwatched.record_apply(7, &answer);
+        assert!(unwatched.unchanged(&rendered, 7).is_none());
+        assert!(!unwatched.watched());
+        // The apply's answer is taken once; forgetting drops everything.
+        assert!(cache.take_fresh("kaas-dev-t-1/c").is_some());
+        assert!(cache.take_fresh("kaas-dev-t-1/c").is_none());
+        cache.forget("kaas-dev-t-1", "c");
+        assert!(cache.lock().is_empty());
+    }
+
+    #[test]
+    fn reads_are_reused_only_for_the_same_versions() {
+        let cache = CapiCache::new(None);
+        let v = (Some("5".to_string()), Some("10".to_string()));
+        cache.record_reads(
+            "n/c",
+            Reads {
+                versions: v.clone(),
+                at: Instant::now(),
+                pools: Vec::new(),
+                kubeconfig_absent: true,
+            },
+        );
+        assert!(cache.reads("n/c", &v).is_some());
+        assert!(
+            cache
+                .reads("n/c", &(v.0.clone(), Some("11".into())))
+                .is_none()
+        );
+        assert!(
+            cache
+                .reads("n/c", &(Some("6".into()), v.1.clone()))
+                .is_none()
+        );
+        assert!(cache.reads("n/d", &v).is_none());
+        // Older than REREAD: read again.
+        cache.record_reads(
+            "n/c",
+            Reads {
+                versions: v.clone(),
+                at: Instant::now()
+                    .checked_sub(REREAD + Duration::from_secs(1))
+                    .unwrap(),
+                pools: Vec::new(),
+                kubeconfig_absent: true,
+            },
+        );
+        assert!(cache.reads("n/c", &v).is_none());
     }
 
     #[test]

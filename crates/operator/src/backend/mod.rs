@@ -178,10 +178,7 @@ pub(crate) async fn copy_kubeconfig(
     use capi::{KUBECONFIG_KEY, kubeconfig_secret_name};
     // The Provider may turn the long-lived admin kubeconfig off (tenants then use
     // `KubeconfigRequest`s, crate::kubeconfig): the copy is removed, the source stays.
-    let admin_allowed = crate::dereference::provider(&ctx.provider_store, cluster)
-        .map(|p| kaas_api::provider::ProviderAccess::admin_secret(p.spec.access.as_ref()))
-        .unwrap_or(true);
-    if !admin_allowed {
+    if !admin_copy_allowed(ctx, cluster) {
         let tenant_secrets: Api<Secret> =
             Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
         let copy_name = kubeconfig_secret_name(&cluster.name_any());
@@ -228,6 +225,14 @@ pub(crate) async fn copy_kubeconfig(
             .await?;
     }
     Ok(Some(copy_name))
+}
+
+/// Whether the tenant gets a copy of the long-lived admin kubeconfig (the Provider's
+/// `spec.access`; yes unless it says otherwise).
+pub(crate) fn admin_copy_allowed(ctx: &Context, cluster: &Cluster) -> bool {
+    crate::dereference::provider(&ctx.provider_store, cluster)
+        .map(|p| kaas_api::provider::ProviderAccess::admin_secret(p.spec.access.as_ref()))
+        .unwrap_or(true)
 }
 
 /// A workload client from a provider-side kubeconfig Secret (key `value`), once it exists.
