@@ -7,6 +7,7 @@ use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kaas_api::Cluster;
+use kaas_api::cluster::ClusterStatus;
 use kaas_api::conditions as c;
 use kaas_capi::cluster::Cluster as CapiCluster;
 use kaas_capi::kubeadmcontrolplane::KubeadmControlPlane;
@@ -975,97 +976,30 @@ fn capi_waiting(i: &Inputs, hints: &mut Vec<Hint>) -> Option<String> {
     None
 }
 
+/// What the cluster waits for, and what to do: first the hints that hold whatever it waits for
+/// ([`standing_hints`]), then the one thing it waits for with the hints that go with it
+/// ([`waiting_for`]).
 fn conclude(i: &Inputs, root: &Node) -> (Option<String>, Vec<Hint>) {
-    let cl = &i.cluster;
-    let name = cl.name_any();
-    let ns = cl.namespace().unwrap_or_default();
-    let mut hints: Vec<Hint> = Vec::new();
-    let status = cl.status.clone().unwrap_or_default();
-    let conds = Some(&status.conditions);
-    let get = |t: &str| cond(conds, t);
-    let kubectl = format!("kubectl -n {ns} edit clusters.scs.community {name}");
+    let status = i.cluster.status.clone().unwrap_or_default();
+    let mut hints = standing_hints(i, root, &status);
+    let waiting = waiting_for(i, &status, &mut hints);
+    (waiting, hints)
+}
 
-    // Hints that hold whatever the cluster waits for.
-    for w in &status.warnings {
-        hints.push(hint(HINT_SPEC_WARNING, w.clone(), Vec::new()));
-    }
-    if let Some(x) = get(c::EXTENSIONS_READY).filter(|x| x.status == "False") {
-        let failed: Vec<&kaas_api::cluster::ExtensionStatus> =
-            status.extensions.iter().filter(|e| !e.applied).collect();
-        if failed.is_empty() {
-            hints.push(hint(
-                HINT_EXTENSION_FAILED,
-                format!(
-                    "extensions are not applied ({}): {}; this is on the provider's side (its addon bundles) unless you changed spec.extensions",
-                    x.reason, x.message
-                ),
-                Vec::new(),
-            ));
-        }
-        for e in failed {
-            hints.push(hint(
-                HINT_EXTENSION_FAILED,
-                format!(
-                    "{} {:?} could not be applied: {}; if you selected it, check spec.extensions, otherwise ask the provider",
-                    if e.stage == "base" { "base addon" } else { "extension" },
-                    e.name,
-                    e.message.clone().unwrap_or_else(|| "no message".into())
-                ),
-                if e.stage == "base" {
-                    Vec::new()
-                } else {
-                    vec![format!("spec.extensions.{}", e.name)]
-                },
-            ));
-        }
-    }
-    if let Some(x) = get(c::COMPLIANT) {
-        let report = status
-            .compliance
-            .as_ref()
-            .map(|r| r.report_config_map.clone())
-            .unwrap_or_else(|| format!("{name}-compliance"));
-        let read =
-            format!("kubectl -n {ns} get configmap {report} -o jsonpath='{{.data.report\\.txt}}'");
-        match (x.status.as_str(), x.reason.as_str()) {
-            ("False", _) => {
-                let list = x
-                    .message
-                    .split_once(" failed: ")
-                    .map(|(_, rest)| rest)
-                    .unwrap_or(&x.message);
-                let list = list.split(" (report: ConfigMap").next().unwrap_or(list);
-                let checks: Vec<&str> = list
-                    .split("; ")
-                    .filter_map(|s| s.split(" (").next())
-                    .filter(|s| !s.is_empty())
-                    .collect();
-                hints.push(hint(
-                    HINT_COMPLIANCE_FAILED,
-                    format!(
-                        "compliance checks failed: {}; the full report with remediation is in ConfigMap {report} ({read})",
-                        checks.join(", ")
-                    ),
-                    Vec::new(),
-                ));
-            }
-            ("Unknown", "CheckError") => hints.push(hint(
-                HINT_COMPLIANCE_UNDECIDED,
-                format!(
-                    "the compliance check could not run: {}; kaas retries",
-                    x.message
-                ),
-                Vec::new(),
-            )),
-            ("Unknown", _) => hints.push(hint(
-                HINT_COMPLIANCE_UNDECIDED,
-                format!("compliance is undecided: {} ({read})", x.message),
-                Vec::new(),
-            )),
-            _ => {}
-        }
-    }
-    if let Some(x) = get(c::VERSION_CURRENT)
+/// The hints that hold whatever the cluster waits for, in this order: the spec's warnings,
+/// extensions not applied, compliance, a version change that waits for its maintenance window,
+/// failed machines and objects the reader may not see.
+fn standing_hints(i: &Inputs, root: &Node, status: &ClusterStatus) -> Vec<Hint> {
+    let name = i.cluster.name_any();
+    let ns = i.cluster.namespace().unwrap_or_default();
+    let mut hints: Vec<Hint> = status
+        .warnings
+        .iter()
+        .map(|w| hint(HINT_SPEC_WARNING, w.clone(), Vec::new()))
+        .collect();
+    hints.extend(extension_hints(status));
+    hints.extend(compliance_hint(status, &name, &ns));
+    if let Some(x) = cond(Some(&status.conditions), c::VERSION_CURRENT)
         && x.message.contains(" waits")
     {
         hints.push(hint(
@@ -1074,6 +1008,106 @@ fn conclude(i: &Inputs, root: &Node) -> (Option<String>, Vec<Hint>) {
             vec!["spec.maintenance".into()],
         ));
     }
+    hints.extend(tree_hints(i, root, &ns));
+    hints
+}
+
+/// When `ExtensionsReady` is `False`: one hint per extension or base addon not applied (naming
+/// the `spec.extensions` field of a selected extension), or one for the condition when the
+/// status names none.
+fn extension_hints(status: &ClusterStatus) -> Vec<Hint> {
+    let Some(x) =
+        cond(Some(&status.conditions), c::EXTENSIONS_READY).filter(|x| x.status == "False")
+    else {
+        return Vec::new();
+    };
+    let failed: Vec<&kaas_api::cluster::ExtensionStatus> =
+        status.extensions.iter().filter(|e| !e.applied).collect();
+    let mut hints = Vec::new();
+    if failed.is_empty() {
+        hints.push(hint(
+            HINT_EXTENSION_FAILED,
+            format!(
+                "extensions are not applied ({}): {}; this is on the provider's side (its addon bundles) unless you changed spec.extensions",
+                x.reason, x.message
+            ),
+            Vec::new(),
+        ));
+    }
+    for e in failed {
+        hints.push(hint(
+            HINT_EXTENSION_FAILED,
+            format!(
+                "{} {:?} could not be applied: {}; if you selected it, check spec.extensions, otherwise ask the provider",
+                if e.stage == "base" { "base addon" } else { "extension" },
+                e.name,
+                e.message.clone().unwrap_or_else(|| "no message".into())
+            ),
+            if e.stage == "base" {
+                Vec::new()
+            } else {
+                vec![format!("spec.extensions.{}", e.name)]
+            },
+        ));
+    }
+    hints
+}
+
+/// The hint `Compliant` calls for, if any: the failed checks and where the report is (`False`),
+/// a check that could not run (`Unknown`, reason `CheckError`) or an undecided result (`Unknown`).
+fn compliance_hint(status: &ClusterStatus, name: &str, ns: &str) -> Option<Hint> {
+    let x = cond(Some(&status.conditions), c::COMPLIANT)?;
+    let report = status
+        .compliance
+        .as_ref()
+        .map(|r| r.report_config_map.clone())
+        .unwrap_or_else(|| format!("{name}-compliance"));
+    let read =
+        format!("kubectl -n {ns} get configmap {report} -o jsonpath='{{.data.report\\.txt}}'");
+    match (x.status.as_str(), x.reason.as_str()) {
+        ("False", _) => Some(hint(
+            HINT_COMPLIANCE_FAILED,
+            format!(
+                "compliance checks failed: {}; the full report with remediation is in ConfigMap {report} ({read})",
+                failed_checks(&x.message).join(", ")
+            ),
+            Vec::new(),
+        )),
+        ("Unknown", "CheckError") => Some(hint(
+            HINT_COMPLIANCE_UNDECIDED,
+            format!(
+                "the compliance check could not run: {}; kaas retries",
+                x.message
+            ),
+            Vec::new(),
+        )),
+        ("Unknown", _) => Some(hint(
+            HINT_COMPLIANCE_UNDECIDED,
+            format!("compliance is undecided: {} ({read})", x.message),
+            Vec::new(),
+        )),
+        _ => None,
+    }
+}
+
+/// The names of the failed checks in a `Compliant=False` message (`… failed: a (why); b (why)
+/// (report: ConfigMap …)`); the whole message's parts when it has no ` failed: `.
+fn failed_checks(message: &str) -> Vec<&str> {
+    let list = message
+        .split_once(" failed: ")
+        .map(|(_, rest)| rest)
+        .unwrap_or(message);
+    let list = list.split(" (report: ConfigMap").next().unwrap_or(list);
+    list.split("; ")
+        .filter_map(|s| s.split(" (").next())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// The hints the tree calls for: one per failed Machine, and one naming every object the reader
+/// may not see (and the RoleBinding that would let them).
+fn tree_hints(i: &Inputs, root: &Node, ns: &str) -> Vec<Hint> {
+    let mut hints = Vec::new();
     for n in root.walk() {
         if n.kind == "Machine" && n.status == NodeStatus::Failed {
             hints.push(hint(
@@ -1103,144 +1137,169 @@ fn conclude(i: &Inputs, root: &Node) -> (Option<String>, Vec<Hint>) {
             Vec::new(),
         ));
     }
+    hints
+}
 
-    let ready = get(c::READY);
-    let generation = cl.metadata.generation;
-
-    // Deletion.
+/// The one thing the cluster waits for, adding the hints that go with it; the first that applies
+/// of: its deletion, a first status, an accepted spec, the operator catching up with the latest
+/// generation, then the rollout ([`rollout_waits`]).
+fn waiting_for(i: &Inputs, status: &ClusterStatus, hints: &mut Vec<Hint>) -> Option<String> {
+    let cl = &i.cluster;
+    let conds = Some(&status.conditions);
     if cl.metadata.deletion_timestamp.is_some() {
-        let deleting = get(c::DELETING);
-        if cl.spec.deletion_protection == Some(true) {
-            hints.push(hint(
-                HINT_DELETION_PROTECTED,
-                format!(
-                    "deletion waits while spec.deletionProtection is true: set it to false to let it proceed (kubectl -n {ns} patch clusters.scs.community {name} --type merge -p '{{\"spec\":{{\"deletionProtection\":false}}}}')"
-                ),
-                vec!["spec.deletionProtection".into()],
-            ));
-            return (
-                Some("deletion is refused: spec.deletionProtection is true".into()),
-                hints,
-            );
-        }
-        let foreign: Vec<String> = cl
-            .finalizers()
-            .iter()
-            .filter(|f| *f != FINALIZER)
-            .cloned()
-            .collect();
-        let ours = cl.finalizers().iter().any(|f| f == FINALIZER);
-        let what = deleting
-            .map(|d| d.message.clone())
-            .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| "the kaas operator has not started the deletion yet".into());
-        if ours {
-            hints.push(hint(
-                HINT_DELETION_WAITING,
-                format!(
-                    "deletion waits on the finalizer {FINALIZER}: kaas removes it once Cluster API has deleted the cluster's machines and infrastructure ({what})"
-                ),
-                Vec::new(),
-            ));
-        }
-        if !foreign.is_empty() {
-            hints.push(hint(
-                HINT_FOREIGN_FINALIZER,
-                format!(
-                    "deletion also waits on finalizer(s) kaas did not set: {}; whoever added them must remove them",
-                    foreign.join(", ")
-                ),
-                Vec::new(),
-            ));
-        }
-        let w = if ours {
-            format!("the deletion waits: {what}")
-        } else {
-            format!("the deletion waits on finalizer(s) {}", foreign.join(", "))
-        };
-        return (Some(w), hints);
+        return Some(deletion_waits(i, cond(conds, c::DELETING), hints));
     }
-
-    // No status, or a stale one.
     if cl.status.is_none() {
-        let age = age_of(i.now, &cl.metadata);
-        if age >= IDLE_SECS {
-            hints.push(hint(
-                HINT_OPERATOR_IDLE,
-                format!(
-                    "no status after {}: is the kaas operator running, and does one of its instances handle provider {}?",
-                    human(age),
-                    i.provider.clone().unwrap_or_else(|| "(none named)".into())
-                ),
-                Vec::new(),
-            ));
-        }
-        return (
-            Some("the kaas operator has not reconciled the cluster yet".into()),
-            hints,
-        );
+        return Some(unreconciled(i, hints));
     }
-
-    // The spec.
-    if let Some(x) = get(c::SPEC_ACCEPTED).filter(|x| x.status == "False") {
-        if x.reason == "ProviderNotFound" {
-            let fields: Vec<String> = spec_errors(&x.message)
-                .into_iter()
-                .filter_map(|(p, _)| p)
-                .collect();
-            hints.push(hint(
-                HINT_PROVIDER_MISSING,
-                format!(
-                    "{}: choose an offering (kubectl get providers.scs.community) and set spec.provider.name (the field is immutable: for another provider create a new Cluster)",
-                    x.message
-                ),
-                if fields.is_empty() {
-                    vec!["spec.provider.name".into()]
-                } else {
-                    fields
-                },
-            ));
-            return (Some(format!("no usable provider: {}", x.message)), hints);
-        }
-        for (path, text) in spec_errors(&x.message) {
-            let version = path.as_deref() == Some("spec.kubernetes.version")
-                && (text.contains("downgrade") || text.contains("skips a minor"));
-            if version {
-                hints.push(hint(
-                    HINT_VERSION_REFUSED,
-                    format!(
-                        "{text}; set spec.kubernetes.version to the running minor or the next one ({kubectl}); until then nothing changes"
-                    ),
-                    vec!["spec.kubernetes.version".into()],
-                ));
-            } else {
-                hints.push(hint(
-                    HINT_INVALID_SPEC,
-                    format!("{text}; fix the spec ({kubectl})"),
-                    path.into_iter().collect(),
-                ));
-            }
-        }
-        return (
-            Some(format!(
-                "the spec is not accepted (nothing is changed until it is fixed): {}",
-                x.message
-            )),
-            hints,
-        );
+    if let Some(x) = cond(conds, c::SPEC_ACCEPTED).filter(|x| x.status == "False") {
+        return Some(spec_refused(i, x, hints));
     }
-    if let (Some(o), Some(g)) = (status.observed_generation, generation)
+    if let (Some(o), Some(g)) = (status.observed_generation, cl.metadata.generation)
         && o < g
     {
-        return (
-            Some(format!(
-                "the kaas operator has not processed the latest change yet (status is for generation {o}, the spec is at {g})"
-            )),
-            hints,
-        );
+        return Some(format!(
+            "the kaas operator has not processed the latest change yet (status is for generation {o}, the spec is at {g})"
+        ));
     }
+    rollout_waits(i, status, hints)
+}
 
-    // Failures Cluster API reports.
+/// What a cluster being deleted waits for: `spec.deletionProtection` (refused), kaas' finalizer
+/// (what `Deleting` says) or finalizers someone else set; with a hint for each.
+fn deletion_waits(i: &Inputs, deleting: Option<&Condition>, hints: &mut Vec<Hint>) -> String {
+    let cl = &i.cluster;
+    let name = cl.name_any();
+    let ns = cl.namespace().unwrap_or_default();
+    if cl.spec.deletion_protection == Some(true) {
+        hints.push(hint(
+            HINT_DELETION_PROTECTED,
+            format!(
+                "deletion waits while spec.deletionProtection is true: set it to false to let it proceed (kubectl -n {ns} patch clusters.scs.community {name} --type merge -p '{{\"spec\":{{\"deletionProtection\":false}}}}')"
+            ),
+            vec!["spec.deletionProtection".into()],
+        ));
+        return "deletion is refused: spec.deletionProtection is true".into();
+    }
+    let foreign: Vec<String> = cl
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    let ours = cl.finalizers().iter().any(|f| f == FINALIZER);
+    let what = deleting
+        .map(|d| d.message.clone())
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| "the kaas operator has not started the deletion yet".into());
+    if ours {
+        hints.push(hint(
+            HINT_DELETION_WAITING,
+            format!(
+                "deletion waits on the finalizer {FINALIZER}: kaas removes it once Cluster API has deleted the cluster's machines and infrastructure ({what})"
+            ),
+            Vec::new(),
+        ));
+    }
+    if !foreign.is_empty() {
+        hints.push(hint(
+            HINT_FOREIGN_FINALIZER,
+            format!(
+                "deletion also waits on finalizer(s) kaas did not set: {}; whoever added them must remove them",
+                foreign.join(", ")
+            ),
+            Vec::new(),
+        ));
+    }
+    if ours {
+        format!("the deletion waits: {what}")
+    } else {
+        format!("the deletion waits on finalizer(s) {}", foreign.join(", "))
+    }
+}
+
+/// A cluster without status waits for the operator; after [`IDLE_SECS`] a hint asks whether one
+/// runs for its provider.
+fn unreconciled(i: &Inputs, hints: &mut Vec<Hint>) -> String {
+    let age = age_of(i.now, &i.cluster.metadata);
+    if age >= IDLE_SECS {
+        hints.push(hint(
+            HINT_OPERATOR_IDLE,
+            format!(
+                "no status after {}: is the kaas operator running, and does one of its instances handle provider {}?",
+                human(age),
+                i.provider.clone().unwrap_or_else(|| "(none named)".into())
+            ),
+            Vec::new(),
+        ));
+    }
+    "the kaas operator has not reconciled the cluster yet".into()
+}
+
+/// A spec not accepted (`x` is `SpecAccepted=False`): no usable provider (one hint naming the
+/// fields), or one hint per field error — a refused version change or any other invalid field.
+fn spec_refused(i: &Inputs, x: &Condition, hints: &mut Vec<Hint>) -> String {
+    if x.reason == "ProviderNotFound" {
+        let fields: Vec<String> = spec_errors(&x.message)
+            .into_iter()
+            .filter_map(|(p, _)| p)
+            .collect();
+        hints.push(hint(
+            HINT_PROVIDER_MISSING,
+            format!(
+                "{}: choose an offering (kubectl get providers.scs.community) and set spec.provider.name (the field is immutable: for another provider create a new Cluster)",
+                x.message
+            ),
+            if fields.is_empty() {
+                vec!["spec.provider.name".into()]
+            } else {
+                fields
+            },
+        ));
+        return format!("no usable provider: {}", x.message);
+    }
+    let kubectl = format!(
+        "kubectl -n {} edit clusters.scs.community {}",
+        i.cluster.namespace().unwrap_or_default(),
+        i.cluster.name_any()
+    );
+    for (path, text) in spec_errors(&x.message) {
+        hints.push(spec_error_hint(path, &text, &kubectl));
+    }
+    format!(
+        "the spec is not accepted (nothing is changed until it is fixed): {}",
+        x.message
+    )
+}
+
+/// The hint for one field error of a refused spec: a version downgrade or skipped minor asks for
+/// the running or next minor, anything else to fix the field; `kubectl` is the edit command.
+fn spec_error_hint(path: Option<String>, text: &str, kubectl: &str) -> Hint {
+    let version = path.as_deref() == Some("spec.kubernetes.version")
+        && (text.contains("downgrade") || text.contains("skips a minor"));
+    if version {
+        hint(
+            HINT_VERSION_REFUSED,
+            format!(
+                "{text}; set spec.kubernetes.version to the running minor or the next one ({kubectl}); until then nothing changes"
+            ),
+            vec!["spec.kubernetes.version".into()],
+        )
+    } else {
+        hint(
+            HINT_INVALID_SPEC,
+            format!("{text}; fix the spec ({kubectl})"),
+            path.into_iter().collect(),
+        )
+    }
+}
+
+/// What an accepted, processed cluster waits for: a failure Cluster API reports (with a hint),
+/// nothing or extensions when Ready, the Cluster API objects being provisioned ([`capi_waiting`],
+/// not for imported clusters), a version rollout, or else what `Ready` says.
+fn rollout_waits(i: &Inputs, status: &ClusterStatus, hints: &mut Vec<Hint>) -> Option<String> {
+    let conds = Some(&status.conditions);
+    let ready = cond(conds, c::READY);
     if let Some(r) = ready.filter(|r| r.status == "False" && r.reason == "Failed") {
         hints.push(hint(
             HINT_CLUSTER_API_FAILED,
@@ -1250,30 +1309,24 @@ fn conclude(i: &Inputs, root: &Node) -> (Option<String>, Vec<Hint>) {
             ),
             Vec::new(),
         ));
-        return (Some(format!("the cluster failed: {}", r.message)), hints);
+        return Some(format!("the cluster failed: {}", r.message));
     }
-
     if ready.is_some_and(|r| r.status == "True") {
-        let w = match get(c::EXTENSIONS_READY) {
+        return match cond(conds, c::EXTENSIONS_READY) {
             Some(x) if x.status != "True" => Some(format!(
                 "extensions are not ready ({}): {}",
                 x.reason, x.message
             )),
             _ => None,
         };
-        return (w, hints);
     }
-
     if !i.imported
-        && let Some(w) = capi_waiting(i, &mut hints)
+        && let Some(w) = capi_waiting(i, hints)
     {
-        return (Some(w), hints);
+        return Some(w);
     }
-    if let Some(x) = get(c::VERSION_CURRENT).filter(|x| x.status == "False") {
-        return (
-            Some(format!("the version change rolls out: {}", x.message)),
-            hints,
-        );
+    if let Some(x) = cond(conds, c::VERSION_CURRENT).filter(|x| x.status == "False") {
+        return Some(format!("the version change rolls out: {}", x.message));
     }
     let w = ready
         .map(|r| {
@@ -1284,7 +1337,7 @@ fn conclude(i: &Inputs, root: &Node) -> (Option<String>, Vec<Hint>) {
             }
         })
         .unwrap_or_else(|| "the cluster has not reported Ready yet".into());
-    (Some(w), hints)
+    Some(w)
 }
 
 /// The verdict on a cluster from its own status alone (pure; no tree, no events): what the GUI's
@@ -1434,5 +1487,41 @@ pub fn analyze(i: &Inputs) -> Diagnosis {
         degraded,
         waiting_for,
         hints,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_checks_are_the_names_before_the_report() {
+        assert_eq!(
+            failed_checks(
+                "2 failed: scs-0210-v2 (v1.35.4 is outdated); scs-0214-v2 (all nodes in one zone) (report: ConfigMap c-compliance)"
+            ),
+            vec!["scs-0210-v2", "scs-0214-v2"]
+        );
+        assert_eq!(failed_checks("scs-0217 (pod-security)"), vec!["scs-0217"]);
+        assert!(failed_checks("").is_empty());
+    }
+
+    #[test]
+    fn a_refused_version_change_asks_for_the_running_or_next_minor() {
+        let edit = "kubectl -n t edit clusters.scs.community c";
+        let h = spec_error_hint(
+            Some("spec.kubernetes.version".into()),
+            "1.33 is a downgrade from 1.34",
+            edit,
+        );
+        assert_eq!(h.code, HINT_VERSION_REFUSED);
+        assert_eq!(h.fields, vec!["spec.kubernetes.version".to_string()]);
+        let h = spec_error_hint(Some("spec.kubernetes.version".into()), "not offered", edit);
+        assert_eq!(h.code, HINT_INVALID_SPEC);
+        assert_eq!(h.fields, vec!["spec.kubernetes.version".to_string()]);
+        let h = spec_error_hint(None, "bad", edit);
+        assert_eq!(h.code, HINT_INVALID_SPEC);
+        assert!(h.fields.is_empty());
+        assert_eq!(h.message, format!("bad; fix the spec ({edit})"));
     }
 }
