@@ -150,338 +150,45 @@ pub const DEFAULT_SERVICE_CIDR: &str = "10.96.0.0/12";
 
 /// Checks `cluster` against `provider`. The cluster's status (the version it runs now) decides
 /// whether a version change is an allowed upgrade.
+///
+/// The checks run in the order of the spec (provider and region, version, control plane, pools,
+/// extensions, network, access, hibernation, autoscaler, capabilities), each a step below that
+/// reads the shared [`Checking`] and collects its errors and warnings; every error is reported,
+/// not only the first.
 pub fn validate(cluster: &Cluster, provider: &Provider) -> Result<Resolved, FieldErrors> {
-    let mut errs = FieldErrors::default();
-    let spec = &cluster.spec;
-    let p = &provider.spec;
-    let provider_name = provider.metadata.name.clone().unwrap_or_default();
-    let mut warnings = Vec::new();
-
-    // Provider reference.
-    let pref = spec.provider.clone().unwrap_or_default();
-    if let Some(name) = &pref.name
-        && *name != provider_name
-    {
-        errs.push(FieldError::new(
-            ErrorKind::Invalid,
-            "spec.provider.name",
-            format!("{name:?} does not name provider {provider_name:?}"),
-        ));
-    }
-    if let Some(t) = &pref.provider_type
-        && *t != p.provider_type
-    {
-        errs.push(
-            FieldError::new(
-                ErrorKind::NotSupported,
-                "spec.provider.providerType",
-                format!("{t:?} does not match provider {provider_name:?}"),
-            )
-            .allowed([p.provider_type.clone()]),
-        );
-    }
-
-    // Region and zones.
-    let region = match &pref.region {
-        Some(r) => match p.regions.iter().find(|x| x.name == *r) {
-            Some(found) => Some(found),
-            None => {
-                errs.push(
-                    FieldError::new(
-                        ErrorKind::NotSupported,
-                        "spec.provider.region",
-                        format!("{r:?} is not a region of provider {provider_name:?}"),
-                    )
-                    .allowed(p.regions.iter().map(|r| r.name.clone())),
-                );
-                None
-            }
-        },
-        None => p.regions.first(),
-    };
-    let region_name = region.map(|r| r.name.clone()).unwrap_or_default();
-    let check_zones = |zones: &[String], path: &str, errs: &mut FieldErrors| {
-        let Some(region) = region else { return };
-        for (i, z) in zones.iter().enumerate() {
-            if !region.zones.contains(z) {
-                errs.push(
-                    FieldError::new(
-                        ErrorKind::NotSupported,
-                        format!("{path}[{i}]"),
-                        format!("{z:?} is not a zone of region {:?}", region.name),
-                    )
-                    .allowed(region.zones.clone()),
-                );
-            }
-        }
-    };
-
-    // Cluster API and hosted backends provision clusters; a static backend imports them.
-    let provisions = p.backend.kind != BackendType::Static;
-    let is_capi = p.backend.kind == BackendType::ClusterAPI;
-
-    // Version.
-    let current = cluster
-        .status
-        .as_ref()
-        .and_then(|s| s.target_version.as_deref())
-        .and_then(|v| v.parse::<KubeVersion>().ok());
-    let mut version = None;
-    let mut classification = None;
-    let mut forced_update = false;
-    let mut stack = None;
-    if provisions {
-        match resolve_version(cluster, provider, current.as_ref(), &mut warnings) {
-            Ok(r) => {
-                version = Some(r.version);
-                classification = Some(r.offer.classification);
-                forced_update = r.forced;
-                stack = Some(r.offer.stack.clone());
-            }
-            Err(e) => errs.push(e),
-        }
-    }
-
-    // Control plane.
-    let cp = spec.control_plane.clone().unwrap_or_default();
-    let defaults = p.defaults.clone().unwrap_or_default();
-    let cp_flavor = cp.flavor.clone().or(defaults.control_plane_flavor.clone());
-    let cp_replicas = cp.replicas.or(defaults.control_plane_replicas).unwrap_or(3);
-    let cp_zones = cp.zones.clone().unwrap_or_default();
-    if provisions {
-        check_flavor(
-            cp_flavor.as_deref(),
-            "spec.controlPlane.flavor",
-            true,
-            &provider_name,
-            &p.flavors,
-            &mut errs,
-        );
-        check_zones(&cp_zones, "spec.controlPlane.zones", &mut errs);
-    } else if spec.import.is_none() {
-        errs.push(FieldError::new(
-            ErrorKind::Required,
-            "spec.import.kubeconfigSecretRef",
-            format!("provider {provider_name:?} imports existing clusters: name the Secret with the cluster's kubeconfig"),
-        ));
-    }
-    if !provisions && spec.control_plane.is_some() {
-        warnings.push("spec.controlPlane is ignored: a static provider provisions nothing".into());
-    }
-    if !provisions
-        && spec
-            .access
-            .as_ref()
-            .is_some_and(|a| a.oidc.is_some() || a.api_server_allowed_cidrs.is_some())
-    {
-        warnings.push(
-            "spec.access is ignored: kaas does not configure the API server of an imported cluster (set OIDC and address filters on the cluster itself)"
-                .into(),
-        );
-    }
-
-    // Worker pools.
-    let mut pools = Vec::new();
-    let workers = spec.workers.clone().unwrap_or_default();
-    if !provisions && !workers.is_empty() {
-        warnings.push("spec.workers is ignored: a static provider provisions nothing".into());
-    }
-    let limits = p.limits.clone().unwrap_or_default();
-    if let Some(max) = limits.max_worker_pools
-        && provisions
-        && workers.len() as i32 > max
-    {
-        errs.push(FieldError::new(
-            ErrorKind::Invalid,
-            "spec.workers",
-            format!(
-                "{} worker pools; provider {provider_name:?} allows at most {max}",
-                workers.len()
-            ),
-        ));
-    }
-    let mut total_nodes = 0i64;
-    for (i, w) in workers.iter().enumerate() {
-        let path = format!("spec.workers[{i}]");
-        let flavor = w.flavor.clone().or(defaults.worker_flavor.clone());
-        let size = match (w.count, w.min_count, w.max_count) {
-            (Some(c), _, _) => Size::Fixed(c),
-            (None, Some(min), Some(max)) => Size::Autoscale { min, max },
-            _ => Size::Fixed(1),
-        };
-        let biggest = match size {
-            Size::Fixed(c) => c,
-            Size::Autoscale { max, .. } => max,
-        };
-        total_nodes += i64::from(biggest);
-        if provisions {
-            check_flavor(
-                flavor.as_deref(),
-                &format!("{path}.flavor"),
-                false,
-                &provider_name,
-                &p.flavors,
-                &mut errs,
-            );
-            check_zones(
-                w.zones.as_deref().unwrap_or_default(),
-                &format!("{path}.zones"),
-                &mut errs,
-            );
-            if let Some(max) = limits.max_nodes_per_pool
-                && biggest > max
-            {
-                let field = if w.count.is_some() {
-                    "count"
-                } else {
-                    "maxCount"
-                };
-                errs.push(FieldError::new(
-                    ErrorKind::Invalid,
-                    format!("{path}.{field}"),
-                    format!(
-                        "{biggest} nodes; provider {provider_name:?} allows at most {max} per pool"
-                    ),
-                ));
-            }
-        }
-        let offered = flavor
-            .as_deref()
-            .and_then(|f| p.flavors.iter().find(|o| o.name == f))
-            .cloned();
-        if provisions && let Some(o) = &offered {
-            crate::autoscaling::check_scale_from_zero(
-                &path,
-                size,
-                w.zones.as_deref().unwrap_or_default().len(),
-                o,
-                &provider_name,
-                &mut errs,
-            );
-        }
-        pools.push(Pool {
-            offered,
-            name: w.name.clone(),
-            flavor: flavor.unwrap_or_default(),
-            size,
-            zones: w.zones.clone().unwrap_or_default(),
-            labels: w.labels.clone().unwrap_or_default(),
-            taints: w.taints.clone().unwrap_or_default(),
-        });
-    }
-    if let Some(max) = limits.max_nodes_per_cluster
-        && provisions
-        && total_nodes > i64::from(max)
-    {
-        errs.push(FieldError::new(
-            ErrorKind::Invalid,
-            "spec.workers",
-            format!(
-                "{total_nodes} worker nodes in all; provider {provider_name:?} allows at most {max}"
-            ),
-        ));
-    }
-
-    // Extensions.
-    let extensions = resolve_extensions(cluster, provider, &mut errs, &mut warnings);
-
-    // Network.
-    let net = spec.network.clone().unwrap_or_default();
-    let network = Network {
-        ip_family: net.ip_family.unwrap_or_default(),
-        pods: net.pods.unwrap_or_else(|| {
-            vec![
-                defaults
-                    .pod_cidr
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_POD_CIDR.into()),
-            ]
-        }),
-        services: net.services.unwrap_or_else(|| {
-            vec![
-                defaults
-                    .service_cidr
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_SERVICE_CIDR.into()),
-            ]
-        }),
-        nodes: net
-            .nodes
-            .unwrap_or_else(|| defaults.node_cidr.clone().into_iter().collect()),
-    };
-    if provisions {
-        // Hosted control planes run on the management side: no control-plane nodes.
-        let nodes = network::Nodes::new(if is_capi { cp_replicas } else { 0 }, &pools);
-        network::check(
-            spec.network.as_ref(),
-            &network,
-            nodes,
-            &provider_name,
-            &p.reserved_networks,
-            &mut errs,
-            &mut warnings,
-        );
-    }
-
-    // An issuer CA needs an API server configuration kaas writes itself: the Cluster API stacks
-    // take OIDC settings through the SCS stacks' `oidcConfig`, which has no place for one.
-    if is_capi
-        && spec
-            .access
-            .as_ref()
-            .and_then(|a| a.oidc.as_ref())
-            .is_some_and(|o| o.certificate_authority.is_some())
-    {
-        errs.push(FieldError::new(
-            ErrorKind::Forbidden,
-            "spec.access.oidc.certificateAuthority",
-            format!(
-                "provider {provider_name:?} runs Cluster API stacks, whose OIDC settings take no \
-                 issuer CA: use an issuer with a publicly trusted certificate"
-            ),
-        ));
-    }
-
-    // Hibernation: schedules must parse; an imported cluster's nodes are not kaas's to stop.
-    let hibernation = spec.hibernation.clone().unwrap_or_default();
-    if let Err(problems) = kaas_api::hibernation::parse(&hibernation) {
-        for p in problems {
-            errs.push(FieldError::new(
-                ErrorKind::Invalid,
-                format!("spec.hibernation.{}", p.path),
-                p.message,
-            ));
-        }
-    }
-    if !provisions && (hibernation.asked() || hibernation.schedules.is_some()) {
-        errs.push(FieldError::new(
-            ErrorKind::Forbidden,
-            "spec.hibernation",
-            format!(
-                "provider {provider_name:?} imports existing clusters: kaas runs neither their \
-                 nodes nor their control plane, so it cannot hibernate them"
-            ),
-        ));
-    }
-    let hibernated = provisions && hibernation.asked();
-
-    let autoscaler_image = if is_capi {
-        crate::autoscaling::image(provider, version.as_ref(), &pools, &mut errs, &mut warnings)
+    let mut cx = Checking::new(cluster, provider);
+    cx.check_provider_ref();
+    let region = cx.region();
+    let picked = cx.version();
+    let control_plane = cx.control_plane(region);
+    let pools = cx.pools(region);
+    let extensions = resolve_extensions(cluster, provider, &mut cx.errs, &mut cx.warnings);
+    let network = cx.network(control_plane.replicas, &pools);
+    cx.check_issuer_ca();
+    let hibernated = cx.hibernation();
+    let autoscaler_image = if cx.is_capi {
+        crate::autoscaling::image(
+            provider,
+            picked.version.as_ref(),
+            &pools,
+            &mut cx.errs,
+            &mut cx.warnings,
+        )
     } else {
         None
     };
-
     // Capabilities: features the version's stack cannot serve (per stack verification).
-    if let Some(v) = &version {
-        check_capabilities(cluster, provider, v, &extensions, &mut errs);
+    if let Some(v) = &picked.version {
+        check_capabilities(cluster, provider, v, &extensions, &mut cx.errs);
     }
 
-    if !errs.is_empty() {
-        return Err(errs);
+    if !cx.errs.is_empty() {
+        return Err(cx.errs);
     }
-    let capi = p.backend.cluster_api.as_ref().filter(|_| is_capi);
+    let p = &provider.spec;
+    let capi = p.backend.cluster_api.as_ref().filter(|_| cx.is_capi);
     Ok(Resolved {
-        provider: provider_name,
+        provider: cx.name,
         backend: p.backend.kind,
         stack: capi.map(|c| c.stack),
         hosted_runtime: (p.backend.kind == BackendType::Hosted).then(|| {
@@ -491,26 +198,442 @@ pub fn validate(cluster: &Cluster, provider: &Provider) -> Result<Resolved, Fiel
             )
         }),
         provider_namespace: Some(p.backend.namespace.clone()),
-        region: region_name,
-        version,
-        classification,
-        forced_update,
-        cluster_class: stack.as_ref().map(|s| s.cluster_class.clone()),
-        stack_release: stack.and_then(|s| s.release),
-        control_plane: ControlPlane {
-            replicas: cp_replicas,
-            flavor: cp_flavor.unwrap_or_default(),
-            zones: cp_zones,
-            anti_affinity: cp.anti_affinity.unwrap_or(true),
-        },
+        region: region.map(|r| r.name.clone()).unwrap_or_default(),
+        version: picked.version,
+        classification: picked.classification,
+        forced_update: picked.forced_update,
+        cluster_class: picked.stack.as_ref().map(|s| s.cluster_class.clone()),
+        stack_release: picked.stack.and_then(|s| s.release),
+        control_plane,
         pools,
         network,
         extensions,
-        access: spec.access.clone().unwrap_or_default(),
-        warnings,
+        access: cluster.spec.access.clone().unwrap_or_default(),
+        warnings: cx.warnings,
         hibernated,
         autoscaler_image,
     })
+}
+
+/// What the steps of [`validate`] read, and what they collect.
+struct Checking<'a> {
+    cluster: &'a Cluster,
+    provider: &'a Provider,
+    /// The provider's name (in messages).
+    name: String,
+    /// Cluster API and hosted backends provision clusters; a static backend imports them.
+    provisions: bool,
+    is_capi: bool,
+    defaults: kaas_api::provider::ProviderDefaults,
+    errs: FieldErrors,
+    warnings: Vec<String>,
+}
+
+/// The version chosen from the offering, with what comes with it.
+#[derive(Default)]
+struct Picked {
+    version: Option<KubeVersion>,
+    classification: Option<Classification>,
+    forced_update: bool,
+    stack: Option<kaas_api::provider::StackRef>,
+}
+
+impl<'a> Checking<'a> {
+    fn new(cluster: &'a Cluster, provider: &'a Provider) -> Self {
+        let p = &provider.spec;
+        Checking {
+            cluster,
+            provider,
+            name: provider.metadata.name.clone().unwrap_or_default(),
+            provisions: p.backend.kind != BackendType::Static,
+            is_capi: p.backend.kind == BackendType::ClusterAPI,
+            defaults: p.defaults.clone().unwrap_or_default(),
+            errs: FieldErrors::default(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// `spec.provider.name` and `.providerType` name this provider.
+    fn check_provider_ref(&mut self) {
+        let pref = self.cluster.spec.provider.clone().unwrap_or_default();
+        let provider_name = &self.name;
+        if let Some(name) = &pref.name
+            && name != provider_name
+        {
+            self.errs.push(FieldError::new(
+                ErrorKind::Invalid,
+                "spec.provider.name",
+                format!("{name:?} does not name provider {provider_name:?}"),
+            ));
+        }
+        let offered = &self.provider.spec.provider_type;
+        if let Some(t) = &pref.provider_type
+            && t != offered
+        {
+            self.errs.push(
+                FieldError::new(
+                    ErrorKind::NotSupported,
+                    "spec.provider.providerType",
+                    format!("{t:?} does not match provider {provider_name:?}"),
+                )
+                .allowed([offered.clone()]),
+            );
+        }
+    }
+
+    /// The region asked for (`spec.provider.region`), else the provider's first.
+    fn region(&mut self) -> Option<&'a kaas_api::provider::Region> {
+        let regions = &self.provider.spec.regions;
+        let asked = self
+            .cluster
+            .spec
+            .provider
+            .as_ref()
+            .and_then(|p| p.region.as_ref());
+        let Some(r) = asked else {
+            return regions.first();
+        };
+        let found = regions.iter().find(|x| x.name == *r);
+        if found.is_none() {
+            self.errs.push(
+                FieldError::new(
+                    ErrorKind::NotSupported,
+                    "spec.provider.region",
+                    format!("{r:?} is not a region of provider {:?}", self.name),
+                )
+                .allowed(regions.iter().map(|r| r.name.clone())),
+            );
+        }
+        found
+    }
+
+    /// Every zone of `zones` (at `path`) is one of the region's.
+    fn check_zones(
+        &mut self,
+        region: Option<&kaas_api::provider::Region>,
+        zones: &[String],
+        path: &str,
+    ) {
+        let Some(region) = region else { return };
+        for (i, z) in zones.iter().enumerate() {
+            if !region.zones.contains(z) {
+                self.errs.push(
+                    FieldError::new(
+                        ErrorKind::NotSupported,
+                        format!("{path}[{i}]"),
+                        format!("{z:?} is not a zone of region {:?}", region.name),
+                    )
+                    .allowed(region.zones.clone()),
+                );
+            }
+        }
+    }
+
+    /// The Kubernetes version, judged against the one the cluster runs (its status).
+    fn version(&mut self) -> Picked {
+        if !self.provisions {
+            return Picked::default();
+        }
+        let current = self
+            .cluster
+            .status
+            .as_ref()
+            .and_then(|s| s.target_version.as_deref())
+            .and_then(|v| v.parse::<KubeVersion>().ok());
+        match resolve_version(
+            self.cluster,
+            self.provider,
+            current.as_ref(),
+            &mut self.warnings,
+        ) {
+            Ok(r) => Picked {
+                version: Some(r.version),
+                classification: Some(r.offer.classification),
+                forced_update: r.forced,
+                stack: Some(r.offer.stack.clone()),
+            },
+            Err(e) => {
+                self.errs.push(e);
+                Picked::default()
+            }
+        }
+    }
+
+    /// The control plane with the provider's defaults; for a static provider, the import
+    /// instead, and warnings for what it ignores.
+    fn control_plane(&mut self, region: Option<&kaas_api::provider::Region>) -> ControlPlane {
+        let spec = &self.cluster.spec;
+        let cp = spec.control_plane.clone().unwrap_or_default();
+        let flavor = cp
+            .flavor
+            .clone()
+            .or(self.defaults.control_plane_flavor.clone());
+        let replicas = cp
+            .replicas
+            .or(self.defaults.control_plane_replicas)
+            .unwrap_or(3);
+        let zones = cp.zones.clone().unwrap_or_default();
+        if self.provisions {
+            check_flavor(
+                flavor.as_deref(),
+                "spec.controlPlane.flavor",
+                true,
+                &self.name,
+                &self.provider.spec.flavors,
+                &mut self.errs,
+            );
+            self.check_zones(region, &zones, "spec.controlPlane.zones");
+        } else if spec.import.is_none() {
+            self.errs.push(FieldError::new(
+                ErrorKind::Required,
+                "spec.import.kubeconfigSecretRef",
+                format!(
+                    "provider {:?} imports existing clusters: name the Secret with the cluster's kubeconfig",
+                    self.name
+                ),
+            ));
+        }
+        if !self.provisions && spec.control_plane.is_some() {
+            self.warnings
+                .push("spec.controlPlane is ignored: a static provider provisions nothing".into());
+        }
+        if !self.provisions
+            && spec
+                .access
+                .as_ref()
+                .is_some_and(|a| a.oidc.is_some() || a.api_server_allowed_cidrs.is_some())
+        {
+            self.warnings.push(
+                "spec.access is ignored: kaas does not configure the API server of an imported cluster (set OIDC and address filters on the cluster itself)"
+                    .into(),
+            );
+        }
+        ControlPlane {
+            replicas,
+            flavor: flavor.unwrap_or_default(),
+            zones,
+            anti_affinity: cp.anti_affinity.unwrap_or(true),
+        }
+    }
+
+    /// The worker pools, each against the flavors, zones and limits; and the cluster's total
+    /// against the provider's node limit.
+    fn pools(&mut self, region: Option<&kaas_api::provider::Region>) -> Vec<Pool> {
+        let workers = self.cluster.spec.workers.clone().unwrap_or_default();
+        if !self.provisions && !workers.is_empty() {
+            self.warnings
+                .push("spec.workers is ignored: a static provider provisions nothing".into());
+        }
+        let limits = self.provider.spec.limits.clone().unwrap_or_default();
+        if let Some(max) = limits.max_worker_pools
+            && self.provisions
+            && workers.len() as i32 > max
+        {
+            self.errs.push(FieldError::new(
+                ErrorKind::Invalid,
+                "spec.workers",
+                format!(
+                    "{} worker pools; provider {:?} allows at most {max}",
+                    workers.len(),
+                    self.name
+                ),
+            ));
+        }
+        let mut total_nodes = 0i64;
+        let mut pools = Vec::new();
+        for (i, w) in workers.iter().enumerate() {
+            let (pool, biggest) = self.pool(i, w, region, &limits);
+            total_nodes += i64::from(biggest);
+            pools.push(pool);
+        }
+        if let Some(max) = limits.max_nodes_per_cluster
+            && self.provisions
+            && total_nodes > i64::from(max)
+        {
+            self.errs.push(FieldError::new(
+                ErrorKind::Invalid,
+                "spec.workers",
+                format!(
+                    "{total_nodes} worker nodes in all; provider {:?} allows at most {max}",
+                    self.name
+                ),
+            ));
+        }
+        pools
+    }
+
+    /// One pool (`spec.workers[i]`), and the most nodes it may have.
+    fn pool(
+        &mut self,
+        i: usize,
+        w: &kaas_api::cluster::WorkerPool,
+        region: Option<&kaas_api::provider::Region>,
+        limits: &kaas_api::provider::Limits,
+    ) -> (Pool, i32) {
+        let path = format!("spec.workers[{i}]");
+        let flavor = w.flavor.clone().or(self.defaults.worker_flavor.clone());
+        let size = match (w.count, w.min_count, w.max_count) {
+            (Some(c), _, _) => Size::Fixed(c),
+            (None, Some(min), Some(max)) => Size::Autoscale { min, max },
+            _ => Size::Fixed(1),
+        };
+        let biggest = match size {
+            Size::Fixed(c) => c,
+            Size::Autoscale { max, .. } => max,
+        };
+        let flavors = &self.provider.spec.flavors;
+        if self.provisions {
+            check_flavor(
+                flavor.as_deref(),
+                &format!("{path}.flavor"),
+                false,
+                &self.name,
+                flavors,
+                &mut self.errs,
+            );
+            self.check_zones(
+                region,
+                w.zones.as_deref().unwrap_or_default(),
+                &format!("{path}.zones"),
+            );
+            if let Some(max) = limits.max_nodes_per_pool
+                && biggest > max
+            {
+                let field = if w.count.is_some() {
+                    "count"
+                } else {
+                    "maxCount"
+                };
+                self.errs.push(FieldError::new(
+                    ErrorKind::Invalid,
+                    format!("{path}.{field}"),
+                    format!(
+                        "{biggest} nodes; provider {:?} allows at most {max} per pool",
+                        self.name
+                    ),
+                ));
+            }
+        }
+        let offered = flavor
+            .as_deref()
+            .and_then(|f| flavors.iter().find(|o| o.name == f))
+            .cloned();
+        if self.provisions
+            && let Some(o) = &offered
+        {
+            crate::autoscaling::check_scale_from_zero(
+                &path,
+                size,
+                w.zones.as_deref().unwrap_or_default().len(),
+                o,
+                &self.name,
+                &mut self.errs,
+            );
+        }
+        let pool = Pool {
+            offered,
+            name: w.name.clone(),
+            flavor: flavor.unwrap_or_default(),
+            size,
+            zones: w.zones.clone().unwrap_or_default(),
+            labels: w.labels.clone().unwrap_or_default(),
+            taints: w.taints.clone().unwrap_or_default(),
+        };
+        (pool, biggest)
+    }
+
+    /// Pod, service and node networks with the provider's defaults, checked against each other,
+    /// the nodes they must hold and the provider's reserved networks.
+    fn network(&mut self, cp_replicas: i32, pools: &[Pool]) -> Network {
+        let spec_net = self.cluster.spec.network.as_ref();
+        let net = spec_net.cloned().unwrap_or_default();
+        let d = &self.defaults;
+        let network = Network {
+            ip_family: net.ip_family.unwrap_or_default(),
+            pods: net.pods.unwrap_or_else(|| {
+                vec![
+                    d.pod_cidr
+                        .clone()
+                        .unwrap_or_else(|| DEFAULT_POD_CIDR.into()),
+                ]
+            }),
+            services: net.services.unwrap_or_else(|| {
+                vec![
+                    d.service_cidr
+                        .clone()
+                        .unwrap_or_else(|| DEFAULT_SERVICE_CIDR.into()),
+                ]
+            }),
+            nodes: net
+                .nodes
+                .unwrap_or_else(|| d.node_cidr.clone().into_iter().collect()),
+        };
+        if self.provisions {
+            // Hosted control planes run on the management side: no control-plane nodes.
+            let nodes = network::Nodes::new(if self.is_capi { cp_replicas } else { 0 }, pools);
+            network::check(
+                spec_net,
+                &network,
+                nodes,
+                &self.name,
+                &self.provider.spec.reserved_networks,
+                &mut self.errs,
+                &mut self.warnings,
+            );
+        }
+        network
+    }
+
+    /// An issuer CA needs an API server configuration kaas writes itself: the Cluster API stacks
+    /// take OIDC settings through the SCS stacks' `oidcConfig`, which has no place for one.
+    fn check_issuer_ca(&mut self) {
+        if self.is_capi
+            && self
+                .cluster
+                .spec
+                .access
+                .as_ref()
+                .and_then(|a| a.oidc.as_ref())
+                .is_some_and(|o| o.certificate_authority.is_some())
+        {
+            self.errs.push(FieldError::new(
+                ErrorKind::Forbidden,
+                "spec.access.oidc.certificateAuthority",
+                format!(
+                    "provider {:?} runs Cluster API stacks, whose OIDC settings take no \
+                     issuer CA: use an issuer with a publicly trusted certificate",
+                    self.name
+                ),
+            ));
+        }
+    }
+
+    /// Hibernation: schedules must parse; an imported cluster's nodes are not kaas's to stop.
+    /// Whether the cluster is to hibernate now.
+    fn hibernation(&mut self) -> bool {
+        let hibernation = self.cluster.spec.hibernation.clone().unwrap_or_default();
+        if let Err(problems) = kaas_api::hibernation::parse(&hibernation) {
+            for p in problems {
+                self.errs.push(FieldError::new(
+                    ErrorKind::Invalid,
+                    format!("spec.hibernation.{}", p.path),
+                    p.message,
+                ));
+            }
+        }
+        if !self.provisions && (hibernation.asked() || hibernation.schedules.is_some()) {
+            self.errs.push(FieldError::new(
+                ErrorKind::Forbidden,
+                "spec.hibernation",
+                format!(
+                    "provider {:?} imports existing clusters: kaas runs neither their \
+                     nodes nor their control plane, so it cannot hibernate them",
+                    self.name
+                ),
+            ));
+        }
+        self.provisions && hibernation.asked()
+    }
 }
 
 fn check_flavor(
