@@ -78,76 +78,105 @@ fn from_signal(sig: &Signal) -> Status {
     }
 }
 
-/// Computes the new status from the old one.
+/// Computes the new status from the old one, in steps that each set their part: what was
+/// accepted, what the backend shows, the version, extensions and compliance, where the cluster is
+/// reached, then hibernation, `Ready`, the phase and the kstatus conditions derived from them.
 pub fn derive(i: Inputs<'_>) -> ClusterStatus {
-    let generation = i.cluster.metadata.generation;
-    let now = &i.now;
-    let old = i.cluster.status.clone().unwrap_or_default();
-    let mut s = ClusterStatus {
-        conditions: old.conditions.clone(),
-        ..Default::default()
-    };
-    s.observed_generation = generation;
-    s.target_version = i.target_version.clone().or(old.target_version.clone());
-    let o = i.observation;
+    let mut d = Deriving::new(&i);
+    d.spec_accepted();
+    d.backend_conditions();
+    d.version_current();
+    d.extensions();
+    d.compliance();
+    d.access_and_pools();
+    let hibernation = hibernation(
+        &mut d.s,
+        i.cluster,
+        i.validation,
+        i.observation,
+        d.generation,
+        &i.now,
+    );
+    let ready = d.ready(hibernation);
+    d.phase(ready.0, hibernation);
+    d.kstatus(ready, hibernation);
+    d.s
+}
 
-    match i.validation {
-        Ok(r) => {
-            s.warnings = r.warnings.clone();
-            set(
-                &mut s,
-                c::SPEC_ACCEPTED,
-                Status::True,
-                "Valid",
-                format!("valid for provider {:?}", r.provider),
-                generation,
-                now,
-            );
-        }
-        Err(p) => {
-            set(
-                &mut s,
-                c::SPEC_ACCEPTED,
-                Status::False,
-                p.reason(),
-                p.message(),
-                generation,
-                now,
-            );
+/// The status being derived from [`Inputs`] and the old status.
+struct Deriving<'a> {
+    i: &'a Inputs<'a>,
+    o: &'a Observation,
+    old: ClusterStatus,
+    s: ClusterStatus,
+    generation: Option<i64>,
+    /// Imported clusters show their control plane only: nothing is provisioned.
+    static_backend: bool,
+}
+
+impl<'a> Deriving<'a> {
+    fn new(i: &'a Inputs<'a>) -> Self {
+        let old = i.cluster.status.clone().unwrap_or_default();
+        let s = ClusterStatus {
+            conditions: old.conditions.clone(),
+            observed_generation: i.cluster.metadata.generation,
+            target_version: i.target_version.clone().or(old.target_version.clone()),
+            ..Default::default()
+        };
+        Deriving {
+            i,
+            o: i.observation,
+            old,
+            s,
+            generation: i.cluster.metadata.generation,
+            static_backend: matches!(i.validation, Ok(r) if r.backend == kaas_api::provider::BackendType::Static),
         }
     }
 
-    let static_backend =
-        matches!(i.validation, Ok(r) if r.backend == kaas_api::provider::BackendType::Static);
-    if static_backend {
+    fn set(&mut self, t: &str, st: Status, reason: &str, msg: impl Into<String>) {
         set(
-            &mut s,
-            c::CONTROL_PLANE_READY,
-            from_signal(&o.control_plane),
-            &o.control_plane.reason,
-            o.control_plane.message.clone(),
-            generation,
-            now,
+            &mut self.s,
+            t,
+            st,
+            reason,
+            msg,
+            self.generation,
+            &self.i.now,
         );
     }
-    if !static_backend {
-        set(
-            &mut s,
+
+    fn set_signal(&mut self, t: &str, sig: &Signal, msg: String) {
+        self.set(t, from_signal(sig), &sig.reason, msg);
+    }
+
+    /// `SpecAccepted` and the validation's warnings.
+    fn spec_accepted(&mut self) {
+        match self.i.validation {
+            Ok(r) => {
+                self.s.warnings = r.warnings.clone();
+                let msg = format!("valid for provider {:?}", r.provider);
+                self.set(c::SPEC_ACCEPTED, Status::True, "Valid", msg);
+            }
+            Err(p) => self.set(c::SPEC_ACCEPTED, Status::False, p.reason(), p.message()),
+        }
+    }
+
+    /// What the backend shows: the control plane of an imported cluster; infrastructure, control
+    /// plane and workers of a provisioned one.
+    fn backend_conditions(&mut self) {
+        let o = self.o;
+        self.set_signal(
+            c::CONTROL_PLANE_READY,
+            &o.control_plane,
+            o.control_plane.message.clone(),
+        );
+        if self.static_backend {
+            return;
+        }
+        self.set_signal(
             c::INFRASTRUCTURE_READY,
-            from_signal(&o.infrastructure),
-            &o.infrastructure.reason,
+            &o.infrastructure,
             o.infrastructure.message.clone(),
-            generation,
-            now,
-        );
-        set(
-            &mut s,
-            c::CONTROL_PLANE_READY,
-            from_signal(&o.control_plane),
-            &o.control_plane.reason,
-            o.control_plane.message.clone(),
-            generation,
-            now,
         );
         let desired: i32 = o.pools.iter().map(|p| p.desired).sum();
         let ready: i32 = o.pools.iter().map(|p| p.ready).sum();
@@ -156,36 +185,35 @@ pub fn derive(i: Inputs<'_>) -> ClusterStatus {
         } else {
             format!("{ready}/{desired} worker nodes ready")
         };
-        set(
-            &mut s,
-            c::WORKERS_READY,
-            from_signal(&o.workers),
-            &o.workers.reason,
-            workers_msg,
-            generation,
-            now,
-        );
+        self.set_signal(c::WORKERS_READY, &o.workers, workers_msg);
     }
 
-    // Version: everything runs the target version and nothing is rolling.
-    let target = s.target_version.clone();
-    let mut versions: Vec<&String> = o
-        .control_plane_versions
-        .iter()
-        .chain(o.worker_versions.iter())
-        .collect();
-    versions.sort();
-    versions.dedup();
-    let uniform = (versions.len() == 1).then(|| versions[0].clone());
-    s.kubernetes_version = uniform
-        .clone()
-        .or(old.kubernetes_version.clone().filter(|_| !o.exists));
-    if !static_backend {
+    /// The version the cluster runs, and `VersionCurrent`: everything runs the target version
+    /// and nothing is rolling.
+    fn version_current(&mut self) {
+        let o = self.o;
+        let target = self.s.target_version.clone();
+        let mut versions: Vec<&String> = o
+            .control_plane_versions
+            .iter()
+            .chain(o.worker_versions.iter())
+            .collect();
+        versions.sort();
+        versions.dedup();
+        let uniform = (versions.len() == 1).then(|| versions[0].clone());
+        self.s.kubernetes_version =
+            uniform
+                .clone()
+                .or(self.old.kubernetes_version.clone().filter(|_| !o.exists));
+        if self.static_backend {
+            return;
+        }
         let (vs, reason, msg) = match (&target, &uniform) {
             (Some(t), Some(u)) if t == u && o.rolling_out.is_none() => (
                 Status::True,
                 "UpToDate",
-                i.version_note
+                self.i
+                    .version_note
                     .clone()
                     .unwrap_or_else(|| format!("running {t}")),
             ),
@@ -204,222 +232,203 @@ pub fn derive(i: Inputs<'_>) -> ClusterStatus {
             (Some(t), _) => (Status::Unknown, "Pending", format!("{t} not running yet")),
             _ => (Status::Unknown, "Pending", "no version chosen yet".into()),
         };
-        set(&mut s, c::VERSION_CURRENT, vs, reason, msg, generation, now);
+        self.set(c::VERSION_CURRENT, vs, reason, msg);
     }
 
-    match &i.extensions {
-        Some(x) => {
-            s.extensions = x.statuses.clone();
-            let st = match x.ready {
-                Some(true) => Status::True,
-                Some(false) => Status::False,
-                None => Status::Unknown,
-            };
-            set(
-                &mut s,
-                c::EXTENSIONS_READY,
-                st,
-                &x.reason,
-                x.message.clone(),
-                generation,
-                now,
-            );
-        }
-        None => {
-            s.extensions = old.extensions.clone();
-            // Not checked while hibernated (no nodes run them); waking checks them again.
-            if matches!(i.validation, Ok(r) if r.hibernated) && !s.extensions.is_empty() {
-                set(
-                    &mut s,
-                    c::EXTENSIONS_READY,
-                    Status::Unknown,
-                    "Hibernated",
-                    "not checked while the cluster hibernates",
-                    generation,
-                    now,
-                );
+    /// Extensions from this reconcile's addon run, else as they were (Unknown while the cluster
+    /// hibernates: no nodes run them; waking checks them again).
+    fn extensions(&mut self) {
+        match &self.i.extensions {
+            Some(x) => {
+                self.s.extensions = x.statuses.clone();
+                let st = match x.ready {
+                    Some(true) => Status::True,
+                    Some(false) => Status::False,
+                    None => Status::Unknown,
+                };
+                self.set(c::EXTENSIONS_READY, st, &x.reason, x.message.clone());
+            }
+            None => {
+                self.s.extensions = self.old.extensions.clone();
+                if matches!(self.i.validation, Ok(r) if r.hibernated)
+                    && !self.s.extensions.is_empty()
+                {
+                    self.set(
+                        c::EXTENSIONS_READY,
+                        Status::Unknown,
+                        "Hibernated",
+                        "not checked while the cluster hibernates",
+                    );
+                }
             }
         }
     }
 
-    s.compliance = old.compliance.clone();
-    match &i.compliance {
-        Some(Ok(x)) => {
-            s.compliance = Some(x.summary.clone());
-            let st = match x.compliant {
-                Some(true) => Status::True,
-                Some(false) => Status::False,
-                None => Status::Unknown,
-            };
-            set(
-                &mut s,
-                c::COMPLIANT,
-                st,
-                &x.reason,
-                x.message.clone(),
-                generation,
-                now,
-            );
+    /// The compliance summary of a check run in this reconcile, else the last one.
+    fn compliance(&mut self) {
+        self.s.compliance = self.old.compliance.clone();
+        match &self.i.compliance {
+            Some(Ok(x)) => {
+                self.s.compliance = Some(x.summary.clone());
+                let st = match x.compliant {
+                    Some(true) => Status::True,
+                    Some(false) => Status::False,
+                    None => Status::Unknown,
+                };
+                self.set(c::COMPLIANT, st, &x.reason, x.message.clone());
+            }
+            Some(Err(e)) => self.set(c::COMPLIANT, Status::Unknown, "CheckError", e.clone()),
+            None => {}
         }
-        Some(Err(e)) => set(
-            &mut s,
-            c::COMPLIANT,
-            Status::Unknown,
-            "CheckError",
-            e.clone(),
-            generation,
-            now,
-        ),
-        None => {}
     }
 
-    s.api_endpoint = o
-        .endpoint
-        .clone()
-        .or(old.api_endpoint.clone().filter(|_| o.exists));
-    s.kubeconfig_secret_ref = o.kubeconfig_secret.clone().map(|name| SecretRef {
-        name,
-        key: Some("value".into()),
-    });
-    let bounds = |pool: &str| {
-        let resolved = i.validation.as_ref().ok()?;
-        match resolved.pools.iter().find(|p| p.name == pool)?.size {
-            kaas_validate::offering::Size::Autoscale { min, max } => Some((min, max)),
-            kaas_validate::offering::Size::Fixed(_) => None,
-        }
-    };
-    s.workers = o
-        .pools
-        .iter()
-        .map(|p| WorkerPoolStatus {
-            name: p.name.clone(),
-            desired: p.desired,
-            ready: p.ready,
-            version: (p.versions.len() == 1).then(|| p.versions[0].clone()),
-            min: bounds(&p.name).map(|b| b.0),
-            max: bounds(&p.name).map(|b| b.1),
-            autoscaler: p.autoscaler.clone(),
-        })
-        .collect();
+    /// The API endpoint, the kubeconfig Secret and the pools (with their autoscaler bounds).
+    fn access_and_pools(&mut self) {
+        let o = self.o;
+        self.s.api_endpoint =
+            o.endpoint
+                .clone()
+                .or(self.old.api_endpoint.clone().filter(|_| o.exists));
+        self.s.kubeconfig_secret_ref = o.kubeconfig_secret.clone().map(|name| SecretRef {
+            name,
+            key: Some("value".into()),
+        });
+        let validation = self.i.validation;
+        let bounds = |pool: &str| {
+            let resolved = validation.as_ref().ok()?;
+            match resolved.pools.iter().find(|p| p.name == pool)?.size {
+                kaas_validate::offering::Size::Autoscale { min, max } => Some((min, max)),
+                kaas_validate::offering::Size::Fixed(_) => None,
+            }
+        };
+        self.s.workers = o
+            .pools
+            .iter()
+            .map(|p| WorkerPoolStatus {
+                name: p.name.clone(),
+                desired: p.desired,
+                ready: p.ready,
+                version: (p.versions.len() == 1).then(|| p.versions[0].clone()),
+                min: bounds(&p.name).map(|b| b.0),
+                max: bounds(&p.name).map(|b| b.1),
+                autoscaler: p.autoscaler.clone(),
+            })
+            .collect();
+    }
 
-    // Ready and phase.
-    let accepted = i.validation.is_ok();
-    let parts: &[&str] = if static_backend {
-        &[c::SPEC_ACCEPTED, c::CONTROL_PLANE_READY]
-    } else {
-        &[
-            c::SPEC_ACCEPTED,
-            c::INFRASTRUCTURE_READY,
-            c::CONTROL_PLANE_READY,
-            c::WORKERS_READY,
-            c::VERSION_CURRENT,
-        ]
-    };
-    let first_not_ready = parts
-        .iter()
-        .find(|t| !c::is_true(&s.conditions, t))
-        .copied();
-    let deleting = i.cluster.metadata.deletion_timestamp.is_some();
-    let hibernation = hibernation(&mut s, i.cluster, i.validation, o, generation, now);
-    let (ready, reason, msg) = match (first_not_ready, &o.failure) {
-        _ if deleting => (
-            Status::False,
-            "Deleting".to_string(),
-            "the cluster is being deleted".to_string(),
-        ),
-        (_, Some(f)) => (Status::False, "Failed".to_string(), f.clone()),
-        _ if hibernation != Hibernation::Awake => {
-            let (reason, message) = c::get(&s.conditions, c::HIBERNATED)
-                .map(|c| (c.reason.clone(), c.message.clone()))
-                .unwrap_or_default();
-            (Status::False, reason, message)
-        }
-        (None, None) => (
-            Status::True,
-            "Ready".to_string(),
-            "the cluster is ready".to_string(),
-        ),
-        (Some(t), None) => {
-            let (reason, message) = c::get(&s.conditions, t)
-                .map(|c| (c.reason.clone(), c.message.clone()))
-                .unwrap_or_default();
-            (Status::False, reason, format!("{t}: {message}"))
-        }
-    };
-    set(
-        &mut s,
-        c::READY,
-        ready,
-        &reason,
-        msg.clone(),
-        generation,
-        now,
-    );
+    fn deleting(&self) -> bool {
+        self.i.cluster.metadata.deletion_timestamp.is_some()
+    }
 
-    let refused = matches!(i.validation, Err(Problem::Refused(_)));
-    s.phase = Some(if deleting {
-        ClusterPhase::Deleting
-    } else if refused {
-        // Valid against the offering, but what realises it was refused: a provider-side problem
-        // or a feature the backend cannot serve; it stays so until the spec or provider changes.
-        ClusterPhase::Failed
-    } else if !accepted && !o.exists {
-        ClusterPhase::Invalid
-    } else if o.failure.is_some() {
-        ClusterPhase::Failed
-    } else if hibernation == Hibernation::Reached {
-        ClusterPhase::Hibernated
-    } else if ready == Status::True {
-        ClusterPhase::Ready
-    } else if !accepted {
-        ClusterPhase::Invalid
-    } else if !o.exists && !static_backend {
-        ClusterPhase::Pending
-    } else if matches!(
-        old.phase,
-        Some(ClusterPhase::Ready | ClusterPhase::Updating | ClusterPhase::Hibernated)
+    /// `Ready`: deletion, a failure, hibernation, else the first of its parts that is not True.
+    fn ready(&mut self, hibernation: Hibernation) -> (Status, String, String) {
+        let parts: &[&str] = if self.static_backend {
+            &[c::SPEC_ACCEPTED, c::CONTROL_PLANE_READY]
+        } else {
+            &[
+                c::SPEC_ACCEPTED,
+                c::INFRASTRUCTURE_READY,
+                c::CONTROL_PLANE_READY,
+                c::WORKERS_READY,
+                c::VERSION_CURRENT,
+            ]
+        };
+        let first_not_ready = parts
+            .iter()
+            .find(|t| !c::is_true(&self.s.conditions, t))
+            .copied();
+        let reason_of = |s: &ClusterStatus, t: &str| {
+            c::get(&s.conditions, t)
+                .map(|c| (c.reason.clone(), c.message.clone()))
+                .unwrap_or_default()
+        };
+        let (ready, reason, msg) = match (first_not_ready, &self.o.failure) {
+            _ if self.deleting() => (
+                Status::False,
+                "Deleting".to_string(),
+                "the cluster is being deleted".to_string(),
+            ),
+            (_, Some(f)) => (Status::False, "Failed".to_string(), f.clone()),
+            _ if hibernation != Hibernation::Awake => {
+                let (reason, message) = reason_of(&self.s, c::HIBERNATED);
+                (Status::False, reason, message)
+            }
+            (None, None) => (
+                Status::True,
+                "Ready".to_string(),
+                "the cluster is ready".to_string(),
+            ),
+            (Some(t), None) => {
+                let (reason, message) = reason_of(&self.s, t);
+                (Status::False, reason, format!("{t}: {message}"))
+            }
+        };
+        self.set(c::READY, ready, &reason, msg.clone());
+        (ready, reason, msg)
+    }
+
+    /// The phase, from the conditions just set.
+    fn phase(&mut self, ready: Status, hibernation: Hibernation) {
+        let accepted = self.i.validation.is_ok();
+        let refused = matches!(self.i.validation, Err(Problem::Refused(_)));
+        let o = self.o;
+        self.s.phase = Some(if self.deleting() {
+            ClusterPhase::Deleting
+        } else if refused {
+            // Valid against the offering, but what realises it was refused: a provider-side
+            // problem or a feature the backend cannot serve; it stays so until the spec or
+            // provider changes.
+            ClusterPhase::Failed
+        } else if !accepted && !o.exists {
+            ClusterPhase::Invalid
+        } else if o.failure.is_some() {
+            ClusterPhase::Failed
+        } else if hibernation == Hibernation::Reached {
+            ClusterPhase::Hibernated
+        } else if ready == Status::True {
+            ClusterPhase::Ready
+        } else if !accepted {
+            ClusterPhase::Invalid
+        } else if !o.exists && !self.static_backend {
+            ClusterPhase::Pending
+        } else if matches!(
+            self.old.phase,
+            Some(ClusterPhase::Ready | ClusterPhase::Updating | ClusterPhase::Hibernated)
+        ) {
+            // Updating only once the cluster has been Ready; before that it is being provisioned.
+            ClusterPhase::Updating
+        } else {
+            ClusterPhase::Provisioning
+        });
+    }
+
+    /// kstatus (Flux `wait`/health checks, cli-utils): `Reconciling` while kaas works towards
+    /// the spec, `Stalled` when it cannot get there without a change. Both are always present
+    /// (False when not applicable), so a steady cluster's conditions do not churn.
+    fn kstatus(
+        &mut self,
+        (ready, reason, msg): (Status, String, String),
+        hibernation: Hibernation,
     ) {
-        // Updating only once the cluster has been Ready; before that it is being provisioned.
-        ClusterPhase::Updating
-    } else {
-        ClusterPhase::Provisioning
-    });
-
-    // kstatus (Flux `wait`/health checks, cli-utils): `Reconciling` while kaas works towards the
-    // spec, `Stalled` when it cannot get there without a change. Both are always present (False
-    // when not applicable), so a steady cluster's conditions do not churn.
-    let stalled = matches!(s.phase, Some(ClusterPhase::Invalid | ClusterPhase::Failed));
-    // A hibernated cluster is where its spec asks: nothing is in progress.
-    let reconciling = !stalled && ready != Status::True && hibernation != Hibernation::Reached;
-    let (st_reason, st_msg) = if stalled {
-        (reason.as_str(), msg.clone())
-    } else {
-        ("NotStalled", String::new())
-    };
-    set(
-        &mut s,
-        c::STALLED,
-        Status::from(stalled),
-        st_reason,
-        st_msg,
-        generation,
-        now,
-    );
-    let (rc_reason, rc_msg) = if reconciling {
-        (reason.as_str(), msg)
-    } else {
-        ("Reconciled", String::new())
-    };
-    set(
-        &mut s,
-        c::RECONCILING,
-        Status::from(reconciling),
-        rc_reason,
-        rc_msg,
-        generation,
-        now,
-    );
-    s
+        let stalled = matches!(
+            self.s.phase,
+            Some(ClusterPhase::Invalid | ClusterPhase::Failed)
+        );
+        // A hibernated cluster is where its spec asks: nothing is in progress.
+        let reconciling = !stalled && ready != Status::True && hibernation != Hibernation::Reached;
+        let (st_reason, st_msg) = if stalled {
+            (reason.as_str(), msg.clone())
+        } else {
+            ("NotStalled", String::new())
+        };
+        self.set(c::STALLED, Status::from(stalled), st_reason, st_msg);
+        let (rc_reason, rc_msg) = if reconciling {
+            (reason.as_str(), msg)
+        } else {
+            ("Reconciled", String::new())
+        };
+        self.set(c::RECONCILING, Status::from(reconciling), rc_reason, rc_msg);
+    }
 }
 
 /// Where a cluster is with hibernation.
