@@ -8,9 +8,11 @@
 //! message; woken (`hibernated: false`) → Ready at the same endpoint with the same kubeconfig and
 //! the ConfigMap still there; hibernated again and deleted → gone without starting anything.
 
-use std::future::Future;
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::wait_for;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kaas_api::conditions::{get, is_true};
@@ -25,24 +27,6 @@ use kube::{Api, Client};
 use serde_json::json;
 
 const NS: &str = "kaas-local-hibernate";
-
-async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
 
 async fn current(api: &Api<HostedControlPlane>, name: &str) -> Option<HostedControlPlane> {
     let h = api.get_opt(name).await.ok()??;

@@ -5,11 +5,13 @@
 //! a version that is not built, delete (processes gone, state removed, finalizer released), and an
 //! orphaned state directory swept at start.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::future::Future;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::wait_for;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret, ServiceAccount};
 use kaas_api::conditions::{get, is_true};
@@ -23,24 +25,6 @@ use kube::{Api, Client};
 use serde_json::json;
 
 const NS: &str = "kaas-local-t1";
-
-async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
 
 fn hcp(name: &str, version: &str, replicas: i32) -> HostedControlPlane {
     serde_json::from_value(json!({
