@@ -19,7 +19,7 @@ use kaas_api::cluster::{
     AccessSpec, ControlPlaneSpec, KubernetesSpec, NetworkSpec, OidcSpec, ProviderRef, Taint,
     TaintEffect, WorkerPool,
 };
-use kaas_api::provider::{BackendType, Classification, StackKind};
+use kaas_api::provider::{BackendType, Classification, KubernetesVersion, StackKind};
 use kaas_api::{ANNOTATION_ADOPT_FROM, ANNOTATION_ADOPTED_BY, Cluster, KubeVersion, Provider};
 use kaas_capi::cluster::{
     Cluster as CapiCluster, ClusterTopology, ClusterTopologyWorkersMachineDeployments,
@@ -176,31 +176,17 @@ pub fn express(
     name: &str,
     standalone: &[String],
 ) -> Verdict {
-    let capi_ns = capi.namespace().unwrap_or_default();
-    let capi_name = capi.name_any();
-    let pname = provider.name_any();
-    let mut refusals = Vec::new();
-    let mut notes = Vec::new();
-    let mut cluster = Cluster::new(name, Default::default());
-    cluster.metadata.namespace = Some(tenant.to_string());
-    cluster.metadata.annotations = Some(BTreeMap::from([(
-        ANNOTATION_ADOPT_FROM.to_string(),
-        format!("{capi_ns}/{capi_name}"),
-    )]));
-    cluster.spec.provider = Some(ProviderRef {
-        name: Some(pname.clone()),
-        ..Default::default()
-    });
-
+    let mut v = Verdict {
+        cluster: skeleton(capi, provider, tenant, name),
+        refusals: Vec::new(),
+        notes: Vec::new(),
+    };
     if provider.spec.backend.kind != BackendType::ClusterAPI {
-        refusals.push(format!(
-            "provider {pname:?} does not use the Cluster API backend"
+        v.refusals.push(format!(
+            "provider {:?} does not use the Cluster API backend",
+            provider.name_any()
         ));
-        return Verdict {
-            cluster,
-            refusals,
-            notes,
-        };
+        return v;
     }
     let stack = provider
         .spec
@@ -209,6 +195,62 @@ pub fn express(
         .as_ref()
         .map(|c| c.stack)
         .unwrap_or(StackKind::InMemory);
+    v.refusals
+        .extend(ownership_refusals(capi, tenant, name, standalone));
+    let Some(topo) = capi.spec.topology.as_ref() else {
+        v.refusals.push(
+            "spec.topology: the cluster is not built on a ClusterClass (no managed topology)"
+                .into(),
+        );
+        return v;
+    };
+    express_version(capi, topo, provider, &mut v);
+    express_control_plane(topo, &mut v);
+    let net = capi.spec.cluster_network.clone().unwrap_or_default();
+    v.cluster.spec.network = Some(NetworkSpec {
+        pods: net.pods.as_ref().map(|p| p.cidr_blocks.clone()),
+        services: net.services.as_ref().map(|s| s.cidr_blocks.clone()),
+        ..Default::default()
+    });
+    express_workers(topo, &mut v);
+    // The stack's variables become SCS fields; the rest cannot be expressed.
+    absorb_variables(stack, topo, &mut v.cluster, &mut v.refusals);
+    check(capi, topo, provider, &mut v);
+    v
+}
+
+/// The SCS Cluster `tenant/name` before anything of the topology is read: its `adopt-from`
+/// annotation naming `capi` and `spec.provider.name`.
+fn skeleton(capi: &CapiCluster, provider: &Provider, tenant: &str, name: &str) -> Cluster {
+    let mut cluster = Cluster::new(name, Default::default());
+    cluster.metadata.namespace = Some(tenant.to_string());
+    cluster.metadata.annotations = Some(BTreeMap::from([(
+        ANNOTATION_ADOPT_FROM.to_string(),
+        format!(
+            "{}/{}",
+            capi.namespace().unwrap_or_default(),
+            capi.name_any()
+        ),
+    )]));
+    cluster.spec.provider = Some(ProviderRef {
+        name: Some(provider.name_any()),
+        ..Default::default()
+    });
+    cluster
+}
+
+/// Why `capi` cannot become `tenant/name` whatever its topology says: it is being deleted, kaas
+/// already manages it (its label without `adopted-by`), another SCS Cluster adopted it, or worker
+/// objects (`standalone`) live outside its topology.
+fn ownership_refusals(
+    capi: &CapiCluster,
+    tenant: &str,
+    name: &str,
+    standalone: &[String],
+) -> Vec<String> {
+    let capi_ns = capi.namespace().unwrap_or_default();
+    let capi_name = capi.name_any();
+    let mut refusals = Vec::new();
     if capi.metadata.deletion_timestamp.is_some() {
         refusals.push(format!(
             "Cluster API Cluster {capi_ns}/{capi_name} is being deleted"
@@ -233,31 +275,26 @@ pub fn express(
             "{s} belongs to the cluster but not to its topology; kaas manages topologies only"
         ));
     }
-    let Some(topo) = capi.spec.topology.as_ref() else {
-        refusals.push(
-            "spec.topology: the cluster is not built on a ClusterClass (no managed topology)"
-                .into(),
-        );
-        return Verdict {
-            cluster,
-            refusals,
-            notes,
-        };
-    };
+    refusals
+}
 
-    // Version and class.
-    let offered: Vec<String> = provider
-        .spec
-        .kubernetes_versions
+/// The provider's offer of the version the topology runs: refused when that is not an exact
+/// release (`v1.34.2`), not offered, or expired (kaas would upgrade it at once).
+fn offered_version<'p>(
+    topo: &ClusterTopology,
+    provider: &'p Provider,
+    refusals: &mut Vec<String>,
+) -> Option<&'p KubernetesVersion> {
+    let pname = provider.name_any();
+    let versions = &provider.spec.kubernetes_versions;
+    let offered: Vec<String> = versions
         .iter()
         .filter(|o| o.classification != Classification::Expired)
         .map(|o| o.version.clone())
         .collect();
-    let offer = match topo.version.parse::<KubeVersion>() {
+    match topo.version.parse::<KubeVersion>() {
         Ok(v) if v.patch_number().is_some() && v.pre.is_none() => {
-            let found = provider
-                .spec
-                .kubernetes_versions
+            let found = versions
                 .iter()
                 .find(|o| o.version.parse::<KubeVersion>().is_ok_and(|ov| ov == v));
             match found {
@@ -287,36 +324,55 @@ pub fn express(
             ));
             None
         }
-    };
-    if let Some(o) = offer {
-        cluster.spec.kubernetes = Some(KubernetesSpec {
-            version: Some(o.version.trim_start_matches('v').to_string()),
-        });
-        if topo.class_ref.name != o.stack.cluster_class {
-            refusals.push(format!(
-                "spec.topology.classRef.name: {:?} is not the ClusterClass provider {pname:?} uses for {} ({:?})",
-                topo.class_ref.name, topo.version, o.stack.cluster_class
-            ));
-        }
-        let class_ns = topo.class_ref.namespace.as_deref().unwrap_or(&capi_ns);
-        if class_ns != provider.spec.backend.namespace {
-            notes.push(format!(
-                "spec.topology.classRef: kaas keeps {}/{} (the provider's copy is in {}); an upgrade to another ClusterClass uses the provider's",
-                class_ns, topo.class_ref.name, provider.spec.backend.namespace
-            ));
-        }
     }
+}
 
-    // Control plane.
+/// Version and class: an offered version becomes `spec.kubernetes.version`; a ClusterClass other
+/// than the one the provider uses for it is refused, one kept in another namespace than the
+/// provider's copy is a note.
+fn express_version(
+    capi: &CapiCluster,
+    topo: &ClusterTopology,
+    provider: &Provider,
+    v: &mut Verdict,
+) {
+    let Some(o) = offered_version(topo, provider, &mut v.refusals) else {
+        return;
+    };
+    v.cluster.spec.kubernetes = Some(KubernetesSpec {
+        version: Some(o.version.trim_start_matches('v').to_string()),
+    });
+    if topo.class_ref.name != o.stack.cluster_class {
+        v.refusals.push(format!(
+            "spec.topology.classRef.name: {:?} is not the ClusterClass provider {:?} uses for {} ({:?})",
+            topo.class_ref.name,
+            provider.name_any(),
+            topo.version,
+            o.stack.cluster_class
+        ));
+    }
+    let capi_ns = capi.namespace().unwrap_or_default();
+    let class_ns = topo.class_ref.namespace.as_deref().unwrap_or(&capi_ns);
+    if class_ns != provider.spec.backend.namespace {
+        v.notes.push(format!(
+            "spec.topology.classRef: kaas keeps {}/{} (the provider's copy is in {}); an upgrade to another ClusterClass uses the provider's",
+            class_ns, topo.class_ref.name, provider.spec.backend.namespace
+        ));
+    }
+}
+
+/// The control plane's replicas (refused when not set) and no MachinePool workers (kaas has
+/// none).
+fn express_control_plane(topo: &ClusterTopology, v: &mut Verdict) {
     let cp = topo.control_plane.clone().unwrap_or_default();
     match cp.replicas {
         Some(r) => {
-            cluster.spec.control_plane = Some(ControlPlaneSpec {
+            v.cluster.spec.control_plane = Some(ControlPlaneSpec {
                 replicas: Some(r),
                 ..Default::default()
             })
         }
-        None => refusals.push(
+        None => v.refusals.push(
             "spec.topology.controlPlane.replicas: not set; kaas needs an explicit count".into(),
         ),
     }
@@ -326,145 +382,162 @@ pub fn express(
         .and_then(|w| w.machine_pools.as_ref())
         .is_some_and(|p| !p.is_empty())
     {
-        refusals.push(
+        v.refusals.push(
             "spec.topology.workers.machinePools: kaas has no MachinePool workers (only MachineDeployments)"
                 .into(),
         );
     }
+}
 
-    // Network.
-    let net = capi.spec.cluster_network.clone().unwrap_or_default();
-    cluster.spec.network = Some(NetworkSpec {
-        pods: net.pods.as_ref().map(|p| p.cidr_blocks.clone()),
-        services: net.services.as_ref().map(|s| s.cidr_blocks.clone()),
-        ..Default::default()
-    });
-
-    // Worker pools.
+/// One worker pool per MachineDeployment of the topology, in its order (`spec.workers` stays
+/// unset without any).
+fn express_workers(topo: &ClusterTopology, v: &mut Verdict) {
     let mds: Vec<ClusterTopologyWorkersMachineDeployments> = topo
         .workers
         .as_ref()
         .and_then(|w| w.machine_deployments.clone())
         .unwrap_or_default();
-    let mut pools = Vec::new();
-    for md in &mds {
-        let path = format!("spec.topology.workers.machineDeployments[{}]", md.name);
-        if !dns_label(&md.name) || md.name.len() > 40 {
-            refusals.push(format!(
-                "{path}.name: {:?} cannot be a worker pool name (a DNS label of at most 40 characters)",
-                md.name
-            ));
-        }
-        let meta = md.metadata.clone().unwrap_or_default();
-        let annotations = meta.annotations.clone().unwrap_or_default();
-        let mut labels = meta.labels.clone().unwrap_or_default();
-        if let Some(p) = labels.remove(LABEL_POOL)
-            && p != md.name
+    let pools: Vec<WorkerPool> = mds
+        .iter()
+        .map(|md| worker_pool(md, &mut v.refusals))
+        .collect();
+    if !pools.is_empty() {
+        v.cluster.spec.workers = Some(pools);
+    }
+}
+
+/// The worker pool of one MachineDeployment: its name (a DNS label of at most 40 characters,
+/// agreeing with its pool label), zone, labels, size ([`pool_size`]) and taints (propagation
+/// `Always` only).
+fn worker_pool(
+    md: &ClusterTopologyWorkersMachineDeployments,
+    refusals: &mut Vec<String>,
+) -> WorkerPool {
+    let path = format!("spec.topology.workers.machineDeployments[{}]", md.name);
+    if !dns_label(&md.name) || md.name.len() > 40 {
+        refusals.push(format!(
+            "{path}.name: {:?} cannot be a worker pool name (a DNS label of at most 40 characters)",
+            md.name
+        ));
+    }
+    let meta = md.metadata.clone().unwrap_or_default();
+    let annotations = meta.annotations.clone().unwrap_or_default();
+    let mut labels = meta.labels.clone().unwrap_or_default();
+    if let Some(p) = labels.remove(LABEL_POOL)
+        && p != md.name
+    {
+        refusals.push(format!(
+            "{path}.metadata.labels[{LABEL_POOL}]: {p:?} differs from the topology name {:?}",
+            md.name
+        ));
+    }
+    let mut pool = WorkerPool {
+        name: md.name.clone(),
+        zones: md.failure_domain.clone().map(|z| vec![z]),
+        labels: (!labels.is_empty()).then_some(labels),
+        ..Default::default()
+    };
+    pool_size(md, &annotations, &path, &mut pool, refusals);
+    if let Some(taints) = md.taints.as_ref().filter(|t| !t.is_empty()) {
+        pool.taints = Some(
+            taints
+                .iter()
+                .map(|t| Taint {
+                    key: t.key.clone(),
+                    value: t.value.clone(),
+                    effect: match t.effect {
+                        CapiEffect::NoSchedule => TaintEffect::NoSchedule,
+                        CapiEffect::PreferNoSchedule => TaintEffect::PreferNoSchedule,
+                        CapiEffect::NoExecute => TaintEffect::NoExecute,
+                    },
+                })
+                .collect(),
+        );
+        if taints
+            .iter()
+            .any(|t| !matches!(t.propagation, CapiPropagation::Always))
         {
             refusals.push(format!(
-                "{path}.metadata.labels[{LABEL_POOL}]: {p:?} differs from the topology name {:?}",
-                md.name
+                "{path}.taints: kaas writes taints with propagation Always only"
             ));
         }
-        let min = annotations.get(ANNOTATION_MIN_SIZE);
-        let max = annotations.get(ANNOTATION_MAX_SIZE);
-        let mut pool = WorkerPool {
-            name: md.name.clone(),
-            zones: md.failure_domain.clone().map(|z| vec![z]),
-            labels: (!labels.is_empty()).then_some(labels),
-            ..Default::default()
-        };
-        match (md.replicas, min, max) {
-            (Some(n), None, None) => pool.count = Some(n),
-            (None, Some(min), Some(max)) => match (min.parse::<i32>(), max.parse::<i32>()) {
-                (Ok(min), Ok(max)) => {
-                    pool.min_count = Some(min);
-                    pool.max_count = Some(max);
-                }
-                _ => refusals.push(format!(
-                    "{path}.metadata.annotations: autoscaler bounds {min:?}..{max:?} are not numbers"
-                )),
-            },
-            (None, None, None) => refusals.push(format!(
-                "{path}.replicas: not set and no autoscaler bounds; kaas needs a count"
-            )),
-            _ => refusals.push(format!(
-                "{path}: replicas and autoscaler annotations ({ANNOTATION_MIN_SIZE}, {ANNOTATION_MAX_SIZE}) must be either a fixed count or both bounds without replicas"
-            )),
-        }
-        if let Some(taints) = md.taints.as_ref().filter(|t| !t.is_empty()) {
-            pool.taints = Some(
-                taints
-                    .iter()
-                    .map(|t| Taint {
-                        key: t.key.clone(),
-                        value: t.value.clone(),
-                        effect: match t.effect {
-                            CapiEffect::NoSchedule => TaintEffect::NoSchedule,
-                            CapiEffect::PreferNoSchedule => TaintEffect::PreferNoSchedule,
-                            CapiEffect::NoExecute => TaintEffect::NoExecute,
-                        },
-                    })
-                    .collect(),
-            );
-            if taints
-                .iter()
-                .any(|t| !matches!(t.propagation, CapiPropagation::Always))
-            {
-                refusals.push(format!(
-                    "{path}.taints: kaas writes taints with propagation Always only"
-                ));
+    }
+    pool
+}
+
+/// A pool's size: a fixed count (replicas, no autoscaler annotations) or autoscaler bounds (both
+/// annotations, numbers, no replicas); anything else is refused.
+fn pool_size(
+    md: &ClusterTopologyWorkersMachineDeployments,
+    annotations: &BTreeMap<String, String>,
+    path: &str,
+    pool: &mut WorkerPool,
+    refusals: &mut Vec<String>,
+) {
+    let min = annotations.get(ANNOTATION_MIN_SIZE);
+    let max = annotations.get(ANNOTATION_MAX_SIZE);
+    match (md.replicas, min, max) {
+        (Some(n), None, None) => pool.count = Some(n),
+        (None, Some(min), Some(max)) => match (min.parse::<i32>(), max.parse::<i32>()) {
+            (Ok(min), Ok(max)) => {
+                pool.min_count = Some(min);
+                pool.max_count = Some(max);
             }
-        }
-        pools.push(pool);
+            _ => refusals.push(format!(
+                "{path}.metadata.annotations: autoscaler bounds {min:?}..{max:?} are not numbers"
+            )),
+        },
+        (None, None, None) => refusals.push(format!(
+            "{path}.replicas: not set and no autoscaler bounds; kaas needs a count"
+        )),
+        _ => refusals.push(format!(
+            "{path}: replicas and autoscaler annotations ({ANNOTATION_MIN_SIZE}, {ANNOTATION_MAX_SIZE}) must be either a fixed count or both bounds without replicas"
+        )),
     }
-    if !pools.is_empty() {
-        cluster.spec.workers = Some(pools);
-    }
+}
 
-    // The stack's variables become SCS fields; the rest cannot be expressed.
-    absorb_variables(stack, topo, &mut cluster, &mut refusals);
-
-    // Schema and CEL rules of the CRD, then the provider's offering.
+/// The check of the expressed Cluster: the CRD's schema and CEL rules, then the provider's
+/// offering; only when nothing is refused so far, it is rendered for `capi`'s location and every
+/// field kaas writes that differs from `capi` is refused ([`compare`]), what kaas keeps unmanaged
+/// is noted ([`kept`]).
+fn check(capi: &CapiCluster, topo: &ClusterTopology, provider: &Provider, v: &mut Verdict) {
     let schema = kaas_validate::schema::crd_schema(&Cluster::crd());
-    let mut object = serde_json::to_value(&cluster).unwrap_or(Value::Null);
+    let mut object = serde_json::to_value(&v.cluster).unwrap_or(Value::Null);
     object["apiVersion"] = json!("scs.community/v1alpha1");
     object["kind"] = json!("Cluster");
     for e in kaas_validate::schema::admit(&schema, &object, None).0 {
-        refusals.push(format!("the SCS Cluster would be invalid: {e}"));
+        v.refusals
+            .push(format!("the SCS Cluster would be invalid: {e}"));
     }
-    let resolved = match kaas_validate::validate(&cluster, provider) {
+    let resolved = match kaas_validate::validate(&v.cluster, provider) {
         Ok(r) => Some(r),
         Err(errs) => {
             for e in errs.0 {
-                refusals.push(format!("provider {pname:?} does not offer it: {e}"));
+                v.refusals.push(format!(
+                    "provider {:?} does not offer it: {e}",
+                    provider.name_any()
+                ));
             }
             None
         }
     };
-    if let Some(r) = resolved
-        && refusals.is_empty()
-    {
-        let target = Target {
-            namespace: capi_ns.clone(),
-            name: capi_name.clone(),
-            class_ref: Some((
-                topo.class_ref.name.clone(),
-                topo.class_ref.namespace.clone(),
-            )),
-        };
-        match kaas_render::render_at(&cluster, &r, Some(&target)) {
-            Ok(rendered) => {
-                refusals.extend(compare(capi, &rendered.cluster));
-                notes.extend(kept(capi, &rendered.cluster));
-            }
-            Err(e) => refusals.push(e.to_string()),
+    let Some(r) = resolved.filter(|_| v.refusals.is_empty()) else {
+        return;
+    };
+    let target = Target {
+        namespace: capi.namespace().unwrap_or_default(),
+        name: capi.name_any(),
+        class_ref: Some((
+            topo.class_ref.name.clone(),
+            topo.class_ref.namespace.clone(),
+        )),
+    };
+    match kaas_render::render_at(&v.cluster, &r, Some(&target)) {
+        Ok(rendered) => {
+            v.refusals.extend(compare(capi, &rendered.cluster));
+            v.notes.extend(kept(capi, &rendered.cluster));
         }
-    }
-    Verdict {
-        cluster,
-        refusals,
-        notes,
+        Err(e) => v.refusals.push(e.to_string()),
     }
 }
 
@@ -1084,6 +1157,42 @@ spec:
 
     fn provider() -> Provider {
         serde_yaml::from_str(PROVIDER).unwrap()
+    }
+
+    #[test]
+    fn a_pool_size_is_a_fixed_count_or_both_autoscaler_bounds() {
+        let size = |replicas: Option<i32>, bounds: &[(&str, &str)]| {
+            let md = ClusterTopologyWorkersMachineDeployments {
+                name: "md-0".into(),
+                replicas,
+                ..Default::default()
+            };
+            let annotations: BTreeMap<String, String> = bounds
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let mut pool = WorkerPool::default();
+            let mut refusals = Vec::new();
+            pool_size(&md, &annotations, "p", &mut pool, &mut refusals);
+            (pool.count, pool.min_count, pool.max_count, refusals)
+        };
+        assert_eq!(size(Some(3), &[]), (Some(3), None, None, vec![]));
+        let bounds = [(ANNOTATION_MIN_SIZE, "1"), (ANNOTATION_MAX_SIZE, "5")];
+        assert_eq!(size(None, &bounds), (None, Some(1), Some(5), vec![]));
+        let (.., r) = size(Some(3), &bounds);
+        assert!(
+            r[0].starts_with("p: replicas and autoscaler annotations"),
+            "{r:?}"
+        );
+        let (.., r) = size(None, &[]);
+        assert!(r[0].starts_with("p.replicas: not set"), "{r:?}");
+        let (.., r) = size(
+            None,
+            &[(ANNOTATION_MIN_SIZE, "1"), (ANNOTATION_MAX_SIZE, "x")],
+        );
+        assert!(r[0].contains("are not numbers"), "{r:?}");
+        let (.., r) = size(None, &[(ANNOTATION_MIN_SIZE, "1")]);
+        assert_eq!(r.len(), 1, "{r:?}");
     }
 
     #[test]
