@@ -844,22 +844,6 @@ async fn a_cluster_naming_no_provider_gets_the_operators_choice() {
     assert_eq!(res.status, 201, "{}", res.text);
 }
 
-/// An imported-cluster provider (nothing of its clusters is kaas's to stop).
-const IMPORTED_PROVIDER: &str = "apiVersion: scs.community/v1alpha1
-kind: Provider
-metadata: {name: imported}
-spec:
-  providerType: static
-  backend: {type: Static, namespace: kaas-provider-imported}
-  regions: [{name: onprem}]
-  flavors: [{name: any, cpu: 1, memory: 1Gi}]
-  kubernetesVersions:
-  - {version: 1.36.3, classification: supported, stack: {clusterClass: none}}
-  extensions:
-  - {name: metrics, version: '0.8', default: true}
-  - {name: ingress, version: '1.13', default: true, implementations: [nginx]}
-";
-
 #[tokio::test]
 async fn hibernate_and_wake_through_rest_and_gui() {
     let env = env(false).await;
@@ -1019,7 +1003,7 @@ async fn hibernate_and_wake_through_rest_and_gui() {
     );
 
     // An imported cluster cannot hibernate: validation refuses it with the field path.
-    let provider: Provider = serde_yaml::from_str(IMPORTED_PROVIDER).unwrap();
+    let provider: Provider = serde_yaml::from_str(common::IMPORTED_PROVIDER).unwrap();
     kaas_operator::install::provider(&env.plane.client(), &provider, "")
         .await
         .unwrap();

@@ -24,21 +24,6 @@ use kube::api::{ObjectMeta, PostParams};
 use reqwest::Method;
 use serde_json::json;
 
-const PROVIDER: &str = "apiVersion: scs.community/v1alpha1
-kind: Provider
-metadata: {name: imported}
-spec:
-  providerType: static
-  backend: {type: Static, namespace: kaas-provider-imported}
-  regions: [{name: onprem}]
-  flavors: [{name: any, cpu: 1, memory: 1Gi}]
-  kubernetesVersions:
-  - {version: 1.36.3, classification: supported, stack: {clusterClass: none}}
-  extensions:
-  - {name: metrics, version: '0.8', default: true}
-  - {name: ingress, version: '1.13', default: true, implementations: [nginx]}
-";
-
 const BASE: &str = "/api/v1/namespaces/tenant-a/clusters";
 
 /// Signs in through the GUI's form (with the sign-in page's CSRF pair where it has one); returns
@@ -104,7 +89,7 @@ async fn imported_cluster() -> (Env, Plane) {
     let workload = Plane::start(PlaneOptions::minimal())
         .await
         .expect("workload API server");
-    let provider: Provider = serde_yaml::from_str(PROVIDER).unwrap();
+    let provider: Provider = serde_yaml::from_str(common::IMPORTED_PROVIDER).unwrap();
     kaas_operator::install::provider(&admin, &provider, "")
         .await
         .unwrap();

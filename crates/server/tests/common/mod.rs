@@ -13,6 +13,22 @@ use kaas_operator::install;
 
 pub const PROVIDER: &str = include_str!("../../../../examples/provider-inmemory.yaml");
 
+/// An imported-cluster provider (nothing of its clusters is kaas's to stop).
+pub const IMPORTED_PROVIDER: &str = "apiVersion: scs.community/v1alpha1
+kind: Provider
+metadata: {name: imported}
+spec:
+  providerType: static
+  backend: {type: Static, namespace: kaas-provider-imported}
+  regions: [{name: onprem}]
+  flavors: [{name: any, cpu: 1, memory: 1Gi}]
+  kubernetesVersions:
+  - {version: 1.36.3, classification: supported, stack: {clusterClass: none}}
+  extensions:
+  - {name: metrics, version: '0.8', default: true}
+  - {name: ingress, version: '1.13', default: true, implementations: [nginx]}
+";
+
 pub struct Env {
     pub plane: Plane,
     /// `http://localhost:PORT`
