@@ -118,7 +118,7 @@ async fn chaos(args: ChaosArgs) -> anyhow::Result<()> {
         restart_after: (Duration::from_millis(500), Duration::from_secs(3)),
         seed: args.seed,
     };
-    let started = chrono::Utc::now();
+    let started = jiff::Timestamp::now();
     let mut failed = Vec::new();
     let mut tables = Vec::new();
     let deadline = Duration::from_secs(args.timeout_secs);
@@ -143,7 +143,7 @@ async fn chaos(args: ChaosArgs) -> anyhow::Result<()> {
         args.scenario.name(),
         opts.clusters,
         args.fault_secs,
-        started.format("%Y-%m-%d %H:%M UTC")
+        started.strftime("%Y-%m-%d %H:%M UTC")
     );
     for t in tables {
         println!("{t}");

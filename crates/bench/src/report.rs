@@ -193,7 +193,9 @@ impl Report {
             ("cluster-api".to_string(), v.cluster_api),
         ]);
         Report {
-            date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+            date: jiff::Timestamp::now()
+                .strftime("%Y-%m-%d %H:%M UTC")
+                .to_string(),
             machine: machine(),
             versions,
             clusters: args.clusters,

@@ -10,7 +10,6 @@
 
 use std::hint::black_box;
 
-use chrono::NaiveDate;
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Node};
@@ -132,7 +131,7 @@ fn bench(c: &mut Criterion) {
     );
 
     let opts = CheckOptions {
-        reference_date: Some(NaiveDate::from_ymd_opt(2026, 5, 20).unwrap()),
+        reference_date: Some(jiff::civil::date(2026, 5, 20)),
         ..CheckOptions::default()
     };
     // Sanity: the suite sees the cluster as intended.

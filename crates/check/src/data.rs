@@ -8,8 +8,8 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use chrono::NaiveDate;
-use serde::{Deserialize, Serialize};
+use jiff::civil::Date;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::version::{Branch, KubeVersion};
 
@@ -23,6 +23,27 @@ fn default_source() -> String {
     "file".into()
 }
 
+/// Parses a `YYYY-MM-DD` date as release data, `--reference-date` and the upstream sources write
+/// it (`%Y-%m-%d`; a month or day without its leading zero is accepted too).
+pub fn parse_date(s: &str) -> Result<Date, String> {
+    Date::strptime("%Y-%m-%d", s).map_err(|e| format!("invalid date {s:?} (YYYY-MM-DD): {e}"))
+}
+
+fn de_date<'de, D: Deserializer<'de>>(d: D) -> Result<Date, D::Error> {
+    parse_date(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+}
+
+fn de_opt_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Date>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .map(|s| parse_date(&s).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+/// A date in release data: read with [`parse_date`], written `YYYY-MM-DD`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+struct DataDate(#[serde(deserialize_with = "de_date")] Date);
+
 /// Release and CVE facts, each part complete up to its `*_as_of` date.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ReleaseData {
@@ -30,9 +51,11 @@ pub struct ReleaseData {
     #[serde(default = "default_source")]
     pub source: String,
     /// Every patch release up to and including this date is listed.
-    pub releases_as_of: NaiveDate,
+    #[serde(deserialize_with = "de_date")]
+    pub releases_as_of: Date,
     /// Every relevant CVE published up to and including this date is listed.
-    pub cves_as_of: NaiveDate,
+    #[serde(deserialize_with = "de_date")]
+    pub cves_as_of: Date,
     /// Release branches (newest first in the bundled file; order does not matter).
     pub branches: Vec<BranchData>,
     /// CVEs of core components.
@@ -46,8 +69,8 @@ pub struct BranchData {
     /// `"1.33"`.
     pub branch: String,
     /// Upstream end of life (the last day the branch is supported); `None` if not known yet.
-    #[serde(default)]
-    pub end_of_life: Option<NaiveDate>,
+    #[serde(default, deserialize_with = "de_opt_date")]
+    pub end_of_life: Option<Date>,
     /// Patch releases (`x.y.0` included) with their release dates.
     #[serde(default)]
     pub patches: Vec<PatchRelease>,
@@ -55,23 +78,23 @@ pub struct BranchData {
 
 /// A released version and its date; written `[1.33.1, 2025-05-15]` in YAML.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "(String, NaiveDate)", into = "(String, NaiveDate)")]
+#[serde(from = "(String, DataDate)", into = "(String, DataDate)")]
 pub struct PatchRelease {
     /// `1.33.1`.
     pub version: String,
     /// Release date.
-    pub date: NaiveDate,
+    pub date: Date,
 }
 
-impl From<(String, NaiveDate)> for PatchRelease {
-    fn from((version, date): (String, NaiveDate)) -> Self {
+impl From<(String, DataDate)> for PatchRelease {
+    fn from((version, DataDate(date)): (String, DataDate)) -> Self {
         Self { version, date }
     }
 }
 
-impl From<PatchRelease> for (String, NaiveDate) {
+impl From<PatchRelease> for (String, DataDate) {
     fn from(p: PatchRelease) -> Self {
-        (p.version, p.date)
+        (p.version, DataDate(p.date))
     }
 }
 
@@ -84,8 +107,8 @@ pub struct CveData {
     #[serde(default)]
     pub summary: String,
     /// Publication date.
-    #[serde(default)]
-    pub published: Option<NaiveDate>,
+    #[serde(default, deserialize_with = "de_opt_date")]
+    pub published: Option<Date>,
     /// Affected components (`kubelet`, `kube-apiserver`, ...).
     #[serde(default)]
     pub components: Vec<String>,
@@ -238,6 +261,29 @@ impl ReleaseData {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_are_read_as_year_month_day() {
+        let d = jiff::civil::date(2026, 5, 7);
+        assert_eq!(parse_date("2026-05-07"), Ok(d));
+        assert_eq!(parse_date("2026-5-7"), Ok(d));
+        assert!(parse_date("2026-05-07T10:00").is_err());
+        assert!(parse_date("07.05.2026").is_err());
+        let yaml = "releases_as_of: 2026-5-7\ncves_as_of: 2026-05-07\nbranches:\n  - branch: \"1.36\"\n    end_of_life: 2027-6-28\n    patches: [[1.36.0, 2026-4-22]]\n";
+        let data: ReleaseData = serde_yaml::from_str(yaml).unwrap();
+        assert_eq!(data.releases_as_of, d);
+        assert_eq!(
+            data.branches[0].end_of_life,
+            Some(jiff::civil::date(2027, 6, 28))
+        );
+        assert_eq!(
+            data.branches[0].patches[0].date,
+            jiff::civil::date(2026, 4, 22)
+        );
+        let written = serde_yaml::to_string(&data).unwrap();
+        assert!(written.contains("releases_as_of: 2026-05-07"), "{written}");
+        assert!(written.contains("- 2026-04-22"), "{written}");
+    }
 
     #[test]
     fn bundled_data_is_valid_and_complete_for_known_branches() {

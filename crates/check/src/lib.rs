@@ -79,7 +79,9 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use chrono::{NaiveDate, Utc};
+use jiff::Timestamp;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
 use kube::Client;
 
 mod access;
@@ -92,7 +94,7 @@ pub mod upstream;
 pub mod version;
 
 pub use checks::{TESTCASES, Testcase};
-pub use data::ReleaseData;
+pub use data::{ReleaseData, parse_date};
 pub use report::{
     CheckKind, Counts, DataInfo, Format, Method, Outcome, Report, SCS_SCOPE_UUID, Target,
     TestResult,
@@ -157,7 +159,7 @@ pub enum ConformanceMode {
 #[derive(Clone, Debug)]
 pub struct CheckOptions {
     /// The day to judge on (`None`: today, UTC). Reports always carry it.
-    pub reference_date: Option<NaiveDate>,
+    pub reference_date: Option<Date>,
     /// Run the behavioural testcases in [`run`] (they create objects in temporary namespaces).
     pub behavioural: bool,
     /// Probe node ports from here in [`run`].
@@ -229,7 +231,7 @@ pub type Progress<'a> = dyn Fn(&str) + Send + Sync + 'a;
 pub(crate) struct Ctx<'a> {
     pub client: Client,
     pub opts: &'a CheckOptions,
-    pub reference_date: NaiveDate,
+    pub reference_date: Date,
     pub data: &'a ReleaseData,
     pub access: access::Access,
     pub progress: &'a Progress<'a>,
@@ -253,14 +255,23 @@ pub async fn run_static(client: Client, opts: &CheckOptions) -> Report {
     execute(client, opts, &|_: &str| {}, false).await
 }
 
+/// The day (UTC) of a point in time.
+pub fn utc_date(t: Timestamp) -> Date {
+    t.to_zoned(TimeZone::UTC).date()
+}
+
+/// Today (UTC): the default reference date.
+pub fn today_utc() -> Date {
+    utc_date(Timestamp::now())
+}
+
 pub(crate) fn random_uuid() -> String {
     use std::io::Read;
     let mut b = [0u8; 16];
     let ok = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
     if ok.is_err() {
         // Not cryptographic; only an identifier.
-        let seed = Utc::now().timestamp_nanos_opt().unwrap_or_default() as u128
-            ^ ((std::process::id() as u128) << 64);
+        let seed = Timestamp::now().as_nanosecond() as u128 ^ ((std::process::id() as u128) << 64);
         b = seed.to_le_bytes();
     }
     b[6] = (b[6] & 0x0f) | 0x40;
@@ -283,10 +294,8 @@ async fn execute(
     full: bool,
 ) -> Report {
     let started = Instant::now();
-    let checked_at = Utc::now();
-    let reference_date = opts
-        .reference_date
-        .unwrap_or_else(|| checked_at.date_naive());
+    let checked_at = Timestamp::now();
+    let reference_date = opts.reference_date.unwrap_or_else(|| utc_date(checked_at));
 
     let (data, refresh_error) = if opts.refresh_data {
         progress("refreshing release and CVE data from upstream");
@@ -322,8 +331,8 @@ async fn execute(
             cves_as_of: data.cves_as_of,
             refresh_requested: opts.refresh_data,
             refresh_error,
-            age_days: (reference_date - data.releases_as_of).num_days(),
-            cves_age_days: (reference_date - data.cves_as_of).num_days(),
+            age_days: version::days_between(data.releases_as_of, reference_date),
+            cves_age_days: version::days_between(data.cves_as_of, reference_date),
         },
         argv: opts.argv.clone(),
         run_uuid: random_uuid(),

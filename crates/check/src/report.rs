@@ -4,7 +4,8 @@
 use std::fmt::Write as _;
 use std::str::FromStr;
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use jiff::Timestamp;
+use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use serde_yaml::{Mapping, Value};
 
@@ -211,9 +212,9 @@ pub struct DataInfo {
     /// Bundled, a file, or upstream (with fetch date).
     pub source: String,
     /// Patch releases known up to this date.
-    pub releases_as_of: NaiveDate,
+    pub releases_as_of: Date,
     /// CVEs known up to this date.
-    pub cves_as_of: NaiveDate,
+    pub cves_as_of: Date,
     /// Whether a refresh from upstream was asked for.
     pub refresh_requested: bool,
     /// Why the refresh failed (the bundled data was used then).
@@ -263,10 +264,11 @@ pub struct Counts {
 pub struct Report {
     /// The cluster checked (a name chosen by the caller).
     pub subject: String,
-    /// When the run started.
-    pub checked_at: DateTime<Utc>,
+    /// When the run started (JSON: RFC 3339 in UTC with 0, 3, 6 or 9 fractional digits).
+    #[serde(with = "rfc3339")]
+    pub checked_at: Timestamp,
     /// The day the cluster is judged on.
-    pub reference_date: NaiveDate,
+    pub reference_date: Date,
     /// `/version` gitVersion, if readable.
     pub kubernetes_version: Option<String>,
     /// Release data used by the version check.
@@ -499,10 +501,7 @@ impl Report {
 
         let mut root = Mapping::new();
         root.insert(s("spec"), Value::Mapping(spec));
-        root.insert(
-            s("checked_at"),
-            s(&self.checked_at.to_rfc3339_opts(SecondsFormat::Secs, true)),
-        );
+        root.insert(s("checked_at"), s(&rfc3339_secs(self.checked_at)));
         root.insert(s("reference_date"), s(&self.reference_date.to_string()));
         root.insert(s("subject"), s(&self.subject));
         root.insert(s("run"), Value::Mapping(run));
@@ -538,7 +537,7 @@ impl Report {
             c.abort,
             c.skip,
             secs(self.duration_ms),
-            self.checked_at.to_rfc3339_opts(SecondsFormat::Secs, true)
+            rfc3339_secs(self.checked_at)
         );
         x.push_str("    <properties>\n");
         for (k, v) in [
@@ -627,7 +626,7 @@ impl Report {
             "Kubernetes {} · reference date {} · checked at {}",
             self.kubernetes_version.as_deref().unwrap_or("(unknown)"),
             self.reference_date,
-            self.checked_at.to_rfc3339_opts(SecondsFormat::Secs, true)
+            rfc3339_secs(self.checked_at)
         );
         let _ = writeln!(out, "Release data: {}", self.data.describe());
         let _ = writeln!(
@@ -718,6 +717,39 @@ pub(crate) fn xml_escape(s: &str) -> String {
     out
 }
 
+/// `2026-05-20T10:11:12Z`: RFC 3339 in UTC, whole seconds (the reports' `checked_at`).
+pub fn rfc3339_secs(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// `checked_at` in JSON: RFC 3339 in UTC with as many fractional digits as needed in groups of
+/// three (none, milliseconds, microseconds or nanoseconds), as reports have always been written;
+/// any RFC 3339 time is read.
+mod rfc3339 {
+    use jiff::Timestamp;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+        let ns = t.subsec_nanosecond();
+        let fmt = if ns == 0 {
+            "%Y-%m-%dT%H:%M:%SZ"
+        } else if ns % 1_000_000 == 0 {
+            "%Y-%m-%dT%H:%M:%S%.3fZ"
+        } else if ns % 1_000 == 0 {
+            "%Y-%m-%dT%H:%M:%S%.6fZ"
+        } else {
+            "%Y-%m-%dT%H:%M:%S%.9fZ"
+        };
+        s.collect_str(&t.strftime(fmt))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -744,15 +776,13 @@ mod tests {
     fn report(outcomes: &[Outcome]) -> Report {
         Report {
             subject: "demo".into(),
-            checked_at: DateTime::parse_from_rfc3339("2026-05-20T10:00:00Z")
-                .unwrap()
-                .with_timezone(&Utc),
-            reference_date: NaiveDate::from_ymd_opt(2026, 5, 20).unwrap(),
+            checked_at: "2026-05-20T10:00:00Z".parse().unwrap(),
+            reference_date: jiff::civil::date(2026, 5, 20),
             kubernetes_version: Some("v1.35.5".into()),
             data: DataInfo {
                 source: "bundled".into(),
-                releases_as_of: NaiveDate::from_ymd_opt(2026, 5, 13).unwrap(),
-                cves_as_of: NaiveDate::from_ymd_opt(2026, 3, 19).unwrap(),
+                releases_as_of: jiff::civil::date(2026, 5, 13),
+                cves_as_of: jiff::civil::date(2026, 3, 19),
                 refresh_requested: false,
                 refresh_error: None,
                 age_days: 7,
@@ -867,5 +897,26 @@ mod tests {
         r.results[0].outcome = Pass;
         r.data.refresh_error = Some("offline".into());
         assert_eq!(r.exit_code(), 2);
+    }
+
+    #[test]
+    fn checked_at_is_written_with_digits_in_groups_of_three() {
+        for (t, json) in [
+            ("2026-05-20T10:00:00Z", "2026-05-20T10:00:00Z"),
+            ("2026-05-20T10:00:00.12Z", "2026-05-20T10:00:00.120Z"),
+            ("2026-05-20T10:00:00.1234Z", "2026-05-20T10:00:00.123400Z"),
+            (
+                "2026-05-20T10:00:00.1234567Z",
+                "2026-05-20T10:00:00.123456700Z",
+            ),
+            ("2026-05-20T12:00:00.5+02:00", "2026-05-20T10:00:00.500Z"),
+        ] {
+            let mut r = report(&[]);
+            r.checked_at = t.parse().unwrap();
+            let v: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
+            assert_eq!(v["checked_at"], json, "{t}");
+            assert_eq!(serde_json::from_str::<Report>(&r.json()).unwrap(), r);
+            assert!(r.table().contains("checked at 2026-05-20T10:00:00Z"), "{t}");
+        }
     }
 }

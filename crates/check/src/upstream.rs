@@ -11,10 +11,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chrono::{NaiveDate, Utc};
+use jiff::civil::Date;
 use serde::Deserialize;
 
-use crate::data::{AffectedRange, BranchData, CveData, PatchRelease, ReleaseData};
+use crate::data::{AffectedRange, BranchData, CveData, PatchRelease, ReleaseData, parse_date};
 use crate::version::{Branch, KubeVersion};
 
 const GITHUB: &str = "https://api.github.com";
@@ -103,7 +103,7 @@ struct GithubRelease {
 }
 
 /// Releases (no drafts, no pre-releases) from one page of the GitHub releases API.
-pub fn parse_github_releases(json: &str) -> Result<Vec<(KubeVersion, NaiveDate)>, String> {
+pub fn parse_github_releases(json: &str) -> Result<Vec<(KubeVersion, Date)>, String> {
     let list: Vec<GithubRelease> =
         serde_json::from_str(json).map_err(|e| format!("GitHub releases: {e}"))?;
     Ok(list
@@ -114,8 +114,7 @@ pub fn parse_github_releases(json: &str) -> Result<Vec<(KubeVersion, NaiveDate)>
             if v.pre.is_some() || v.vendor.is_some() {
                 return None;
             }
-            let date = NaiveDate::parse_from_str(r.published_at.as_deref()?.get(..10)?, "%Y-%m-%d")
-                .ok()?;
+            let date = parse_date(r.published_at.as_deref()?.get(..10)?).ok()?;
             Some((v, date))
         })
         .collect())
@@ -143,14 +142,13 @@ fn yaml_str(v: &serde_yaml::Value) -> Option<String> {
 }
 
 /// End-of-life dates per branch from kubernetes/website `data/releases/schedule.yaml`.
-pub fn parse_schedule_eol(yaml: &str) -> Result<BTreeMap<Branch, NaiveDate>, String> {
+pub fn parse_schedule_eol(yaml: &str) -> Result<BTreeMap<Branch, Date>, String> {
     let s: Schedule = serde_yaml::from_str(yaml).map_err(|e| format!("schedule.yaml: {e}"))?;
     Ok(s.schedules
         .iter()
         .filter_map(|e| {
             let b = Branch::parse(&yaml_str(&e.release)?).ok()?;
-            let d =
-                NaiveDate::parse_from_str(&yaml_str(e.end_of_life.as_ref()?)?, "%Y-%m-%d").ok()?;
+            let d = parse_date(&yaml_str(e.end_of_life.as_ref()?)?).ok()?;
             Some((b, d))
         })
         .collect())
@@ -298,7 +296,7 @@ pub fn parse_cve_feed(json: &str) -> Result<Vec<CveData>, String> {
                     .date_published
                     .as_deref()
                     .and_then(|d| d.get(..10))
-                    .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
+                    .and_then(|d| parse_date(d).ok()),
                 components,
                 cvss_vector: Some(vector),
                 cvss_score: None,
@@ -312,13 +310,13 @@ pub fn parse_cve_feed(json: &str) -> Result<Vec<CveData>, String> {
 /// where upstream lacks them.
 pub fn assemble(
     base: &ReleaseData,
-    releases: Vec<(KubeVersion, NaiveDate)>,
-    eol: &BTreeMap<Branch, NaiveDate>,
+    releases: Vec<(KubeVersion, Date)>,
+    eol: &BTreeMap<Branch, Date>,
     cves: Vec<CveData>,
-    today: NaiveDate,
+    today: Date,
     source: String,
 ) -> ReleaseData {
-    let mut by_branch: BTreeMap<Branch, Vec<(KubeVersion, NaiveDate)>> = BTreeMap::new();
+    let mut by_branch: BTreeMap<Branch, Vec<(KubeVersion, Date)>> = BTreeMap::new();
     for (v, d) in releases {
         by_branch.entry(v.branch()).or_default().push((v, d));
     }
@@ -375,7 +373,7 @@ pub async fn fetch_from(
     base: &ReleaseData,
     timeout: Duration,
 ) -> Result<ReleaseData, String> {
-    let today = Utc::now().date_naive();
+    let today = crate::today_utc();
     let mut releases = Vec::new();
     for page in 1..=6 {
         let text = get(
@@ -538,7 +536,7 @@ mod tests {
     fn assembles_valid_data() {
         let base = ReleaseData::bundled();
         let v = |s: &str| KubeVersion::parse(s).unwrap();
-        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let d = |s: &str| parse_date(s).unwrap();
         let releases = vec![
             (v("1.37.0"), d("2026-08-26")),
             (v("1.36.3"), d("2026-07-22")),

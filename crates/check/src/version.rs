@@ -6,7 +6,8 @@
 use std::cmp::Ordering;
 use std::fmt;
 
-use chrono::{Days, NaiveDate};
+use jiff::Span;
+use jiff::civil::Date;
 use serde::Serialize;
 
 use crate::data::ReleaseData;
@@ -237,18 +238,22 @@ pub struct PolicyVerdict {
     /// Critical CVEs (CVSS >= 8) the running version is affected by.
     pub critical_cves: Vec<String>,
     /// The branch's end of life, if known.
-    pub end_of_life: Option<NaiveDate>,
+    pub end_of_life: Option<Date>,
     /// ABORT because the release or CVE data is too old for the reference date (refresh it).
     pub stale_data: bool,
 }
 
-fn days_between(earlier: NaiveDate, later: NaiveDate) -> i64 {
-    (later - earlier).num_days()
+/// Whole days from `earlier` to `later` (negative if `later` is earlier).
+pub fn days_between(earlier: Date, later: Date) -> i64 {
+    i64::from((later - earlier).get_days())
 }
 
-fn minus(d: NaiveDate, days: u64) -> NaiveDate {
-    d.checked_sub_days(Days::new(days))
-        .unwrap_or(NaiveDate::MIN)
+fn minus(d: Date, days: u64) -> Date {
+    i64::try_from(days)
+        .ok()
+        .and_then(|n| Span::new().try_days(n).ok())
+        .and_then(|span| d.checked_sub(span).ok())
+        .unwrap_or(Date::MIN)
 }
 
 /// Evaluates the version policy. `reference_date` is the day the cluster is judged on (usually
@@ -259,18 +264,14 @@ fn minus(d: NaiveDate, days: u64) -> NaiveDate {
 /// * ABORT: the data cannot show either way — the branch is unknown and not provably supported, or
 ///   a patch or CVE the data does not know yet could decide it (data older than the window).
 /// * PASS otherwise.
-pub fn evaluate(
-    version: &KubeVersion,
-    reference_date: NaiveDate,
-    data: &ReleaseData,
-) -> PolicyVerdict {
+pub fn evaluate(version: &KubeVersion, reference_date: Date, data: &ReleaseData) -> PolicyVerdict {
     evaluate_policy(version, reference_date, data, &SCS_0210_V2)
 }
 
 /// [`evaluate`] with the windows of another policy (the draft scs-0210-v3).
 pub fn evaluate_policy(
     version: &KubeVersion,
-    reference_date: NaiveDate,
+    reference_date: Date,
     data: &ReleaseData,
     policy: &Policy,
 ) -> PolicyVerdict {
@@ -400,7 +401,7 @@ pub fn evaluate_policy(
     }
 
     // Newer patches on the branch.
-    let mut newer: Vec<(KubeVersion, NaiveDate)> = entry
+    let mut newer: Vec<(KubeVersion, Date)> = entry
         .map(|b| {
             b.patches
                 .iter()

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use chrono::NaiveDate;
+use jiff::civil::Date;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::api::storage::v1::StorageClass;
@@ -21,8 +21,8 @@ async fn plane() -> Plane {
         .expect("plane starts (plane/build.sh builds the binaries)")
 }
 
-fn date(s: &str) -> NaiveDate {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+fn date(s: &str) -> Date {
+    s.parse().unwrap()
 }
 
 /// Options with a fixed reference date and short waits.
@@ -397,7 +397,12 @@ async fn version_policy_against_the_api_server() {
         ..opts()
     };
     let r = kaas_check::run_static(client.clone(), &o).await;
-    assert_eq!(r.reference_date, chrono::Utc::now().date_naive());
+    assert_eq!(
+        r.reference_date,
+        jiff::Timestamp::now()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date()
+    );
     expect(
         &r,
         "version-policy-check",
@@ -619,7 +624,9 @@ async fn behavioural_checks_abort_without_kubelet() {
         )
         .await
         .unwrap();
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
     nodes
         .patch_status(
             "fake-ready",

@@ -2,7 +2,7 @@
 //! boundary, the 31- and 14-day windows, vendor suffixes and pre-releases, unknown branches, and
 //! data too old to decide. Nothing here depends on today's date.
 
-use chrono::NaiveDate;
+use jiff::civil::Date;
 use kaas_check::version::{KubeVersion, evaluate};
 use kaas_check::{Outcome, ReleaseData};
 
@@ -38,8 +38,8 @@ cves:
     affected: [{ fixed: 1.40.2 }]
 "#;
 
-fn date(s: &str) -> NaiveDate {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+fn date(s: &str) -> Date {
+    s.parse().unwrap()
 }
 
 fn check(data: &ReleaseData, rows: &[(&str, &str, Outcome, &str)]) {

@@ -99,7 +99,7 @@ fn writes_outside(log: &Path, who: &str, from: i64, until: i64) -> Result<(usize
     let outside = all
         .into_iter()
         .filter(|w| {
-            let t = w.received.timestamp_micros();
+            let t = w.received.as_microsecond();
             t < from || t >= until
         })
         .map(|w| {
@@ -107,7 +107,7 @@ fn writes_outside(log: &Path, who: &str, from: i64, until: i64) -> Result<(usize
                 "{who} {} {} at {} → {}",
                 w.verb,
                 w.object,
-                w.received.format("%H:%M:%S%.6f"),
+                w.received.strftime("%H:%M:%S%.6f"),
                 w.code
             )
         })

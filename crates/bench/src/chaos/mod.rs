@@ -217,7 +217,7 @@ pub async fn run(scenario: Scenario, opts: &Options) -> Result<Outcome> {
 fn say(msg: &str) {
     eprintln!(
         "[chaos {}] {msg}",
-        chrono::Utc::now().format("%H:%M:%S%.3f")
+        jiff::Timestamp::now().strftime("%H:%M:%S%.3f")
     );
 }
 
@@ -337,7 +337,7 @@ pub struct AuditedWrite {
     /// `resource[/subresource] namespace/name`.
     pub object: String,
     /// When the API server received it.
-    pub received: chrono::DateTime<chrono::Utc>,
+    pub received: jiff::Timestamp,
     /// The response code.
     pub code: u16,
 }

@@ -29,8 +29,8 @@ pub struct Args {
     #[arg(long, default_value = "skip")]
     pub conformance: String,
     /// Judge as of this day (YYYY-MM-DD) instead of today.
-    #[arg(long)]
-    pub reference_date: Option<chrono::NaiveDate>,
+    #[arg(long, value_parser = kaas_check::parse_date)]
+    pub reference_date: Option<jiff::civil::Date>,
     /// Refresh the release/CVE data from upstream first (GitHub releases of kubernetes/kubernetes,
     /// kubernetes/website schedule.yaml, the Kubernetes CVE feed; 20 s per request, 16 MiB per
     /// answer). If that fails (offline), the error is printed, the report names it, the checks
@@ -90,13 +90,11 @@ pub async fn run(args: Args) -> Result<u8> {
         eprintln!("release data written to {}", path.display());
     }
     if args.data_only {
-        let today = args
-            .reference_date
-            .unwrap_or_else(|| chrono::Utc::now().date_naive());
+        let today = args.reference_date.unwrap_or_else(kaas_check::today_utc);
         println!(
             "{} ({} days old on {today})",
             data.describe(),
-            (today - data.releases_as_of).num_days()
+            kaas_check::version::days_between(data.releases_as_of, today)
         );
         return Ok(if refresh_failed.is_some() { 2 } else { 0 });
     }
