@@ -219,8 +219,9 @@ const OPERATOR_NEEDS: &[Access] = &[
     // controller.rs: finalizer (merge patch) and status (server-side apply).
     ("patch", "scs.community", "clusters", TENANT, "c1"),
     ("patch", "scs.community", "clusters/status", TENANT, "c1"),
-    // gitsource.rs: the GitSource controller, its status, its Secret, the Clusters it applies
-    // (server-side apply: create and patch) and prunes in its own namespace.
+    // gitsource.rs, which starts crates/gitsource: the GitSource controller, its status, its
+    // Secret, the Clusters it applies (server-side apply: create and patch) and prunes in its own
+    // namespace.
     ("list", "scs.community", "gitsources", "", ""),
     ("watch", "scs.community", "gitsources", "", ""),
     ("patch", "scs.community", "gitsources/status", TENANT, "g1"),
