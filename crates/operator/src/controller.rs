@@ -32,7 +32,7 @@ use crate::leader::{Leader, LeaseConfig};
 use crate::maintenance::{Rollout, decide};
 use crate::metrics::{self, Metrics};
 use crate::status::{self, Inputs, Problem};
-use crate::{Context, Error, FIELD_MANAGER, FINALIZER, dereference};
+use crate::{Context, Error, FIELD_MANAGER, FINALIZER, dereference, settled};
 
 /// How the operator runs.
 #[derive(Clone, Debug, Default)]
@@ -48,6 +48,8 @@ pub struct Config {
     /// The ConfigMap with current release and CVE data for the compliance checks (`None`: the
     /// data bundled with kaas only).
     pub release_data: Option<crate::compliance::ReleaseDataSource>,
+    /// Requeue of a settled cluster (`None`: 5 minutes); tests shorten it.
+    pub settled_requeue: Option<Duration>,
 }
 
 /// Requeue while something is in progress.
@@ -172,6 +174,8 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
         providers: cfg.providers.clone(),
         provider_store: provider_store.clone(),
         written: Default::default(),
+        settled: Arc::new(crate::settled::memo()),
+        settled_requeue: cfg.settled_requeue.unwrap_or(SETTLED),
         capi: Arc::new(crate::backend::capi::CapiCache::new(
             capi_served.then_some(capi_store),
         )),
@@ -191,6 +195,7 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
     let controller = Controller::for_stream(triggers, reader);
     let store = controller.store();
     let bundle_store = store.clone();
+    let settled = ctx.settled.clone();
     let controller = if let Some(triggers) = capi_triggers {
         controller.watches_stream(triggers, |c| {
             let labels = c.labels();
@@ -243,6 +248,9 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
                 .labels(kaas_api::addons::BUNDLE_LABEL)
                 .any_semantic(),
             move |_| {
+                // Which cluster uses the bundle is the reconcile's business: no settled
+                // cluster skips it (crate::settled).
+                settled.clear();
                 bundle_store
                     .state()
                     .into_iter()
@@ -457,8 +465,27 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
     let mut version_note = None;
     // The version being moved to (a maintenance window permitting), held by the upgrade hook or not.
     let mut moving_to = None;
+    // What a settled cluster's full pass acted on (crate::settled).
+    let mut settled_inputs = None;
     if let (Ok(resolved), Ok(p)) = (&validation, &provider) {
         let (mut plan, mut note) = plan_version(cluster, resolved, p, Timestamp::now());
+        let inputs = backend.settled_token(ctx, cluster, resolved).map(|token| {
+            settled::Inputs::of(trigger_hash(cluster), p, &token, &plan, note.as_deref())
+        });
+        // Settled, and nothing it acted on changed since its last full pass: done, no request.
+        if let Some(inputs) = inputs
+            && !crate::compliance::due(cluster, Timestamp::now())
+            && ctx
+                .settled
+                .fresh(&settled::key(cluster), inputs.with(cluster.status.as_ref()))
+        {
+            ctx.metrics.settled.inc();
+            let after = ctx.settled_requeue;
+            return Ok(Action::requeue(
+                next_scheduled.map_or(after, |n| n.min(after)),
+            ));
+        }
+        settled_inputs = inputs;
         moving_to = plan.version.clone();
         if let Some((held, why)) = hold_for_upgrade_hooks(ctx, backend, cluster, &plan, p).await? {
             (plan, note) = (held, Some(why));
@@ -527,9 +554,14 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
             next_scheduled.map_or(after, |n| n.min(after)),
         ));
     }
-    let settled = c::is_true(&new.conditions, c::READY)
-        || c::is_true(&new.conditions, c::HIBERNATED)
-        || validation.is_err();
+    let at_rest = validation.is_ok()
+        && (c::is_true(&new.conditions, c::READY) || c::is_true(&new.conditions, c::HIBERNATED));
+    let key = settled::key(cluster);
+    match settled_inputs {
+        Some(inputs) if at_rest => ctx.settled.record(key, inputs.with(Some(&new))),
+        _ => ctx.settled.forget(&key),
+    }
+    let settled = at_rest || validation.is_err();
     // A Cluster API cluster waiting for its control plane is woken by the watch of its Cluster
     // API Cluster; the requeue is the safety net.
     let watched = ctx.capi.watched()
@@ -537,7 +569,7 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
         && observation.control_plane.ok != Some(true)
         && matches!(&validation, Ok(r) if r.backend == BackendType::ClusterAPI);
     let after = if settled {
-        SETTLED
+        ctx.settled_requeue
     } else {
         busy_requeue(&new, now, if watched { WATCHED } else { BUSY })
     };

@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod orphans;
 pub mod provider;
 pub mod s3;
+pub mod settled;
 pub mod status;
 pub mod upgrade_hooks;
 pub mod verify;
@@ -75,6 +76,11 @@ pub struct Context {
     pub provider_store: kube::runtime::reflector::Store<kaas_api::Provider>,
     /// Writes made recently that a reconcile may skip while what it would write is unchanged.
     pub written: Arc<Written>,
+    /// Digests of settled clusters' last full passes ([`settled`]): a repeat reconcile with the
+    /// same inputs sends no request.
+    pub settled: Arc<Written>,
+    /// Requeue of a settled cluster.
+    pub settled_requeue: std::time::Duration,
     /// The Cluster API backend's cache of owned Cluster API Clusters and of what it last applied
     /// and read ([`backend::capi::CapiCache`]).
     pub capi: Arc<backend::capi::CapiCache>,
@@ -152,6 +158,11 @@ impl Written {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(key);
+    }
+
+    /// Forgets every key.
+    pub fn clear(&self) {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }
 

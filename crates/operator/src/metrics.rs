@@ -65,6 +65,8 @@ pub struct Metrics {
     /// Requests to the management API server made by one Cluster reconcile, by result
     /// (`kaas_api_requests_per_reconcile`; `_sum / _count` is the mean).
     pub requests_per_reconcile: Family<ResultLabel, Histogram, fn() -> Histogram>,
+    /// Reconciles of settled clusters that ended without a request (`crate::settled`).
+    pub settled: Counter,
     /// Set once the controller runs (for `/readyz`).
     pub ready: AtomicBool,
 }
@@ -81,6 +83,12 @@ impl Default for Metrics {
         let duration = Histogram::new(exponential_buckets(0.001, 2.0, 16));
         let leader = Gauge::default();
         let orphans_collected = Family::<OrphanLabels, Counter>::default();
+        let settled = Counter::default();
+        registry.register(
+            "reconciles_settled",
+            "Cluster reconciles that found a settled cluster's inputs unchanged since its last full pass and sent no request",
+            settled.clone(),
+        );
         registry.register(
             "reconciles",
             "Cluster reconciles by result",
@@ -126,6 +134,7 @@ impl Default for Metrics {
             duration,
             leader,
             orphans_collected,
+            settled,
             ready: AtomicBool::new(false),
         }
     }

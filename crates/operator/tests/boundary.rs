@@ -19,7 +19,6 @@ use kaas_capi::cluster::Cluster as CapiCluster;
 use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Grace period of the orphan collector in these tests (the default is 10 minutes).
 fn short_grace() {
@@ -204,27 +203,6 @@ async fn a_tenant_cannot_drop_the_finalizer_but_the_chart_operator_still_deletes
     );
 }
 
-/// The operator's `/metrics` text.
-async fn scrape(port: u16) -> String {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("metrics endpoint");
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Creates an SCS Cluster, waits for its Cluster API Cluster, and orphans it the way the attack
 /// did (finalizer dropped, Cluster deleted) — as admin, with the operator stopped.
 async fn provisioned(admin: &Client, ns: &str, name: &str) -> CapiCluster {
@@ -322,6 +300,7 @@ async fn orphaned_provider_side_objects_are_collected() {
         lease: None,
         concurrency: 4,
         release_data: None,
+        settled_requeue: None,
     };
     let _op = tokio::spawn(kaas_operator::run(admin.clone(), cfg));
 

@@ -110,6 +110,7 @@ async fn doctor_reports_each_missing_prerequisite_with_its_fix() {
             }),
             concurrency: 2,
             release_data: None,
+            settled_requeue: None,
         };
         rt.spawn(kaas_operator::run(op_client, cfg));
         rt

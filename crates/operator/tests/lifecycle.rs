@@ -76,6 +76,52 @@ async fn stack_bundle_in_workload(client: &kube::Client) -> Option<String> {
     cm.data?.get("bundle").cloned()
 }
 
+/// A Ready cluster whose inputs did not change since its last full pass is reconciled without a
+/// single request to the API server (`crate::settled`), and its status stays as it is.
+async fn settled_costs_nothing(api: &Api<Cluster>, port: u16) {
+    const SETTLED: &str = "kaas_operator_reconciles_settled_total";
+    const NO_REQUEST: &str = "kaas_api_requests_per_reconcile_bucket{le=\"0.0\",result=\"ok\"}";
+    // One full pass after Ready may still be due (the first compliance check writes the status).
+    let before = until("a settled reconcile", Duration::from_secs(60), || async {
+        let m = scrape(port).await;
+        if sample(&m, SETTLED) >= 1.0 {
+            Ok(m)
+        } else {
+            Err(m
+                .lines()
+                .filter(|l| l.starts_with("kaas_api_requests_per_reconcile"))
+                .collect::<Vec<_>>()
+                .join("; "))
+        }
+    })
+    .await;
+    let rv = api.get("life").await.unwrap().resource_version();
+    let after = until(
+        "three more settled reconciles",
+        Duration::from_secs(60),
+        || async {
+            let m = scrape(port).await;
+            let n = sample(&m, SETTLED) - sample(&before, SETTLED);
+            if n >= 3.0 {
+                Ok(m)
+            } else {
+                Err(format!("{n} settled reconciles"))
+            }
+        },
+    )
+    .await;
+    let quiet = sample(&after, NO_REQUEST) - sample(&before, NO_REQUEST);
+    assert!(
+        quiet >= 3.0,
+        "settled reconciles sent no request: {quiet} of them without one"
+    );
+    assert_eq!(
+        api.get("life").await.unwrap().resource_version(),
+        rv,
+        "nothing was written to the settled cluster"
+    );
+}
+
 #[tokio::test]
 async fn create_scale_upgrade_protect_delete() {
     let plane = plane(true).await;
@@ -105,7 +151,15 @@ async fn create_scale_upgrade_protect_delete() {
     kaas_operator::install::namespace(&client, NS, &[])
         .await
         .unwrap();
-    let _op = operator(client.clone(), &[]);
+    // Settled clusters requeued every 2 s instead of 5 minutes, to see what such a reconcile costs.
+    let port = free_port();
+    let cfg = kaas_operator::Config {
+        metrics_addr: Some(([127, 0, 0, 1], port).into()),
+        concurrency: 8,
+        settled_requeue: Some(Duration::from_secs(2)),
+        ..Default::default()
+    };
+    let _op = tokio::spawn(kaas_operator::run(client.clone(), cfg));
     let api: Api<Cluster> = Api::namespaced(client.clone(), NS);
 
     // Create: 1 control plane, 1 worker, version 1.35.x → v1.35.4.
@@ -120,6 +174,7 @@ async fn create_scale_upgrade_protect_delete() {
     .await;
     let st = c.status.clone().unwrap();
     assert_eq!(st.kubernetes_version.as_deref(), Some("v1.35.4"));
+    settled_costs_nothing(&api, port).await;
     // The diagnosis shows every Machine, each ok.
     let d = kaas_diagnose::diagnose(&client, NS, "life").await.unwrap();
     let shown: std::collections::BTreeMap<&str, kaas_diagnose::NodeStatus> = d

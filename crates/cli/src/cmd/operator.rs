@@ -96,6 +96,7 @@ pub async fn run(args: Args) -> Result<()> {
             lease,
             concurrency: args.concurrency,
             release_data,
+            settled_requeue: None,
         },
     )
     .await

@@ -280,6 +280,25 @@ impl Backend for ClusterApi {
         super::autoscaler::keep(ctx, cluster, resolved, &applied).await
     }
 
+    /// The cached Cluster API Cluster's uid and resourceVersion (the watch delivers its every
+    /// change); none for an adopted cluster, which is located with a request.
+    fn settled_token(
+        &self,
+        ctx: &Context,
+        cluster: &Cluster,
+        resolved: &Resolved,
+    ) -> Option<String> {
+        if cluster
+            .annotations()
+            .contains_key(kaas_api::ANNOTATION_ADOPT_FROM)
+        {
+            return None;
+        }
+        let ns = kaas_render::capi_namespace(&resolved.provider, &cluster.namespace()?);
+        let live = ctx.capi.cached(&ns, &cluster.name_any())?;
+        Some(format!("{}/{}", live.uid()?, live.resource_version()?))
+    }
+
     async fn observe(
         &self,
         ctx: &Context,

@@ -115,6 +115,17 @@ pub trait Backend: Send + Sync {
         cluster: &Cluster,
         provider: &str,
     ) -> Result<Deletion, Error>;
+    /// A token of the state of what realises `cluster` that costs no request and changes with
+    /// every change a watch delivers (a cached resourceVersion), for [`crate::settled`]; `None`
+    /// when there is none, and then every reconcile is a full pass.
+    fn settled_token(
+        &self,
+        _ctx: &Context,
+        _cluster: &Cluster,
+        _resolved: &Resolved,
+    ) -> Option<String> {
+        None
+    }
     /// A client for the workload cluster, once its API server can be reached.
     async fn workload(
         &self,

@@ -51,6 +51,7 @@ pub fn operator(client: Client, providers: &[&str]) -> tokio::task::JoinHandle<a
         lease: None,
         concurrency: 8,
         release_data: None,
+        settled_requeue: None,
     };
     tokio::spawn(kaas_operator::run(client, cfg))
 }
@@ -127,4 +128,35 @@ pub fn summary(c: &Cluster) -> String {
             .map(|c| format!("{}={} {}: {}", c.type_, c.status, c.reason, c.message))
             .collect::<Vec<_>>()
     )
+}
+
+/// The operator's `/metrics` text.
+pub async fn scrape(port: u16) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("metrics endpoint");
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+/// The value of `series` (a metric's name with its labels, as the text prints them) in a
+/// metrics text; 0 when it is not there.
+pub fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

@@ -82,6 +82,7 @@ pub async fn env(cluster_api: bool) -> Env {
                 .parse()
                 .expect("NAMESPACE/NAME"),
         ),
+        settled_requeue: None,
     };
     let operator = tokio::spawn(kaas_operator::run(admin.clone(), cfg));
 

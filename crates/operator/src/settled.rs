@@ -1,0 +1,150 @@
+//! Settled clusters cost nothing between full passes.
+//!
+//! A cluster whose last reconcile found it `Ready` (or hibernated, at rest) is reconciled again
+//! every few minutes as a safety net — maintenance windows open, schedules fire, versions reach
+//! their end of life. Nearly always nothing changed, and each full pass reads and re-writes what it
+//! wrote before (the namespace, the tenant's RoleBinding, the autoscaler, the MachineDeployments,
+//! the kubeconfig copy, the addon bundle and inventory): about ten requests per cluster.
+//!
+//! So a full pass of a settled cluster records a digest of everything it acted on that the
+//! operator can know without a request: the SCS Cluster (what triggers a reconcile, and the status
+//! the pass left), the Provider's resourceVersion, a token of the backend's objects (the
+//! resourceVersion of the cached Cluster API Cluster, whose every change a watch delivers) and
+//! the pure plan (the resolved cluster and the version to roll out now). A later reconcile with the
+//! same digest, less than [`RESYNC`] after the full pass and with no compliance check due, ends
+//! there: no request at all. Anything else — a spec, label or annotation change, someone else's
+//! status write, a Provider change, a Cluster API change, a maintenance window opening, a
+//! changed addon bundle (its watch forgets every digest) — makes a full pass. What no watch shows
+//! (an addon deleted inside the workload cluster, the tenant's kubeconfig copy deleted) is
+//! repaired by the full pass after [`RESYNC`], together with the hourly compliance check.
+
+use std::hash::{Hash, Hasher};
+use std::time::Duration;
+
+use kaas_api::{Cluster, ClusterStatus, Provider};
+use kube::ResourceExt;
+
+use crate::Written;
+
+/// The longest a settled cluster goes without a full pass: the interval of the compliance
+/// check, so the two coincide.
+pub const RESYNC: Duration = crate::compliance::INTERVAL;
+
+/// What a full pass of a cluster acted on, except its status (which the pass may change).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Inputs(u64);
+
+impl Inputs {
+    /// The inputs of a reconcile: the SCS Cluster's trigger (`trigger` — generation, labels,
+    /// annotations, finalizers, deletion), the Provider, the backend's `token` and the plan.
+    pub fn of(
+        trigger: Option<u64>,
+        provider: &Provider,
+        token: &str,
+        plan: &impl serde::Serialize,
+        note: Option<&str>,
+    ) -> Inputs {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        trigger.hash(&mut h);
+        provider.uid().hash(&mut h);
+        provider.resource_version().hash(&mut h);
+        token.hash(&mut h);
+        Written::hash_of(plan).hash(&mut h);
+        note.hash(&mut h);
+        Inputs(h.finish())
+    }
+
+    /// The digest of these inputs with `status`.
+    pub fn with(self, status: Option<&ClusterStatus>) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.0.hash(&mut h);
+        Written::hash_of(&status).hash(&mut h);
+        h.finish()
+    }
+}
+
+/// The key of a cluster's digest.
+pub fn key(cluster: &Cluster) -> String {
+    format!(
+        "Settled/{}/{}",
+        cluster.namespace().unwrap_or_default(),
+        cluster.name_any()
+    )
+}
+
+/// The digests of settled clusters' last full passes (a [`Written`] whose entries live [`RESYNC`]).
+pub fn memo() -> Written {
+    Written::new(RESYNC)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider(rv: &str) -> Provider {
+        let mut p: Provider =
+            serde_yaml::from_str(include_str!("../../../examples/provider-inmemory.yaml"))
+                .expect("the example provider");
+        p.metadata.uid = Some("u1".into());
+        p.metadata.resource_version = Some(rv.into());
+        p
+    }
+
+    fn resolved(hibernated: bool) -> serde_json::Value {
+        serde_json::json!({"provider": "p", "version": "1.33.1", "hibernated": hibernated})
+    }
+
+    #[test]
+    fn every_input_and_the_status_count() {
+        let (p, r) = (provider("1"), resolved(false));
+        let base = Inputs::of(Some(1), &p, "7", &r, None);
+        assert_eq!(base, Inputs::of(Some(1), &p, "7", &r, None));
+        let others = [
+            Inputs::of(Some(2), &p, "7", &r, None),
+            Inputs::of(None, &p, "7", &r, None),
+            Inputs::of(Some(1), &provider("2"), "7", &r, None),
+            Inputs::of(Some(1), &p, "8", &r, None),
+            Inputs::of(
+                Some(1),
+                &p,
+                "7",
+                &r,
+                Some("waits for the maintenance window"),
+            ),
+            Inputs::of(Some(1), &p, "7", &resolved(true), None),
+        ];
+        for o in others {
+            assert_ne!(base, o);
+        }
+        let ready = ClusterStatus {
+            phase: Some(kaas_api::cluster::ClusterPhase::Ready),
+            ..Default::default()
+        };
+        assert_eq!(base.with(Some(&ready)), base.with(Some(&ready.clone())));
+        assert_ne!(base.with(Some(&ready)), base.with(None));
+        assert_ne!(
+            base.with(Some(&ready)),
+            base.with(Some(&ClusterStatus::default()))
+        );
+    }
+
+    #[test]
+    fn a_digest_is_held_until_resync_or_forgotten() {
+        let m = Written::new(Duration::from_millis(50));
+        m.record("Settled/t/a", 1);
+        assert!(m.fresh("Settled/t/a", 1));
+        assert!(!m.fresh("Settled/t/b", 1));
+        m.record("Settled/t/a", 1);
+        assert!(!m.fresh("Settled/t/a", 2), "another digest is a full pass");
+        assert!(!m.fresh("Settled/t/a", 1), "and the old one is gone");
+        m.record("Settled/t/a", 1);
+        m.clear();
+        assert!(!m.fresh("Settled/t/a", 1));
+        m.record("Settled/t/a", 1);
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(
+            !m.fresh("Settled/t/a", 1),
+            "a full pass after the resync period"
+        );
+    }
+}
