@@ -40,6 +40,9 @@ pub use generated::machine;
 /// `machinedeployments.cluster.x-k8s.io/v1beta2`: [`machinedeployment::MachineDeployment`], …
 pub use generated::machinedeployment;
 
+/// Condition types and reasons kaas reads, and lookups over `status.conditions`.
+pub mod conditions;
+
 /// The metav1 `Condition` type used by all `status.conditions` lists of the v1beta2 resources.
 pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 

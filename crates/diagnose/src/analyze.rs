@@ -10,6 +10,7 @@ use kaas_api::Cluster;
 use kaas_api::cluster::ClusterStatus;
 use kaas_api::conditions as c;
 use kaas_capi::cluster::Cluster as CapiCluster;
+use kaas_capi::conditions::{self as capi_c, find as cond, is_false, is_true};
 use kaas_capi::kubeadmcontrolplane::KubeadmControlPlane;
 use kaas_capi::machine::{Machine, MachineStatusPhase};
 use kaas_capi::machinedeployment::{MachineDeployment, MachineDeploymentStatusPhase};
@@ -115,18 +116,6 @@ impl Inputs {
             now,
         }
     }
-}
-
-fn cond<'a>(list: Option<&'a Vec<Condition>>, t: &str) -> Option<&'a Condition> {
-    list.and_then(|l| l.iter().find(|c| c.type_ == t))
-}
-
-fn is_true(list: Option<&Vec<Condition>>, t: &str) -> bool {
-    cond(list, t).is_some_and(|c| c.status == "True")
-}
-
-fn is_false(list: Option<&Vec<Condition>>, t: &str) -> bool {
-    cond(list, t).is_some_and(|c| c.status == "False")
 }
 
 fn infos(list: Option<&Vec<Condition>>) -> Vec<ConditionInfo> {
@@ -303,7 +292,7 @@ fn capi_cluster_node(cc: &CapiCluster, ns: &str) -> Node {
     let st = cc.status.as_ref();
     let conds = st.and_then(|s| s.conditions.as_ref());
     n.conditions = infos(conds);
-    let topo_failed = cond(conds, "TopologyReconciled").filter(|t| {
+    let topo_failed = cond(conds, capi_c::TOPOLOGY_RECONCILED).filter(|t| {
         t.status != "True"
             && matches!(
                 t.reason.as_str(),
@@ -315,7 +304,7 @@ fn capi_cluster_node(cc: &CapiCluster, ns: &str) -> Node {
         NodeStatus::Progressing
     } else if phase.as_deref() == Some("Failed") || topo_failed.is_some() {
         NodeStatus::Failed
-    } else if is_true(conds, "Available") {
+    } else if is_true(conds, capi_c::AVAILABLE) {
         NodeStatus::Ok
     } else {
         NodeStatus::Progressing
@@ -378,7 +367,7 @@ fn infra_state(obj: &DynamicObject) -> (bool, Option<String>, Vec<ConditionInfo>
         || s["initialization"]["provisioned"].as_bool() == Some(true)
         || conditions
             .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True");
+            .any(|c| c.type_ == capi_c::READY && c.status == "True");
     let failure = s["failureMessage"]
         .as_str()
         .or(s["deprecated"]["v1beta1"]["failureMessage"].as_str())
@@ -429,7 +418,7 @@ fn kcp_node(kcp: &KubeadmControlPlane, ns: &str) -> Node {
     let up_to_date = st.and_then(|s| s.up_to_date_replicas).unwrap_or(0);
     n.status = if kcp.metadata.deletion_timestamp.is_some() {
         NodeStatus::Progressing
-    } else if is_true(conds, "Available") && available >= desired {
+    } else if is_true(conds, capi_c::AVAILABLE) && available >= desired {
         NodeStatus::Ok
     } else {
         NodeStatus::Progressing
@@ -473,7 +462,7 @@ fn md_node(md: &MachineDeployment, ns: &str) -> Node {
         NodeStatus::Failed
     } else if md.metadata.deletion_timestamp.is_some() {
         NodeStatus::Progressing
-    } else if is_true(conds, "Available") && ready >= desired && available >= desired {
+    } else if is_true(conds, capi_c::AVAILABLE) && ready >= desired && available >= desired {
         NodeStatus::Ok
     } else {
         NodeStatus::Progressing
@@ -500,7 +489,7 @@ fn machine_failure(m: &Machine) -> Option<String> {
     match (&st.phase, msg) {
         (_, Some(m)) => Some(m),
         (Some(MachineStatusPhase::Failed), None) => Some(
-            cond(st.conditions.as_ref(), "Ready")
+            cond(st.conditions.as_ref(), capi_c::READY)
                 .map(|c| format!("{}: {}", c.reason, c.message))
                 .unwrap_or_else(|| "phase Failed".into()),
         ),
@@ -537,7 +526,7 @@ fn machine_node(m: &Machine, ns: &str, now: Timestamp) -> Node {
     let phase = machine_phase(m);
     let failure = machine_failure(m);
     let running = phase.as_deref() == Some("Running");
-    let not_ready = cond(conds, "Ready").filter(|c| c.status == "False");
+    let not_ready = cond(conds, capi_c::READY).filter(|c| c.status == "False");
     n.status = if failure.is_some() {
         NodeStatus::Failed
     } else if m.metadata.deletion_timestamp.is_some() || phase.as_deref() == Some("Deleting") {
@@ -907,7 +896,7 @@ fn capi_waiting(i: &Inputs, hints: &mut Vec<Hint>) -> Option<String> {
         Some(named(&list))
     };
 
-    if !is_true(conds, "ControlPlaneAvailable") {
+    if !is_true(conds, capi_c::CONTROL_PLANE_AVAILABLE) {
         let detail = if !reconciled {
             if age_of(i.now, &cc.metadata) >= IDLE_SECS {
                 hints.push(hint(
@@ -927,7 +916,7 @@ fn capi_waiting(i: &Inputs, hints: &mut Vec<Hint>) -> Option<String> {
             .and_then(|s| s.initialization.as_ref())
             .and_then(|x| x.infrastructure_provisioned)
             .unwrap_or(false)
-            && !is_true(conds, "InfrastructureReady")
+            && !is_true(conds, capi_c::INFRASTRUCTURE_READY)
         {
             match cc.spec.infrastructure_ref.as_ref() {
                 Some(r) => format!(
@@ -948,7 +937,7 @@ fn capi_waiting(i: &Inputs, hints: &mut Vec<Hint>) -> Option<String> {
         } else if cp_machines.is_empty() {
             "no control-plane machine exists yet".to_string()
         } else {
-            cond(conds, "ControlPlaneAvailable")
+            cond(conds, capi_c::CONTROL_PLANE_AVAILABLE)
                 .map(|c| format!("{}: {}", c.reason, c.message))
                 .unwrap_or_else(|| "the control plane is not available yet".into())
         };
@@ -956,7 +945,7 @@ fn capi_waiting(i: &Inputs, hints: &mut Vec<Hint>) -> Option<String> {
             "Cluster API has not provisioned the control plane yet: {detail}"
         ));
     }
-    if !is_true(conds, "WorkersAvailable") {
+    if !is_true(conds, capi_c::WORKERS_AVAILABLE) {
         let failed: Vec<String> = workers
             .iter()
             .filter(|m| machine_failure(m).is_some())
@@ -965,7 +954,7 @@ fn capi_waiting(i: &Inputs, hints: &mut Vec<Hint>) -> Option<String> {
         let detail = match slow_hint(&workers, "worker", hints) {
             Some(list) => format!("worker machine(s) {list}"),
             None if !failed.is_empty() => format!("failed worker machine(s) {}", named(&failed)),
-            None => cond(conds, "WorkersAvailable")
+            None => cond(conds, capi_c::WORKERS_AVAILABLE)
                 .map(|c| format!("{}: {}", c.reason, c.message))
                 .unwrap_or_else(|| "workers are not available yet".into()),
         };

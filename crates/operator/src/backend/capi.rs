@@ -13,6 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kaas_api::Cluster;
 use kaas_api::provider::StackKind;
 use kaas_capi::cluster::Cluster as CapiCluster;
+use kaas_capi::conditions;
 use kaas_capi::machine::Machine;
 use kaas_capi::machinedeployment::MachineDeployment;
 use kaas_render::LABEL_POOL;
@@ -177,18 +178,10 @@ impl CapiCache {
     }
 }
 
-fn cond<'a>(conds: Option<&'a Vec<Condition>>, t: &str) -> Option<&'a Condition> {
-    conds.and_then(|c| c.iter().find(|c| c.type_ == t))
-}
-
 fn signal(c: Option<&Condition>, missing: &str) -> Signal {
     match c {
         Some(c) => Signal::new(
-            match c.status.as_str() {
-                "True" => Some(true),
-                "False" => Some(false),
-                _ => None,
-            },
+            conditions::status(c),
             if c.reason.is_empty() {
                 "Unknown"
             } else {
@@ -349,15 +342,18 @@ impl Backend for ClusterApi {
             Signal::new(Some(true), "Provisioned", "infrastructure is provisioned")
         } else {
             signal(
-                cond(conds, "InfrastructureReady"),
+                conditions::find(conds, conditions::INFRASTRUCTURE_READY),
                 "waiting for infrastructure",
             )
         };
         o.control_plane = signal(
-            cond(conds, "ControlPlaneAvailable"),
+            conditions::find(conds, conditions::CONTROL_PLANE_AVAILABLE),
             "waiting for the control plane",
         );
-        o.workers = signal(cond(conds, "WorkersAvailable"), "waiting for workers");
+        o.workers = signal(
+            conditions::find(conds, conditions::WORKERS_AVAILABLE),
+            "waiting for workers",
+        );
         if let Some(cp) = &status.control_plane {
             o.control_plane_versions = cp
                 .versions
@@ -374,13 +370,14 @@ impl Backend for ClusterApi {
                 .map(|v| v.version.clone())
                 .collect();
         }
-        if let Some(t) = cond(conds, "TopologyReconciled")
+        if let Some(t) = conditions::find(conds, conditions::TOPOLOGY_RECONCILED)
             && t.status != "True"
         {
             o.rolling_out = Some(format!("{}: {}", t.reason, t.message));
             if matches!(
                 t.reason.as_str(),
-                "ReconcileFailed" | "ClusterClassNotReconciled"
+                conditions::reason::RECONCILE_FAILED
+                    | conditions::reason::CLUSTER_CLASS_NOT_RECONCILED
             ) {
                 o.failure = Some(format!(
                     "Cluster API cannot apply the topology: {}",
@@ -426,7 +423,7 @@ impl Backend for ClusterApi {
         // desired nodes ready. (Without this, a status read right after a scale could call the
         // new generation Ready while the old MachineDeployment replicas were still in place.)
         let generation = capi.metadata.generation;
-        let topology_current = cond(conds, "TopologyReconciled")
+        let topology_current = conditions::find(conds, conditions::TOPOLOGY_RECONCILED)
             .is_some_and(|t| t.status == "True" && t.observed_generation >= generation);
         if status.observed_generation < generation || !topology_current {
             o.rolling_out.get_or_insert_with(|| {
