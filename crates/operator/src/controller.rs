@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kaas_api::conditions::{self as c, Status};
+use kaas_api::conditions as c;
 use kaas_api::provider::BackendType;
 use kaas_api::{Cluster, KubeVersion, Provider};
 use kaas_capi::cluster::Cluster as CapiCluster;
@@ -801,18 +801,8 @@ async fn cleanup(
         return Ok(Action::await_change());
     }
     let now = Time(Timestamp::now());
-    let generation = cluster.metadata.generation;
-    let mut st = cluster.status.clone().unwrap_or_default();
     if cluster.spec.deletion_protection == Some(true) {
-        c::set(
-            &mut st.conditions,
-            c::DELETING,
-            Status::False,
-            "DeletionProtected",
-            "spec.deletionProtection is true: set it to false to let the deletion proceed",
-            generation,
-            &now,
-        );
+        let st = status::deleting(cluster, status::Deleting::Protected, &now);
         write_status(cluster, ctx, api, st).await?;
         return Ok(Action::requeue(Duration::from_secs(30)));
     }
@@ -849,40 +839,7 @@ async fn cleanup(
             Ok(Action::await_change())
         }
         Deletion::Waiting(msg) => {
-            c::set(
-                &mut st.conditions,
-                c::DELETING,
-                Status::True,
-                "WaitingForBackend",
-                msg,
-                generation,
-                &now,
-            );
-            let mut new = status::derive(Inputs {
-                cluster,
-                validation: &Err(Problem::Provider("deleting".into())),
-                observation: &Observation {
-                    exists: true,
-                    ..Default::default()
-                },
-                target_version: None,
-                version_note: None,
-                extensions: None,
-                compliance: None,
-                now: now.clone(),
-            });
-            new.conditions = st.conditions.clone();
-            c::set(
-                &mut new.conditions,
-                c::READY,
-                Status::False,
-                "Deleting",
-                "the cluster is being deleted",
-                generation,
-                &now,
-            );
-            new.phase = Some(kaas_api::cluster::ClusterPhase::Deleting);
-            new.warnings = st.warnings.clone();
+            let new = status::deleting(cluster, status::Deleting::Waiting(&msg), &now);
             write_status(cluster, ctx, api, new).await?;
             Ok(Action::requeue(Duration::from_secs(3)))
         }

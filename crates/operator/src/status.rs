@@ -103,6 +103,71 @@ pub fn derive(i: Inputs<'_>) -> ClusterStatus {
     d.s
 }
 
+/// Where the deletion of a cluster stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deleting<'a> {
+    /// `spec.deletionProtection` holds it.
+    Protected,
+    /// The backend still waits for this (its message).
+    Waiting(&'a str),
+}
+
+/// The status of a cluster being deleted (pure). Protected: the status as it was, with
+/// `Deleting` False. Waiting: `Deleting` True with what the backend waits for, `Ready` False,
+/// phase `Deleting`; what no longer runs (the version, the pools, the kubeconfig Secret) is
+/// cleared, what was decided or checked (target version, endpoint, extensions, compliance,
+/// warnings) stays until the object is gone.
+pub fn deleting(cluster: &Cluster, progress: Deleting<'_>, now: &Time) -> ClusterStatus {
+    let old = cluster.status.clone().unwrap_or_default();
+    let generation = cluster.metadata.generation;
+    let msg = match progress {
+        Deleting::Protected => {
+            let mut s = old;
+            c::set(
+                &mut s.conditions,
+                c::DELETING,
+                Status::False,
+                "DeletionProtected",
+                "spec.deletionProtection is true: set it to false to let the deletion proceed",
+                generation,
+                now,
+            );
+            return s;
+        }
+        Deleting::Waiting(msg) => msg,
+    };
+    let mut s = ClusterStatus {
+        observed_generation: generation,
+        conditions: old.conditions,
+        phase: Some(ClusterPhase::Deleting),
+        target_version: old.target_version,
+        api_endpoint: old.api_endpoint,
+        warnings: old.warnings,
+        extensions: old.extensions,
+        compliance: old.compliance,
+        ..Default::default()
+    };
+    c::set(
+        &mut s.conditions,
+        c::DELETING,
+        Status::True,
+        "WaitingForBackend",
+        msg,
+        generation,
+        now,
+    );
+    c::set(
+        &mut s.conditions,
+        c::READY,
+        Status::False,
+        "Deleting",
+        "the cluster is being deleted",
+        generation,
+        now,
+    );
+    s
+}
+
 /// The status being derived from [`Inputs`] and the old status.
 struct Deriving<'a> {
     i: &'a Inputs<'a>,

@@ -330,3 +330,55 @@ fn hibernation_going_reached_refused_and_awake_again() {
     assert_eq!((h.status.as_str(), h.reason.as_str()), ("False", "Awake"));
     assert!(c::is_true(&s4.conditions, c::READY), "{:?}", s4.conditions);
 }
+
+#[test]
+fn a_deleted_cluster_shows_what_it_waits_for_and_clears_what_no_longer_runs() {
+    use kaas_operator::status::{Deleting, deleting};
+    let mut c = cluster();
+    let v = kaas_validate::validate(&c, &provider()).map_err(Problem::Invalid);
+    c.status = Some(derive_for(&c, &running(), &v));
+    let before = c.status.clone().unwrap();
+    assert!(before.kubeconfig_secret_ref.is_some() && !before.workers.is_empty());
+
+    // Protected: only Deleting False is added.
+    let held = deleting(&c, Deleting::Protected, &t(200));
+    let d = c::get(&held.conditions, c::DELETING).unwrap();
+    assert_eq!(
+        (d.status.as_str(), d.reason.as_str()),
+        ("False", "DeletionProtected")
+    );
+    let mut rest = held.clone();
+    rest.conditions.retain(|x| x.type_ != c::DELETING);
+    assert_eq!(rest, before);
+
+    // Waiting for the backend.
+    let s = deleting(&c, Deleting::Waiting("2 Machines left"), &t(200));
+    assert_eq!(s.phase, Some(ClusterPhase::Deleting));
+    let d = c::get(&s.conditions, c::DELETING).unwrap();
+    assert_eq!(
+        (d.status.as_str(), d.reason.as_str(), d.message.as_str()),
+        ("True", "WaitingForBackend", "2 Machines left")
+    );
+    let r = c::get(&s.conditions, c::READY).unwrap();
+    assert_eq!(
+        (r.status.as_str(), r.reason.as_str()),
+        ("False", "Deleting")
+    );
+    assert_eq!(s.conditions[0].type_, c::READY, "Ready stays first");
+    assert_eq!(s.observed_generation, Some(3));
+    assert_eq!(s.kubernetes_version, None);
+    assert_eq!(s.kubeconfig_secret_ref, None);
+    assert!(s.workers.is_empty());
+    assert_eq!(s.target_version, before.target_version);
+    assert_eq!(s.api_endpoint, before.api_endpoint);
+    assert_eq!(s.warnings, before.warnings);
+    assert_eq!(s.extensions, before.extensions);
+    assert_eq!(s.compliance, before.compliance);
+    // The same progress a second time changes nothing (no status write).
+    let mut again = c.clone();
+    again.status = Some(s.clone());
+    assert_eq!(
+        deleting(&again, Deleting::Waiting("2 Machines left"), &t(300)),
+        s
+    );
+}
