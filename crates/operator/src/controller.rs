@@ -25,13 +25,12 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
-use crate::backend::{
-    Backend, Deletion, Observation, capi::ClusterApi, hosted::Hosted, imported::Imported,
-};
+use crate::backend::{Backend, capi::ClusterApi, hosted::Hosted, imported::Imported};
 use crate::leader::{Leader, LeaseConfig};
 use crate::maintenance::{Rollout, decide};
 use crate::metrics::{self, Metrics};
-use crate::status::{self, Inputs, Problem};
+use crate::status::{self, Inputs};
+use crate::types::{Deletion, Observation, Problem};
 use crate::{Context, Error, FIELD_MANAGER, FINALIZER, dereference, settled};
 
 /// How the operator runs.

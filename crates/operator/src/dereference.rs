@@ -7,7 +7,7 @@ use std::sync::Arc;
 use kaas_api::{Cluster, Provider};
 use kube::runtime::reflector::{ObjectRef, Store};
 
-use crate::status::Problem;
+use crate::types::Problem;
 
 /// The provider of `cluster` from the operator's provider cache, or why there is none.
 pub fn provider(store: &Store<Provider>, cluster: &Cluster) -> Result<Provider, Problem> {

@@ -29,6 +29,7 @@ pub mod provider;
 pub mod s3;
 pub mod settled;
 pub mod status;
+pub mod types;
 pub mod upgrade_hooks;
 pub mod verify;
 

@@ -6,9 +6,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kaas_api::Cluster;
 use kaas_api::cluster::{ClusterPhase, ClusterStatus, SecretRef, WorkerPoolStatus};
 use kaas_api::conditions::{self as c, Status};
-use kaas_validate::{FieldErrors, Resolved};
+use kaas_validate::Resolved;
 
-use crate::backend::{Observation, Signal};
+use crate::types::{Observation, Problem, Signal};
 
 /// Inputs of one status computation.
 pub struct Inputs<'a> {
@@ -28,34 +28,6 @@ pub struct Inputs<'a> {
     pub compliance: Option<Result<crate::compliance::Checked, String>>,
     /// Now.
     pub now: Time,
-}
-
-/// Why a spec is not accepted.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Problem {
-    /// The provider is missing or not usable.
-    Provider(String),
-    /// The spec is invalid against the offering.
-    Invalid(FieldErrors),
-    /// The management cluster refused what the backend wrote for this spec (an admission
-    /// webhook or policy, schema validation, RBAC): the full message of the refusal.
-    Refused(String),
-}
-
-impl Problem {
-    fn reason(&self) -> &'static str {
-        match self {
-            Problem::Provider(_) => "ProviderNotFound",
-            Problem::Invalid(_) => "InvalidSpec",
-            Problem::Refused(_) => "BackendRefused",
-        }
-    }
-    fn message(&self) -> String {
-        match self {
-            Problem::Provider(m) | Problem::Refused(m) => m.clone(),
-            Problem::Invalid(e) => e.to_string(),
-        }
-    }
 }
 
 fn set(

@@ -5,8 +5,8 @@ use k8s_openapi::jiff::Timestamp;
 use kaas_api::cluster::ClusterPhase;
 use kaas_api::conditions as c;
 use kaas_api::{Cluster, Provider};
-use kaas_operator::backend::{Observation, PoolObservation, Signal};
-use kaas_operator::status::{Inputs, Problem, derive};
+use kaas_operator::status::{Inputs, derive};
+use kaas_operator::types::{Observation, PoolObservation, Problem, Signal};
 
 fn cluster() -> Cluster {
     let mut c: Cluster =

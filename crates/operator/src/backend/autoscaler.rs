@@ -143,7 +143,7 @@ pub(crate) async fn observe(
     ctx: &Context,
     ns: &str,
     kubeconfig: &str,
-    pools: &mut [super::PoolObservation],
+    pools: &mut [crate::types::PoolObservation],
 ) {
     use k8s_openapi::api::core::v1::ConfigMap;
     let text = async {

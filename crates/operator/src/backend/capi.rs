@@ -22,8 +22,9 @@ use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
 
-use super::{Backend, Deletion, Observation, PoolObservation, Signal};
+use super::Backend;
 use crate::install::{CAPI_VIEWER_BINDING, CAPI_VIEWER_ROLE, TENANT_ROLE};
+use crate::types::{Deletion, Observation, PoolObservation, Signal};
 use crate::{Context, Error, FIELD_MANAGER};
 
 /// Key of the kubeconfig in Cluster API's and kaas' kubeconfig Secrets.

@@ -15,8 +15,9 @@ use kaas_validate::Resolved;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 
+use super::Backend;
 use super::capi::{keep_tenant_viewer, kubeconfig_secret_name};
-use super::{Backend, Deletion, Observation, PoolObservation, Signal};
+use crate::types::{Deletion, Observation, PoolObservation, Signal};
 use crate::{Context, Error, FIELD_MANAGER};
 
 /// The hosted backend; `runtime` comes from the Provider (`backend.hosted.runtime`).

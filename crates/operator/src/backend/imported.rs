@@ -10,7 +10,8 @@ use kaas_validate::Resolved;
 use kube::api::{ListParams, ObjectMeta, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 
-use super::{Backend, Deletion, Observation, Signal, client_from_kubeconfig};
+use super::{Backend, client_from_kubeconfig};
+use crate::types::{Deletion, Observation, Signal};
 use crate::{Context, Error, FIELD_MANAGER};
 
 /// The static backend.

@@ -10,86 +10,8 @@ use async_trait::async_trait;
 use kaas_api::Cluster;
 use kaas_validate::Resolved;
 
+use crate::types::{Deletion, Observation};
 use crate::{Context, Error};
-
-/// A condition-like observation: status plus reason and message.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Signal {
-    /// True/False/None (= unknown).
-    pub ok: Option<bool>,
-    /// CamelCase reason.
-    pub reason: String,
-    /// For people.
-    pub message: String,
-}
-
-impl Signal {
-    /// A signal.
-    pub fn new(ok: Option<bool>, reason: &str, message: impl Into<String>) -> Self {
-        Signal {
-            ok,
-            reason: reason.into(),
-            message: message.into(),
-        }
-    }
-}
-
-/// Observed state of one worker pool.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PoolObservation {
-    /// Pool name.
-    pub name: String,
-    /// Nodes wanted.
-    pub desired: i32,
-    /// Nodes ready.
-    pub ready: i32,
-    /// Nodes (machines) that exist, ready or not.
-    pub current: i32,
-    /// Versions the pool's nodes run.
-    pub versions: Vec<String>,
-    /// Names of the pool's MachineDeployments (Cluster API backend).
-    pub machine_deployments: Vec<String>,
-    /// What the cluster-autoscaler reports for the pool, when it publishes its status.
-    pub autoscaler: Option<kaas_api::cluster::PoolAutoscalerStatus>,
-}
-
-/// What a backend sees of a cluster.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Observation {
-    /// The backend's objects exist.
-    pub exists: bool,
-    /// Infrastructure (network, load balancer).
-    pub infrastructure: Signal,
-    /// Control plane availability.
-    pub control_plane: Signal,
-    /// Worker availability.
-    pub workers: Signal,
-    /// Control-plane versions in use.
-    pub control_plane_versions: Vec<String>,
-    /// Worker versions in use.
-    pub worker_versions: Vec<String>,
-    /// Per pool.
-    pub pools: Vec<PoolObservation>,
-    /// A change is still rolling out (topology not reconciled yet).
-    pub rolling_out: Option<String>,
-    /// A failure the user should see.
-    pub failure: Option<String>,
-    /// API endpoint (`https://host:port`).
-    pub endpoint: Option<String>,
-    /// Name of the kubeconfig Secret in the tenant namespace, once copied there.
-    pub kubeconfig_secret: Option<String>,
-    /// The backend's objects are at rest as hibernation asks (what rests, for people), or `None`.
-    pub at_rest: Option<String>,
-}
-
-/// Progress of a deletion.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Deletion {
-    /// Everything is gone.
-    Done,
-    /// Still waiting; the message says on what.
-    Waiting(String),
-}
 
 /// One way of realising clusters.
 #[async_trait]
