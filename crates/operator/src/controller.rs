@@ -25,6 +25,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
+use crate::adopt::Location;
 use crate::backend::{Backend, capi::ClusterApi, hosted::Hosted, imported::Imported};
 use crate::leader::{Leader, LeaseConfig};
 use crate::maintenance::{Rollout, decide};
@@ -436,11 +437,17 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
         Ok(p) => kaas_validate::validate(cluster, p).map_err(Problem::Invalid),
         Err(problem) => Err(problem.clone()),
     };
-    // Adoption (`scs.community/adopt-from`) counts only when the provider confirmed it.
-    if let Ok(resolved) = &validation
-        && let Some(problem) = crate::adopt::locate(&ctx.client, cluster, &resolved.provider)
-            .await?
-            .problem
+    // Where the provider-side objects live: the tenant's derived namespace, or a Cluster API
+    // Cluster being adopted (`scs.community/adopt-from`) — read once, handed to every stage.
+    let loc = crate::adopt::locate(
+        &ctx.client,
+        cluster,
+        provider_name.as_deref().unwrap_or_default(),
+    )
+    .await?;
+    // Adoption counts only when the provider confirmed it.
+    if validation.is_ok()
+        && let Some(problem) = loc.problem.clone()
     {
         let mut errs = kaas_validate::FieldErrors::default();
         errs.push(kaas_validate::FieldError::new(
@@ -486,12 +493,14 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
         }
         settled_inputs = inputs;
         moving_to = plan.version.clone();
-        if let Some((held, why)) = hold_for_upgrade_hooks(ctx, backend, cluster, &plan, p).await? {
+        if let Some((held, why)) =
+            hold_for_upgrade_hooks(ctx, backend, cluster, &plan, p, &loc).await?
+        {
             (plan, note) = (held, Some(why));
         }
         target_version = plan.version.as_ref().map(KubeVersion::release);
         version_note = note;
-        if let Err(e) = backend.apply(ctx, cluster, &plan).await {
+        if let Err(e) = backend.apply(ctx, cluster, &plan, &loc).await {
             match refusal(&e) {
                 // Never silent: the refusal becomes the status (SpecAccepted=False, phase Failed),
                 // an event and the end of any `?wait=`; retries back off (see below).
@@ -504,14 +513,15 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
         }
     }
     let observation = backend
-        .observe(ctx, cluster, validation.as_ref().ok())
+        .observe(ctx, cluster, validation.as_ref().ok(), &loc)
         .await?;
     // A hibernating cluster's addons and compliance are left as they were: there are no nodes
     // to run them (and on a hosted provider no API server); waking applies and checks again.
     let extensions = match (&validation, &provider) {
         (Ok(resolved), Ok(p)) if observation.exists && !resolved.hibernated => {
             let to = moving_to.as_ref();
-            Some(reconcile_addons(ctx, backend, cluster, resolved, p, &observation, to).await?)
+            let seen = (&observation, &loc);
+            Some(reconcile_addons(ctx, backend, cluster, resolved, p, seen, to).await?)
         }
         _ => None,
     };
@@ -523,7 +533,7 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
                 && observation.control_plane.ok == Some(true)
                 && crate::compliance::due(cluster, now) =>
         {
-            match backend.workload(ctx, cluster, resolved).await? {
+            match backend.workload(ctx, cluster, resolved, &loc).await? {
                 Some(w) => Some(
                     crate::compliance::check(ctx, cluster, w, now)
                         .await
@@ -627,6 +637,7 @@ async fn hold_for_upgrade_hooks(
     cluster: &Cluster,
     plan: &Resolved,
     provider: &Provider,
+    loc: &Location,
 ) -> Result<Option<(Resolved, String)>, Error> {
     let current = cluster
         .status
@@ -639,9 +650,16 @@ async fn hold_for_upgrade_hooks(
     if cur == *target {
         return Ok(None);
     }
-    let Some(why) =
-        crate::upgrade_hooks::before_upgrade(ctx, backend, cluster, plan, provider, &cur, target)
-            .await?
+    let Some(why) = crate::upgrade_hooks::before_upgrade(
+        ctx,
+        backend,
+        cluster,
+        plan,
+        provider,
+        loc,
+        (&cur, target),
+    )
+    .await?
     else {
         return Ok(None);
     };
@@ -857,7 +875,7 @@ async fn reconcile_addons(
     cluster: &Cluster,
     resolved: &Resolved,
     provider: &Provider,
-    observation: &Observation,
+    (observation, loc): (&Observation, &Location),
     moving_to: Option<&KubeVersion>,
 ) -> Result<crate::addons::Outcome, Error> {
     use crate::addons::{self, Outcome};
@@ -892,7 +910,7 @@ async fn reconcile_addons(
             "addons are applied once the control plane is available",
         ));
     }
-    let Some(workload) = backend.workload(ctx, cluster, resolved).await? else {
+    let Some(workload) = backend.workload(ctx, cluster, resolved, loc).await? else {
         return Ok(Outcome::waiting(
             None,
             "WaitingForAPIServer",
@@ -922,9 +940,8 @@ async fn reconcile_addons(
         crate::upgrade_hooks::keep_upgraded(&mut planned, hook);
     }
     // The inventory lives next to the Cluster API Cluster (an adopted one's, by its name).
-    let loc = crate::adopt::locate(&ctx.client, cluster, &resolved.provider).await?;
-    let (inv_ns, inv_name) = (loc.namespace, loc.name);
-    let old = addons::load_inventory(&ctx.client, &inv_ns, &inv_name).await?;
+    let (inv_ns, inv_name) = (&loc.namespace, &loc.name);
+    let old = addons::load_inventory(&ctx.client, inv_ns, inv_name).await?;
     let (statuses, inventory) = addons::apply(
         &workload,
         &bundle,
@@ -934,7 +951,7 @@ async fn reconcile_addons(
     )
     .await;
     if inventory != old {
-        addons::save_inventory(&ctx.client, &inv_ns, &inv_name, &inventory).await?;
+        addons::save_inventory(&ctx.client, inv_ns, inv_name, &inventory).await?;
     }
     Ok(Outcome::from_statuses(&bundle, statuses))
 }

@@ -12,6 +12,7 @@ use kaas_api::{Cluster, KubeVersion, Provider};
 use kaas_validate::Resolved;
 
 use crate::addons;
+use crate::adopt::Location;
 use crate::backend::Backend;
 use crate::{Context, Error};
 
@@ -105,8 +106,8 @@ pub async fn before_upgrade(
     cluster: &Cluster,
     resolved: &Resolved,
     provider: &Provider,
-    current: &KubeVersion,
-    target: &KubeVersion,
+    loc: &Location,
+    (current, target): (&KubeVersion, &KubeVersion),
 ) -> Result<Option<String>, Error> {
     let held = |bundle: &str, why: String| {
         Ok(Some(format!(
@@ -127,19 +128,12 @@ pub async fn before_upgrade(
     // Never a reconcile ended by a log line: whatever fails here holds the upgrade with the reason
     // in the Cluster's status (and an event), and is tried again at the next reconcile.
     let unreachable = || "the workload cluster's API server cannot be reached".to_string();
-    let workload = match backend.workload(ctx, cluster, resolved).await {
+    let workload = match backend.workload(ctx, cluster, resolved, loc).await {
         Ok(Some(w)) => w,
         Ok(None) => return held(&bundle, unreachable()),
         Err(e) => {
             tracing::warn!(error = %e, "the workload cluster for the upgrade hook");
             return held(&bundle, unreachable());
-        }
-    };
-    let loc = match crate::adopt::locate(&ctx.client, cluster, &resolved.provider).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::warn!(error = %e, "locating the cluster for the upgrade hook");
-            return held(&bundle, "the cluster's objects cannot be read now".into());
         }
     };
     let old = match addons::load_inventory(&ctx.client, &loc.namespace, &loc.name).await {

@@ -23,6 +23,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
 
 use super::Backend;
+use crate::adopt::Location;
 use crate::install::{CAPI_VIEWER_BINDING, CAPI_VIEWER_ROLE, TENANT_ROLE};
 use crate::types::{Deletion, Observation, PoolObservation, Signal};
 use crate::{Context, Error, FIELD_MANAGER};
@@ -201,12 +202,12 @@ impl Backend for ClusterApi {
         ctx: &Context,
         cluster: &Cluster,
         resolved: &Resolved,
+        loc: &Location,
     ) -> Result<(), Error> {
         // An adopted cluster is applied where it is, once both sides of the handshake agree
-        // (the controller does not apply otherwise; this re-check closes the race).
-        let loc = crate::adopt::locate(&ctx.client, cluster, &resolved.provider).await?;
-        if let Some(problem) = loc.problem {
-            return Err(Error::Other(problem));
+        // (the controller does not apply otherwise).
+        if let Some(problem) = &loc.problem {
+            return Err(Error::Other(problem.clone()));
         }
         let rendered = kaas_render::render_at(cluster, resolved, loc.target.as_ref())?;
         let pp = PatchParams::apply(FIELD_MANAGER).force();
@@ -298,9 +299,8 @@ impl Backend for ClusterApi {
         ctx: &Context,
         cluster: &Cluster,
         resolved: Option<&Resolved>,
+        loc: &Location,
     ) -> Result<Observation, Error> {
-        let provider = super::provider_name(cluster, resolved);
-        let loc = crate::adopt::locate(&ctx.client, cluster, &provider).await?;
         let (ns, capi_name) = (loc.namespace.clone(), loc.name.clone());
         let api: Api<CapiCluster> = Api::namespaced(ctx.client.clone(), &ns);
         let key = format!("{ns}/{capi_name}");
@@ -485,10 +485,11 @@ impl Backend for ClusterApi {
     async fn workload(
         &self,
         ctx: &Context,
-        cluster: &Cluster,
-        resolved: &Resolved,
+        _cluster: &Cluster,
+        _resolved: &Resolved,
+        loc: &Location,
     ) -> Result<Option<kube::Client>, Error> {
-        capi_workload(ctx, cluster, resolved).await
+        capi_workload(ctx, loc).await
     }
 
     async fn delete(
@@ -573,13 +574,8 @@ async fn pools_of(ctx: &Context, ns: &str, capi_name: &str) -> Result<Vec<PoolOb
     Ok(pools.into_values().collect())
 }
 
-/// The workload cluster's client from Cluster API's kubeconfig Secret, once it exists.
-pub async fn capi_workload(
-    ctx: &Context,
-    cluster: &Cluster,
-    resolved: &Resolved,
-) -> Result<Option<kube::Client>, Error> {
-    let loc = crate::adopt::locate(&ctx.client, cluster, &resolved.provider).await?;
+/// The workload cluster's client from Cluster API's kubeconfig Secret at `loc`, once it exists.
+pub async fn capi_workload(ctx: &Context, loc: &Location) -> Result<Option<kube::Client>, Error> {
     super::workload_from_secret(ctx, &loc.namespace, &kubeconfig_secret_name(&loc.name)).await
 }
 

@@ -17,6 +17,7 @@ use kube::{Api, Resource, ResourceExt};
 
 use super::Backend;
 use super::capi::{keep_tenant_viewer, kubeconfig_secret_name};
+use crate::adopt::Location;
 use crate::types::{Deletion, Observation, PoolObservation, Signal};
 use crate::{Context, Error, FIELD_MANAGER};
 
@@ -150,6 +151,7 @@ impl Backend for Hosted {
         ctx: &Context,
         cluster: &Cluster,
         resolved: &Resolved,
+        _loc: &Location,
     ) -> Result<(), Error> {
         let rendered = render_hosted(cluster, resolved, resolved.hosted_runtime.as_deref())?;
         let pp = PatchParams::apply(FIELD_MANAGER).force();
@@ -172,13 +174,11 @@ impl Backend for Hosted {
         &self,
         ctx: &Context,
         cluster: &Cluster,
-        resolved: Option<&Resolved>,
+        _resolved: Option<&Resolved>,
+        loc: &Location,
     ) -> Result<Observation, Error> {
-        let ns = capi_namespace(
-            &super::provider_name(cluster, resolved),
-            &cluster.namespace().unwrap_or_default(),
-        );
-        let api: Api<HostedControlPlane> = Api::namespaced(ctx.client.clone(), &ns);
+        let ns = &loc.namespace;
+        let api: Api<HostedControlPlane> = Api::namespaced(ctx.client.clone(), ns);
         let Some(hcp) = api.get_opt(&cluster.name_any()).await? else {
             return Ok(Observation::default());
         };
@@ -193,7 +193,7 @@ impl Backend for Hosted {
             o.kubeconfig_secret = super::copy_kubeconfig(
                 ctx,
                 cluster,
-                &ns,
+                ns,
                 &kubeconfig_secret_name(&cluster.name_any()),
             )
             .await?;
@@ -230,11 +230,11 @@ impl Backend for Hosted {
     async fn workload(
         &self,
         ctx: &Context,
-        cluster: &Cluster,
-        resolved: &Resolved,
+        _cluster: &Cluster,
+        _resolved: &Resolved,
+        loc: &Location,
     ) -> Result<Option<kube::Client>, Error> {
-        let ns = capi_namespace(&resolved.provider, &cluster.namespace().unwrap_or_default());
-        super::workload_from_secret(ctx, &ns, &kubeconfig_secret_name(&cluster.name_any())).await
+        super::workload_from_secret(ctx, &loc.namespace, &kubeconfig_secret_name(&loc.name)).await
     }
 }
 

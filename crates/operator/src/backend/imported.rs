@@ -11,6 +11,7 @@ use kube::api::{ListParams, ObjectMeta, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 
 use super::{Backend, client_from_kubeconfig};
+use crate::adopt::Location;
 use crate::types::{Deletion, Observation, Signal};
 use crate::{Context, Error, FIELD_MANAGER};
 
@@ -51,6 +52,7 @@ impl Backend for Imported {
         ctx: &Context,
         cluster: &Cluster,
         resolved: &Resolved,
+        _loc: &Location,
     ) -> Result<(), Error> {
         // Only the provider-side namespace that holds the addon inventory.
         let ns = Namespace {
@@ -86,6 +88,7 @@ impl Backend for Imported {
         ctx: &Context,
         cluster: &Cluster,
         _resolved: Option<&Resolved>,
+        _loc: &Location,
     ) -> Result<Observation, Error> {
         let mut o = Observation {
             exists: true,
@@ -164,6 +167,7 @@ impl Backend for Imported {
         ctx: &Context,
         cluster: &Cluster,
         _resolved: &Resolved,
+        _loc: &Location,
     ) -> Result<Option<kube::Client>, Error> {
         Ok(client(ctx, cluster).await?.ok())
     }

@@ -10,25 +10,28 @@ use async_trait::async_trait;
 use kaas_api::Cluster;
 use kaas_validate::Resolved;
 
+use crate::adopt::Location;
 use crate::types::{Deletion, Observation};
 use crate::{Context, Error};
 
 /// One way of realising clusters.
 #[async_trait]
 pub trait Backend: Send + Sync {
-    /// Creates or updates what realises `cluster` (idempotent, server-side apply).
+    /// Creates or updates what realises `cluster` at `loc` (idempotent, server-side apply).
     async fn apply(
         &self,
         ctx: &Context,
         cluster: &Cluster,
         resolved: &Resolved,
+        loc: &Location,
     ) -> Result<(), Error>;
-    /// Reads the state of what realises `cluster`.
+    /// Reads the state of what realises `cluster` at `loc`.
     async fn observe(
         &self,
         ctx: &Context,
         cluster: &Cluster,
         resolved: Option<&Resolved>,
+        loc: &Location,
     ) -> Result<Observation, Error>;
     /// Deletes what realises `cluster`; called until it returns [`Deletion::Done`].
     async fn delete(
@@ -54,20 +57,8 @@ pub trait Backend: Send + Sync {
         ctx: &Context,
         cluster: &Cluster,
         resolved: &Resolved,
+        loc: &Location,
     ) -> Result<Option<kube::Client>, Error>;
-}
-
-/// The provider of a cluster: the resolved one, else the one its spec names (`""` if none).
-pub(crate) fn provider_name(cluster: &Cluster, resolved: Option<&Resolved>) -> String {
-    match resolved {
-        Some(r) => r.provider.clone(),
-        None => cluster
-            .spec
-            .provider
-            .as_ref()
-            .and_then(|p| p.name.clone())
-            .unwrap_or_default(),
-    }
 }
 
 /// A client from kubeconfig bytes (bounded connect and read timeouts). With leader election its
