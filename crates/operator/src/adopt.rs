@@ -16,8 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
 use kaas_api::cluster::{
-    AccessSpec, ControlPlaneSpec, KubernetesSpec, NetworkSpec, OidcSpec, ProviderRef, Taint,
-    TaintEffect, WorkerPool,
+    ControlPlaneSpec, KubernetesSpec, NetworkSpec, ProviderRef, Taint, TaintEffect, WorkerPool,
 };
 use kaas_api::provider::{BackendType, Classification, KubernetesVersion, StackKind};
 use kaas_api::{ANNOTATION_ADOPT_FROM, ANNOTATION_ADOPTED_BY, Cluster, KubeVersion, Provider};
@@ -591,107 +590,15 @@ fn absorb_variables(
                 .into(),
         );
     }
-    match stack {
-        StackKind::InMemory => {
-            for name in vars.keys() {
-                refusals.push(format!(
-                    "spec.topology.variables[{name}]: the in-memory stack renders no variables"
-                ));
-            }
-            for md in &mds {
-                for name in md_overrides(md).keys() {
-                    refusals.push(format!(
-                        "spec.topology.workers.machineDeployments[{}].variables.overrides[{name}]: the in-memory stack renders no variables",
-                        md.name
-                    ));
-                }
-            }
-        }
-        StackKind::OpenStackScs2 => {
-            let s = |v: &Value| v.as_str().map(str::to_string);
-            let strings = |v: &Value| -> Option<Vec<String>> {
-                v.as_array()?
-                    .iter()
-                    .map(|x| x.as_str().map(str::to_string))
-                    .collect()
-            };
-            let mut access = AccessSpec::default();
-            let mut lb = None;
-            for (name, value) in &vars {
-                let path = format!("spec.topology.variables[{name}]");
-                let bad = |refusals: &mut Vec<String>| {
-                    refusals.push(format!("{path}: unexpected value {value}"))
-                };
-                match name.as_str() {
-                    "controlPlaneFlavor" => match s(value) {
-                        Some(f) => {
-                            cluster
-                                .spec
-                                .control_plane
-                                .get_or_insert_with(Default::default)
-                                .flavor = Some(f)
-                        }
-                        None => bad(refusals),
-                    },
-                    "controlPlaneAvailabilityZones" => match strings(value) {
-                        Some(z) => {
-                            cluster
-                                .spec
-                                .control_plane
-                                .get_or_insert_with(Default::default)
-                                .zones = Some(z)
-                        }
-                        None => bad(refusals),
-                    },
-                    "nodeCIDR" => match s(value) {
-                        Some(c) => {
-                            cluster
-                                .spec
-                                .network
-                                .get_or_insert_with(Default::default)
-                                .nodes = Some(vec![c])
-                        }
-                        None => bad(refusals),
-                    },
-                    // Checked by the comparison: it must be the credentials Secret kaas copies.
-                    "identityRef" | "workerFlavor" => {}
-                    "oidcConfig" => match serde_json::from_value::<OidcSpec>(value.clone()) {
-                        Ok(o) => access.oidc = Some(o),
-                        Err(e) => refusals.push(format!("{path}: {e}")),
-                    },
-                    "apiServerLoadBalancer" => lb = s(value),
-                    "apiServerLoadBalancerOctaviaAmphoraAllowedCIDRs" => match strings(value) {
-                        Some(c) => access.api_server_allowed_cidrs = Some(c),
-                        None => bad(refusals),
-                    },
-                    _ => refusals.push(format!(
-                        "{path}: not a variable kaas renders for the openstack-scs2 stack"
-                    )),
-                }
-            }
-            if lb.is_some() && access.api_server_allowed_cidrs.is_none() {
-                refusals.push(
-                    "spec.topology.variables[apiServerLoadBalancer]: kaas sets it only with apiServerLoadBalancerOctaviaAmphoraAllowedCIDRs"
-                        .into(),
-                );
-            }
-            if access != AccessSpec::default() {
-                cluster.spec.access = Some(access);
-            }
-            // Pool flavors: the MachineDeployment's override, else the cluster-wide workerFlavor.
-            let default_flavor = vars.get("workerFlavor").and_then(s);
-            for (md, pool) in mds.iter().zip(cluster.spec.workers.iter_mut().flatten()) {
-                let o = md_overrides(md);
-                for name in o.keys().filter(|n| *n != "workerFlavor") {
-                    refusals.push(format!(
-                        "spec.topology.workers.machineDeployments[{}].variables.overrides[{name}]: not a variable kaas renders per pool",
-                        md.name
-                    ));
-                }
-                pool.flavor = o.get("workerFlavor").and_then(s).or(default_flavor.clone());
-            }
-        }
-    }
+    let pools: Vec<(String, BTreeMap<String, Value>)> = mds
+        .iter()
+        .map(|md| (md.name.clone(), md_overrides(md)))
+        .collect();
+    let vars = kaas_render::stacks::Variables {
+        cluster: &vars,
+        pools: &pools,
+    };
+    kaas_render::stacks::for_kind(stack).absorb(vars, cluster, refusals);
 }
 
 /// Every field kaas writes that the existing topology has otherwise (one line each; empty: the

@@ -947,7 +947,9 @@ async fn reconcile_addons(
         &bundle,
         &planned,
         &old,
-        resolved.stack == Some(kaas_api::provider::StackKind::InMemory),
+        resolved
+            .stack
+            .is_some_and(|s| kaas_render::stacks::for_kind(s).simulated()),
     )
     .await;
     if inventory != old {

@@ -11,7 +11,6 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kaas_api::Cluster;
-use kaas_api::provider::StackKind;
 use kaas_capi::cluster::Cluster as CapiCluster;
 use kaas_capi::conditions;
 use kaas_capi::machine::Machine;
@@ -222,7 +221,10 @@ impl Backend for ClusterApi {
                 .await?;
             ctx.written.record(ns_key.clone(), ns_hash);
         }
-        if resolved.stack == Some(StackKind::OpenStackScs2) {
+        if resolved
+            .stack
+            .is_some_and(|s| kaas_render::stacks::for_kind(s).copies_credentials())
+        {
             copy_credentials(ctx, resolved, &ns_name).await?;
         }
         let api: Api<CapiCluster> = Api::namespaced(ctx.client.clone(), &ns_name);

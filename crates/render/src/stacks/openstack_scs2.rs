@@ -3,14 +3,16 @@
 //! of the SCS parameter discussion (image, MTU, DNS, server groups, external network) are left to
 //! the stack's defaults or the provider — never asked from the tenant.
 
+use kaas_api::Cluster;
+use kaas_api::cluster::{AccessSpec, OidcSpec};
 use kaas_capi::cluster::{
     ClusterTopologyVariables, ClusterTopologyWorkersMachineDeploymentsVariablesOverrides,
 };
 use kaas_validate::Resolved;
 use kaas_validate::offering::Pool;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::Stack;
+use super::{Stack, Variables};
 use crate::var;
 
 /// Name of the Secret with the provider's `clouds.yaml` in the provider-side Cluster API
@@ -88,5 +90,96 @@ impl Stack for OpenStackScs2 {
 
     fn machine_template_resource(&self) -> &'static str {
         "openstackmachinetemplates"
+    }
+
+    fn absorb(&self, vars: Variables<'_>, cluster: &mut Cluster, refusals: &mut Vec<String>) {
+        let s = |v: &Value| v.as_str().map(str::to_string);
+        let strings = |v: &Value| -> Option<Vec<String>> {
+            v.as_array()?
+                .iter()
+                .map(|x| x.as_str().map(str::to_string))
+                .collect()
+        };
+        let mut access = AccessSpec::default();
+        let mut lb = None;
+        for (name, value) in vars.cluster {
+            let path = format!("spec.topology.variables[{name}]");
+            let bad = |refusals: &mut Vec<String>| {
+                refusals.push(format!("{path}: unexpected value {value}"))
+            };
+            match name.as_str() {
+                "controlPlaneFlavor" => match s(value) {
+                    Some(f) => {
+                        cluster
+                            .spec
+                            .control_plane
+                            .get_or_insert_with(Default::default)
+                            .flavor = Some(f)
+                    }
+                    None => bad(refusals),
+                },
+                "controlPlaneAvailabilityZones" => match strings(value) {
+                    Some(z) => {
+                        cluster
+                            .spec
+                            .control_plane
+                            .get_or_insert_with(Default::default)
+                            .zones = Some(z)
+                    }
+                    None => bad(refusals),
+                },
+                "nodeCIDR" => match s(value) {
+                    Some(c) => {
+                        cluster
+                            .spec
+                            .network
+                            .get_or_insert_with(Default::default)
+                            .nodes = Some(vec![c])
+                    }
+                    None => bad(refusals),
+                },
+                // Checked by the comparison: it must be the credentials Secret kaas copies.
+                "identityRef" | "workerFlavor" => {}
+                "oidcConfig" => match serde_json::from_value::<OidcSpec>(value.clone()) {
+                    Ok(o) => access.oidc = Some(o),
+                    Err(e) => refusals.push(format!("{path}: {e}")),
+                },
+                "apiServerLoadBalancer" => lb = s(value),
+                "apiServerLoadBalancerOctaviaAmphoraAllowedCIDRs" => match strings(value) {
+                    Some(c) => access.api_server_allowed_cidrs = Some(c),
+                    None => bad(refusals),
+                },
+                _ => refusals.push(format!(
+                    "{path}: not a variable kaas renders for the openstack-scs2 stack"
+                )),
+            }
+        }
+        if lb.is_some() && access.api_server_allowed_cidrs.is_none() {
+            refusals.push(
+                "spec.topology.variables[apiServerLoadBalancer]: kaas sets it only with apiServerLoadBalancerOctaviaAmphoraAllowedCIDRs"
+                    .into(),
+            );
+        }
+        if access != AccessSpec::default() {
+            cluster.spec.access = Some(access);
+        }
+        // Pool flavors: the MachineDeployment's override, else the cluster-wide workerFlavor.
+        let default_flavor = vars.cluster.get("workerFlavor").and_then(s);
+        for ((md, o), pool) in vars
+            .pools
+            .iter()
+            .zip(cluster.spec.workers.iter_mut().flatten())
+        {
+            for name in o.keys().filter(|n| *n != "workerFlavor") {
+                refusals.push(format!(
+                    "spec.topology.workers.machineDeployments[{md}].variables.overrides[{name}]: not a variable kaas renders per pool"
+                ));
+            }
+            pool.flavor = o.get("workerFlavor").and_then(s).or(default_flavor.clone());
+        }
+    }
+
+    fn copies_credentials(&self) -> bool {
+        true
     }
 }
