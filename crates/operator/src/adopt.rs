@@ -30,8 +30,9 @@ use kaas_render::{
     ANNOTATION_MAX_SIZE, ANNOTATION_MIN_SIZE, LABEL_CLUSTER, LABEL_POOL, LABEL_PROVIDER,
     LABEL_TENANT, Target, capi_namespace,
 };
+use kaas_validate::admission::{Providers, Stage};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
-use kube::{Api, Client, CustomResourceExt, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 
 use crate::FIELD_MANAGER;
@@ -500,22 +501,21 @@ fn pool_size(
 /// field kaas writes that differs from `capi` is refused ([`compare`]), what kaas keeps unmanaged
 /// is noted ([`kept`]).
 fn check(capi: &CapiCluster, topo: &ClusterTopology, provider: &Provider, v: &mut Verdict) {
-    let schema = kaas_validate::schema::crd_schema(&Cluster::crd());
+    // The admission every writer of a Cluster runs (schema and CEL, then this provider's offering).
     let mut object = serde_json::to_value(&v.cluster).unwrap_or(Value::Null);
     object["apiVersion"] = json!("scs.community/v1alpha1");
     object["kind"] = json!("Cluster");
-    for e in kaas_validate::schema::admit(&schema, &object, None).0 {
-        v.refusals
-            .push(format!("the SCS Cluster would be invalid: {e}"));
-    }
-    let resolved = match kaas_validate::validate(&v.cluster, provider) {
-        Ok(r) => Some(r),
-        Err(errs) => {
-            for e in errs.0 {
-                v.refusals.push(format!(
-                    "provider {:?} does not offer it: {e}",
-                    provider.name_any()
-                ));
+    let one = std::slice::from_ref(provider);
+    let resolved = match kaas_validate::admission::admit(&object, None, Providers::All(one)) {
+        Ok(admitted) => admitted.resolved,
+        Err(rejected) => {
+            for e in rejected.errors.0 {
+                v.refusals.push(match rejected.stage {
+                    Stage::Schema => format!("the SCS Cluster would be invalid: {e}"),
+                    Stage::Provider | Stage::Offering => {
+                        format!("provider {:?} does not offer it: {e}", provider.name_any())
+                    }
+                });
             }
             None
         }
@@ -1287,6 +1287,45 @@ spec:
             v.refusals
                 .iter()
                 .any(|r| r.starts_with("spec.topology.workers.machineDeployments[md-0].class:")),
+            "{:?}",
+            v.refusals
+        );
+        // Judged by the admission every writer of a Cluster runs: the schema and its rules, then
+        // the provider's offering.
+        let mut capi = template("v1.35.4", "old-ns");
+        capi.spec
+            .cluster_network
+            .as_mut()
+            .unwrap()
+            .pods
+            .as_mut()
+            .unwrap()
+            .cidr_blocks = vec!["192.168.0.0/33".into()];
+        let v = express(&capi, &p, "t", "c", &[]);
+        assert!(
+            v.refusals
+                .iter()
+                .any(|r| r.starts_with("the SCS Cluster would be invalid: spec.network.pods")),
+            "{:?}",
+            v.refusals
+        );
+        let mut capi = template("v1.35.4", "old-ns");
+        capi.spec
+            .topology
+            .as_mut()
+            .unwrap()
+            .workers
+            .as_mut()
+            .unwrap()
+            .machine_deployments
+            .as_mut()
+            .unwrap()[0]
+            .failure_domain = Some("zone-x".into());
+        let v = express(&capi, &p, "t", "c", &[]);
+        assert!(
+            v.refusals
+                .iter()
+                .any(|r| r.starts_with("provider \"dev\" does not offer it: spec.workers[0].zones")),
             "{:?}",
             v.refusals
         );
