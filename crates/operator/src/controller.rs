@@ -500,7 +500,12 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
         }
         target_version = plan.version.as_ref().map(KubeVersion::release);
         version_note = note;
-        if let Err(e) = backend.apply(ctx, cluster, &plan, &loc).await {
+        // Render (pure), then apply.
+        let applied = match backend.render(cluster, &plan, &loc) {
+            Ok(objects) => backend.apply(ctx, cluster, &plan, objects).await,
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = applied {
             match refusal(&e) {
                 // Never silent: the refusal becomes the status (SpecAccepted=False, phase Failed),
                 // an event and the end of any `?wait=`; retries back off (see below).

@@ -112,6 +112,34 @@ pub struct Rendered {
     pub adopted: bool,
 }
 
+/// What a backend writes for a cluster, rendered (pure) before the backend applies it.
+#[derive(Clone, Debug)]
+pub enum Objects {
+    /// Cluster API: the namespace and the `Cluster` with its topology.
+    ClusterApi(Box<Rendered>),
+    /// A hosted control plane and its namespace.
+    Hosted(Box<hosted::RenderedHosted>),
+    /// An imported cluster: only the provider-side namespace that holds its addon inventory.
+    Imported(Box<Namespace>),
+}
+
+/// The provider-side namespace of an imported cluster (it holds the addon inventory).
+pub fn render_imported(cluster: &Cluster, resolved: &Resolved) -> Result<Namespace, RenderError> {
+    let (_, tenant) = name_and_tenant(cluster)?;
+    Ok(Namespace {
+        metadata: ObjectMeta {
+            name: Some(capi_namespace(&resolved.provider, &tenant)),
+            labels: Some(
+                [("app.kubernetes.io/managed-by", "kaas"), POD_SECURITY]
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .into(),
+            ),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+}
+
 /// Where an adopted Cluster API cluster lives and what kaas keeps of it (see
 /// `docs/adoption.md`): kaas manages the Cluster API `Cluster` `namespace/name` instead of the
 /// derived [`capi_namespace`]`/<cluster name>`. Only built by the operator after the two-sided

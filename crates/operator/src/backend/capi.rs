@@ -22,6 +22,8 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
 
 use super::Backend;
+use kaas_render::{Objects, RenderError};
+
 use crate::adopt::Location;
 use crate::install::{CAPI_VIEWER_BINDING, CAPI_VIEWER_ROLE, TENANT_ROLE};
 use crate::types::{Deletion, Observation, PoolObservation, Signal};
@@ -196,19 +198,28 @@ fn signal(c: Option<&Condition>, missing: &str) -> Signal {
 
 #[async_trait]
 impl Backend for ClusterApi {
+    /// The topology, at an adopted cluster's place once both sides of the handshake agree (the
+    /// controller applies nothing while they do not).
+    fn render(
+        &self,
+        cluster: &Cluster,
+        resolved: &Resolved,
+        loc: &Location,
+    ) -> Result<Objects, RenderError> {
+        let rendered = kaas_render::render_at(cluster, resolved, loc.target.as_ref())?;
+        Ok(Objects::ClusterApi(Box::new(rendered)))
+    }
+
     async fn apply(
         &self,
         ctx: &Context,
         cluster: &Cluster,
         resolved: &Resolved,
-        loc: &Location,
+        objects: Objects,
     ) -> Result<(), Error> {
-        // An adopted cluster is applied where it is, once both sides of the handshake agree
-        // (the controller does not apply otherwise).
-        if let Some(problem) = &loc.problem {
-            return Err(Error::Other(problem.clone()));
-        }
-        let rendered = kaas_render::render_at(cluster, resolved, loc.target.as_ref())?;
+        let Objects::ClusterApi(rendered) = objects else {
+            return Err(Error::Other("not Cluster API objects".into()));
+        };
         let pp = PatchParams::apply(FIELD_MANAGER).force();
         let ns_name = rendered.namespace.name_any();
         let ns_key = format!("Namespace/{ns_name}");

@@ -17,6 +17,8 @@ use kube::{Api, Resource, ResourceExt};
 
 use super::Backend;
 use super::capi::{keep_tenant_viewer, kubeconfig_secret_name};
+use kaas_render::{Objects, RenderError};
+
 use crate::adopt::Location;
 use crate::types::{Deletion, Observation, PoolObservation, Signal};
 use crate::{Context, Error, FIELD_MANAGER};
@@ -146,14 +148,26 @@ pub fn observe_hosted(hcp: &HostedControlPlane) -> Observation {
 
 #[async_trait]
 impl Backend for Hosted {
+    fn render(
+        &self,
+        cluster: &Cluster,
+        resolved: &Resolved,
+        _loc: &Location,
+    ) -> Result<Objects, RenderError> {
+        let rendered = render_hosted(cluster, resolved, resolved.hosted_runtime.as_deref())?;
+        Ok(Objects::Hosted(Box::new(rendered)))
+    }
+
     async fn apply(
         &self,
         ctx: &Context,
         cluster: &Cluster,
-        resolved: &Resolved,
-        _loc: &Location,
+        _resolved: &Resolved,
+        objects: Objects,
     ) -> Result<(), Error> {
-        let rendered = render_hosted(cluster, resolved, resolved.hosted_runtime.as_deref())?;
+        let Objects::Hosted(rendered) = objects else {
+            return Err(Error::Other("not a hosted control plane".into()));
+        };
         let pp = PatchParams::apply(FIELD_MANAGER).force();
         let ns = rendered.namespace.name_any();
         Api::<Namespace>::all(ctx.client.clone())

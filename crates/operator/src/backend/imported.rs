@@ -7,10 +7,12 @@ use k8s_openapi::api::core::v1::{Namespace, Node, Secret};
 use kaas_api::Cluster;
 use kaas_render::capi_namespace;
 use kaas_validate::Resolved;
-use kube::api::{ListParams, ObjectMeta, Patch, PatchParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 
 use super::{Backend, client_from_kubeconfig};
+use kaas_render::{Objects, RenderError};
+
 use crate::adopt::Location;
 use crate::types::{Deletion, Observation, Signal};
 use crate::{Context, Error, FIELD_MANAGER};
@@ -47,31 +49,26 @@ async fn client(ctx: &Context, cluster: &Cluster) -> Result<Result<kube::Client,
 
 #[async_trait]
 impl Backend for Imported {
-    async fn apply(
+    /// Only the provider-side namespace that holds the addon inventory.
+    fn render(
         &self,
-        ctx: &Context,
         cluster: &Cluster,
         resolved: &Resolved,
         _loc: &Location,
+    ) -> Result<Objects, RenderError> {
+        let ns = kaas_render::render_imported(cluster, resolved)?;
+        Ok(Objects::Imported(Box::new(ns)))
+    }
+
+    async fn apply(
+        &self,
+        ctx: &Context,
+        _cluster: &Cluster,
+        _resolved: &Resolved,
+        objects: Objects,
     ) -> Result<(), Error> {
-        // Only the provider-side namespace that holds the addon inventory.
-        let ns = Namespace {
-            metadata: ObjectMeta {
-                name: Some(capi_namespace(
-                    &resolved.provider,
-                    &cluster.namespace().unwrap_or_default(),
-                )),
-                labels: Some(
-                    [
-                        ("app.kubernetes.io/managed-by", "kaas"),
-                        kaas_render::POD_SECURITY,
-                    ]
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .into(),
-                ),
-                ..Default::default()
-            },
-            ..Default::default()
+        let Objects::Imported(ns) = objects else {
+            return Err(Error::Other("not an imported cluster's namespace".into()));
         };
         Api::<Namespace>::all(ctx.client.clone())
             .patch(

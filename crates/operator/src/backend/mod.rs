@@ -10,6 +10,8 @@ use async_trait::async_trait;
 use kaas_api::Cluster;
 use kaas_validate::Resolved;
 
+use kaas_render::{Objects, RenderError};
+
 use crate::adopt::Location;
 use crate::types::{Deletion, Observation};
 use crate::{Context, Error};
@@ -17,13 +19,21 @@ use crate::{Context, Error};
 /// One way of realising clusters.
 #[async_trait]
 pub trait Backend: Send + Sync {
-    /// Creates or updates what realises `cluster` at `loc` (idempotent, server-side apply).
+    /// Renders what realises `cluster` at `loc` (pure).
+    fn render(
+        &self,
+        cluster: &Cluster,
+        resolved: &Resolved,
+        loc: &Location,
+    ) -> Result<Objects, RenderError>;
+    /// Creates or updates the rendered `objects` (idempotent, server-side apply), and what
+    /// follows from them (an autoscaler, copied credentials, the tenant's view).
     async fn apply(
         &self,
         ctx: &Context,
         cluster: &Cluster,
         resolved: &Resolved,
-        loc: &Location,
+        objects: Objects,
     ) -> Result<(), Error>;
     /// Reads the state of what realises `cluster` at `loc`.
     async fn observe(
