@@ -28,8 +28,8 @@ use tracing::{info, warn};
 use crate::adopt::Location;
 use crate::backend::{Backend, capi::ClusterApi, hosted::Hosted, imported::Imported};
 use crate::leader::{Leader, LeaseConfig};
-use crate::maintenance::{Rollout, decide};
 use crate::metrics::{self, Metrics};
+use crate::planning::{self, Plan};
 use crate::status::{self, Inputs};
 use crate::types::{Deletion, Observation, Problem};
 use crate::{Context, Error, FIELD_MANAGER, FINALIZER, dereference, settled};
@@ -433,10 +433,6 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
         .as_ref()
         .map(|p| backend_for(p.spec.backend.kind))
         .unwrap_or(&ClusterApi);
-    let mut validation: Result<Resolved, Problem> = match &provider {
-        Ok(p) => kaas_validate::validate(cluster, p).map_err(Problem::Invalid),
-        Err(problem) => Err(problem.clone()),
-    };
     // Where the provider-side objects live: the tenant's derived namespace, or a Cluster API
     // Cluster being adopted (`scs.community/adopt-from`) — read once, handed to every stage.
     let loc = crate::adopt::locate(
@@ -445,18 +441,10 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
         provider_name.as_deref().unwrap_or_default(),
     )
     .await?;
-    // Adoption counts only when the provider confirmed it.
-    if validation.is_ok()
-        && let Some(problem) = loc.problem.clone()
-    {
-        let mut errs = kaas_validate::FieldErrors::default();
-        errs.push(kaas_validate::FieldError::new(
-            kaas_validate::ErrorKind::Forbidden,
-            crate::adopt::ADOPT_FROM_PATH,
-            problem,
-        ));
-        validation = Err(Problem::Invalid(errs));
-    }
+    let Plan {
+        mut validation,
+        rollout,
+    } = planning::plan(cluster, &provider, &loc, Timestamp::now());
     // A hibernation schedule's start or end flips spec.hibernation.enabled of an accepted
     // cluster; the write triggers the reconcile that acts on it.
     let mut next_scheduled = None;
@@ -473,8 +461,7 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
     let mut moving_to = None;
     // What a settled cluster's full pass acted on (crate::settled).
     let mut settled_inputs = None;
-    if let (Ok(resolved), Ok(p)) = (&validation, &provider) {
-        let (mut plan, mut note) = plan_version(cluster, resolved, p, Timestamp::now());
+    if let (Ok(resolved), Ok(p), Some((mut plan, mut note))) = (&validation, &provider, rollout) {
         let inputs = backend.settled_token(ctx, cluster, resolved).map(|token| {
             settled::Inputs::of(trigger_hash(cluster), p, &token, &plan, note.as_deref())
         });
@@ -686,71 +673,7 @@ async fn hold_for_upgrade_hooks(
             warn!(error = %e, "cannot publish event");
         }
     }
-    Ok(hold_at(plan, provider, &cur).map(|keep| (keep, why)))
-}
-
-/// `resolved` at the offered version `cur` (its ClusterClass and release), if still offered.
-fn hold_at(resolved: &Resolved, provider: &Provider, cur: &KubeVersion) -> Option<Resolved> {
-    let offer = provider
-        .spec
-        .kubernetes_versions
-        .iter()
-        .find(|o| o.version.parse::<KubeVersion>().is_ok_and(|v| v == *cur))?;
-    let mut keep = resolved.clone();
-    keep.version = Some(cur.clone());
-    keep.cluster_class = Some(offer.stack.cluster_class.clone());
-    keep.stack_release = offer.stack.release.clone();
-    Some(keep)
-}
-
-/// The version to roll out now: the resolved one, or the current one while a patch move waits for
-/// the maintenance window.
-fn plan_version(
-    cluster: &Cluster,
-    resolved: &Resolved,
-    provider: &Provider,
-    now: Timestamp,
-) -> (Resolved, Option<String>) {
-    let current = cluster
-        .status
-        .as_ref()
-        .and_then(|s| s.target_version.as_deref())
-        .and_then(|v| v.parse::<KubeVersion>().ok());
-    let Some(target) = resolved.version.clone() else {
-        return (resolved.clone(), None);
-    };
-    let spec_version = cluster
-        .spec
-        .kubernetes
-        .as_ref()
-        .and_then(|k| k.version.as_deref());
-    let rollout = decide(
-        current.as_ref(),
-        &target,
-        spec_version,
-        resolved.forced_update,
-        cluster.spec.maintenance.as_ref(),
-        now,
-    );
-    if rollout == Rollout::Now {
-        return (resolved.clone(), None);
-    }
-    let cur = current.expect("decide() rolls out now without a current version");
-    let Some(keep) = hold_at(resolved, provider, &cur) else {
-        return (resolved.clone(), None);
-    };
-    let why = match rollout {
-        Rollout::WaitForWindow => "waits for the maintenance window",
-        _ => "waits: automatic patch updates are off (spec.maintenance.autoUpdatePatch)",
-    };
-    (
-        keep,
-        Some(format!(
-            "running {}; {} {why}",
-            cur.release(),
-            target.release()
-        )),
-    )
+    Ok(planning::hold_at(plan, provider, &cur).map(|keep| (keep, why)))
 }
 
 async fn write_status(

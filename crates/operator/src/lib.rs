@@ -25,6 +25,7 @@ pub mod leader;
 pub mod maintenance;
 pub mod metrics;
 pub mod orphans;
+pub mod planning;
 pub mod provider;
 pub mod s3;
 pub mod settled;
