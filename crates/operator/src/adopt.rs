@@ -1066,6 +1066,18 @@ spec:
         serde_yaml::from_str(PROVIDER).unwrap()
     }
 
+    /// The first MachineDeployment of `capi`'s topology.
+    fn first_md(capi: &mut CapiCluster) -> &mut ClusterTopologyWorkersMachineDeployments {
+        let t = capi.spec.topology.as_mut().unwrap();
+        &mut t
+            .workers
+            .as_mut()
+            .unwrap()
+            .machine_deployments
+            .as_mut()
+            .unwrap()[0]
+    }
+
     #[test]
     fn a_pool_size_is_a_fixed_count_or_both_autoscaler_bounds() {
         let size = |replicas: Option<i32>, bounds: &[(&str, &str)]| {
@@ -1271,17 +1283,7 @@ spec:
         }
         // Worker class differs: caught by the comparison once everything else is expressible.
         let mut capi = template("v1.35.4", "old-ns");
-        capi.spec
-            .topology
-            .as_mut()
-            .unwrap()
-            .workers
-            .as_mut()
-            .unwrap()
-            .machine_deployments
-            .as_mut()
-            .unwrap()[0]
-            .class = "gpu-worker".into();
+        first_md(&mut capi).class = "gpu-worker".into();
         let v = express(&capi, &p, "t", "c", &[]);
         assert!(
             v.refusals
@@ -1310,17 +1312,7 @@ spec:
             v.refusals
         );
         let mut capi = template("v1.35.4", "old-ns");
-        capi.spec
-            .topology
-            .as_mut()
-            .unwrap()
-            .workers
-            .as_mut()
-            .unwrap()
-            .machine_deployments
-            .as_mut()
-            .unwrap()[0]
-            .failure_domain = Some("zone-x".into());
+        first_md(&mut capi).failure_domain = Some("zone-x".into());
         let v = express(&capi, &p, "t", "c", &[]);
         assert!(
             v.refusals
