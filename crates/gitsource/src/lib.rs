@@ -788,20 +788,7 @@ fn fetch_remote(
         })?;
     match &r.commit {
         Some(c) if r.branch.is_none() && r.tag.is_none() => commit_by_id(repo, c),
-        _ => {
-            let mut reference = repo.find_reference(LOCAL_REF).map_err(|_| {
-                fe(
-                    "spec.ref",
-                    format!("{} does not exist in the repository", describe(r)),
-                )
-            })?;
-            reference.peel_to_commit().map(|c| c.id).map_err(|e| {
-                fe(
-                    "spec.ref",
-                    format!("{} is not a commit: {}", describe(r), chain(&e)),
-                )
-            })
-        }
+        _ => commit_of_ref(repo, LOCAL_REF, r),
     }
 }
 
@@ -845,14 +832,13 @@ fn commit_by_id(repo: &gix::Repository, c: &str) -> Result<gix::ObjectId, FetchE
     })
 }
 
-fn resolve_local(repo: &gix::Repository, r: &GitRef) -> Result<gix::ObjectId, FetchError> {
-    let name = match (&r.branch, &r.tag, &r.commit) {
-        (Some(b), _, _) => format!("refs/heads/{b}"),
-        (_, Some(t), _) => format!("refs/tags/{t}"),
-        (_, _, Some(c)) => return commit_by_id(repo, c),
-        _ => return Err(fe("spec.ref", "set exactly one of branch, tag, commit")),
-    };
-    let mut reference = repo.find_reference(name.as_str()).map_err(|_| {
+/// The commit the reference `name` (standing for `r`) points at.
+fn commit_of_ref(
+    repo: &gix::Repository,
+    name: &str,
+    r: &GitRef,
+) -> Result<gix::ObjectId, FetchError> {
+    let mut reference = repo.find_reference(name).map_err(|_| {
         fe(
             "spec.ref",
             format!("{} does not exist in the repository", describe(r)),
@@ -864,6 +850,16 @@ fn resolve_local(repo: &gix::Repository, r: &GitRef) -> Result<gix::ObjectId, Fe
             format!("{} is not a commit: {}", describe(r), chain(&e)),
         )
     })
+}
+
+fn resolve_local(repo: &gix::Repository, r: &GitRef) -> Result<gix::ObjectId, FetchError> {
+    let name = match (&r.branch, &r.tag, &r.commit) {
+        (Some(b), _, _) => format!("refs/heads/{b}"),
+        (_, Some(t), _) => format!("refs/tags/{t}"),
+        (_, _, Some(c)) => return commit_by_id(repo, c),
+        _ => return Err(fe("spec.ref", "set exactly one of branch, tag, commit")),
+    };
+    commit_of_ref(repo, &name, r)
 }
 
 /// Normalises `spec.path` to a relative directory ("" for the root); refuses `..`.
