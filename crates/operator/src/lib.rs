@@ -132,9 +132,16 @@ impl Written {
 
     /// Whether `key` was written as `hash` less than `ttl` ago.
     pub fn fresh(&self, key: &str, hash: u64) -> bool {
+        self.fresh_for(key, hash, self.ttl)
+    }
+
+    /// Whether `key` was written as `hash` less than `ttl` ago — another period than the
+    /// default one, for a state only kaas could change (such an entry may still be swept after
+    /// the default period when the map is full).
+    pub fn fresh_for(&self, key: &str, hash: u64, ttl: std::time::Duration) -> bool {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         match seen.get(key) {
-            Some((h, at)) if *h == hash && at.elapsed() < self.ttl => true,
+            Some((h, at)) if *h == hash && at.elapsed() < ttl => true,
             Some(_) => {
                 seen.remove(key);
                 false
@@ -195,5 +202,22 @@ mod tests {
         w.record("Namespace/x", a);
         std::thread::sleep(Duration::from_millis(250));
         assert!(!w.fresh("Namespace/x", a), "expired");
+    }
+
+    #[test]
+    fn an_entry_may_be_trusted_for_another_period() {
+        let w = Written::new(Duration::from_millis(100));
+        let none = Written::hash_of(&None::<u8>);
+        w.record("Autoscaler/x", none);
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(w.fresh_for("Autoscaler/x", none, Duration::from_secs(60)));
+        assert!(!w.fresh_for(
+            "Autoscaler/x",
+            Written::hash_of(&Some(1)),
+            Duration::from_secs(60)
+        ));
+        w.record("Autoscaler/x", none);
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(!w.fresh("Autoscaler/x", none), "the default period is over");
     }
 }

@@ -19,6 +19,9 @@ use serde::de::DeserializeOwned;
 use super::capi::kubeconfig_secret_name;
 use crate::{Context, Error, FIELD_MANAGER};
 
+/// How long an absent autoscaler is remembered: the settled clusters' full-pass period.
+const ABSENT: std::time::Duration = crate::settled::RESYNC;
+
 /// Keeps the autoscaler of the Cluster API cluster `capi` (as applied, with its uid) as
 /// `cluster` and `resolved` want it: applied while a pool autoscales, removed otherwise.
 pub(crate) async fn keep(
@@ -38,7 +41,16 @@ pub(crate) async fn keep(
     let wanted = render_autoscaler(cluster, resolved, &at)?;
     let key = format!("Autoscaler/{ns}/{capi_name}");
     let hash = crate::Written::hash_of(&wanted.as_ref().map(|a| &a.deployment));
-    if ctx.written.fresh(&key, hash) {
+    // An autoscaler kaas removed or never created is remembered absent for longer than a written
+    // one is trusted: only kaas creates it, right here, so it stays absent until the cluster wants
+    // one (another hash). Without this, every cluster that never autoscales cost a GET of the
+    // ServiceAccount a minute.
+    let trusted = if wanted.is_some() {
+        ctx.written.fresh(&key, hash)
+    } else {
+        ctx.written.fresh_for(&key, hash, ABSENT)
+    };
+    if trusted {
         return Ok(());
     }
     let result = match wanted {
