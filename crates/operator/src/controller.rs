@@ -462,7 +462,8 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
     // What a settled cluster's full pass acted on (crate::settled).
     let mut settled_inputs = None;
     if let (Ok(resolved), Ok(p), Some((mut plan, mut note))) = (&validation, &provider, rollout) {
-        let inputs = backend.settled_token(ctx, cluster, resolved).map(|token| {
+        let token = backend.settled_token(ctx, cluster, resolved).await;
+        let inputs = token.map(|token| {
             settled::Inputs::of(trigger_hash(cluster), p, &token, &plan, note.as_deref())
         });
         // Settled, and nothing it acted on changed since its last full pass: done, no request.

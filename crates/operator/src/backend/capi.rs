@@ -53,7 +53,12 @@ const REREAD: Duration = Duration::from_secs(300);
 pub struct CapiCache {
     store: Option<Store<CapiCluster>>,
     entries: Mutex<HashMap<String, Entry>>,
+    /// resourceVersions of providers' credentials Secrets by `namespace/name`, and when read.
+    credentials: Mutex<HashMap<String, (String, Instant)>>,
 }
+
+/// How often a provider's credentials Secret is read for the settled clusters' digests.
+const CREDENTIALS_REREAD: Duration = Duration::from_secs(60);
 
 /// What kaas knows of one Cluster API Cluster.
 #[derive(Default)]
@@ -94,6 +99,7 @@ impl CapiCache {
         CapiCache {
             store,
             entries: Default::default(),
+            credentials: Default::default(),
         }
     }
 
@@ -173,6 +179,39 @@ impl CapiCache {
 
     fn record_reads(&self, key: &str, reads: Reads) {
         self.lock().entry(key.to_string()).or_default().reads = Some(reads);
+    }
+
+    /// The resourceVersion of the Secret `ns/name` (a provider's credentials; `-` while absent),
+    /// read at most once per [`CREDENTIALS_REREAD`]; `None` when it cannot be read.
+    async fn credentials_version(
+        &self,
+        client: &kube::Client,
+        ns: &str,
+        name: &str,
+    ) -> Option<String> {
+        let key = format!("{ns}/{name}");
+        let known = {
+            let seen = self.credentials.lock().unwrap_or_else(|e| e.into_inner());
+            seen.get(&key)
+                .filter(|(_, at)| at.elapsed() < CREDENTIALS_REREAD)
+                .map(|(v, _)| v.clone())
+        };
+        if known.is_some() {
+            return known;
+        }
+        let version = Api::<Secret>::namespaced(client.clone(), ns)
+            .get_metadata_opt(name)
+            .await
+            .ok()?
+            .map_or_else(
+                || "-".to_string(),
+                |s| s.resource_version().unwrap_or_default(),
+            );
+        self.credentials
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, (version.clone(), Instant::now()));
+        Some(version)
     }
 
     /// Forgets `ns/name` (deleted).
@@ -289,8 +328,10 @@ impl Backend for ClusterApi {
     }
 
     /// The cached Cluster API Cluster's uid and resourceVersion (the watch delivers its every
-    /// change); none for an adopted cluster, which is located with a request.
-    fn settled_token(
+    /// change) and, for a stack that copies the provider's credentials, the resourceVersion of
+    /// the credentials Secret (read at most once a minute per provider: a rotated Secret is
+    /// copied within a minute); none for an adopted cluster, which is located with a request.
+    async fn settled_token(
         &self,
         ctx: &Context,
         cluster: &Cluster,
@@ -304,7 +345,25 @@ impl Backend for ClusterApi {
         }
         let ns = kaas_render::capi_namespace(&resolved.provider, &cluster.namespace()?);
         let live = ctx.capi.cached(&ns, &cluster.name_any())?;
-        Some(format!("{}/{}", live.uid()?, live.resource_version()?))
+        let mut token = format!("{}/{}", live.uid()?, live.resource_version()?);
+        if resolved
+            .stack
+            .is_some_and(|s| kaas_render::stacks::for_kind(s).copies_credentials())
+        {
+            let provider = crate::dereference::provider(&ctx.provider_store, cluster).ok()?;
+            let (Some(cref), Some(src_ns)) = (
+                provider.spec.credentials_ref.as_ref(),
+                resolved.provider_namespace.as_ref(),
+            ) else {
+                return Some(token);
+            };
+            let version = ctx
+                .capi
+                .credentials_version(&ctx.client, src_ns, &cref.name)
+                .await?;
+            token = format!("{token} credentials {version}");
+        }
+        Some(token)
     }
 
     async fn observe(
@@ -857,6 +916,73 @@ mod tests {
             },
         );
         assert!(cache.reads("n/c", &v).is_none());
+    }
+
+    /// Answers a Secret's metadata with resourceVersion = the number of requests so far (404
+    /// for the Secret `gone`).
+    #[derive(Clone)]
+    struct Versions(Arc<std::sync::atomic::AtomicU64>);
+
+    impl tower::Service<http::Request<kube::client::Body>> for Versions {
+        type Response = http::Response<kube::client::Body>;
+        type Error = std::convert::Infallible;
+        type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+        fn poll_ready(
+            &mut self,
+            _cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, req: http::Request<kube::client::Body>) -> Self::Future {
+            let n = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            let (status, body) = if req.uri().path().ends_with("/gone") {
+                (404, r#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}"#.to_string())
+            } else {
+                (
+                    200,
+                    format!(
+                        r#"{{"apiVersion":"meta.k8s.io/v1","kind":"PartialObjectMetadata","metadata":{{"name":"c","resourceVersion":"{n}"}}}}"#
+                    ),
+                )
+            };
+            std::future::ready(Ok(http::Response::builder()
+                .status(status)
+                .body(kube::client::Body::from(body.into_bytes()))
+                .unwrap()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_providers_credentials_are_read_at_most_once_a_minute() {
+        let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let client = kube::Client::new(Versions(sent.clone()), "default");
+        let cache = CapiCache::default();
+        let first = cache.credentials_version(&client, "p", "creds").await;
+        assert_eq!(first.as_deref(), Some("1"));
+        let again = cache.credentials_version(&client, "p", "creds").await;
+        assert_eq!(again, first, "the same version, from the cache");
+        assert_eq!(
+            sent.load(std::sync::atomic::Ordering::Relaxed),
+            1,
+            "one request"
+        );
+        // Another provider's Secret is read; an absent one has a version too.
+        let other = cache.credentials_version(&client, "q", "creds").await;
+        assert_eq!(other.as_deref(), Some("2"));
+        let gone = cache.credentials_version(&client, "p", "gone").await;
+        assert_eq!(gone.as_deref(), Some("-"));
+        // Once the minute is over, it is read again.
+        cache
+            .credentials
+            .lock()
+            .unwrap()
+            .get_mut("p/creds")
+            .unwrap()
+            .1 -= CREDENTIALS_REREAD;
+        let later = cache.credentials_version(&client, "p", "creds").await;
+        assert_eq!(later.as_deref(), Some("4"));
     }
 
     #[test]

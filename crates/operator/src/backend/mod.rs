@@ -50,10 +50,10 @@ pub trait Backend: Send + Sync {
         cluster: &Cluster,
         provider: &str,
     ) -> Result<Deletion, Error>;
-    /// A token of the state of what realises `cluster` that costs no request and changes with
-    /// every change a watch delivers (a cached resourceVersion), for [`crate::settled`]; `None`
-    /// when there is none, and then every reconcile is a full pass.
-    fn settled_token(
+    /// A token of the state of what realises `cluster` that (nearly) costs no request and changes
+    /// with every change a watch delivers (a cached resourceVersion), for [`crate::settled`];
+    /// `None` when there is none, and then every reconcile is a full pass.
+    async fn settled_token(
         &self,
         _ctx: &Context,
         _cluster: &Cluster,
