@@ -213,6 +213,10 @@ const OPERATOR_NEEDS: &[Access] = &[
     ("list", "scs.community", "hostedcontrolplanes", "", ""),
     ("watch", "scs.community", "hostedcontrolplanes", "", ""),
     ("list", "scs.community", "providers", "", ""),
+    // controller.rs: RoleBinding metadata cluster-wide (a tenant's change reaches its settled
+    // clusters' viewer binding at once).
+    ("list", "rbac.authorization.k8s.io", "rolebindings", "", ""),
+    ("watch", "rbac.authorization.k8s.io", "rolebindings", "", ""),
     ("watch", "scs.community", "providers", "", ""),
     ("list", "", "configmaps", "", ""),
     ("watch", "", "configmaps", "", ""),

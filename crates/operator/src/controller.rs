@@ -196,6 +196,7 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
     let store = controller.store();
     let bundle_store = store.clone();
     let settled = ctx.settled.clone();
+    let (binding_store, binding_settled) = (store.clone(), ctx.settled.clone());
     let controller = if let Some(triggers) = capi_triggers {
         controller.watches_stream(triggers, |c| {
             let labels = c.labels();
@@ -256,6 +257,35 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
                     .into_iter()
                     .map(|c| ObjectRef::from_obj(&*c))
                     .collect::<Vec<_>>()
+            },
+        )
+        // A changed RoleBinding of a tenant namespace (who may see the tenant's Cluster API
+        // objects, `backend::capi::keep_tenant_viewer`) concerns that namespace's clusters at
+        // once, settled or not (crate::settled). Metadata only.
+        .watches_stream(
+            watcher(
+                Api::<kube::core::PartialObjectMeta<k8s_openapi::api::rbac::v1::RoleBinding>>::all(
+                    client.clone(),
+                ),
+                watcher::Config::default().any_semantic(),
+            )
+            .backoff(TriggerBackoff::default())
+            .touched_objects(),
+            move |rb| {
+                let ns = rb.namespace();
+                let refs: Vec<ObjectRef<Cluster>> = binding_store
+                    .state()
+                    .into_iter()
+                    .filter(|c| c.namespace() == ns)
+                    .map(|c| ObjectRef::from_obj(&*c))
+                    .collect();
+                for c in &refs {
+                    binding_settled.invalidate(&settled::key_of(
+                        c.namespace.as_deref().unwrap_or_default(),
+                        &c.name,
+                    ));
+                }
+                refs
             },
         )
         .with_config(
@@ -462,13 +492,17 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
     // What a settled cluster's full pass acted on (crate::settled).
     let mut settled_inputs = None;
     if let (Ok(resolved), Ok(p), Some((mut plan, mut note))) = (&validation, &provider, rollout) {
+        // Taken before anything is read: a bundle or RoleBinding change during this pass keeps it
+        // from recording its digest.
+        let epoch = ctx.settled.epoch();
         let token = backend.settled_token(ctx, cluster, resolved).await;
         let inputs = token.map(|token| {
             settled::Inputs::of(trigger_hash(cluster), p, &token, &plan, note.as_deref())
         });
         // Settled, and nothing it acted on changed since its last full pass: done, no request.
+        // (A hibernated cluster is never checked, so its check is never due.)
         if let Some(inputs) = inputs
-            && !crate::compliance::due(cluster, Timestamp::now())
+            && (resolved.hibernated || !crate::compliance::due(cluster, Timestamp::now()))
             && ctx
                 .settled
                 .fresh(&settled::key(cluster), inputs.with(cluster.status.as_ref()))
@@ -479,12 +513,14 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
                 next_scheduled.map_or(after, |n| n.min(after)),
             ));
         }
-        settled_inputs = inputs;
+        settled_inputs = inputs.map(|i| (i, epoch));
         moving_to = plan.version.clone();
         if let Some((held, why)) =
             hold_for_upgrade_hooks(ctx, backend, cluster, &plan, p, &loc).await?
         {
             (plan, note) = (held, Some(why));
+            // Held by the upgrade hook: tried again at every reconcile, never settled.
+            settled_inputs = None;
         }
         target_version = plan.version.as_ref().map(KubeVersion::release);
         version_note = note;
@@ -558,9 +594,20 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
     }
     let at_rest = validation.is_ok()
         && (c::is_true(&new.conditions, c::READY) || c::is_true(&new.conditions, c::HIBERNATED));
+    // Settled: at rest, and for a running cluster every addon applied with its workloads
+    // available (what is still coming is looked at again within the requeue, not the hour).
+    let addons_done = c::is_true(&new.conditions, c::HIBERNATED)
+        || (c::is_true(&new.conditions, c::EXTENSIONS_READY)
+            && new
+                .extensions
+                .iter()
+                .all(|x| x.workloads_available != Some(false)));
     let key = settled::key(cluster);
     match settled_inputs {
-        Some(inputs) if at_rest => ctx.settled.record(key, inputs.with(Some(&new))),
+        Some((inputs, epoch)) if at_rest && addons_done => {
+            ctx.settled
+                .record_since(key, inputs.with(Some(&new)), epoch);
+        }
         _ => ctx.settled.forget(&key),
     }
     let settled = at_rest || validation.is_err();

@@ -153,7 +153,7 @@ pub fn operator_capi_viewer_rules() -> Vec<PolicyRule> {
         rule(
             &["rbac.authorization.k8s.io"],
             &["rolebindings"],
-            &["get", "list", "create", "patch"],
+            &["get", "list", "watch", "create", "patch"],
         ),
         PolicyRule {
             resource_names: Some(vec![CAPI_VIEWER_ROLE.into()]),

@@ -103,6 +103,9 @@ pub struct Context {
 pub struct Written {
     ttl: std::time::Duration,
     seen: std::sync::Mutex<std::collections::HashMap<String, (u64, std::time::Instant)>>,
+    /// Bumped by [`Written::clear`] and [`Written::invalidate`]: a record made by work that
+    /// started before is dropped ([`Written::record_since`]).
+    epoch: std::sync::atomic::AtomicU64,
 }
 
 impl Default for Written {
@@ -117,6 +120,7 @@ impl Written {
         Written {
             ttl,
             seen: Default::default(),
+            epoch: Default::default(),
         }
     }
 
@@ -169,9 +173,34 @@ impl Written {
             .remove(key);
     }
 
-    /// Forgets every key.
+    /// Forgets every key, also what work in flight would record ([`Written::record_since`]).
     pub fn clear(&self) {
-        self.seen.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        seen.clear();
+    }
+
+    /// Forgets `key`, also what work in flight would record ([`Written::record_since`]).
+    pub fn invalidate(&self, key: &str) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        seen.remove(key);
+    }
+
+    /// The current epoch, to pass to [`Written::record_since`] by work that may take a while.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Records `key` as `hash` unless something was cleared or invalidated since `epoch` (what
+    /// the work read may be outdated); returns whether it recorded.
+    pub fn record_since(&self, key: impl Into<String>, hash: u64, epoch: u64) -> bool {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if self.epoch() != epoch {
+            return false;
+        }
+        seen.insert(key.into(), (hash, std::time::Instant::now()));
+        true
     }
 }
 
@@ -219,5 +248,20 @@ mod tests {
         w.record("Autoscaler/x", none);
         std::thread::sleep(Duration::from_millis(150));
         assert!(!w.fresh("Autoscaler/x", none), "the default period is over");
+    }
+
+    #[test]
+    fn work_that_started_before_a_clear_or_invalidation_records_nothing() {
+        let w = Written::new(Duration::from_secs(60));
+        let before = w.epoch();
+        w.invalidate("Settled/t/b");
+        assert!(!w.record_since("Settled/t/a", 1, before), "started before");
+        assert!(!w.fresh("Settled/t/a", 1));
+        let now = w.epoch();
+        assert!(w.record_since("Settled/t/a", 1, now));
+        assert!(w.fresh("Settled/t/a", 1));
+        w.clear();
+        assert!(!w.fresh("Settled/t/a", 1));
+        assert!(!w.record_since("Settled/t/a", 1, now));
     }
 }

@@ -65,11 +65,15 @@ impl Inputs {
 
 /// The key of a cluster's digest.
 pub fn key(cluster: &Cluster) -> String {
-    format!(
-        "Settled/{}/{}",
-        cluster.namespace().unwrap_or_default(),
-        cluster.name_any()
+    key_of(
+        &cluster.namespace().unwrap_or_default(),
+        &cluster.name_any(),
     )
+}
+
+/// The key of the digest of the cluster `namespace/name`.
+pub fn key_of(namespace: &str, name: &str) -> String {
+    format!("Settled/{namespace}/{name}")
 }
 
 /// The digests of settled clusters' last full passes (a [`Written`] whose entries live [`RESYNC`]).

@@ -120,6 +120,57 @@ async fn settled_costs_nothing(api: &Api<Cluster>, port: u16) {
         rv,
         "nothing was written to the settled cluster"
     );
+
+    // Who may see the tenant's Cluster API objects follows the tenant's RoleBindings at once,
+    // settled or not: a new binding of kaas-tenant reaches the viewer binding.
+    use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
+    let client = api.clone().into_client();
+    let rb = RoleBinding {
+        metadata: kube::api::ObjectMeta {
+            name: Some("late-viewer".into()),
+            namespace: Some(NS.into()),
+            ..Default::default()
+        },
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "ClusterRole".into(),
+            name: kaas_operator::install::TENANT_ROLE.into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "User".into(),
+            name: "late-user".into(),
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            ..Default::default()
+        }]),
+    };
+    Api::<RoleBinding>::namespaced(client.clone(), NS)
+        .create(&Default::default(), &rb)
+        .await
+        .unwrap();
+    let capi_ns = kaas_render::capi_namespace("dev", NS);
+    let viewer: Api<RoleBinding> = Api::namespaced(client, &capi_ns);
+    until(
+        "the viewer binding names the new subject",
+        Duration::from_secs(30),
+        || async {
+            let b = viewer
+                .get(kaas_operator::install::CAPI_VIEWER_BINDING)
+                .await
+                .map_err(|e| e.to_string())?;
+            let names: Vec<String> = b
+                .subjects
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| s.name)
+                .collect();
+            if names.iter().any(|n| n == "late-user") {
+                Ok(())
+            } else {
+                Err(format!("{names:?}"))
+            }
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
