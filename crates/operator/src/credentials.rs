@@ -8,8 +8,8 @@
 //! never delivered; without a tenant's Secret the addon is refused with the reason. The operator
 //! copies the chosen Secret straight into the workload cluster with its other addon objects
 //! (server-side apply, inventory, pruning) — never through a tenant-readable object on the
-//! management side — and re-applies it on every addon reconcile, so a rotated Secret reaches the
-//! cluster. The data never reaches a log, event or status: the addon's status names the source
+//! management side — and re-applies it on every full addon reconcile, so a rotated Secret reaches
+//! the cluster (a settled cluster's within the hour, `crate::settled`). The data never reaches a log, event or status: the addon's status names the source
 //! Secret and its resourceVersion only.
 
 use std::collections::BTreeMap;

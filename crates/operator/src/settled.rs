@@ -6,17 +6,27 @@
 //! wrote before (the namespace, the tenant's RoleBinding, the autoscaler, the MachineDeployments,
 //! the kubeconfig copy, the addon bundle and inventory): about ten requests per cluster.
 //!
-//! So a full pass of a settled cluster records a digest of everything it acted on that the
-//! operator can know without a request: the SCS Cluster (what triggers a reconcile, and the status
-//! the pass left), the Provider's resourceVersion, a token of the backend's objects (the
-//! resourceVersion of the cached Cluster API Cluster, whose every change a watch delivers) and
-//! the pure plan (the resolved cluster and the version to roll out now). A later reconcile with the
-//! same digest, less than [`RESYNC`] after the full pass and with no compliance check due, ends
-//! there: no request at all. Anything else — a spec, label or annotation change, someone else's
-//! status write, a Provider change, a Cluster API change, a maintenance window opening, a
-//! changed addon bundle (its watch forgets every digest) — makes a full pass. What no watch shows
-//! (an addon deleted inside the workload cluster, the tenant's kubeconfig copy deleted) is
-//! repaired by the full pass after [`RESYNC`], together with the hourly compliance check.
+//! So a full pass of a settled cluster — Ready with every addon applied and its workloads
+//! available and no upgrade held by a hook, or hibernated at rest — records a digest of everything
+//! it acted on that the operator can know (nearly) without a request: the SCS Cluster (what
+//! triggers a reconcile, and the status the pass left), the Provider's resourceVersion, a token of
+//! the backend's objects (the resourceVersion of the cached Cluster API Cluster, whose every
+//! change a watch delivers; for a stack that copies the provider's credentials, their Secret's
+//! resourceVersion, read once a minute per provider) and the pure plan (the resolved cluster and
+//! the version to roll out now). A later reconcile with the same digest, less than [`RESYNC`]
+//! after the full pass and with no compliance check due, ends there: no request at all. Anything
+//! else — a spec, label or annotation change, someone else's status write, a Provider change, a
+//! Cluster API change, a maintenance window opening, a rotated provider credential (at the next
+//! requeue after the minute), a changed addon bundle (its watch forgets every digest), a changed
+//! RoleBinding in the cluster's namespace (its watch forgets the namespace's digests) — makes a
+//! full pass; a pass that was under way when a watch forgot digests records nothing.
+//!
+//! What no watch shows is repaired by the full pass after [`RESYNC`] (before: within the 5-minute
+//! requeue), together with the hourly compliance check: an addon deleted or changed inside the
+//! workload cluster, the tenant's kubeconfig copy deleted or Cluster API's kubeconfig rotated, the
+//! autoscaler Deployment or the copied provider credentials deleted or changed, a namespace's
+//! labels changed, and a rotated tenant cloud-credentials Secret in the provider namespace (the
+//! cloud controller manager keeps the old one until then: rotate with an overlap of an hour).
 
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
