@@ -25,8 +25,8 @@
 //! requeue), together with the hourly compliance check: an addon deleted or changed inside the
 //! workload cluster, the tenant's kubeconfig copy deleted or Cluster API's kubeconfig rotated, the
 //! autoscaler Deployment or the copied provider credentials deleted or changed, a namespace's
-//! labels changed, and a rotated tenant cloud-credentials Secret in the provider namespace (the
-//! cloud controller manager keeps the old one until then: rotate with an overlap of an hour).
+//! labels changed, and a rotated tenant cloud-credentials Secret in the provider namespace (unless
+//! the rotation annotates the Provider, `docs/stacks.md`).
 
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
