@@ -4,12 +4,14 @@
 //! ```sh
 //! cargo build --release -p kaas          # the operator binary the benchmark runs
 //! cargo run --release -p kaas-bench -- operator-scale --clusters 1000 [--with-capi] [--json]
+//! cargo run --release -p kaas-bench -- operator-settled --clusters 20 [--json]   # idle Ready clusters
 //! cargo run --release -p kaas-bench -- chaos all --clusters 10   # fault injection (RELIABILITY.md)
 //! ```
 
 mod probe;
 mod report;
 mod scale;
+mod settled;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -32,6 +34,10 @@ enum Command {
     /// baseline writing the same objects, spec-change latency, and (optionally) the Cluster API
     /// core manager's memory at the same count.
     OperatorScale(scale::Args),
+    /// What idle Ready clusters cost: N SCS Clusters made Ready by the real Cluster API managers
+    /// (in-memory infrastructure), then the real `kaas operator` binary's requests, reconciles
+    /// and CPU over a quiet window longer than the 5-minute requeue of settled clusters.
+    OperatorSettled(settled::Args),
     /// Fault injection on the real plane (kube-apiserver killed, etcd stopped, clusters deleted
     /// mid-creation and mid-upgrade, the operator SIGKILLed repeatedly, the leader replica
     /// SIGKILLed, the Cluster API core manager SIGKILLed during upgrades): invariants checked,
@@ -82,6 +88,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::OperatorScale(args) => rt.block_on(operator_scale(args)),
+        Command::OperatorSettled(args) => rt.block_on(operator_settled(args)),
         Command::Chaos(args) => rt.block_on(chaos(args)),
     }
 }
@@ -174,6 +181,34 @@ async fn operator_scale(args: scale::Args) -> anyhow::Result<()> {
         report.incomplete = Some(why.clone());
     }
     println!("{}", report.markdown());
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    match outcome {
+        Some(why) => anyhow::bail!(why),
+        None => Ok(()),
+    }
+}
+
+async fn operator_settled(args: settled::Args) -> anyhow::Result<()> {
+    let json = args.json;
+    let timeout = Duration::from_secs(args.timeout_secs);
+    let report = Mutex::new(settled::Report::default());
+    let outcome = tokio::select! {
+        r = settled::run(args, &report) => r.err().map(|e| format!("{e:#}")),
+        _ = tokio::time::sleep(timeout) => Some(format!(
+            "global timeout (--timeout-secs {}) reached; figures below are partial",
+            timeout.as_secs()
+        )),
+        _ = tokio::signal::ctrl_c() => Some("interrupted; figures below are partial".into()),
+    };
+    // The run's future is dropped here: the plane and the operator are stopped.
+    let mut report = report.into_inner().unwrap_or_else(|e| e.into_inner());
+    if let Some(why) = &outcome {
+        eprintln!("[kaas-bench] incomplete: {why}");
+        report.incomplete = Some(why.clone());
+    }
+    println!("{}", report.text());
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }

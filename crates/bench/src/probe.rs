@@ -140,7 +140,7 @@ pub fn counter(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         + 0.0 // an empty sum is -0.0
 }
 
-fn parse_labels(s: &str) -> BTreeMap<String, String> {
+pub(crate) fn parse_labels(s: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let mut rest = s;
     while let Some((k, r)) = rest.split_once("=\"") {

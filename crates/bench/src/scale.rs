@@ -35,8 +35,8 @@ use serde_json::json;
 use crate::probe::{self, Sampler};
 use crate::report::{Baseline, CapiRun, Idle, Latency, OperatorRun, Report, mib};
 
-const PROVIDER_YAML: &str = include_str!("../../../examples/provider-inmemory.yaml");
-const PROVIDER: &str = "dev";
+pub(crate) const PROVIDER_YAML: &str = include_str!("../../../examples/provider-inmemory.yaml");
+pub(crate) const PROVIDER: &str = "dev";
 const POOL: &str = "w";
 const INITIAL_COUNT: i32 = 2;
 const CHANGED_COUNT: i32 = 3;
@@ -87,9 +87,9 @@ pub struct Args {
     pub json: bool,
 }
 
-type Key = (String, String);
+pub(crate) type Key = (String, String);
 
-fn say(t0: Instant, msg: impl AsRef<str>) {
+pub(crate) fn say(t0: Instant, msg: impl AsRef<str>) {
     eprintln!(
         "[kaas-bench {:>7.1}s] {}",
         t0.elapsed().as_secs_f64(),
@@ -101,8 +101,9 @@ fn update(report: &Arc<Mutex<Report>>, f: impl FnOnce(&mut Report)) {
     f(&mut report.lock().unwrap_or_else(|e| e.into_inner()));
 }
 
-fn kaas_bin(args: &Args) -> Result<PathBuf> {
-    let path = match &args.kaas_bin {
+/// The `kaas` binary: `given`, else target/release/kaas of this workspace.
+pub(crate) fn kaas_bin(given: Option<&PathBuf>) -> Result<PathBuf> {
+    let path = match given {
         Some(p) => p.clone(),
         None => {
             let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -131,7 +132,7 @@ fn scs_cluster(name: &str, ns: &str, count: i32) -> Result<Cluster> {
 }
 
 /// `prefix-t00`…; clusters `c0000`… spread round-robin.
-fn layout(prefix: &str, tenants: usize, clusters: usize) -> Vec<Key> {
+pub(crate) fn layout(prefix: &str, tenants: usize, clusters: usize) -> Vec<Key> {
     let width = clusters.saturating_sub(1).to_string().len().max(4);
     (0..clusters)
         .map(|i| {
@@ -295,15 +296,15 @@ fn free_port() -> Result<u16> {
 }
 
 /// The operator as a child process.
-struct Operator {
+pub(crate) struct Operator {
     child: tokio::process::Child,
-    pid: i32,
-    port: u16,
+    pub(crate) pid: i32,
+    pub(crate) port: u16,
     log: PathBuf,
 }
 
 impl Operator {
-    fn spawn(
+    pub(crate) fn spawn(
         bin: &PathBuf,
         kubeconfig: &std::path::Path,
         concurrency: u16,
@@ -343,7 +344,7 @@ impl Operator {
         })
     }
 
-    async fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
+    pub(crate) async fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
         let start = Instant::now();
         loop {
             if let Some(st) = self.child.try_wait()? {
@@ -390,14 +391,14 @@ impl Operator {
         ))
     }
 
-    fn alive(&mut self) -> Result<()> {
+    pub(crate) fn alive(&mut self) -> Result<()> {
         if let Some(st) = self.child.try_wait()? {
             bail!("the operator exited ({st}); see {}", self.log.display());
         }
         Ok(())
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         // SAFETY: kill has no memory preconditions.
         unsafe {
             libc::kill(self.pid, libc::SIGTERM);
@@ -411,7 +412,7 @@ impl Operator {
     }
 }
 
-fn log_warnings(log: &std::path::Path) -> (usize, Vec<String>) {
+pub(crate) fn log_warnings(log: &std::path::Path) -> (usize, Vec<String>) {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text
         .lines()
@@ -453,7 +454,7 @@ async fn create_all(client: &Client, keys: &[Key], in_flight: usize) -> Result<(
     Ok(())
 }
 
-async fn tenants(client: &Client, prefix: &str, n: usize) -> Result<()> {
+pub(crate) async fn tenants(client: &Client, prefix: &str, n: usize) -> Result<()> {
     for t in 0..n {
         install::namespace(
             client,
@@ -474,7 +475,7 @@ pub async fn run(args: Args, report: Arc<Mutex<Report>>) -> Result<()> {
         args.clusters > 0 && args.tenants > 0,
         "--clusters and --tenants must be > 0"
     );
-    let bin = kaas_bin(&args)?;
+    let bin = kaas_bin(args.kaas_bin.as_ref())?;
     let logs = std::env::temp_dir().join(format!("kaas-bench-{}", std::process::id()));
     std::fs::create_dir_all(&logs)?;
 
