@@ -26,11 +26,10 @@ use kaas_operator::install;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde::Serialize;
-use serde_json::json;
 
 use crate::probe::{self, Sampler};
 use crate::report::mib;
-use crate::scale::{self, Key, Operator, PROVIDER, PROVIDER_YAML, say};
+use crate::scale::{self, Key, Operator, PROVIDER_YAML, say};
 
 const PREFIX: &str = "idle";
 const BUNDLES: [(&str, &str); 2] = [("1.35.4", "dev-addons-1-35"), ("1.36.3", "dev-addons-1-36")];
@@ -201,38 +200,6 @@ fn sub(a: &BTreeMap<String, f64>, b: &BTreeMap<String, f64>) -> BTreeMap<String,
         .collect()
 }
 
-/// The addon bundle the operator's lifecycle test installs: kinds the in-memory backend's fake
-/// workload API server serves.
-fn bundle(name: &str) -> Result<ConfigMap> {
-    let index = format!(
-        "name: {name}\naddons:\n- {{name: kaas-base, stage: base, version: '1', manifests: [base.yaml]}}\n- {{name: metrics, stage: extension, version: '0.8', manifests: [metrics.yaml]}}\n- {{name: ingress, stage: extension, version: '1.13', implementation: nginx, manifests: [ingress.yaml]}}\n- {{name: gatewayAPI, stage: extension, version: '1.5.1', implementation: envoy-gateway, manifests: [gateway.yaml]}}\n"
-    );
-    let base = format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: kaas-stack, namespace: kube-system}}\ndata: {{bundle: {name}}}\n"
-    );
-    let metrics = "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: metrics-server, namespace: kube-system}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: metrics-server, namespace: kube-system}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: metrics-server}}\n  template:\n    metadata: {labels: {app: metrics-server}}\n    spec: {containers: [{name: m, image: registry.example/metrics-server:v0.8}]}\n";
-    let ingress = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ingress-nginx, namespace: kube-system}\ndata: {class: nginx}\n";
-    let gateway = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: envoy-gateway, namespace: kube-system}\ndata: {class: eg}\n";
-    Ok(serde_json::from_value(json!({
-        "metadata": {"name": name, "namespace": "kaas-provider-dev", "labels": {"scs.community/addon-bundle": name}},
-        "data": {"bundle.yaml": index, "base.yaml": base, "metrics.yaml": metrics, "ingress.yaml": ingress, "gateway.yaml": gateway},
-    }))?)
-}
-
-fn scs_cluster(name: &str, ns: &str) -> Result<Cluster> {
-    Ok(serde_json::from_value(json!({
-        "apiVersion": "scs.community/v1alpha1",
-        "kind": "Cluster",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {
-            "provider": {"name": PROVIDER},
-            "kubernetes": {"version": "1.35.x"},
-            "controlPlane": {"replicas": 1},
-            "workers": [{"name": "pool", "count": 1}],
-        },
-    }))?)
-}
-
 fn is_ready(c: &Cluster) -> bool {
     c.status.as_ref().is_some_and(|s| {
         s.conditions
@@ -301,7 +268,7 @@ pub async fn run(args: Args, report: &std::sync::Mutex<Report>) -> Result<()> {
         cms.patch(
             b,
             &PatchParams::apply("kaas-bench").force(),
-            &Patch::Apply(bundle(b)?),
+            &Patch::Apply(kaas_harness::in_memory_addon_bundle(b, "kaas-provider-dev")),
         )
         .await
         .with_context(|| format!("installing the addon bundle {b}"))?;
@@ -338,7 +305,10 @@ pub async fn run(args: Args, report: &std::sync::Mutex<Report>) -> Result<()> {
             let client = client.clone();
             async move {
                 Api::<Cluster>::namespaced(client, &ns)
-                    .create(&PostParams::default(), &scs_cluster(&name, &ns)?)
+                    .create(
+                        &PostParams::default(),
+                        &kaas_bench::chaos::scs_cluster(&ns, &name, "1.35.x", 1)?,
+                    )
                     .await
                     .with_context(|| format!("creating {ns}/{name}"))?;
                 anyhow::Ok(())

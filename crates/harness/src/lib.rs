@@ -65,6 +65,31 @@ pub fn in_memory_cluster(
     )
 }
 
+/// An addon bundle ConfigMap `name` in `namespace` for the `dev` provider (base, metrics, ingress
+/// and Gateway API addons) of kinds the in-memory backend's fake workload API server serves (it
+/// has no server-side apply: kaas falls back to create/replace there); its base addon writes the
+/// ConfigMap `kube-system/kaas-stack` naming the bundle.
+pub fn in_memory_addon_bundle(
+    name: &str,
+    namespace: &str,
+) -> k8s_openapi::api::core::v1::ConfigMap {
+    let index = format!(
+        "name: {name}\naddons:\n- {{name: kaas-base, stage: base, version: '1', manifests: [base.yaml]}}\n- {{name: metrics, stage: extension, version: '0.8', manifests: [metrics.yaml]}}\n- {{name: ingress, stage: extension, version: '1.13', implementation: nginx, manifests: [ingress.yaml]}}\n- {{name: gatewayAPI, stage: extension, version: '1.5.1', implementation: envoy-gateway, manifests: [gateway.yaml]}}\n"
+    );
+    let base = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: kaas-stack, namespace: kube-system}}\ndata: {{bundle: {name}}}\n"
+    );
+    let metrics = "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: metrics-server, namespace: kube-system}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: metrics-server, namespace: kube-system}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: metrics-server}}\n  template:\n    metadata: {labels: {app: metrics-server}}\n    spec: {containers: [{name: m, image: registry.example/metrics-server:v0.8}]}\n";
+    let ingress = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ingress-nginx, namespace: kube-system}\ndata: {class: nginx}\n";
+    // The dev provider's default edge extension (Envoy Gateway in the real bundles).
+    let gateway = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: envoy-gateway, namespace: kube-system}\ndata: {class: eg}\n";
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "namespace": namespace, "labels": {"scs.community/addon-bundle": name}},
+        "data": {"bundle.yaml": index, "base.yaml": base, "metrics.yaml": metrics, "ingress.yaml": ingress, "gateway.yaml": gateway},
+    }))
+    .expect("a ConfigMap")
+}
+
 /// The cache directory of `addons/build.sh` (run first; it builds only what its cache lacks):
 /// the bundles, and the tools it built (`bin/helm`, `bin/bundle`).
 pub fn addons_dir() -> anyhow::Result<std::path::PathBuf> {
