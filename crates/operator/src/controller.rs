@@ -175,6 +175,7 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
         provider_store: provider_store.clone(),
         written: Default::default(),
         settled: Arc::new(crate::settled::memo()),
+        namespaces: Default::default(),
         settled_requeue: cfg.settled_requeue.unwrap_or(SETTLED),
         capi: Arc::new(crate::backend::capi::CapiCache::new(
             capi_served.then_some(capi_store),
@@ -196,7 +197,6 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
     let store = controller.store();
     let bundle_store = store.clone();
     let settled = ctx.settled.clone();
-    let (binding_store, binding_settled) = (store.clone(), ctx.settled.clone());
     let controller = if let Some(triggers) = capi_triggers {
         controller.watches_stream(triggers, |c| {
             let labels = c.labels();
@@ -259,35 +259,6 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
                     .collect::<Vec<_>>()
             },
         )
-        // A changed RoleBinding of a tenant namespace (who may see the tenant's Cluster API
-        // objects, `backend::capi::keep_tenant_viewer`) concerns that namespace's clusters at
-        // once, settled or not (crate::settled). Metadata only.
-        .watches_stream(
-            watcher(
-                Api::<kube::core::PartialObjectMeta<k8s_openapi::api::rbac::v1::RoleBinding>>::all(
-                    client.clone(),
-                ),
-                watcher::Config::default().any_semantic(),
-            )
-            .backoff(TriggerBackoff::default())
-            .touched_objects(),
-            move |rb| {
-                let ns = rb.namespace();
-                let refs: Vec<ObjectRef<Cluster>> = binding_store
-                    .state()
-                    .into_iter()
-                    .filter(|c| c.namespace() == ns)
-                    .map(|c| ObjectRef::from_obj(&*c))
-                    .collect();
-                for c in &refs {
-                    binding_settled.invalidate(&settled::key_of(
-                        c.namespace.as_deref().unwrap_or_default(),
-                        &c.name,
-                    ));
-                }
-                refs
-            },
-        )
         .with_config(
             kube::runtime::controller::Config::default().concurrency(cfg.concurrency.max(1)),
         )
@@ -313,6 +284,28 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
         shutdown(),
         crate::gitsource::enabled(cfg.providers.is_empty()),
     );
+    // A changed RoleBinding of a namespace (who may see the tenant's Cluster API objects,
+    // `backend::capi::keep_tenant_viewer`) ends the settled state of that namespace's clusters
+    // (crate::settled): their next requeue is a full pass. Metadata only; O(1) per event.
+    let bindings = {
+        let epochs = ctx.namespaces.clone();
+        watcher(
+            Api::<kube::core::PartialObjectMeta<k8s_openapi::api::rbac::v1::RoleBinding>>::all(
+                client.clone(),
+            ),
+            watcher::Config::default().any_semantic(),
+        )
+        .backoff(TriggerBackoff::default())
+        .touched_objects()
+        .take_until(shutdown())
+        .for_each(move |rb| {
+            match rb {
+                Ok(rb) => epochs.bump(&rb.namespace().unwrap_or_default()),
+                Err(e) => warn!(error = %e, "RoleBinding watch failed; retrying"),
+            }
+            async {}
+        })
+    };
     // Provider-side objects whose SCS Cluster is gone (crate::orphans).
     let orphans = crate::orphans::run(ctx.clone(), shutdown());
     // Short-lived kubeconfigs (crate::kubeconfig).
@@ -336,6 +329,7 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
             .await
     };
     futures::join!(
+        bindings,
         clusters,
         providers,
         gitsources,
@@ -492,11 +486,13 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
     // What a settled cluster's full pass acted on (crate::settled).
     let mut settled_inputs = None;
     if let (Ok(resolved), Ok(p), Some((mut plan, mut note))) = (&validation, &provider, rollout) {
-        // Taken before anything is read: a bundle or RoleBinding change during this pass keeps it
-        // from recording its digest.
+        // Taken before anything is read: a bundle change during this pass keeps it from recording
+        // its digest.
         let epoch = ctx.settled.epoch();
         let token = backend.settled_token(ctx, cluster, resolved).await;
         let inputs = token.map(|token| {
+            let bindings = ctx.namespaces.of(&ns);
+            let token = format!("{token} namespace {bindings}");
             settled::Inputs::of(trigger_hash(cluster), p, &token, &plan, note.as_deref())
         });
         // Settled, and nothing it acted on changed since its last full pass: done, no request.

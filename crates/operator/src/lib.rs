@@ -83,6 +83,8 @@ pub struct Context {
     pub settled: Arc<Written>,
     /// Requeue of a settled cluster.
     pub settled_requeue: std::time::Duration,
+    /// Changes of each namespace's RoleBindings, part of its settled clusters' digests.
+    pub namespaces: Arc<settled::Epochs>,
     /// The Cluster API backend's cache of owned Cluster API Clusters and of what it last applied
     /// and read ([`backend::capi::CapiCache`]).
     pub capi: Arc<backend::capi::CapiCache>,
@@ -103,8 +105,8 @@ pub struct Context {
 pub struct Written {
     ttl: std::time::Duration,
     seen: std::sync::Mutex<std::collections::HashMap<String, (u64, std::time::Instant)>>,
-    /// Bumped by [`Written::clear`] and [`Written::invalidate`]: a record made by work that
-    /// started before is dropped ([`Written::record_since`]).
+    /// Bumped by [`Written::clear`]: a record made by work that started before is dropped
+    /// ([`Written::record_since`]).
     epoch: std::sync::atomic::AtomicU64,
 }
 
@@ -180,20 +182,13 @@ impl Written {
         seen.clear();
     }
 
-    /// Forgets `key`, also what work in flight would record ([`Written::record_since`]).
-    pub fn invalidate(&self, key: &str) {
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        seen.remove(key);
-    }
-
     /// The current epoch, to pass to [`Written::record_since`] by work that may take a while.
     pub fn epoch(&self) -> u64 {
         self.epoch.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Records `key` as `hash` unless something was cleared or invalidated since `epoch` (what
-    /// the work read may be outdated); returns whether it recorded.
+    /// Records `key` as `hash` unless everything was cleared since `epoch` (what the work read
+    /// may be outdated); returns whether it recorded.
     pub fn record_since(&self, key: impl Into<String>, hash: u64, epoch: u64) -> bool {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         if self.epoch() != epoch {
@@ -251,10 +246,10 @@ mod tests {
     }
 
     #[test]
-    fn work_that_started_before_a_clear_or_invalidation_records_nothing() {
+    fn work_that_started_before_a_clear_records_nothing() {
         let w = Written::new(Duration::from_secs(60));
         let before = w.epoch();
-        w.invalidate("Settled/t/b");
+        w.clear();
         assert!(!w.record_since("Settled/t/a", 1, before), "started before");
         assert!(!w.fresh("Settled/t/a", 1));
         let now = w.epoch();

@@ -17,9 +17,10 @@
 //! after the full pass and with no compliance check due, ends there: no request at all. Anything
 //! else — a spec, label or annotation change, someone else's status write, a Provider change, a
 //! Cluster API change, a maintenance window opening, a rotated provider credential (at the next
-//! requeue after the minute), a changed addon bundle (its watch forgets every digest), a changed
-//! RoleBinding in the cluster's namespace (its watch forgets the namespace's digests) — makes a
-//! full pass; a pass that was under way when a watch forgot digests records nothing.
+//! requeue after the minute), a changed RoleBinding in the cluster's namespace (counted per
+//! namespace by a metadata watch, [`Epochs`]: at the next requeue), a changed addon bundle (its
+//! watch forgets every digest and triggers every cluster; a pass under way then records
+//! nothing) — makes a full pass.
 //!
 //! What no watch shows is repaired by the full pass after [`RESYNC`] (before: within the 5-minute
 //! requeue), together with the hourly compliance check: an addon deleted or changed inside the
@@ -86,6 +87,25 @@ pub fn key_of(namespace: &str, name: &str) -> String {
     format!("Settled/{namespace}/{name}")
 }
 
+/// A counter per namespace of changes no cluster's own objects show (its RoleBindings: who may see
+/// the tenant's Cluster API objects); part of the digest of the namespace's clusters.
+#[derive(Debug, Default)]
+pub struct Epochs(std::sync::Mutex<std::collections::HashMap<String, u64>>);
+
+impl Epochs {
+    /// Counts a change in `namespace`.
+    pub fn bump(&self, namespace: &str) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *m.entry(namespace.to_string()).or_default() += 1;
+    }
+
+    /// The count of `namespace`.
+    pub fn of(&self, namespace: &str) -> u64 {
+        let m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(namespace).copied().unwrap_or_default()
+    }
+}
+
 /// The digests of settled clusters' last full passes (a [`Written`] whose entries live [`RESYNC`]).
 pub fn memo() -> Written {
     Written::new(RESYNC)
@@ -140,6 +160,15 @@ mod tests {
             base.with(Some(&ready)),
             base.with(Some(&ClusterStatus::default()))
         );
+    }
+
+    #[test]
+    fn a_namespace_counts_its_own_changes() {
+        let e = Epochs::default();
+        assert_eq!((e.of("t1"), e.of("t2")), (0, 0));
+        e.bump("t1");
+        e.bump("t1");
+        assert_eq!((e.of("t1"), e.of("t2")), (2, 0));
     }
 
     #[test]

@@ -703,12 +703,13 @@ pub fn capi_viewer_binding(
 
 /// The tenant's read access to its provider-side namespace, retried with every reconcile: a
 /// failure is logged and never holds up the cluster.
-/// Kept at most once a minute per namespace ([`crate::Written`]): a RoleBinding the tenant adds
-/// reaches the binding within a minute.
+/// Kept at most once a minute per namespace ([`crate::Written`]) while the tenant namespace's
+/// RoleBindings do not change (their change count is part of the hash): a RoleBinding the tenant
+/// adds or removes reaches the binding at the next reconcile.
 pub(crate) async fn keep_tenant_viewer(ctx: &Context, cluster: &Cluster, ns: &str) {
     let tenant = cluster.namespace().unwrap_or_default();
     let key = format!("RoleBinding/{ns}/{CAPI_VIEWER_BINDING}");
-    let hash = crate::Written::hash_of(&tenant);
+    let hash = crate::Written::hash_of(&(&tenant, ctx.namespaces.of(&tenant)));
     if ctx.written.fresh(&key, hash) {
         return;
     }
