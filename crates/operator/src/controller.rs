@@ -156,6 +156,7 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
     // instead of a GET per reconcile) and, after the cache holds the change, triggers the SCS
     // Cluster's reconcile. managedFields are dropped: nothing reads them.
     let (capi_store, capi_writer) = kube::runtime::reflector::store::<CapiCluster>();
+    let echoes = Arc::new(crate::echoes::Echoes::default());
     let capi_triggers = capi_served.then(|| {
         watcher(
             Api::<CapiCluster>::all(client.clone()),
@@ -166,6 +167,7 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
         .modify(|c| c.managed_fields_mut().clear())
         .reflect(capi_writer)
         .touched_objects()
+        .filter(not_an_echo(echoes.clone()))
     });
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -176,6 +178,7 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
         written: Default::default(),
         settled: Arc::new(crate::settled::memo()),
         namespaces: Default::default(),
+        echoes: echoes.clone(),
         settled_requeue: cfg.settled_requeue.unwrap_or(SETTLED),
         capi: Arc::new(crate::backend::capi::CapiCache::new(
             capi_served.then_some(capi_store),
@@ -192,7 +195,9 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
         .backoff(TriggerBackoff::default())
         .reflect(writer)
         .applied_objects()
-        .predicate_filter(trigger_hash, Default::default());
+        .predicate_filter(trigger_hash, Default::default())
+        // After the predicate, which must see the echo to remember its hash.
+        .filter(not_an_echo(echoes));
     let controller = Controller::for_stream(triggers, reader);
     let store = controller.store();
     let bundle_store = store.clone();
@@ -389,7 +394,7 @@ impl kube::runtime::utils::Backoff for TriggerBackoff {
 /// generation, which also moves when deletion starts), labels, annotations (adoption,
 /// `kaas.scs.community/…` requests) and finalizers. Status-only updates — the operator's own
 /// writes, one or more per reconcile — hash the same and are dropped.
-fn trigger_hash(c: &Cluster) -> Option<u64> {
+pub(crate) fn trigger_hash(c: &Cluster) -> Option<u64> {
     use std::hash::{Hash, Hasher};
     let m = c.meta();
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -399,6 +404,14 @@ fn trigger_hash(c: &Cluster) -> Option<u64> {
     m.finalizers.hash(&mut h);
     m.deletion_timestamp.is_some().hash(&mut h);
     Some(h.finish())
+}
+
+/// A filter of a trigger stream dropping the watch events of the operator's own writes
+/// ([`crate::echoes`]).
+fn not_an_echo<K: Resource<DynamicType = ()>, E>(
+    echoes: Arc<crate::echoes::Echoes>,
+) -> impl FnMut(&Result<K, E>) -> std::future::Ready<bool> {
+    move |event| std::future::ready(event.as_ref().map_or(true, |k| !echoes.is_echo(k)))
 }
 
 fn error_policy(cluster: Arc<Cluster>, err: &Error, _ctx: Arc<Context>) -> Action {
@@ -447,12 +460,24 @@ pub async fn reconcile_cluster(cluster: &Cluster, ctx: &Context) -> Result<Actio
     if cluster.meta().deletion_timestamp.is_some() {
         return cleanup(cluster, ctx, &api, provider.as_ref().ok()).await;
     }
-    if !cluster.finalizers().iter().any(|f| f == FINALIZER) {
-        let patch = json!({"metadata": {"finalizers": [FINALIZER], "resourceVersion": cluster.resource_version()}});
-        // The resourceVersion makes this fail (and retry) if the object changed since it was read.
-        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+    let with_finalizer;
+    let cluster = if cluster.finalizers().iter().any(|f| f == FINALIZER) {
+        cluster
+    } else {
+        // A merge patch replaces the whole list: it carries every finalizer read (another
+        // controller's too) plus kaas', and the resourceVersion makes it fail (and retry) if the
+        // object changed since it was read.
+        let mut finalizers = cluster.finalizers().to_vec();
+        finalizers.push(FINALIZER.to_string());
+        let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": cluster.resource_version()}});
+        // This reconcile goes on with the answer (what it read plus the finalizer, as the next
+        // reconcile will see it): the patch's own watch event is no trigger.
+        with_finalizer = api
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
-    }
+        ctx.echoes.record(&with_finalizer);
+        &with_finalizer
+    };
     let backend = provider
         .as_ref()
         .map(|p| backend_for(p.spec.backend.kind))
@@ -824,6 +849,10 @@ async fn cleanup(
                 &Patch::Merge(&patch),
             )
             .await?;
+            ctx.echoes.forget::<Cluster>(
+                &cluster.namespace().unwrap_or_default(),
+                &cluster.name_any(),
+            );
             info!(cluster = %cluster.name_any(), namespace = ?cluster.namespace(), "deleted");
             Ok(Action::await_change())
         }

@@ -17,6 +17,7 @@ pub mod controller;
 pub mod credentials;
 pub mod dereference;
 pub mod doctor;
+pub mod echoes;
 pub mod gitsource;
 pub mod hibernation;
 pub mod install;
@@ -85,6 +86,8 @@ pub struct Context {
     pub settled_requeue: std::time::Duration,
     /// Changes of each namespace's RoleBindings, part of its settled clusters' digests.
     pub namespaces: Arc<settled::Epochs>,
+    /// The answers of the operator's own writes whose watch events trigger no reconcile.
+    pub echoes: Arc<echoes::Echoes>,
     /// The Cluster API backend's cache of owned Cluster API Clusters and of what it last applied
     /// and read ([`backend::capi::CapiCache`]).
     pub capi: Arc<backend::capi::CapiCache>,

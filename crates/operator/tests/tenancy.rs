@@ -31,15 +31,14 @@ async fn invalid_specs_create_nothing_and_recover_when_fixed() {
         .unwrap();
     let _op = operator(client.clone(), &[]);
     let api: Api<Cluster> = Api::namespaced(client.clone(), "tenant-x");
-    create(
-        &client,
-        &cluster(
-            "bad",
-            "tenant-x",
-            "provider: {name: dev}\nworkers: [{name: a, flavor: m9.huge}]",
-        ),
-    )
-    .await;
+    // Another controller's finalizer (a GitOps tool's, say) is kept when kaas adds its own.
+    let mut bad = cluster(
+        "bad",
+        "tenant-x",
+        "provider: {name: dev}\nworkers: [{name: a, flavor: m9.huge}]",
+    );
+    bad.metadata.finalizers = Some(vec!["example.com/keep".into()]);
+    create(&client, &bad).await;
     let (_, _, msg) = until(
         "SpecAccepted=False with the field path",
         Duration::from_secs(60),
@@ -63,6 +62,11 @@ async fn invalid_specs_create_nothing_and_recover_when_fixed() {
         "nothing is created for an invalid spec"
     );
     let c = api.get("bad").await.unwrap();
+    assert_eq!(
+        c.metadata.finalizers.as_deref().unwrap_or_default(),
+        ["example.com/keep", kaas_operator::FINALIZER],
+        "kaas adds its finalizer beside the others"
+    );
     assert_eq!(
         c.status.unwrap().phase,
         Some(kaas_api::cluster::ClusterPhase::Invalid)

@@ -76,7 +76,7 @@ struct Entry {
 /// What `observe` read besides the Cluster API Cluster, and of which versions.
 #[derive(Clone)]
 struct Reads {
-    /// resourceVersions of the SCS Cluster and the Cluster API Cluster then.
+    /// The SCS Cluster's trigger hash and the Cluster API Cluster's resourceVersion then.
     versions: (Option<String>, Option<String>),
     at: Instant,
     pools: Vec<PoolObservation>,
@@ -312,6 +312,7 @@ impl Backend for ClusterApi {
                         apply().await?
                     }
                 };
+                ctx.echoes.record(&applied);
                 let applied = Arc::new(applied);
                 ctx.capi.record_apply(digest, &applied);
                 applied
@@ -396,8 +397,10 @@ impl Backend for ClusterApi {
             },
         };
         ctx.capi.seen(&key, &capi);
+        // The SCS Cluster by what triggers a reconcile, not its resourceVersion: the status this
+        // reconcile writes must not make the next one read everything again.
         let versions = (
-            cluster.resource_version(),
+            crate::controller::trigger_hash(cluster).map(|h| h.to_string()),
             capi.metadata.resource_version.clone(),
         );
         let status = capi.status.clone().unwrap_or_default();
@@ -471,12 +474,23 @@ impl Backend for ClusterApi {
             ));
         }
 
-        // While the control plane is not available and neither the SCS Cluster nor the Cluster API
-        // Cluster changed, what was read for them is reused: Cluster API reports its progress
+        // While the control plane is not available and neither the SCS Cluster (its spec, labels,
+        // annotations and finalizers) nor the Cluster API Cluster changed, what was read for them
+        // is reused: Cluster API reports its progress
         // (machines, the control plane's initialization after it wrote the kubeconfig Secret) in
         // the Cluster API Cluster, and what is read stays at most [`REREAD`].
         let reused = if o.control_plane.ok == Some(true) {
             None
+        } else if capi.status.is_none() && loc.target.is_none() {
+            // No Cluster API controller has reconciled it yet (a cluster just created): it has no
+            // MachineDeployments and no kubeconfig Secret, and its first status write is a change
+            // the watch delivers.
+            Some(Reads {
+                versions: versions.clone(),
+                at: Instant::now(),
+                pools: Vec::new(),
+                kubeconfig_absent: super::admin_copy_allowed(ctx, cluster),
+            })
         } else {
             ctx.capi.reads(&key, &versions)
         };
@@ -577,6 +591,7 @@ impl Backend for ClusterApi {
         // The namespace may go with the cluster: a cluster created again writes it again.
         ctx.written.forget(&format!("Namespace/{ns}"));
         ctx.capi.forget(&ns, &name);
+        ctx.echoes.forget::<CapiCluster>(&ns, &name);
         ctx.written
             .forget(&format!("RoleBinding/{ns}/{CAPI_VIEWER_BINDING}"));
         if loc.target.is_none() {
