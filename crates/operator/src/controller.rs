@@ -191,8 +191,11 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
     // status writes (and the resourceVersion bumps they cause) do not. Progress arrives through
     // the watches of the backend's objects below, and requeues are the safety net.
     let (reader, writer) = kube::runtime::reflector::store();
+    // managedFields are dropped here too: nothing reads them from the cache (a third of each
+    // cached object).
     let triggers = watcher(clusters, watcher::Config::default().any_semantic())
         .backoff(TriggerBackoff::default())
+        .modify(|c| c.managed_fields_mut().clear())
         .reflect(writer)
         .applied_objects()
         .predicate_filter(trigger_hash, Default::default())

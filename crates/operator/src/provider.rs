@@ -87,7 +87,8 @@ pub async fn reconcile(p: Arc<Provider>, ctx: Arc<Context>) -> Result<Action, Er
     }
     let now = Time(Timestamp::now());
     let mut new = status(&p, &missing, &now);
-    let outcomes = crate::verify::verify(&ctx.client, &p).await?;
+    let clusters = ctx.capi.of_provider(&p.name_any()).await;
+    let outcomes = crate::verify::verify(&ctx.client, &p, clusters).await?;
     let pending = outcomes
         .iter()
         .any(|o| matches!(o, crate::verify::Outcome::Pending(_)));

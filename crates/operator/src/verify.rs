@@ -16,6 +16,7 @@
 //! [`probe_variables`], [`topology_failures`], [`summarize`]) are separated from the client calls ([`verify`]).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kaas_api::addons::{AddonBundle, BUNDLE_INDEX, BUNDLE_LABEL, Stage};
@@ -475,7 +476,12 @@ pub fn hosted_capabilities(p: &Provider, bundles: &BTreeMap<String, AddonBundle>
 
 /// Verifies every offered version of `p` (Cluster API backends; others: nothing). Client calls:
 /// reads the ClusterClasses and addon bundles, creates probe clusters with `dryRun` only.
-pub async fn verify(client: &Client, p: &Provider) -> Result<Vec<Outcome>, kube::Error> {
+/// `cached`: the provider's Cluster API Clusters, from a cache (`None`: listed here).
+pub async fn verify(
+    client: &Client,
+    p: &Provider,
+    cached: Option<Vec<Arc<capi::Cluster>>>,
+) -> Result<Vec<Outcome>, kube::Error> {
     let ns = &p.spec.backend.namespace;
     if p.spec.backend.kind == BackendType::Hosted {
         return Ok(hosted_capabilities(p, &bundles(client, ns).await?));
@@ -486,17 +492,33 @@ pub async fn verify(client: &Client, p: &Provider) -> Result<Vec<Outcome>, kube:
     let classes: Api<ClusterClass> = Api::namespaced(client.clone(), ns);
     let clusters: Api<capi::Cluster> = Api::namespaced(client.clone(), ns);
     let bundles = bundles(client, ns).await?;
-    let existing: Vec<Value> = Api::<capi::Cluster>::all(client.clone())
-        .list(&ListParams::default().labels(&format!(
-            "{}={}",
-            kaas_render::LABEL_PROVIDER,
-            p.metadata.name.as_deref().unwrap_or_default()
-        )))
-        .await?
-        .items
+    let provider_clusters = match cached {
+        Some(c) => c,
+        None => Api::<capi::Cluster>::all(client.clone())
+            .list(&ListParams::default().labels(&format!(
+                "{}={}",
+                kaas_render::LABEL_PROVIDER,
+                p.metadata.name.as_deref().unwrap_or_default()
+            )))
+            .await?
+            .items
+            .into_iter()
+            .map(Arc::new)
+            .collect(),
+    };
+    // Only clusters whose topology Cluster API failed to compute can name a feature
+    // (`topology_failures`): the others are not turned into JSON (10,000 of them were a
+    // gigabyte).
+    let existing: Vec<Value> = provider_clusters
         .iter()
-        .map(|c| serde_json::to_value(c).unwrap_or_default())
+        .filter(|c| {
+            let conds = c.status.as_ref().and_then(|s| s.conditions.as_ref());
+            kaas_capi::conditions::find(conds, kaas_capi::conditions::TOPOLOGY_RECONCILED)
+                .is_some_and(|t| t.status == "False")
+        })
+        .map(|c| serde_json::to_value(&**c).unwrap_or_default())
         .collect();
+    drop(provider_clusters);
     // Validate probes against the offering alone: verification decides capabilities, it must
     // not be narrowed by its own earlier result.
     // Lifecycle is not the stack's business: an expired version still runs clusters.

@@ -103,6 +103,29 @@ impl CapiCache {
         }
     }
 
+    /// The cached Cluster API Clusters of `provider` (label `scs.community/provider`, which
+    /// every owned and adopted one carries); `None` when they are not watched or the cache is
+    /// not filled within 10 s (then the caller lists them).
+    pub async fn of_provider(&self, provider: &str) -> Option<Vec<Arc<CapiCluster>>> {
+        let store = self.store.as_ref()?;
+        tokio::time::timeout(Duration::from_secs(10), store.wait_until_ready())
+            .await
+            .ok()?
+            .ok()?;
+        Some(
+            store
+                .state()
+                .into_iter()
+                .filter(|c| {
+                    c.labels()
+                        .get(kaas_render::LABEL_PROVIDER)
+                        .map(String::as_str)
+                        == Some(provider)
+                })
+                .collect(),
+        )
+    }
+
     /// Whether owned Cluster API Clusters are watched (their changes trigger reconciles).
     pub fn watched(&self) -> bool {
         self.store.is_some()
@@ -481,16 +504,6 @@ impl Backend for ClusterApi {
         // the Cluster API Cluster, and what is read stays at most [`REREAD`].
         let reused = if o.control_plane.ok == Some(true) {
             None
-        } else if capi.status.is_none() && loc.target.is_none() {
-            // No Cluster API controller has reconciled it yet (a cluster just created): it has no
-            // MachineDeployments and no kubeconfig Secret, and its first status write is a change
-            // the watch delivers.
-            Some(Reads {
-                versions: versions.clone(),
-                at: Instant::now(),
-                pools: Vec::new(),
-                kubeconfig_absent: super::admin_copy_allowed(ctx, cluster),
-            })
         } else {
             ctx.capi.reads(&key, &versions)
         };
@@ -846,6 +859,29 @@ mod tests {
         }
         writer.apply_watcher_event(&Event::InitDone);
         CapiCache::new(Some(store))
+    }
+
+    #[tokio::test]
+    async fn a_providers_clusters_come_from_the_cache_once_it_is_filled() {
+        let named = |name: &str, provider: &str| {
+            let mut c = capi("1", 1, &[("scs.community/provider", provider)]);
+            c.metadata.name = Some(name.into());
+            c
+        };
+        let cache = cache_with(&[named("a", "dev"), named("b", "other"), named("c", "dev")]);
+        let mut names: Vec<String> = cache
+            .of_provider("dev")
+            .await
+            .expect("filled")
+            .iter()
+            .map(|c| c.name_any())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a", "c"]);
+        assert!(
+            CapiCache::new(None).of_provider("dev").await.is_none(),
+            "not watched: the caller lists"
+        );
     }
 
     #[test]
