@@ -499,9 +499,9 @@ impl Backend for ClusterApi {
 
         // While the control plane is not available and neither the SCS Cluster (its spec, labels,
         // annotations and finalizers) nor the Cluster API Cluster changed, what was read for them
-        // is reused: Cluster API reports its progress
-        // (machines, the control plane's initialization after it wrote the kubeconfig Secret) in
-        // the Cluster API Cluster, and what is read stays at most [`REREAD`].
+        // is reused: Cluster API reports its progress (machines, the control plane's
+        // initialization after it wrote the kubeconfig Secret) in the Cluster API Cluster, and
+        // what is read stays at most [`REREAD`].
         let reused = if o.control_plane.ok == Some(true) {
             None
         } else {
