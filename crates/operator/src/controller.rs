@@ -18,7 +18,7 @@ use kaas_render::{LABEL_CLUSTER, LABEL_TENANT};
 use kaas_validate::Resolved;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -171,7 +171,7 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
     });
     let ctx = Arc::new(Context {
         client: client.clone(),
-        recorder: Recorder::new(client.clone(), reporter),
+        recorder: crate::events::Publisher::new(client.clone(), reporter),
         metrics: metrics.clone(),
         providers: cfg.providers.clone(),
         provider_store: provider_store.clone(),
@@ -769,12 +769,28 @@ async fn write_status(
     Ok(())
 }
 
+/// The events of a status write: each refusal is a Warning event of its own; the other
+/// transitions of the write are one Normal event (a new cluster's Ready, SpecAccepted and
+/// VersionCurrent were three POSTs, as many as the rest of its creation's writes).
 async fn publish_transitions(
     cluster: &Cluster,
     ctx: &Context,
     old: &kaas_api::ClusterStatus,
     new: &kaas_api::ClusterStatus,
 ) {
+    for ev in transition_events(old, new) {
+        if let Err(e) = ctx.recorder.publish(&ev, &cluster.object_ref(&())).await {
+            warn!(error = %e, "cannot publish event");
+        }
+    }
+}
+
+/// The events of the condition changes from `old` to `new` ([`publish_transitions`]). The Normal
+/// event has the reason of its first transition (in the order Ready, SpecAccepted,
+/// VersionCurrent, Deleting) and, when there are several, a note naming each one.
+fn transition_events(old: &kaas_api::ClusterStatus, new: &kaas_api::ClusterStatus) -> Vec<Event> {
+    let mut events = Vec::new();
+    let mut normal = Vec::new();
     for t in [c::READY, c::SPEC_ACCEPTED, c::VERSION_CURRENT, c::DELETING] {
         let (Some(n), o) = (c::get(&new.conditions, t), c::get(&old.conditions, t)) else {
             continue;
@@ -791,21 +807,36 @@ async fn publish_transitions(
                     | "DeletionProtected"
                     | "BackendRefused"
             );
-        let ev = Event {
-            type_: if warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: format!("{t}{}", n.reason),
-            note: Some(n.message.chars().take(1000).collect()),
-            action: "Reconcile".into(),
-            secondary: None,
-        };
-        if let Err(e) = ctx.recorder.publish(&ev, &cluster.object_ref(&())).await {
-            warn!(error = %e, "cannot publish event");
+        if warning {
+            events.push(Event {
+                type_: EventType::Warning,
+                reason: format!("{t}{}", n.reason),
+                note: Some(n.message.chars().take(1000).collect()),
+                action: "Reconcile".into(),
+                secondary: None,
+            });
+        } else {
+            normal.push((t, n));
         }
     }
+    if let Some((t, first)) = normal.first() {
+        let note = match normal.as_slice() {
+            [(_, only)] => only.message.clone(),
+            all => all
+                .iter()
+                .map(|(t, n)| format!("{t}={} {}: {}", n.status, n.reason, n.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
+        events.push(Event {
+            type_: EventType::Normal,
+            reason: format!("{t}{}", first.reason),
+            note: Some(note.chars().take(1000).collect()),
+            action: "Reconcile".into(),
+            secondary: None,
+        });
+    }
+    events
 }
 
 async fn cleanup(
@@ -1091,6 +1122,107 @@ mod tests {
         assert_eq!(
             busy_requeue(&status_changed_at(ago(7200)), now, WATCHED),
             SETTLED
+        );
+    }
+
+    fn status_of(conds: &[(&str, &str, &str, &str)]) -> kaas_api::ClusterStatus {
+        kaas_api::ClusterStatus {
+            conditions: conds
+                .iter()
+                .map(|(t, s, r, m)| Condition {
+                    type_: (*t).into(),
+                    status: (*s).into(),
+                    reason: (*r).into(),
+                    message: (*m).into(),
+                    last_transition_time: Time(Timestamp::UNIX_EPOCH),
+                    observed_generation: Some(1),
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn shown(evs: &[Event]) -> Vec<(bool, String, String)> {
+        evs.iter()
+            .map(|e| {
+                (
+                    matches!(e.type_, EventType::Warning),
+                    e.reason.clone(),
+                    e.note.clone().unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_transitions_of_one_status_write_are_one_event_but_each_refusal_its_own() {
+        let none = kaas_api::ClusterStatus::default();
+        let new = status_of(&[
+            (
+                "Ready",
+                "False",
+                "WaitingForControlPlane",
+                "waiting for the control plane",
+            ),
+            ("SpecAccepted", "True", "Accepted", "the spec is valid"),
+            ("VersionCurrent", "True", "Current", "1.33.2"),
+        ]);
+        assert_eq!(
+            shown(&transition_events(&none, &new)),
+            [(
+                false,
+                "ReadyWaitingForControlPlane".to_string(),
+                "Ready=False WaitingForControlPlane: waiting for the control plane; \
+                 SpecAccepted=True Accepted: the spec is valid; VersionCurrent=True Current: 1.33.2"
+                    .to_string()
+            )]
+        );
+        // Nothing changed: no event; one change: its own reason and message.
+        assert!(transition_events(&new, &new).is_empty());
+        let ready = status_of(&[
+            ("Ready", "True", "Available", "the cluster is available"),
+            (
+                "SpecAccepted",
+                "True",
+                "Accepted",
+                "a new message, same reason",
+            ),
+            ("VersionCurrent", "True", "Current", "1.33.2"),
+        ]);
+        assert_eq!(
+            shown(&transition_events(&new, &ready)),
+            [(
+                false,
+                "ReadyAvailable".to_string(),
+                "the cluster is available".to_string()
+            )]
+        );
+        // A refusal is a Warning of its own, beside the Normal event of the rest.
+        let refused = status_of(&[
+            ("Ready", "False", "WaitingForControlPlane", "waiting"),
+            (
+                "SpecAccepted",
+                "False",
+                "BackendRefused",
+                "taints are not allowed",
+            ),
+            ("VersionCurrent", "True", "Current", "1.33.2"),
+        ]);
+        assert_eq!(
+            shown(&transition_events(&none, &refused)),
+            [
+                (
+                    true,
+                    "SpecAcceptedBackendRefused".to_string(),
+                    "taints are not allowed".to_string()
+                ),
+                (
+                    false,
+                    "ReadyWaitingForControlPlane".to_string(),
+                    "Ready=False WaitingForControlPlane: waiting; VersionCurrent=True Current: 1.33.2"
+                        .to_string()
+                )
+            ]
         );
     }
 }

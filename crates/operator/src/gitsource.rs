@@ -13,5 +13,11 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
     enabled: bool,
 ) {
-    kaas_gitsource::run(ctx.client.clone(), ctx.recorder.clone(), shutdown, enabled).await;
+    kaas_gitsource::run(
+        ctx.client.clone(),
+        kube::runtime::events::Recorder::new(ctx.client.clone(), ctx.recorder.reporter().clone()),
+        shutdown,
+        enabled,
+    )
+    .await;
 }

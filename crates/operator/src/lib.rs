@@ -18,6 +18,7 @@ pub mod credentials;
 pub mod dereference;
 pub mod doctor;
 pub mod echoes;
+pub mod events;
 pub mod gitsource;
 pub mod hibernation;
 pub mod install;
@@ -39,7 +40,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use kube::Client;
-use kube::runtime::events::Recorder;
 
 pub use controller::{Config, run};
 
@@ -69,8 +69,8 @@ pub enum Error {
 pub struct Context {
     /// Client with the operator's identity.
     pub client: Client,
-    /// Event recorder.
-    pub recorder: Recorder,
+    /// Publishes events ([`events`]).
+    pub recorder: events::Publisher,
     /// Metrics.
     pub metrics: Arc<metrics::Metrics>,
     /// Providers this instance handles (empty: all).

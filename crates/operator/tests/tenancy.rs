@@ -588,3 +588,114 @@ async fn an_instance_limited_to_other_providers_leaves_the_cluster_alone() {
     )
     .await;
 }
+
+/// The conditions a new cluster's first status sets are one event, not one per condition; an
+/// event published again continues its series (one object, `series.count`), and one whose first
+/// event is gone starts a new one.
+#[tokio::test]
+async fn a_status_write_is_one_event_and_a_repeat_continues_its_series() {
+    use k8s_openapi::api::events::v1::Event;
+    let plane = plane(false).await;
+    let client = plane.client();
+    kaas_operator::install::namespace(&client, "tenant-e", &[])
+        .await
+        .unwrap();
+    let _op = operator(client.clone(), &[]);
+    let c = create(&client, &cluster("e", "tenant-e", "provider: {name: dev}")).await;
+    let events: Api<Event> = Api::namespaced(client.clone(), "tenant-e");
+    let ours = || async {
+        events
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| e.to_string())
+            .map(|l| {
+                l.items
+                    .into_iter()
+                    .filter(|e| {
+                        e.reporting_controller.as_deref() == Some("kaas-operator")
+                            && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("e")
+                    })
+                    .collect::<Vec<_>>()
+            })
+    };
+    let first = until(
+        "the first status's event",
+        Duration::from_secs(60),
+        || async {
+            let evs = ours().await?;
+            evs.iter()
+                .find(|e| {
+                    e.note.as_deref().is_some_and(|n| {
+                        n.contains("Ready=False") && n.contains("SpecAccepted=True")
+                    })
+                })
+                .cloned()
+                .ok_or_else(|| format!("{:?}", evs.iter().map(|e| &e.note).collect::<Vec<_>>()))
+        },
+    )
+    .await;
+    assert_eq!(first.type_.as_deref(), Some("Normal"));
+    assert!(
+        first
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("Ready")),
+        "{first:?}"
+    );
+    let with_spec_accepted = ours()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| {
+            e.note
+                .as_deref()
+                .is_some_and(|n| n.contains("SpecAccepted"))
+        })
+        .count();
+    assert_eq!(with_spec_accepted, 1, "SpecAccepted is told once");
+
+    let publisher = kaas_operator::events::Publisher::new(
+        client.clone(),
+        kube::runtime::events::Reporter {
+            controller: "kaas-test".into(),
+            instance: None,
+        },
+    );
+    let ev = kube::runtime::events::Event {
+        type_: kube::runtime::events::EventType::Normal,
+        reason: "Tested".into(),
+        note: Some("again".into()),
+        action: "Test".into(),
+        secondary: None,
+    };
+    let reference = kube::Resource::object_ref(&c, &());
+    let tested = || async {
+        events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.reporting_controller.as_deref() == Some("kaas-test"))
+            .collect::<Vec<_>>()
+    };
+    for _ in 0..3 {
+        publisher.publish(&ev, &reference).await.unwrap();
+    }
+    let series = tested().await;
+    assert_eq!(series.len(), 1, "{series:?}");
+    assert_eq!(series[0].series.as_ref().map(|s| s.count), Some(3));
+    assert_eq!(publisher.remembered(), 1);
+    events
+        .delete(
+            series[0].metadata.name.as_deref().unwrap(),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    publisher.publish(&ev, &reference).await.unwrap();
+    let again = tested().await;
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert_ne!(again[0].metadata.name, series[0].metadata.name);
+    assert!(again[0].series.is_none());
+}
