@@ -23,12 +23,15 @@ use crate::{Context, Error, FIELD_MANAGER};
 const ABSENT: std::time::Duration = crate::settled::RESYNC;
 
 /// Keeps the autoscaler of the Cluster API cluster `capi` (as applied, with its uid) as
-/// `cluster` and `resolved` want it: applied while a pool autoscales, removed otherwise.
+/// `cluster` and `resolved` want it: applied while a pool autoscales, removed otherwise
+/// (`created`: the apply just created `capi`, so there is none to remove — it would be owned by
+/// `capi`).
 pub(crate) async fn keep(
     ctx: &Context,
     cluster: &Cluster,
     resolved: &Resolved,
     capi: &CapiCluster,
+    created: bool,
 ) -> Result<(), Error> {
     let ns = capi.namespace().unwrap_or_default();
     let capi_name = capi.name_any();
@@ -51,6 +54,10 @@ pub(crate) async fn keep(
         ctx.written.fresh_for(&key, hash, ABSENT)
     };
     if trusted {
+        return Ok(());
+    }
+    if created && wanted.is_none() {
+        ctx.written.record(key, hash);
         return Ok(());
     }
     let result = match wanted {

@@ -71,6 +71,8 @@ struct Entry {
     seen: Option<u64>,
     /// The last reads of `observe`.
     reads: Option<Reads>,
+    /// This reconcile's apply created the object ([`CapiCache::absent`]), for `observe`.
+    created: bool,
 }
 
 /// What `observe` read besides the Cluster API Cluster, and of which versions.
@@ -165,7 +167,23 @@ impl CapiCache {
     }
 
     /// Records an apply of the object hashed `digest` and its answer.
-    fn record_apply(&self, digest: u64, applied: &Arc<CapiCluster>) {
+    /// Whether the Cluster API Cluster `ns/name` does not exist as far as kaas knows: the cache is
+    /// filled and holds none, and kaas has not seen one since it last forgot it.
+    fn absent(&self, ns: &str, name: &str) -> bool {
+        use futures::FutureExt;
+        let Some(store) = self.store.as_ref() else {
+            return false;
+        };
+        matches!(store.wait_until_ready().now_or_never(), Some(Ok(())))
+            && store.get(&ObjectRef::new(name).within(ns)).is_none()
+            && self
+                .lock()
+                .get(&format!("{ns}/{name}"))
+                .is_none_or(|e| e.seen.is_none())
+    }
+
+    /// Records an apply that resulted in `applied` (`created`: the apply created it).
+    fn record_apply(&self, digest: u64, applied: &Arc<CapiCluster>, created: bool) {
         let key = format!(
             "{}/{}",
             applied.namespace().unwrap_or_default(),
@@ -176,6 +194,14 @@ impl CapiCache {
         e.applied = Some((digest, applied.uid(), applied.metadata.generation));
         e.seen = rv(applied).max(e.seen);
         e.fresh = Some(applied.clone());
+        e.created = created;
+    }
+
+    /// Whether this reconcile's apply created the object, once.
+    fn take_created(&self, key: &str) -> bool {
+        self.lock()
+            .get_mut(key)
+            .is_some_and(|e| std::mem::take(&mut e.created))
     }
 
     /// The apply's answer of this reconcile, once.
@@ -307,18 +333,22 @@ impl Backend for ClusterApi {
         // Applied identically before and unchanged since (the cache): the apply would change
         // nothing, so it is not sent.
         let digest = crate::Written::hash_of(&rendered.cluster);
-        ctx.capi.take_fresh(&format!(
+        let key = format!(
             "{}/{capi_name}",
             rendered.cluster.namespace().unwrap_or_default()
-        ));
+        );
+        ctx.capi.take_fresh(&key);
+        ctx.capi.take_created(&key);
         let unchanged = if rendered.adopted {
             None
         } else {
             ctx.capi.unchanged(&rendered.cluster, digest)
         };
+        let mut created = false;
         let applied = match unchanged {
             Some(live) => live,
             None => {
+                let absent = !rendered.adopted && ctx.capi.absent(&ns_name, &capi_name);
                 let applied = match apply().await {
                     Ok(applied) => applied,
                     Err(e) => {
@@ -336,8 +366,11 @@ impl Backend for ClusterApi {
                     }
                 };
                 ctx.echoes.record(&applied);
+                // Created by this apply: nothing Cluster API makes for it can exist yet.
+                created =
+                    absent && applied.status.is_none() && applied.metadata.generation == Some(1);
                 let applied = Arc::new(applied);
-                ctx.capi.record_apply(digest, &applied);
+                ctx.capi.record_apply(digest, &applied, created);
                 applied
             }
         };
@@ -348,7 +381,7 @@ impl Backend for ClusterApi {
         }
         keep_tenant_viewer(ctx, cluster, &ns_name).await;
         // The cluster-autoscaler, while a pool autoscales.
-        super::autoscaler::keep(ctx, cluster, resolved, &applied).await
+        super::autoscaler::keep(ctx, cluster, resolved, &applied, created).await
     }
 
     /// The cached Cluster API Cluster's uid and resourceVersion (the watch delivers its every
@@ -507,13 +540,22 @@ impl Backend for ClusterApi {
         } else {
             ctx.capi.reads(&key, &versions)
         };
+        // This reconcile's apply created the Cluster API Cluster and no Cluster API controller has
+        // written its status yet: no MachineDeployment, kubeconfig Secret or autoscaler of it can
+        // exist (all are made for it, after it), so nothing is read. The next reconcile reads —
+        // Cluster API's first status write triggers it — and nothing is recorded as read.
+        let created = ctx.capi.take_created(&key) && capi.status.is_none();
         // Worker pools: MachineDeployments of this cluster, grouped by the pool label.
         let read_pools = match &reused {
             Some(r) => r.pools.clone(),
+            None if created => Vec::new(),
             None => pools_of(ctx, &ns, &capi_name).await?,
         };
         o.pools = read_pools.clone();
-        if resolved.is_some_and(|r| r.autoscaler_image.is_some()) && loc.target.is_none() {
+        if resolved.is_some_and(|r| r.autoscaler_image.is_some())
+            && loc.target.is_none()
+            && !created
+        {
             let kubeconfig = kubeconfig_secret_name(&capi_name);
             super::autoscaler::observe(ctx, &ns, &kubeconfig, &mut o.pools).await;
         }
@@ -563,7 +605,9 @@ impl Backend for ClusterApi {
 
         // Kubeconfig: copy Cluster API's Secret into the tenant namespace (owned by the SCS Cluster).
         let allowed = super::admin_copy_allowed(ctx, cluster);
-        o.kubeconfig_secret = if allowed && reused.as_ref().is_some_and(|r| r.kubeconfig_absent) {
+        o.kubeconfig_secret = if created
+            || allowed && reused.as_ref().is_some_and(|r| r.kubeconfig_absent)
+        {
             None
         } else {
             super::copy_kubeconfig(ctx, cluster, &ns, &kubeconfig_secret_name(&capi_name)).await?
@@ -577,7 +621,9 @@ impl Backend for ClusterApi {
                 kubeconfig_absent: allowed && o.kubeconfig_secret.is_none(),
             },
         };
-        ctx.capi.record_reads(&key, reads);
+        if !created {
+            ctx.capi.record_reads(&key, reads);
+        }
         Ok(o)
     }
 
@@ -891,7 +937,7 @@ mod tests {
         // Never applied: applied.
         let cache = cache_with(&[capi("10", 1, &[("scs.community/cluster", "c")])]);
         assert!(cache.unchanged(&rendered, 7).is_none());
-        cache.record_apply(7, &answer);
+        cache.record_apply(7, &answer, false);
         assert!(
             cache.unchanged(&rendered, 7).is_some(),
             "same object, same generation"
@@ -908,7 +954,7 @@ mod tests {
             capi("9", 1, &[("scs.community/cluster", "c")]),
         ] {
             let cache = cache_with(std::slice::from_ref(&live));
-            cache.record_apply(7, &answer);
+            cache.record_apply(7, &answer, false);
             assert!(
                 cache.unchanged(&rendered, 7).is_none(),
                 "{:?}",
@@ -917,10 +963,10 @@ mod tests {
         }
         // Not in the cache (deleted, or Cluster API not watched): applied.
         let cache = cache_with(&[]);
-        cache.record_apply(7, &answer);
+        cache.record_apply(7, &answer, false);
         assert!(cache.unchanged(&rendered, 7).is_none());
         let unwatched = CapiCache::new(None);
-        unwatched.record_apply(7, &answer);
+        unwatched.record_apply(7, &answer, false);
         assert!(unwatched.unchanged(&rendered, 7).is_none());
         assert!(!unwatched.watched());
         // The apply's answer is taken once; forgetting drops everything.
@@ -928,6 +974,33 @@ mod tests {
         assert!(cache.take_fresh("kaas-dev-t-1/c").is_none());
         cache.forget("kaas-dev-t-1", "c");
         assert!(cache.lock().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_cluster_is_new_only_when_the_filled_cache_and_kaas_know_none() {
+        let answer = Arc::new(capi("10", 1, &[("scs.community/cluster", "c")]));
+        assert!(
+            !CapiCache::new(None).absent("kaas-dev-t-1", "c"),
+            "not watched: unknown"
+        );
+        let (store, _writer) = kube::runtime::reflector::store::<CapiCluster>();
+        assert!(
+            !CapiCache::new(Some(store)).absent("kaas-dev-t-1", "c"),
+            "not filled yet: unknown"
+        );
+        assert!(!cache_with(std::slice::from_ref(&answer)).absent("kaas-dev-t-1", "c"));
+        let cache = cache_with(&[]);
+        assert!(cache.absent("kaas-dev-t-1", "c"));
+        assert!(!cache.take_created("kaas-dev-t-1/c"), "nothing applied");
+        cache.record_apply(7, &answer, true);
+        assert!(
+            !cache.absent("kaas-dev-t-1", "c"),
+            "kaas has seen it (the cache lags)"
+        );
+        assert!(cache.take_created("kaas-dev-t-1/c"), "taken once");
+        assert!(!cache.take_created("kaas-dev-t-1/c"));
+        cache.forget("kaas-dev-t-1", "c");
+        assert!(cache.absent("kaas-dev-t-1", "c"), "deleted");
     }
 
     #[test]
