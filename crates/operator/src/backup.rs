@@ -789,9 +789,12 @@ async fn reconcile_restore(r: Arc<ClusterRestore>, ctx: Arc<Context>) -> Result<
     }
 }
 
-/// Every 10 s: scheduled backups that are due, and retention.
+/// Every 10 s: scheduled backups that are due, and retention. Starts once the Provider and the
+/// SCS Cluster caches are filled.
 async fn schedule_loop(ctx: Arc<Context>) {
-    if ctx.provider_store.wait_until_ready().await.is_err() {
+    if ctx.provider_store.wait_until_ready().await.is_err()
+        || ctx.clusters.wait_until_ready().await.is_err()
+    {
         return;
     }
     let mut warned: BTreeMap<String, String> = BTreeMap::new();
@@ -803,15 +806,19 @@ async fn schedule_loop(ctx: Arc<Context>) {
     }
 }
 
+/// One pass over the clusters with a backup schedule, read from the SCS Cluster cache (not a LIST
+/// of every full Cluster every 10 s, issue #15). Nothing is done while the cache is not filled:
+/// the pass only ever looks at the clusters it is given (no backup is pruned or forgotten for a
+/// cluster it does not see).
 async fn schedule_once(ctx: &Context, warned: &mut BTreeMap<String, String>) -> Result<(), Error> {
-    let clusters = Api::<Cluster>::all(ctx.client.clone())
-        .list(&ListParams::default())
-        .await?;
+    let Some(clusters) = ctx.cached_clusters(|c| c.spec.backup.is_some()) else {
+        return Ok(());
+    };
     let now_minute = Timestamp::now().as_second().div_euclid(60);
-    for cluster in clusters.items {
+    for cluster in clusters.iter().map(|c| &**c) {
         // One cluster's trouble is that cluster's (an event on it), never every other tenant's:
         // the pass goes on with the next cluster.
-        if let Err(e) = schedule_cluster(ctx, &cluster, now_minute, warned).await {
+        if let Err(e) = schedule_cluster(ctx, cluster, now_minute, warned).await {
             let key = format!(
                 "{}/{}",
                 cluster.namespace().unwrap_or_default(),
@@ -826,7 +833,7 @@ async fn schedule_once(ctx: &Context, warned: &mut BTreeMap<String, String>) -> 
                 _ => "the scheduled backup could not be taken or pruned; retried in 10 s".into(),
             };
             if warned.get(&key) != Some(&msg) {
-                event(ctx, &cluster, true, "BackupScheduleFailed", msg.clone()).await;
+                event(ctx, cluster, true, "BackupScheduleFailed", msg.clone()).await;
                 warned.insert(key, msg);
             }
         }

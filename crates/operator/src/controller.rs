@@ -169,12 +169,16 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
         .touched_objects()
         .filter(not_an_echo(echoes.clone()))
     });
+    // Every SCS Cluster: the controller's cache, filled by its trigger watch below; also read by
+    // the orphan collector and the backup scheduler (instead of listing them all).
+    let (reader, writer) = kube::runtime::reflector::store();
     let ctx = Arc::new(Context {
         client: client.clone(),
         recorder: crate::events::Publisher::new(client.clone(), reporter),
         metrics: metrics.clone(),
         providers: cfg.providers.clone(),
         provider_store: provider_store.clone(),
+        clusters: reader.clone(),
         written: Default::default(),
         settled: Arc::new(crate::settled::memo()),
         namespaces: Default::default(),
@@ -190,7 +194,6 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
     // Only what a person or another controller changed triggers a reconcile: the operator's own
     // status writes (and the resourceVersion bumps they cause) do not. Progress arrives through
     // the watches of the backend's objects below, and requeues are the safety net.
-    let (reader, writer) = kube::runtime::reflector::store();
     // managedFields are dropped here too: nothing reads them from the cache (a third of each
     // cached object).
     let triggers = watcher(clusters, watcher::Config::default().any_semantic())

@@ -77,6 +77,10 @@ pub struct Context {
     pub providers: BTreeSet<String>,
     /// Every Provider, kept current by a watch (read instead of a GET per reconcile).
     pub provider_store: kube::runtime::reflector::Store<kaas_api::Provider>,
+    /// Every SCS Cluster, the controller's own cache (its trigger watch, managedFields dropped):
+    /// the orphan collector and the backup scheduler read it instead of listing them all. Read
+    /// it with [`Context::cached_clusters`], which says when it is not filled yet.
+    pub clusters: kube::runtime::reflector::Store<kaas_api::Cluster>,
     /// Writes made recently that a reconcile may skip while what it would write is unchanged.
     pub written: Arc<Written>,
     /// Digests of settled clusters' last full passes ([`settled`]): a repeat reconcile with the
@@ -206,6 +210,33 @@ impl Context {
     /// Whether this instance handles clusters of `provider`.
     pub fn handles(&self, provider: &str) -> bool {
         self.providers.is_empty() || self.providers.contains(provider)
+    }
+
+    /// The cached SCS Clusters for which `keep` holds — `None` until the cache has been filled by
+    /// its first list: an unfilled cache is empty, and "no Cluster exists" would make every
+    /// provider-side object an orphan.
+    pub fn cached_clusters(
+        &self,
+        keep: impl Fn(&kaas_api::Cluster) -> bool,
+    ) -> Option<Vec<Arc<kaas_api::Cluster>>> {
+        filled(&self.clusters, keep)
+    }
+}
+
+/// The objects of a reflector's `store` for which `keep` holds — `None` until its first list
+/// has filled it (never waits).
+pub fn filled<K>(
+    store: &kube::runtime::reflector::Store<K>,
+    keep: impl Fn(&K) -> bool,
+) -> Option<Vec<Arc<K>>>
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    use futures::FutureExt;
+    match store.wait_until_ready().now_or_never() {
+        Some(Ok(())) => Some(store.state_filter(keep)),
+        _ => None,
     }
 }
 

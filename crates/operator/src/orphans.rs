@@ -15,10 +15,11 @@
 //!
 //! An object is deleted only after it was seen orphaned, continuously, for the grace period
 //! ([`GRACE_ENV`], default [`DEFAULT_GRACE`]) and is at least that old, and only after a last
-//! direct read of its SCS Cluster. Each deletion counts in the metric
-//! `kaas_operator_orphans_collected_total{kind,provider}` and is reported by a Warning event
-//! (reason [`REASON`]) on the `Provider`. The loop runs in the leading instance, for the
-//! providers this instance handles.
+//! direct read of its SCS Cluster. Which SCS Clusters exist comes from the controller's cache of
+//! them ([`Context::clusters`]); no sweep runs before that cache is filled ([`survey`]). Each
+//! deletion counts in the metric `kaas_operator_orphans_collected_total{kind,provider}` and is
+//! reported by a Warning event (reason [`REASON`]) on the `Provider`. The loop runs in the
+//! leading instance, for the providers this instance handles.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -31,10 +32,12 @@ use kaas_capi::cluster::Cluster as CapiCluster;
 use kaas_render::{LABEL_CLUSTER, LABEL_PROVIDER, LABEL_TENANT};
 use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, ObjectMeta};
 use kube::runtime::events::{Event, EventType};
-use kube::{Api, Resource, ResourceExt};
+use kube::runtime::reflector::Store;
+use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{info, warn};
 
 use crate::Context;
+use crate::backend::capi::CapiCache;
 
 /// Environment variable: the grace period in seconds.
 pub const GRACE_ENV: &str = "KAAS_ORPHAN_GRACE_SECONDS";
@@ -268,18 +271,30 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     }
 }
 
-/// One pass: list, select, delete what has been orphaned for `grace`.
-pub async fn sweep(
-    ctx: &Context,
-    grace: Duration,
-    seen: &mut BTreeMap<(Kind, String, String), Instant>,
-) -> Result<(), kube::Error> {
-    let client = &ctx.client;
-    let selector = ListParams::default().labels(&format!("{LABEL_CLUSTER},{LABEL_TENANT}"));
-    let live: Vec<Live> = Api::<Cluster>::all(client.clone())
-        .list(&ListParams::default())
-        .await?
-        .items
+/// What one sweep looks at: the SCS Clusters that exist and the provider-side objects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Survey {
+    /// The SCS Clusters that exist.
+    pub live: Vec<Live>,
+    /// The provider-side objects kaas labelled.
+    pub objects: Vec<Found>,
+}
+
+/// Reads what a sweep looks at, without listing every SCS Cluster (issue #15: at 10,000 clusters
+/// a LIST of every full object a minute): they come from the controller's cache `clusters`, and
+/// only once its first list has filled it — before, it is empty and every provider-side object
+/// would look orphaned, so then `None`, without any request. The Cluster API Clusters come from
+/// `capi`'s cache when it is filled, else from a LIST; `HostedControlPlane`s and namespaces from
+/// metadata-only LISTs (only their metadata is looked at).
+pub async fn survey(
+    client: &Client,
+    clusters: &Store<Cluster>,
+    capi: &CapiCache,
+) -> Result<Option<Survey>, kube::Error> {
+    let Some(clusters) = crate::filled(clusters, |_| true) else {
+        return Ok(None);
+    };
+    let live: Vec<Live> = clusters
         .iter()
         .map(|c| Live {
             tenant: c.namespace().unwrap_or_default(),
@@ -287,21 +302,34 @@ pub async fn sweep(
             provider: c.spec.provider.as_ref().and_then(|p| p.name.clone()),
         })
         .collect();
-    let mut objects: Vec<Found> = none_if_missing(
-        "Cluster API Clusters",
-        Api::<CapiCluster>::all(client.clone())
-            .list(&selector)
-            .await
-            .map(|l| l.items),
-    )?
-    .iter()
-    .map(|c| Found::from_meta(Kind::Cluster, &c.metadata))
-    .collect();
+    drop(clusters);
+    let selector = ListParams::default().labels(&format!("{LABEL_CLUSTER},{LABEL_TENANT}"));
+    // The cache holds every Cluster API Cluster labelled LABEL_CLUSTER; the LIST's selector
+    // asks LABEL_TENANT too.
+    let cached = capi
+        .owned_where(|c| c.labels().contains_key(LABEL_TENANT))
+        .await;
+    let mut objects: Vec<Found> = match cached {
+        Some(cached) => cached
+            .iter()
+            .map(|c| Found::from_meta(Kind::Cluster, &c.metadata))
+            .collect(),
+        None => none_if_missing(
+            "Cluster API Clusters",
+            Api::<CapiCluster>::all(client.clone())
+                .list(&selector)
+                .await
+                .map(|l| l.items),
+        )?
+        .iter()
+        .map(|c| Found::from_meta(Kind::Cluster, &c.metadata))
+        .collect(),
+    };
     let hosted: Api<DynamicObject> = Api::all_with(client.clone(), &hosted_resource());
     objects.extend(
         none_if_missing(
             "HostedControlPlanes",
-            hosted.list(&selector).await.map(|l| l.items),
+            hosted.list_metadata(&selector).await.map(|l| l.items),
         )?
         .iter()
         .map(|h| Found::from_meta(Kind::HostedControlPlane, &h.metadata)),
@@ -312,13 +340,27 @@ pub async fn sweep(
     ));
     objects.extend(
         Api::<Namespace>::all(client.clone())
-            .list(&ns_selector)
+            .list_metadata(&ns_selector)
             .await?
             .items
             .iter()
             .map(|n| Found::from_meta(Kind::Namespace, &n.metadata)),
     );
+    Ok(Some(Survey { live, objects }))
+}
 
+/// One pass: survey, select, delete what has been orphaned for `grace`. Skipped while the SCS
+/// Cluster cache is not filled ([`survey`]).
+pub async fn sweep(
+    ctx: &Context,
+    grace: Duration,
+    seen: &mut BTreeMap<(Kind, String, String), Instant>,
+) -> Result<(), kube::Error> {
+    let Some(Survey { live, objects }) = survey(&ctx.client, &ctx.clusters, &ctx.capi).await?
+    else {
+        info!("the SCS Cluster cache is not filled yet; orphan collection skipped this time");
+        return Ok(());
+    };
     let orphans = select(&objects, &live, |p| ctx.handles(p));
     let now = Instant::now();
     let current: BTreeSet<(Kind, String, String)> = orphans
@@ -403,13 +445,13 @@ async fn collect(ctx: &Context, o: &Orphan) -> Result<bool, kube::Error> {
             // nothing can be in it — a 403 must keep it (Clusters may still be finalising).
             let capi = none_if_not_installed(
                 Api::<CapiCluster>::namespaced(client.clone(), ns)
-                    .list(&ListParams::default().limit(1))
+                    .list_metadata(&ListParams::default().limit(1))
                     .await
                     .map(|l| l.items),
             )?;
             let hosted = none_if_not_installed(
                 Api::<DynamicObject>::namespaced_with(client.clone(), ns, &hosted_resource())
-                    .list(&ListParams::default().limit(1))
+                    .list_metadata(&ListParams::default().limit(1))
                     .await
                     .map(|l| l.items),
             )?;
@@ -569,6 +611,275 @@ mod tests {
             names(&select(&[capi("kaas-dev-u", "u", "alive")], &l, |_| true)),
             ["Cluster API Cluster kaas-dev-u/alive"]
         );
+    }
+
+    /// An API server that answers the sweep's LISTs and records every request it gets
+    /// (`METHOD path?query [metadata]`).
+    #[derive(Clone, Default)]
+    struct Fake(Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl Fake {
+        fn sent(&self) -> Vec<String> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    impl tower::Service<http::Request<kube::client::Body>> for Fake {
+        type Response = http::Response<kube::client::Body>;
+        type Error = std::convert::Infallible;
+        type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+        fn poll_ready(
+            &mut self,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, req: http::Request<kube::client::Body>) -> Self::Future {
+            let metadata = req
+                .headers()
+                .get(http::header::ACCEPT)
+                .and_then(|a| a.to_str().ok())
+                .is_some_and(|a| a.contains("as=PartialObjectMetadataList"));
+            let path = req.uri().path().to_string();
+            self.0.lock().unwrap().push(format!(
+                "{} {}{}",
+                req.method(),
+                req.uri(),
+                if metadata { " [metadata]" } else { "" }
+            ));
+            let (status, body) = if path == "/apis/cluster.x-k8s.io/v1beta2/clusters" {
+                let item = |name: &str| {
+                    serde_json::json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster",
+                        "metadata": {"name": name, "namespace": "kaas-dev-t",
+                            "labels": labels("t", name)},
+                        "spec": {}})
+                };
+                let list = serde_json::json!({"apiVersion": "cluster.x-k8s.io/v1beta2",
+                    "kind": "ClusterList", "metadata": {},
+                    "items": [item("alive"), item("ghost")]});
+                (200, list)
+            } else if path == "/api/v1/namespaces" && metadata {
+                let mut l = labels("u", "");
+                l.as_object_mut().unwrap().remove(LABEL_CLUSTER);
+                l[MANAGED_BY.0] = MANAGED_BY.1.into();
+                let list = serde_json::json!({"apiVersion": "meta.k8s.io/v1",
+                    "kind": "PartialObjectMetadataList", "metadata": {},
+                    "items": [{"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+                        "metadata": {"name": "kaas-dev-u", "labels": l}}]});
+                (200, list)
+            } else {
+                // HostedControlPlanes are not installed; nothing else is expected.
+                let (code, reason) = if path.ends_with("/hostedcontrolplanes") {
+                    (404, "NotFound")
+                } else {
+                    (500, "InternalError")
+                };
+                let st = serde_json::json!({"kind": "Status", "apiVersion": "v1",
+                    "status": "Failure", "reason": reason, "code": code});
+                (code, st)
+            };
+            std::future::ready(Ok(http::Response::builder()
+                .status(status)
+                .body(kube::client::Body::from(body.to_string().into_bytes()))
+                .unwrap()))
+        }
+    }
+
+    fn labels(tenant: &str, cluster: &str) -> serde_json::Value {
+        serde_json::json!({
+            LABEL_CLUSTER: cluster,
+            LABEL_TENANT: tenant,
+            LABEL_PROVIDER: "dev",
+        })
+    }
+
+    fn scs(tenant: &str, name: &str) -> Cluster {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "scs.community/v1alpha1", "kind": "Cluster",
+            "metadata": {"name": name, "namespace": tenant},
+            "spec": {"provider": {"name": "dev"}}
+        }))
+        .unwrap()
+    }
+
+    fn capi_object(name: &str, labels: &[(&str, &str)]) -> CapiCluster {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster",
+            "metadata": {"name": name, "namespace": "kaas-dev-t",
+                "labels": labels.iter().map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<BTreeMap<_, _>>()},
+            "spec": {}
+        }))
+        .unwrap()
+    }
+
+    /// A filled reflector store holding `objects`.
+    fn filled<K>(objects: &[K]) -> Store<K>
+    where
+        K: Resource + Clone + 'static,
+        K::DynamicType: Eq + std::hash::Hash + Clone + Default,
+    {
+        use kube::runtime::watcher::Event;
+        let (store, mut writer) = kube::runtime::reflector::store();
+        writer.apply_watcher_event(&Event::Init);
+        for o in objects {
+            writer.apply_watcher_event(&Event::InitApply(o.clone()));
+        }
+        writer.apply_watcher_event(&Event::InitDone);
+        store
+    }
+
+    #[tokio::test]
+    async fn nothing_is_surveyed_before_the_cluster_cache_is_filled() {
+        let fake = Fake::default();
+        let client = Client::new(fake.clone(), "default");
+        let capi = CapiCache::new(None);
+        // Not filled: no list has begun, or the first one is still under way (its clusters are
+        // not in the store yet), or the watch ended before it was filled.
+        let (clusters, mut writer) = kube::runtime::reflector::store::<Cluster>();
+        assert_eq!(survey(&client, &clusters, &capi).await.unwrap(), None);
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::Init);
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::InitApply(scs("t", "a")));
+        assert_eq!(survey(&client, &clusters, &capi).await.unwrap(), None);
+        drop(writer);
+        assert_eq!(survey(&client, &clusters, &capi).await.unwrap(), None);
+        // No request at all: `sweep` returns at once, before it selects or deletes anything.
+        assert!(fake.sent().is_empty(), "{:?}", fake.sent());
+    }
+
+    fn context(client: Client, clusters: Store<Cluster>) -> Context {
+        Context {
+            client: client.clone(),
+            recorder: crate::events::Publisher::new(
+                client,
+                kube::runtime::events::Reporter {
+                    controller: "kaas-operator".into(),
+                    instance: None,
+                },
+            ),
+            metrics: Default::default(),
+            providers: Default::default(),
+            provider_store: kube::runtime::reflector::store().0,
+            clusters,
+            written: Default::default(),
+            settled: Arc::new(crate::settled::memo()),
+            settled_requeue: Duration::from_secs(300),
+            namespaces: Default::default(),
+            echoes: Default::default(),
+            capi: Arc::new(CapiCache::new(None)),
+            release_data: None,
+            fence: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sweep_before_the_cluster_cache_is_filled_deletes_nothing() {
+        use kube::runtime::watcher::Event;
+        let fake = Fake::default();
+        let (clusters, mut writer) = kube::runtime::reflector::store::<Cluster>();
+        let ctx = context(Client::new(fake.clone(), "default"), clusters);
+        // Everything the API server would show has been "orphaned" for an hour, with no grace.
+        let long_ago = Instant::now() - Duration::from_secs(3600);
+        let mut seen: BTreeMap<_, _> = [
+            (Kind::Cluster, "kaas-dev-t", "ghost"),
+            (Kind::Cluster, "kaas-dev-t", "alive"),
+            (Kind::Namespace, "", "kaas-dev-u"),
+        ]
+        .into_iter()
+        .map(|(k, ns, n)| ((k, ns.to_string(), n.to_string()), long_ago))
+        .collect();
+        let before = seen.clone();
+        sweep(&ctx, Duration::ZERO, &mut seen).await.unwrap();
+        // The first list under way: still skipped.
+        writer.apply_watcher_event(&Event::Init);
+        writer.apply_watcher_event(&Event::InitApply(scs("t", "alive")));
+        sweep(&ctx, Duration::ZERO, &mut seen).await.unwrap();
+        assert!(fake.sent().is_empty(), "{:?}", fake.sent());
+        assert_eq!(seen, before);
+
+        // Filled: the sweep goes on to delete the orphans, each after a direct read of its SCS
+        // Cluster (the fake fails those reads, so nothing is deleted here either).
+        writer.apply_watcher_event(&Event::InitDone);
+        sweep(&ctx, Duration::ZERO, &mut seen).await.unwrap();
+        let sent = fake.sent();
+        assert!(
+            sent.contains(&"GET /apis/scs.community/v1alpha1/namespaces/t/clusters/ghost".into()),
+            "{sent:?}"
+        );
+        assert!(!sent.iter().any(|r| r.starts_with("DELETE")), "{sent:?}");
+        assert!(!seen.contains_key(&(Kind::Cluster, "kaas-dev-t".into(), "alive".into())));
+    }
+
+    #[tokio::test]
+    async fn a_filled_cache_replaces_the_lists_of_every_cluster() {
+        let clusters = filled(&[scs("t", "alive")]);
+        // Cluster API not watched: its Clusters are listed, the rest as metadata only; the SCS
+        // Clusters are never listed.
+        let fake = Fake::default();
+        let client = Client::new(fake.clone(), "default");
+        let got = survey(&client, &clusters, &CapiCache::new(None))
+            .await
+            .unwrap()
+            .expect("filled");
+        assert_eq!(got.live, [live("t", "alive", Some("dev"))]);
+        let orphans = names(&select(&got.objects, &got.live, |_| true));
+        assert_eq!(
+            orphans,
+            [
+                "Cluster API Cluster kaas-dev-t/ghost",
+                "Namespace kaas-dev-u"
+            ]
+        );
+        let selector = "labelSelector=scs.community%2Fcluster%2Cscs.community%2Ftenant";
+        let ns_selector = "labelSelector=scs.community%2Ftenant%2Cscs.community%2Fprovider\
+                           %2Capp.kubernetes.io%2Fmanaged-by%3Dkaas";
+        assert_eq!(
+            fake.sent(),
+            [
+                format!("GET /apis/cluster.x-k8s.io/v1beta2/clusters?&{selector}"),
+                format!(
+                    "GET /apis/scs.community/v1alpha1/hostedcontrolplanes?&{selector} [metadata]"
+                ),
+                format!("GET /api/v1/namespaces?&{ns_selector} [metadata]"),
+            ]
+        );
+
+        // Cluster API watched: its Clusters come from that cache, those with a tenant label only
+        // (as the LIST's selector).
+        let fake = Fake::default();
+        let client = Client::new(fake.clone(), "default");
+        let labels = |name| {
+            [
+                (LABEL_CLUSTER, name),
+                (LABEL_TENANT, "t"),
+                (LABEL_PROVIDER, "dev"),
+            ]
+        };
+        let capi = CapiCache::new(Some(filled(&[
+            capi_object("alive", &labels("alive")),
+            capi_object("gone", &labels("gone")),
+            capi_object("untenanted", &[(LABEL_CLUSTER, "x")]),
+        ])));
+        let got = survey(&client, &clusters, &capi)
+            .await
+            .unwrap()
+            .expect("filled");
+        assert_eq!(
+            names(&select(&got.objects, &got.live, |_| true)),
+            [
+                "Cluster API Cluster kaas-dev-t/gone",
+                "Namespace kaas-dev-u"
+            ]
+        );
+        assert_eq!(got.objects.len(), 3, "{:?}", got.objects);
+        assert!(
+            fake.sent().iter().all(|r| r.ends_with("[metadata]")),
+            "{:?}",
+            fake.sent()
+        );
+        assert_eq!(fake.sent().len(), 2, "{:?}", fake.sent());
     }
 
     #[test]

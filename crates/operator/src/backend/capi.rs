@@ -109,23 +109,28 @@ impl CapiCache {
     /// every owned and adopted one carries); `None` when they are not watched or the cache is
     /// not filled within 10 s (then the caller lists them).
     pub async fn of_provider(&self, provider: &str) -> Option<Vec<Arc<CapiCluster>>> {
+        self.owned_where(|c| {
+            c.labels()
+                .get(kaas_render::LABEL_PROVIDER)
+                .map(String::as_str)
+                == Some(provider)
+        })
+        .await
+    }
+
+    /// The cached Cluster API Clusters (label `scs.community/cluster`: owned and adopted ones)
+    /// for which `keep` holds; `None` when they are not watched or the cache is not filled within
+    /// 10 s (then the caller lists them).
+    pub async fn owned_where(
+        &self,
+        keep: impl Fn(&CapiCluster) -> bool,
+    ) -> Option<Vec<Arc<CapiCluster>>> {
         let store = self.store.as_ref()?;
         tokio::time::timeout(Duration::from_secs(10), store.wait_until_ready())
             .await
             .ok()?
             .ok()?;
-        Some(
-            store
-                .state()
-                .into_iter()
-                .filter(|c| {
-                    c.labels()
-                        .get(kaas_render::LABEL_PROVIDER)
-                        .map(String::as_str)
-                        == Some(provider)
-                })
-                .collect(),
-        )
+        Some(store.state_filter(keep))
     }
 
     /// Whether owned Cluster API Clusters are watched (their changes trigger reconciles).
