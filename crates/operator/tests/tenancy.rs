@@ -698,4 +698,19 @@ async fn a_status_write_is_one_event_and_a_repeat_continues_its_series() {
     assert_eq!(again.len(), 1, "{again:?}");
     assert_ne!(again[0].metadata.name, series[0].metadata.name);
     assert!(again[0].series.is_none());
+    // The same event about another related object is another event.
+    let related = kube::runtime::events::Event {
+        type_: kube::runtime::events::EventType::Normal,
+        reason: "Tested".into(),
+        note: Some("again".into()),
+        action: "Test".into(),
+        secondary: Some(k8s_openapi::api::core::v1::ObjectReference {
+            kind: Some("Namespace".into()),
+            name: Some("elsewhere".into()),
+            ..Default::default()
+        }),
+    };
+    publisher.publish(&related, &reference).await.unwrap();
+    assert_eq!(tested().await.len(), 2);
+    assert_eq!(publisher.remembered(), 2);
 }
