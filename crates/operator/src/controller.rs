@@ -823,18 +823,22 @@ fn transition_events(old: &kaas_api::ClusterStatus, new: &kaas_api::ClusterStatu
         }
     }
     if let Some((t, first)) = normal.first() {
+        // Each transition keeps a part of the note's bytes.
         let note = match normal.as_slice() {
             [(_, only)] => only.message.clone(),
             all => all
                 .iter()
-                .map(|(t, n)| format!("{t}={} {}: {}", n.status, n.reason, n.message))
+                .map(|(t, n)| {
+                    let part = format!("{t}={} {}: {}", n.status, n.reason, n.message);
+                    crate::events::clip(&part, crate::events::NOTE_MAX / all.len() - 2)
+                })
                 .collect::<Vec<_>>()
                 .join("; "),
         };
         events.push(Event {
             type_: EventType::Normal,
             reason: format!("{t}{}", first.reason),
-            note: Some(note.chars().take(1000).collect()),
+            note: Some(crate::events::clip(&note, crate::events::NOTE_MAX)),
             action: "Reconcile".into(),
             secondary: None,
         });
@@ -1200,6 +1204,20 @@ mod tests {
                 "the cluster is available".to_string()
             )]
         );
+        // Long messages: each transition keeps a part of the note, within the API's 1024 bytes.
+        let long = status_of(&[
+            (
+                "Ready",
+                "False",
+                "WaitingForWorkers",
+                &"machine m-1 … not ready; ".repeat(80),
+            ),
+            ("SpecAccepted", "True", "Valid", "valid"),
+        ]);
+        let evs = transition_events(&none, &long);
+        let note = evs[0].note.clone().unwrap();
+        assert!(note.len() <= crate::events::NOTE_MAX, "{}", note.len());
+        assert!(note.ends_with("SpecAccepted=True Valid: valid"), "{note}");
         // A refusal is a Warning of its own, beside the Normal event of the rest.
         let refused = status_of(&[
             ("Ready", "False", "WaitingForControlPlane", "waiting"),

@@ -1,5 +1,5 @@
 //! The operator's events (`events.k8s.io/v1`), with the series kube's `Recorder` writes: an event
-//! repeated within [`SERIES_TTL`] (same type, reason, action, object and related object) raises the first one's
+//! repeated within [`SERIES_TTL`] (same type, reason, action, note, object and related object) raises the first one's
 //! `series.count` instead of creating another.
 //!
 //! Unlike kube's `Recorder`, it remembers only the name and count of each recent event (not a
@@ -26,15 +26,33 @@ pub const SERIES_TTL: Duration = Duration::from_secs(360);
 /// How often expired series are dropped.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
-/// What identifies a series (as in kube's `Recorder`): type, reason, action, and the kind,
-/// namespace, name and uid of the object and of the related object.
+/// What identifies a series: type, reason, action, and the kind, namespace, name and uid of the
+/// object and of the related object (as in kube's `Recorder`), and a hash of the note (unlike it:
+/// one event of a status write names several transitions, and another set of them under the same
+/// reason is another event, not a repeat).
 type Key = (
     bool,
     String,
     String,
     [Option<String>; 4],
     Option<[Option<String>; 4]>,
+    u64,
 );
+
+/// The most bytes of a note the API server accepts.
+pub const NOTE_MAX: usize = 1024;
+
+/// `s` cut to at most `max` bytes, at a character boundary (with `…` when cut).
+pub fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
 
 fn identity(r: &ObjectReference) -> [Option<String>; 4] {
     [
@@ -85,18 +103,20 @@ impl Publisher {
     }
 
     /// Publishes `ev` about `regarding`: a new event, or the next of its series when the same
-    /// one was published less than [`SERIES_TTL`] ago.
+    /// one was published less than [`SERIES_TTL`] ago. A note longer than [`NOTE_MAX`] bytes is cut.
     pub async fn publish(
         &self,
         ev: &Event,
         regarding: &ObjectReference,
     ) -> Result<(), kube::Error> {
+        let note = ev.note.as_deref().map(|n| clip(n, NOTE_MAX));
         let key: Key = (
             matches!(ev.type_, EventType::Warning),
             ev.reason.clone(),
             ev.action.clone(),
             identity(regarding),
             ev.secondary.as_ref().map(identity),
+            crate::Written::hash_of(&note),
         );
         let ns = regarding.namespace.as_deref().unwrap_or("default");
         let events: Api<K8sEvent> = Api::namespaced(self.client.clone(), ns);
@@ -142,7 +162,7 @@ impl Publisher {
             event_time: Some(MicroTime(now)),
             regarding: Some(regarding.clone()),
             related: ev.secondary.clone(),
-            note: ev.note.clone(),
+            note,
             metadata: ObjectMeta {
                 namespace: regarding.namespace.clone(),
                 name: Some(name.clone()),
@@ -189,5 +209,21 @@ impl Publisher {
                 at: Instant::now(),
             },
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_note_is_cut_to_the_bytes_the_api_server_takes_at_a_character_boundary() {
+        assert_eq!(clip("short", NOTE_MAX), "short");
+        let long = "ä".repeat(700); // 1400 bytes
+        let cut = clip(&long, NOTE_MAX);
+        assert!(cut.len() <= NOTE_MAX, "{}", cut.len());
+        assert!(cut.ends_with('…'));
+        assert!(cut.len() > NOTE_MAX - 8);
+        assert_eq!(clip("abcdef", 5), "ab…");
     }
 }

@@ -25,7 +25,7 @@ const ABSENT: std::time::Duration = crate::settled::RESYNC;
 /// Keeps the autoscaler of the Cluster API cluster `capi` (as applied, with its uid) as
 /// `cluster` and `resolved` want it: applied while a pool autoscales, removed otherwise
 /// (`created`: the apply just created `capi`, so there is none to remove — it would be owned by
-/// `capi`).
+/// `capi`; nothing is recorded, the next reconcile checks).
 pub(crate) async fn keep(
     ctx: &Context,
     cluster: &Cluster,
@@ -57,7 +57,6 @@ pub(crate) async fn keep(
         return Ok(());
     }
     if created && wanted.is_none() {
-        ctx.written.record(key, hash);
         return Ok(());
     }
     let result = match wanted {

@@ -171,7 +171,6 @@ impl CapiCache {
         same.then_some(live)
     }
 
-    /// Records an apply of the object hashed `digest` and its answer.
     /// Whether the Cluster API Cluster `ns/name` does not exist as far as kaas knows: the cache is
     /// filled and holds none, and kaas has not seen one since it last forgot it.
     fn absent(&self, ns: &str, name: &str) -> bool {
@@ -187,7 +186,8 @@ impl CapiCache {
                 .is_none_or(|e| e.seen.is_none())
     }
 
-    /// Records an apply that resulted in `applied` (`created`: the apply created it).
+    /// Records an apply of the object hashed `digest` and its answer `applied` (`created`: the
+    /// apply created it).
     fn record_apply(&self, digest: u64, applied: &Arc<CapiCluster>, created: bool) {
         let key = format!(
             "{}/{}",
@@ -610,8 +610,8 @@ impl Backend for ClusterApi {
 
         // Kubeconfig: copy Cluster API's Secret into the tenant namespace (owned by the SCS Cluster).
         let allowed = super::admin_copy_allowed(ctx, cluster);
-        o.kubeconfig_secret = if created
-            || allowed && reused.as_ref().is_some_and(|r| r.kubeconfig_absent)
+        o.kubeconfig_secret = if allowed
+            && (created || reused.as_ref().is_some_and(|r| r.kubeconfig_absent))
         {
             None
         } else {
