@@ -233,11 +233,17 @@ where
     K: kube::Resource + Clone + 'static,
     K::DynamicType: Eq + std::hash::Hash + Clone,
 {
+    is_filled(store).then(|| store.state_filter(keep))
+}
+
+/// Whether a reflector's `store` has been filled by its first list (never waits).
+pub fn is_filled<K>(store: &kube::runtime::reflector::Store<K>) -> bool
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
     use futures::FutureExt;
-    match store.wait_until_ready().now_or_never() {
-        Some(Ok(())) => Some(store.state_filter(keep)),
-        _ => None,
-    }
+    matches!(store.wait_until_ready().now_or_never(), Some(Ok(())))
 }
 
 #[cfg(test)]

@@ -174,11 +174,10 @@ impl CapiCache {
     /// Whether the Cluster API Cluster `ns/name` does not exist as far as kaas knows: the cache is
     /// filled and holds none, and kaas has not seen one since it last forgot it.
     fn absent(&self, ns: &str, name: &str) -> bool {
-        use futures::FutureExt;
         let Some(store) = self.store.as_ref() else {
             return false;
         };
-        matches!(store.wait_until_ready().now_or_never(), Some(Ok(())))
+        crate::is_filled(store)
             && store.get(&ObjectRef::new(name).within(ns)).is_none()
             && self
                 .lock()
