@@ -150,7 +150,11 @@ impl Publisher {
                     }
                     // The first event is gone (expired, deleted): a new one starts the series.
                     Err(kube::Error::Api(s)) if s.code == 404 => {}
-                    Err(e) => return Err(e),
+                    // Any other failure: the occurrence is published as a new event rather than
+                    // lost (at worst it is told twice).
+                    Err(e) => {
+                        tracing::debug!(event = %name, error = %e, "event series update failed; publishing a new event")
+                    }
                 }
                 self.new_name(regarding, now)
             }
@@ -225,5 +229,80 @@ mod tests {
         assert!(cut.ends_with('…'));
         assert!(cut.len() > NOTE_MAX - 8);
         assert_eq!(clip("abcdef", 5), "ab…");
+    }
+
+    /// An API server that creates events and fails every series update with 500, recording
+    /// `METHOD path` of each request.
+    #[derive(Clone, Default)]
+    struct FailingSeries(std::sync::Arc<Mutex<Vec<String>>>);
+
+    impl tower::Service<http::Request<kube::client::Body>> for FailingSeries {
+        type Response = http::Response<kube::client::Body>;
+        type Error = std::convert::Infallible;
+        type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+        fn poll_ready(
+            &mut self,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, req: http::Request<kube::client::Body>) -> Self::Future {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("{} {}", req.method(), req.uri().path()));
+            let (status, body) = if req.method() == http::Method::POST {
+                let ev = serde_json::json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
+                    "metadata": {"name": "c.1", "namespace": "t"},
+                    "eventTime": "2026-11-30T00:00:00.000000Z"});
+                (201, ev)
+            } else {
+                let st = serde_json::json!({"kind": "Status", "apiVersion": "v1",
+                    "status": "Failure", "reason": "InternalError", "code": 500});
+                (500, st)
+            };
+            std::future::ready(Ok(http::Response::builder()
+                .status(status)
+                .body(kube::client::Body::from(body.to_string().into_bytes()))
+                .unwrap()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_series_update_is_published_as_a_new_event_not_lost() {
+        let server = FailingSeries::default();
+        let client = kube::Client::new(server.clone(), "default");
+        let publisher = Publisher::new(
+            client,
+            Reporter {
+                controller: "kaas-test".into(),
+                instance: None,
+            },
+        );
+        let ev = Event {
+            type_: EventType::Warning,
+            reason: "Refused".into(),
+            note: Some("the same refusal".into()),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        let regarding = ObjectReference {
+            namespace: Some("t".into()),
+            name: Some("c".into()),
+            ..Default::default()
+        };
+        publisher.publish(&ev, &regarding).await.unwrap();
+        publisher
+            .publish(&ev, &regarding)
+            .await
+            .expect("the repeat is published although its series update failed");
+        let sent = server.0.lock().unwrap().clone();
+        let path = "/apis/events.k8s.io/v1/namespaces/t/events";
+        assert_eq!(sent.len(), 3, "{sent:?}");
+        assert_eq!(sent[0], format!("POST {path}"));
+        assert!(sent[1].starts_with(&format!("PATCH {path}/c.")), "{sent:?}");
+        assert_eq!(sent[2], format!("POST {path}"));
     }
 }
