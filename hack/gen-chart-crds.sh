@@ -9,6 +9,13 @@
 #                                                    the policies named `*-identity` (who a request is
 #                                                    for), verbatim and always installed: a security
 #                                                    property, not an option
+#   deploy/helm/kaas/templates/finalizer-at-creation.yaml
+#                                                    the mutating policy setting kaas' finalizer on
+#                                                    new Clusters (`kaas crds --finalizer-policy`),
+#                                                    verbatim inside `if` one operator instance
+#                                                    handles every provider and the API server
+#                                                    serves admissionregistration.k8s.io/v1
+#                                                    MutatingAdmissionPolicy (Kubernetes 1.36+)
 # crates/cli/tests/chart.rs fails when these files drift from `kaas crds`.
 #
 # Usage: hack/gen-chart-crds.sh            (regenerate)
@@ -21,9 +28,9 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 if [ -n "${KAAS_BIN:-}" ]; then
-  "$KAAS_BIN" crds >"$tmp/all.yaml"
+  "$KAAS_BIN" crds --finalizer-policy >"$tmp/all.yaml"
 else
-  cargo run -q -p kaas -- crds >"$tmp/all.yaml"
+  cargo run -q -p kaas -- crds --finalizer-policy >"$tmp/all.yaml"
 fi
 
 # Split the stream at `---` lines into doc-0001.yaml, doc-0002.yaml, ...
@@ -42,8 +49,10 @@ rm -f "$chart"/crds/*.yaml
 mkdir -p "$chart/crds" "$chart/templates"
 policy="$tmp/policy.yaml"
 identity="$tmp/identity.yaml"
+mutating="$tmp/mutating.yaml"
 : >"$policy"
 : >"$identity"
+: >"$mutating"
 crds=0
 for doc in "$tmp"/doc-*.yaml; do
   [ -s "$doc" ] || continue
@@ -63,6 +72,9 @@ for doc in "$tmp"/doc-*.yaml; do
       esac
       { [ -s "$out" ] && echo '---'; cat "$doc"; } >>"$out"
       ;;
+    MutatingAdmissionPolicy | MutatingAdmissionPolicyBinding)
+      { [ -s "$mutating" ] && echo '---'; cat "$doc"; } >>"$mutating"
+      ;;
     *)
       echo "gen-chart-crds: unexpected kind ${kind:-<none>} in kaas crds output" >&2
       exit 1
@@ -70,7 +82,7 @@ for doc in "$tmp"/doc-*.yaml; do
   esac
 done
 [ "$crds" -gt 0 ] || { echo "gen-chart-crds: kaas crds printed no CRD" >&2; exit 1; }
-if grep -q '{{' "$policy" "$identity"; then
+if grep -q '{{' "$policy" "$identity" "$mutating"; then
   echo "gen-chart-crds: the admission policy contains '{{' and cannot be embedded in a Helm template" >&2
   exit 1
 fi
@@ -84,5 +96,14 @@ fi
   header
   cat "$identity"
 } >"$chart/templates/identity-policies.yaml"
+# Only where one instance handles every provider (no `providers`, no `shards`: every shard names
+# its providers): a Cluster of a provider that no instance handles would keep the finalizer and
+# could never be deleted.
+{
+  header
+  echo '{{- if and (not .Values.providers) (not .Values.shards) (.Capabilities.APIVersions.Has "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy") }}'
+  cat "$mutating"
+  echo '{{- end }}'
+} >"$chart/templates/finalizer-at-creation.yaml"
 
-echo "gen-chart-crds: wrote $crds CRD(s) to $chart/crds and the admission policies to $chart/templates/{deletion-protection,identity-policies}.yaml" >&2
+echo "gen-chart-crds: wrote $crds CRD(s) to $chart/crds and the admission policies to $chart/templates/{deletion-protection,identity-policies,finalizer-at-creation}.yaml" >&2

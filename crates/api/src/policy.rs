@@ -4,6 +4,11 @@
 //!   removed by an identity that may write the Cluster's status (the operator, cluster admins):
 //!   a tenant that drops it and deletes the Cluster would leave its Cluster API cluster running,
 //!   unaccounted for.
+//!
+//! And one that needs no webhook either (MutatingAdmissionPolicy, Kubernetes 1.36 and later):
+//! - finalizer at creation — a new `Cluster` gets [`CLUSTER_FINALIZER`] when it is created, so the
+//!   operator does not have to add it with a write of its own (where the API is not served, it
+//!   still does).
 
 use k8s_openapi::api::admissionregistration::v1::{
     MatchResources, NamedRuleWithOperations, ValidatingAdmissionPolicy,
@@ -123,6 +128,60 @@ pub fn finalizer_protection() -> (ValidatingAdmissionPolicy, ValidatingAdmission
     (policy, binding)
 }
 
+/// Name of the mutating policy that sets [`CLUSTER_FINALIZER`] on a new `Cluster`, and of its
+/// binding.
+pub const FINALIZER_AT_CREATION: &str = "clusters.scs.community-finalizer-at-creation";
+
+/// API version of [`finalizer_at_creation`]'s objects: served from Kubernetes 1.36 on.
+pub const MUTATING_POLICY_API_VERSION: &str = "admissionregistration.k8s.io/v1";
+
+/// The MutatingAdmissionPolicy adding [`CLUSTER_FINALIZER`] to every `Cluster` when it is created,
+/// beside any finalizer the request carries, and its binding — as documents with `apiVersion` and
+/// `kind` (this crate's Kubernetes types predate the API's `v1`).
+///
+/// Without it the operator adds the finalizer with a PATCH of its own before it creates anything
+/// (it still does wherever the policy is not installed, or the API is not served). With it, that
+/// write is saved for every new cluster, and a cluster carries the finalizer from its first
+/// moment. The change is not attributed to any field manager (admission runs after the request's
+/// managed fields are recorded), so a later server-side apply of the same manifest keeps it. The
+/// policy ignores its own failures: the operator's PATCH is the fallback.
+pub fn finalizer_at_creation() -> [serde_json::Value; 2] {
+    let policy = serde_json::json!({
+        "apiVersion": MUTATING_POLICY_API_VERSION,
+        "kind": "MutatingAdmissionPolicy",
+        "metadata": {"name": FINALIZER_AT_CREATION},
+        "spec": {
+            "failurePolicy": "Ignore",
+            "matchConstraints": {"resourceRules": [{
+                "apiGroups": [crate::GROUP],
+                "apiVersions": [crate::VERSION],
+                "operations": ["CREATE"],
+                "resources": ["clusters"],
+            }]},
+            "matchConditions": [{
+                "name": "lacks-the-finalizer",
+                "expression": format!(
+                    "!has(object.metadata.finalizers) || !('{CLUSTER_FINALIZER}' in object.metadata.finalizers)"
+                ),
+            }],
+            "reinvocationPolicy": "Never",
+            "mutations": [{
+                "patchType": "JSONPatch",
+                "jsonPatch": {"expression": format!(
+                    "has(object.metadata.finalizers) ? [JSONPatch{{op: 'add', path: '/metadata/finalizers/-', value: '{CLUSTER_FINALIZER}'}}] : [JSONPatch{{op: 'add', path: '/metadata/finalizers', value: ['{CLUSTER_FINALIZER}']}}]"
+                )},
+            }],
+        },
+    });
+    let binding = serde_json::json!({
+        "apiVersion": MUTATING_POLICY_API_VERSION,
+        "kind": "MutatingAdmissionPolicyBinding",
+        "metadata": {"name": FINALIZER_AT_CREATION},
+        "spec": {"policyName": FINALIZER_AT_CREATION},
+    });
+    [policy, binding]
+}
+
 /// Name of the policy that binds a `KubeconfigRequest` to its creator, and of its binding.
 pub const KUBECONFIG_REQUEST_IDENTITY: &str = "kubeconfigrequests.scs.community-identity";
 
@@ -194,7 +253,16 @@ pub fn policies() -> Vec<(ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBi
     ]
 }
 
-/// The policies as multi-document YAML (with apiVersion and kind).
+/// [`finalizer_at_creation`] as multi-document YAML.
+pub fn finalizer_at_creation_yaml() -> String {
+    finalizer_at_creation()
+        .iter()
+        .map(|v| serde_yaml::to_string(v).expect("yaml"))
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+/// The validating policies as multi-document YAML (with apiVersion and kind).
 pub fn policies_yaml() -> String {
     let mut docs = Vec::new();
     for (p, b) in policies() {

@@ -32,6 +32,8 @@ pub struct Report {
     pub concurrency: u16,
     /// SCS Cluster creations in flight.
     pub in_flight: usize,
+    /// Whether the admission policy set kaas' finalizer at creation (else the operator wrote it).
+    pub finalizer_at_creation: bool,
     /// Plane start (etcd, kube-apiserver, kube-controller-manager, CRDs), seconds.
     pub plane_start_secs: f64,
     /// The operator run.
@@ -202,6 +204,7 @@ impl Report {
             tenants: args.tenants,
             concurrency: args.concurrency,
             in_flight: args.in_flight,
+            finalizer_at_creation: !args.without_finalizer_policy,
             ..Default::default()
         }
     }
@@ -261,7 +264,7 @@ impl Report {
         let _ = writeln!(s);
         let _ = writeln!(
             s,
-            "- {} · {} · {} · {} clusters in {} tenants, operator --concurrency {}, {} creations in flight; plane started in {:.1} s",
+            "- {} · {} · {} · {} clusters in {} tenants, operator --concurrency {}, {} creations in flight, finalizer set by {}; plane started in {:.1} s",
             self.date,
             self.machine,
             self.versions
@@ -273,6 +276,11 @@ impl Report {
             self.tenants,
             self.concurrency,
             self.in_flight,
+            if self.finalizer_at_creation {
+                "the admission policy at creation"
+            } else {
+                "the operator"
+            },
             self.plane_start_secs
         );
         if let Some(o) = op {

@@ -85,6 +85,10 @@ pub struct Args {
     /// Also print the figures as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Leaves out the admission policy that sets kaas' finalizer when a Cluster is created (as on
+    /// Kubernetes before 1.36): the operator then adds it with a PATCH per new cluster.
+    #[arg(long)]
+    pub without_finalizer_policy: bool,
 }
 
 pub(crate) type Key = (String, String);
@@ -487,6 +491,9 @@ pub async fn run(args: Args, report: Arc<Mutex<Report>>) -> Result<()> {
     plane.remove_capi_webhooks().await?;
     let client = plane.client();
     install::install_kaas(&client).await?;
+    if args.without_finalizer_policy {
+        without_finalizer_policy(&client).await?;
+    }
     let provider: Provider = serde_yaml::from_str(PROVIDER_YAML)?;
     let class = kaas_harness::in_memory_cluster_class(plane.artifacts())?;
     install::provider(&client, &provider, &class).await?;
@@ -782,6 +789,33 @@ pub async fn run(args: Args, report: Arc<Mutex<Report>>) -> Result<()> {
     Ok(())
 }
 
+/// Deletes the binding of the policy that sets kaas' finalizer at creation and waits until the API
+/// server no longer applies it (a dry-run create comes back without the finalizer).
+async fn without_finalizer_policy(client: &Client) -> Result<()> {
+    let gvk = kube::api::GroupVersionKind::gvk(
+        "admissionregistration.k8s.io",
+        "v1",
+        "MutatingAdmissionPolicyBinding",
+    );
+    let ar = kube::api::ApiResource::from_gvk_with_plural(&gvk, "mutatingadmissionpolicybindings");
+    Api::<kube::api::DynamicObject>::all_with(client.clone(), &ar)
+        .delete(kaas_api::policy::FINALIZER_AT_CREATION, &Default::default())
+        .await?;
+    let probe = scs_cluster("finalizer-probe", "default", INITIAL_COUNT)?;
+    let api: Api<Cluster> = Api::namespaced(client.clone(), "default");
+    let pp = kube::api::PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    for _ in 0..300 {
+        if api.create(&pp, &probe).await?.metadata.finalizers.is_none() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("the finalizer policy was still applied 30 s after its binding was deleted")
+}
+
 /// The baseline: render beforehand, then time only the writes (namespace + Cluster API Cluster
 /// server-side applies, then the status), `--concurrency` requests in flight.
 async fn baseline(
@@ -791,6 +825,11 @@ async fn baseline(
     t0: Instant,
 ) -> Result<Baseline> {
     say(t0, "baseline: bare client, same objects, fresh tenants");
+    // No operator runs now to release a finalizer, and `--with-capi` deletes the baseline's
+    // namespaces: its Clusters are created without one, as a bare client writes them.
+    if !args.without_finalizer_policy {
+        without_finalizer_policy(client).await?;
+    }
     tenants(client, "base", args.tenants).await?;
     let keys = layout("base", args.tenants, args.clusters);
     let mut b = Baseline::default();

@@ -37,6 +37,10 @@ enum Command {
         /// yaml (default) or json.
         #[arg(short, long, value_enum, default_value_t = OutputFormat::Yaml)]
         output: OutputFormat,
+        /// Also print the MutatingAdmissionPolicy that gives every new Cluster kaas' finalizer
+        /// (Kubernetes 1.36+; only where one operator instance handles every provider).
+        #[arg(long)]
+        finalizer_policy: bool,
     },
     /// Check Cluster/Provider files: the CRD's schema and CEL rules, and each Cluster against its
     /// Provider offering. Exit 0 valid, 1 invalid, 2 usage or IO error.
@@ -167,7 +171,10 @@ fn main() -> ExitCode {
                 .block_on(cmd::hosted_runtime::run(args))
                 .map(|()| true)
         }
-        Command::Crds { output } => cmd::crds::run(output).map(|()| true),
+        Command::Crds {
+            output,
+            finalizer_policy,
+        } => cmd::crds::run(output, finalizer_policy).map(|()| true),
         Command::Validate {
             files,
             providers,

@@ -133,10 +133,13 @@ fn admission_policy_templates_are_what_kaas_crds_prints() {
             .unwrap_or_default()
             .to_string()
     };
-    let code: Vec<Value> = docs(&kaas_crds(&[]), "kaas crds")
+    let code: Vec<Value> = docs(&kaas_crds(&["--finalizer-policy"]), "kaas crds")
         .into_iter()
         .filter(|d| kind(d) != "CustomResourceDefinition")
         .collect();
+    let (mutating, code): (Vec<Value>, Vec<Value>) = code
+        .into_iter()
+        .partition(|d| kind(d).starts_with("MutatingAdmissionPolicy"));
     let (identity, protection): (Vec<Value>, Vec<Value>) = code
         .into_iter()
         .partition(|d| name(d).ends_with("-identity"));
@@ -173,6 +176,35 @@ fn admission_policy_templates_are_what_kaas_crds_prints() {
     assert!(!text.contains("{{"), "{}: not templated", path.display());
     assert!(
         docs(&text, &path.display().to_string()) == identity,
+        "{REGENERATE}"
+    );
+    // The finalizer at creation: where one instance handles every provider and the API server
+    // serves mutating admission policies (the chart's helm test installs and removes it).
+    assert!(
+        !docs(&kaas_crds(&[]), "kaas crds")
+            .iter()
+            .any(|d| kind(d).starts_with("Mutating")),
+        "kaas crds prints the mutating policy only when asked (Kubernetes 1.36+)"
+    );
+    assert_eq!(
+        mutating.iter().map(kind).collect::<Vec<_>>(),
+        ["MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding"],
+        "kaas crds prints the finalizer-at-creation policy and its binding"
+    );
+    let path = chart().join("templates/finalizer-at-creation.yaml");
+    let text = read(&path);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(
+        lines.first().copied(),
+        Some(
+            r#"{{- if and (not .Values.providers) (not .Values.shards) (.Capabilities.APIVersions.Has "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy") }}"#
+        )
+    );
+    assert_eq!(lines.last().copied(), Some("{{- end }}"));
+    let body = lines[1..lines.len() - 1].join("\n");
+    assert!(!body.contains("{{"), "the policy itself is not templated");
+    assert!(
+        docs(&body, &path.display().to_string()) == mutating,
         "{REGENERATE}"
     );
 }

@@ -503,6 +503,15 @@ async fn chart_installs_upgrades_and_uninstalls_on_a_real_api_server() {
             "ValidatingAdmissionPolicyBinding",
             "clusters.scs.community-finalizer-protection",
         ),
+        // One instance handles every provider, and the API server (1.36) serves the API.
+        (
+            "MutatingAdmissionPolicy",
+            kaas_api::policy::FINALIZER_AT_CREATION,
+        ),
+        (
+            "MutatingAdmissionPolicyBinding",
+            kaas_api::policy::FINALIZER_AT_CREATION,
+        ),
         ("PodDisruptionBudget", "kaas"),
         ("Service", "kaas-metrics"),
     ] {
@@ -608,7 +617,9 @@ async fn chart_installs_upgrades_and_uninstalls_on_a_real_api_server() {
         wrong.join("\n")
     );
 
-    // Upgrade with changed values: more replicas, another concurrency, the server switched off.
+    // Upgrade with changed values: more replicas, another concurrency, the server switched off,
+    // the operator limited to one provider (so no policy may give every Cluster its finalizer: a
+    // Cluster of another provider would keep it).
     helm.run(&[
         "upgrade",
         RELEASE,
@@ -623,6 +634,8 @@ async fn chart_installs_upgrades_and_uninstalls_on_a_real_api_server() {
         "concurrency=4",
         "--set",
         "serve.enabled=false",
+        "--set",
+        "providers={dev}",
     ]);
     let upgraded = helm.manifest();
     let deployment = live(
@@ -638,12 +651,20 @@ async fn chart_installs_upgrades_and_uninstalls_on_a_real_api_server() {
             .is_some_and(|a| a.iter().any(|x| x == "--concurrency=4")),
         "args after the upgrade: {args}"
     );
-    for gone in ["Deployment", "ServiceAccount", "Service"] {
-        assert!(find(&upgraded, gone, "kaas-serve").is_none());
-        let was = find(&objects, gone, "kaas-serve").expect("installed before");
+    let mut gone_after_upgrade = vec![
+        ("Deployment", "kaas-serve"),
+        ("ServiceAccount", "kaas-serve"),
+        ("Service", "kaas-serve"),
+    ];
+    for kind in ["MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding"] {
+        gone_after_upgrade.push((kind, kaas_api::policy::FINALIZER_AT_CREATION));
+    }
+    for (gone, name) in gone_after_upgrade {
+        assert!(find(&upgraded, gone, name).is_none());
+        let was = find(&objects, gone, name).expect("installed before");
         assert!(
             live(&client, was).await.is_none(),
-            "{} is left after the upgrade switched serve off",
+            "{} is left after the upgrade switched serve off and limited the providers",
             id(was)
         );
     }

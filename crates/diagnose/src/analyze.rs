@@ -1185,7 +1185,7 @@ fn deletion_waits(i: &Inputs, deleting: Option<&Condition>, hints: &mut Vec<Hint
         hints.push(hint(
             HINT_DELETION_WAITING,
             format!(
-                "deletion waits on the finalizer {FINALIZER}: kaas removes it once Cluster API has deleted the cluster's machines and infrastructure ({what})"
+                "deletion waits on the finalizer {FINALIZER}: the kaas operator handling the cluster's provider removes it once Cluster API has deleted the cluster's machines and infrastructure ({what})"
             ),
             Vec::new(),
         ));

@@ -362,6 +362,7 @@ pub async fn diagnose(client: &Client, opts: &Options) -> Vec<Finding> {
         )
         .fix("kaas crds | kubectl apply --server-side -f -   (the policies come with the CRDs)"),
     });
+    out.push(finalizer_at_creation(client).await);
 
     // Providers.
     match Api::<Provider>::all(client.clone())
@@ -570,6 +571,65 @@ async fn provider_checks(client: &Client, p: &Provider) -> Vec<Finding> {
         );
     }
     out
+}
+
+/// Whether the mutating policy that sets kaas' finalizer on new Clusters is installed with its
+/// binding. Without it everything works; the operator then adds the finalizer with one more write
+/// per new cluster.
+async fn finalizer_at_creation(client: &Client) -> Finding {
+    const CHECK: &str = "kaas-finalizer-at-creation";
+    const GROUP_VERSION: &str = "admissionregistration.k8s.io/v1";
+    let served = match client.list_api_group_resources(GROUP_VERSION).await {
+        Ok(l) => l
+            .resources
+            .iter()
+            .any(|r| r.name == "mutatingadmissionpolicies"),
+        Err(e) => return unknown(CHECK, &e),
+    };
+    if !served {
+        return Finding::new(
+            CHECK,
+            Verdict::Ok,
+            "the API server (before Kubernetes 1.36) serves no mutating admission policies: the \
+             operator adds kaas' finalizer with one write per new cluster",
+        );
+    }
+    let mut missing = Vec::new();
+    for (kind, plural) in [
+        ("MutatingAdmissionPolicy", "mutatingadmissionpolicies"),
+        (
+            "MutatingAdmissionPolicyBinding",
+            "mutatingadmissionpolicybindings",
+        ),
+    ] {
+        let gvk = kube::api::GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", kind);
+        let ar = kube::api::ApiResource::from_gvk_with_plural(&gvk, plural);
+        match Api::<kube::api::DynamicObject>::all_with(client.clone(), &ar)
+            .get_opt(kaas_api::policy::FINALIZER_AT_CREATION)
+            .await
+        {
+            Ok(Some(_)) => {}
+            Ok(None) => missing.push(kind),
+            Err(e) => return unknown(CHECK, &e),
+        }
+    }
+    if missing.is_empty() {
+        Finding::new(
+            CHECK,
+            Verdict::Ok,
+            "new Clusters get kaas' finalizer at creation (mutating admission policy)",
+        )
+    } else {
+        Finding::new(
+            CHECK,
+            Verdict::Warn,
+            format!(
+                "missing: {}: the operator adds kaas' finalizer with one more write per new cluster",
+                missing.join(", ")
+            ),
+        )
+        .fix("where one operator instance handles every provider: kaas crds --finalizer-policy | kubectl apply --server-side -f -")
+    }
 }
 
 #[cfg(test)]

@@ -248,7 +248,8 @@ where
         .await
 }
 
-/// Installs the CRDs, the admission policies (deletion and finalizer protection) and the tenant roles.
+/// Installs the CRDs, the admission policies (deletion and finalizer protection, the finalizer at
+/// creation where the API server serves mutating policies) and the tenant roles.
 pub async fn install_kaas(client: &Client) -> Result<(), kube::Error> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in kaas_api::crds() {
@@ -267,6 +268,7 @@ pub async fn install_kaas(client: &Client) -> Result<(), kube::Error> {
         apply(client, &policy).await?;
         apply(client, &binding).await?;
     }
+    finalizer_at_creation(client).await?;
     apply(client, &tenant_role()).await?;
     apply(client, &offering_reader_role()).await?;
     apply(client, &capi_viewer_role()).await?;
@@ -290,6 +292,40 @@ pub async fn install_kaas(client: &Client) -> Result<(), kube::Error> {
     };
     apply(client, &binding).await?;
     Ok(())
+}
+
+/// Applies [`kaas_api::policy::finalizer_at_creation`]; returns whether the API server serves
+/// mutating admission policies (Kubernetes 1.36 and later). Where it does not, nothing is written:
+/// the operator adds its finalizer itself.
+pub async fn finalizer_at_creation(client: &Client) -> Result<bool, kube::Error> {
+    for doc in kaas_api::policy::finalizer_at_creation() {
+        let obj: kube::api::DynamicObject =
+            serde_json::from_value(doc).expect("the policy is an object with apiVersion and kind");
+        let types = obj.types.clone().unwrap_or_default();
+        let gvk = kube::api::GroupVersionKind::try_from(&types)
+            .expect("the policy's apiVersion has a group");
+        let kind = types.kind.to_lowercase();
+        let plural = match kind.strip_suffix('y') {
+            Some(stem) => format!("{stem}ies"),
+            None => format!("{kind}s"),
+        };
+        let ar = kube::api::ApiResource::from_gvk_with_plural(&gvk, &plural);
+        let name = obj.metadata.name.clone().unwrap_or_default();
+        let res = Api::<kube::api::DynamicObject>::all_with(client.clone(), &ar)
+            .patch(
+                &name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&obj),
+            )
+            .await;
+        match res {
+            Ok(_) => {}
+            // The resource is not served: a 404 without an object of ours behind it.
+            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
 }
 
 /// Creates a namespace.

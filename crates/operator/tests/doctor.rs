@@ -125,6 +125,7 @@ async fn doctor_reports_each_missing_prerequisite_with_its_fix() {
         "capi-topology",
         "kaas-crds",
         "kaas-admission",
+        "kaas-finalizer-at-creation",
         "provider/dev/cluster-classes",
         "provider/dev/addon-bundles",
         "operator",

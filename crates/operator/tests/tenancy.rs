@@ -14,8 +14,8 @@ use k8s_openapi::api::core::v1::Secret;
 use kaas_api::Cluster;
 use kaas_capi::cluster::Cluster as CapiCluster;
 use kaas_capi::machine::Machine;
-use kube::Api;
 use kube::api::{ListParams, ObjectMeta, PostParams};
+use kube::{Api, ResourceExt};
 use serde_json::json;
 
 fn forbidden<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> bool {
@@ -29,6 +29,9 @@ async fn invalid_specs_create_nothing_and_recover_when_fixed() {
     kaas_operator::install::namespace(&client, "tenant-x", &[])
         .await
         .unwrap();
+    // Without the policy that sets kaas' finalizer at creation (as before Kubernetes 1.36), the
+    // operator adds it itself.
+    without_finalizer_at_creation(&client).await;
     let _op = operator(client.clone(), &[]);
     let api: Api<Cluster> = Api::namespaced(client.clone(), "tenant-x");
     // Another controller's finalizer (a GitOps tool's, say) is kept when kaas adds its own.
@@ -560,14 +563,14 @@ async fn an_instance_limited_to_other_providers_leaves_the_cluster_alone() {
         .await
         .unwrap();
     let _other = operator(client.clone(), &["fra1"]);
-    create(&client, &cluster("s", "tenant-s", "provider: {name: dev}")).await;
+    let created = create(&client, &cluster("s", "tenant-s", "provider: {name: dev}")).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let c = Api::<Cluster>::namespaced(client.clone(), "tenant-s")
         .get("s")
         .await
         .unwrap();
     assert!(
-        c.status.is_none() && c.metadata.finalizers.is_none(),
+        c.status.is_none() && c.metadata.resource_version == created.metadata.resource_version,
         "a shard for fra1 must not touch dev's clusters"
     );
     let _dev = operator(client.clone(), &["dev"]);
@@ -713,4 +716,106 @@ async fn a_status_write_is_one_event_and_a_repeat_continues_its_series() {
     publisher.publish(&related, &reference).await.unwrap();
     assert_eq!(tested().await.len(), 2);
     assert_eq!(publisher.remembered(), 2);
+}
+
+/// A new Cluster carries kaas' finalizer from its creation (the mutating admission policy), beside
+/// any other: the operator needs no write for it. The API server attributes the finalizer to no
+/// field manager, so a server-side apply of the same manifest again keeps it, and the operator,
+/// finding it, writes no finalizer of its own.
+#[tokio::test]
+async fn a_new_cluster_carries_the_finalizer_from_creation() {
+    let plane = plane(false).await;
+    let client = plane.client();
+    kaas_operator::install::namespace(&client, "tenant-f", &[])
+        .await
+        .unwrap();
+    let api: Api<Cluster> = Api::namespaced(client.clone(), "tenant-f");
+    // The API server applies a new policy once its cache has it (within about a second).
+    let probe = cluster("probe", "tenant-f", "provider: {name: dev}");
+    until("the policy is applied", Duration::from_secs(30), || async {
+        let c = api
+            .create(
+                &PostParams {
+                    dry_run: true,
+                    ..Default::default()
+                },
+                &probe,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if c.finalizers().iter().any(|f| f == kaas_operator::FINALIZER) {
+            Ok(())
+        } else {
+            Err(format!("{:?}", c.metadata.finalizers))
+        }
+    })
+    .await;
+    let mut other = cluster("other", "tenant-f", "provider: {name: dev}");
+    other.metadata.finalizers = Some(vec!["example.com/keep".into()]);
+    let created = create(&client, &other).await;
+    assert_eq!(
+        created.metadata.finalizers.as_deref().unwrap_or_default(),
+        ["example.com/keep", kaas_operator::FINALIZER],
+        "kaas' finalizer is added beside the others at creation"
+    );
+
+    // Server-side apply, as a GitOps tool writes: created, then applied again with a change.
+    let pp = kube::api::PatchParams::apply("gitops-tool");
+    let manifest = |workers: u32| {
+        json!({
+            "apiVersion": "scs.community/v1alpha1",
+            "kind": "Cluster",
+            "metadata": {"name": "applied", "namespace": "tenant-f"},
+            "spec": {"provider": {"name": "dev"}, "workers": [{"name": "a", "count": workers}]},
+        })
+    };
+    let first = api
+        .patch("applied", &pp, &kube::api::Patch::Apply(manifest(1)))
+        .await
+        .unwrap();
+    assert_eq!(
+        first.metadata.finalizers.as_deref().unwrap_or_default(),
+        [kaas_operator::FINALIZER],
+        "a server-side apply that creates a Cluster gets the finalizer too"
+    );
+    let again = api
+        .patch("applied", &pp, &kube::api::Patch::Apply(manifest(2)))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.metadata.finalizers.as_deref().unwrap_or_default(),
+        [kaas_operator::FINALIZER],
+        "applying the same manifest again (without the finalizer) keeps it"
+    );
+
+    let _op = operator(client.clone(), &[]);
+    until(
+        "the operator's first status",
+        Duration::from_secs(60),
+        || async {
+            let c = api.get("applied").await.map_err(|e| e.to_string())?;
+            c.status.as_ref().map(|_| ()).ok_or_else(|| summary(&c))
+        },
+    )
+    .await;
+    let c = api.get("applied").await.unwrap();
+    assert_eq!(
+        c.metadata.finalizers.as_deref().unwrap_or_default(),
+        [kaas_operator::FINALIZER]
+    );
+    // Nobody owns the finalizer: not the GitOps tool (so its next apply cannot drop it), and not
+    // the operator (it wrote none).
+    let owners: Vec<&str> = c
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|m| {
+            m.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0["f:metadata"].get("f:finalizers").is_some())
+        })
+        .filter_map(|m| m.manager.as_deref())
+        .collect();
+    assert!(owners.is_empty(), "finalizers owned by {owners:?}");
 }
