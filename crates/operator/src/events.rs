@@ -153,7 +153,7 @@ impl Publisher {
                     // Any other failure: the occurrence is published as a new event rather than
                     // lost (at worst it is told twice).
                     Err(e) => {
-                        tracing::debug!(event = %name, error = %e, "event series update failed; publishing a new event")
+                        tracing::warn!(event = %name, error = %e, "event series update failed; publishing a new event")
                     }
                 }
                 self.new_name(regarding, now)
