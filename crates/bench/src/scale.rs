@@ -790,30 +790,13 @@ pub async fn run(args: Args, report: Arc<Mutex<Report>>) -> Result<()> {
 }
 
 /// Deletes the binding of the policy that sets kaas' finalizer at creation and waits until the API
-/// server no longer applies it (a dry-run create comes back without the finalizer).
+/// server no longer applies it.
 async fn without_finalizer_policy(client: &Client) -> Result<()> {
-    let gvk = kube::api::GroupVersionKind::gvk(
-        "admissionregistration.k8s.io",
-        "v1",
-        "MutatingAdmissionPolicyBinding",
-    );
-    let ar = kube::api::ApiResource::from_gvk_with_plural(&gvk, "mutatingadmissionpolicybindings");
-    Api::<kube::api::DynamicObject>::all_with(client.clone(), &ar)
-        .delete(kaas_api::policy::FINALIZER_AT_CREATION, &Default::default())
-        .await?;
     let probe = scs_cluster("finalizer-probe", "default", INITIAL_COUNT)?;
-    let api: Api<Cluster> = Api::namespaced(client.clone(), "default");
-    let pp = kube::api::PostParams {
-        dry_run: true,
-        ..Default::default()
-    };
-    for _ in 0..300 {
-        if api.create(&pp, &probe).await?.metadata.finalizers.is_none() {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    if !install::without_finalizer_at_creation(client, &probe).await? {
+        bail!("the finalizer policy was still applied 30 s after its binding was deleted");
     }
-    anyhow::bail!("the finalizer policy was still applied 30 s after its binding was deleted")
+    Ok(())
 }
 
 /// The baseline: render beforehand, then time only the writes (namespace + Cluster API Cluster

@@ -595,16 +595,11 @@ async fn finalizer_at_creation(client: &Client) -> Finding {
         );
     }
     let mut missing = Vec::new();
-    for (kind, plural) in [
-        ("MutatingAdmissionPolicy", "mutatingadmissionpolicies"),
-        (
-            "MutatingAdmissionPolicyBinding",
-            "mutatingadmissionpolicybindings",
-        ),
+    for (kind, binding) in [
+        ("MutatingAdmissionPolicy", false),
+        ("MutatingAdmissionPolicyBinding", true),
     ] {
-        let gvk = kube::api::GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", kind);
-        let ar = kube::api::ApiResource::from_gvk_with_plural(&gvk, plural);
-        match Api::<kube::api::DynamicObject>::all_with(client.clone(), &ar)
+        match crate::install::mutating_policy_api(client, binding)
             .get_opt(kaas_api::policy::FINALIZER_AT_CREATION)
             .await
         {

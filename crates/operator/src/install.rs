@@ -294,6 +294,22 @@ pub async fn install_kaas(client: &Client) -> Result<(), kube::Error> {
     Ok(())
 }
 
+/// The API of the finalizer-at-creation policy's objects: `MutatingAdmissionPolicy`, or with
+/// `binding` its `MutatingAdmissionPolicyBinding` (`admissionregistration.k8s.io/v1`).
+pub fn mutating_policy_api(client: &Client, binding: bool) -> Api<kube::api::DynamicObject> {
+    let (kind, plural) = if binding {
+        (
+            "MutatingAdmissionPolicyBinding",
+            "mutatingadmissionpolicybindings",
+        )
+    } else {
+        ("MutatingAdmissionPolicy", "mutatingadmissionpolicies")
+    };
+    let gvk = kube::api::GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", kind);
+    let ar = kube::api::ApiResource::from_gvk_with_plural(&gvk, plural);
+    Api::all_with(client.clone(), &ar)
+}
+
 /// Applies [`kaas_api::policy::finalizer_at_creation`]; returns whether the API server serves
 /// mutating admission policies (Kubernetes 1.36 and later). Where it does not, nothing is written:
 /// the operator adds its finalizer itself.
@@ -301,17 +317,12 @@ pub async fn finalizer_at_creation(client: &Client) -> Result<bool, kube::Error>
     for doc in kaas_api::policy::finalizer_at_creation() {
         let obj: kube::api::DynamicObject =
             serde_json::from_value(doc).expect("the policy is an object with apiVersion and kind");
-        let types = obj.types.clone().unwrap_or_default();
-        let gvk = kube::api::GroupVersionKind::try_from(&types)
-            .expect("the policy's apiVersion has a group");
-        let kind = types.kind.to_lowercase();
-        let plural = match kind.strip_suffix('y') {
-            Some(stem) => format!("{stem}ies"),
-            None => format!("{kind}s"),
-        };
-        let ar = kube::api::ApiResource::from_gvk_with_plural(&gvk, &plural);
+        let binding = obj
+            .types
+            .as_ref()
+            .is_some_and(|t| t.kind.ends_with("Binding"));
         let name = obj.metadata.name.clone().unwrap_or_default();
-        let res = Api::<kube::api::DynamicObject>::all_with(client.clone(), &ar)
+        let res = mutating_policy_api(client, binding)
             .patch(
                 &name,
                 &PatchParams::apply(MANAGER).force(),
@@ -326,6 +337,48 @@ pub async fn finalizer_at_creation(client: &Client) -> Result<bool, kube::Error>
         }
     }
     Ok(true)
+}
+
+/// Whether a dry-run create of `probe` comes back with kaas' finalizer, i.e. whether the API
+/// server applies the finalizer-at-creation policy now (a change of the policy or its binding
+/// takes effect about a second later).
+pub async fn finalizer_set_at_creation(
+    client: &Client,
+    probe: &kaas_api::Cluster,
+) -> Result<bool, kube::Error> {
+    let ns = probe.metadata.namespace.as_deref().unwrap_or("default");
+    let dry_run = kube::api::PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let created = Api::<kaas_api::Cluster>::namespaced(client.clone(), ns)
+        .create(&dry_run, probe)
+        .await?;
+    Ok(created
+        .metadata
+        .finalizers
+        .iter()
+        .flatten()
+        .any(|f| f == kaas_api::policy::CLUSTER_FINALIZER))
+}
+
+/// Deletes the binding of the finalizer-at-creation policy (as on Kubernetes before 1.36: the
+/// operator then adds its finalizer itself, for tests and benchmarks of that path) and waits up
+/// to 30 s until dry-run creates of `probe` no longer get the finalizer; false if they still do.
+pub async fn without_finalizer_at_creation(
+    client: &Client,
+    probe: &kaas_api::Cluster,
+) -> Result<bool, kube::Error> {
+    mutating_policy_api(client, true)
+        .delete(kaas_api::policy::FINALIZER_AT_CREATION, &Default::default())
+        .await?;
+    for _ in 0..300 {
+        if !finalizer_set_at_creation(client, probe).await? {
+            return Ok(true);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Ok(false)
 }
 
 /// Creates a namespace.

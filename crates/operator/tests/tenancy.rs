@@ -15,7 +15,7 @@ use kaas_api::Cluster;
 use kaas_capi::cluster::Cluster as CapiCluster;
 use kaas_capi::machine::Machine;
 use kube::api::{ListParams, ObjectMeta, PostParams};
-use kube::{Api, ResourceExt};
+use kube::Api;
 use serde_json::json;
 
 fn forbidden<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> bool {
@@ -733,20 +733,10 @@ async fn a_new_cluster_carries_the_finalizer_from_creation() {
     // The API server applies a new policy once its cache has it (within about a second).
     let probe = cluster("probe", "tenant-f", "provider: {name: dev}");
     until("the policy is applied", Duration::from_secs(30), || async {
-        let c = api
-            .create(
-                &PostParams {
-                    dry_run: true,
-                    ..Default::default()
-                },
-                &probe,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        if c.finalizers().iter().any(|f| f == kaas_operator::FINALIZER) {
-            Ok(())
-        } else {
-            Err(format!("{:?}", c.metadata.finalizers))
+        match kaas_operator::install::finalizer_set_at_creation(&client, &probe).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err("a dry-run create gets no finalizer".to_string()),
+            Err(e) => Err(e.to_string()),
         }
     })
     .await;

@@ -162,40 +162,13 @@ pub fn free_port() -> u16 {
 }
 
 /// Deletes the binding of the policy that sets kaas' finalizer at creation, and waits until the
-/// API server no longer applies it (a dry-run create comes back without the finalizer).
-pub async fn without_finalizer_at_creation(client: &kube::Client) {
-    let gvk = kube::api::GroupVersionKind::gvk(
-        "admissionregistration.k8s.io",
-        "v1",
-        "MutatingAdmissionPolicyBinding",
-    );
-    let ar = kube::api::ApiResource::from_gvk_with_plural(&gvk, "mutatingadmissionpolicybindings");
-    Api::<kube::api::DynamicObject>::all_with(client.clone(), &ar)
-        .delete(kaas_api::policy::FINALIZER_AT_CREATION, &Default::default())
-        .await
-        .expect("the binding is deleted");
+/// API server no longer applies it.
+pub async fn without_finalizer_at_creation(client: &Client) {
     let probe = cluster("probe", "default", "provider: {name: dev}");
-    let api: Api<Cluster> = Api::namespaced(client.clone(), "default");
-    until(
-        "the policy is no longer applied",
-        Duration::from_secs(30),
-        || async {
-            let c = api
-                .create(
-                    &PostParams {
-                        dry_run: true,
-                        ..Default::default()
-                    },
-                    &probe,
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-            if c.metadata.finalizers.is_none() {
-                Ok(())
-            } else {
-                Err(format!("{:?}", c.metadata.finalizers))
-            }
-        },
-    )
-    .await;
+    assert!(
+        install::without_finalizer_at_creation(client, &probe)
+            .await
+            .expect("the binding is deleted"),
+        "the policy was still applied 30 s after its binding was deleted"
+    );
 }
