@@ -14,8 +14,8 @@ use k8s_openapi::api::core::v1::Secret;
 use kaas_api::Cluster;
 use kaas_capi::cluster::Cluster as CapiCluster;
 use kaas_capi::machine::Machine;
-use kube::api::{ListParams, ObjectMeta, PostParams};
 use kube::Api;
+use kube::api::{ListParams, ObjectMeta, PostParams};
 use serde_json::json;
 
 fn forbidden<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> bool {
