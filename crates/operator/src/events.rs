@@ -231,49 +231,30 @@ mod tests {
         assert_eq!(clip("abcdef", 5), "ab…");
     }
 
-    /// An API server that creates events and fails every series update with 500, recording
-    /// `METHOD path` of each request.
-    #[derive(Clone, Default)]
-    struct FailingSeries(std::sync::Arc<Mutex<Vec<String>>>);
-
-    impl tower::Service<http::Request<kube::client::Body>> for FailingSeries {
-        type Response = http::Response<kube::client::Body>;
-        type Error = std::convert::Infallible;
-        type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
-
-        fn poll_ready(
-            &mut self,
-            _: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<Result<(), Self::Error>> {
-            std::task::Poll::Ready(Ok(()))
-        }
-
-        fn call(&mut self, req: http::Request<kube::client::Body>) -> Self::Future {
-            self.0
-                .lock()
+    /// A client whose API server creates events and fails every series update with 500; `sent`
+    /// gets `METHOD path` of each request.
+    fn failing_series(sent: std::sync::Arc<Mutex<Vec<String>>>) -> kube::Client {
+        crate::fake_api::client(move |req| {
+            sent.lock()
                 .unwrap()
                 .push(format!("{} {}", req.method(), req.uri().path()));
-            let (status, body) = if req.method() == http::Method::POST {
+            if req.method() == http::Method::POST {
                 let ev = serde_json::json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
                     "metadata": {"name": "c.1", "namespace": "t"},
                     "eventTime": "2026-11-30T00:00:00.000000Z"});
-                (201, ev)
+                (201, ev.to_string())
             } else {
                 let st = serde_json::json!({"kind": "Status", "apiVersion": "v1",
                     "status": "Failure", "reason": "InternalError", "code": 500});
-                (500, st)
-            };
-            std::future::ready(Ok(http::Response::builder()
-                .status(status)
-                .body(kube::client::Body::from(body.to_string().into_bytes()))
-                .unwrap()))
-        }
+                (500, st.to_string())
+            }
+        })
     }
 
     #[tokio::test]
     async fn a_failed_series_update_is_published_as_a_new_event_not_lost() {
-        let server = FailingSeries::default();
-        let client = kube::Client::new(server.clone(), "default");
+        let sent = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let client = failing_series(sent.clone());
         let publisher = Publisher::new(
             client,
             Reporter {
@@ -298,7 +279,7 @@ mod tests {
             .publish(&ev, &regarding)
             .await
             .expect("the repeat is published although its series update failed");
-        let sent = server.0.lock().unwrap().clone();
+        let sent = sent.lock().unwrap().clone();
         let path = "/apis/events.k8s.io/v1/namespaces/t/events";
         assert_eq!(sent.len(), 3, "{sent:?}");
         assert_eq!(sent[0], format!("POST {path}"));

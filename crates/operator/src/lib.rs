@@ -19,6 +19,8 @@ pub mod dereference;
 pub mod doctor;
 pub mod echoes;
 pub mod events;
+#[cfg(test)]
+mod fake_api;
 pub mod gitsource;
 pub mod hibernation;
 pub mod install;

@@ -622,68 +622,56 @@ mod tests {
         fn sent(&self) -> Vec<String> {
             self.0.lock().unwrap().clone()
         }
-    }
 
-    impl tower::Service<http::Request<kube::client::Body>> for Fake {
-        type Response = http::Response<kube::client::Body>;
-        type Error = std::convert::Infallible;
-        type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
-
-        fn poll_ready(
-            &mut self,
-            _: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<Result<(), Self::Error>> {
-            std::task::Poll::Ready(Ok(()))
-        }
-
-        fn call(&mut self, req: http::Request<kube::client::Body>) -> Self::Future {
-            let metadata = req
-                .headers()
-                .get(http::header::ACCEPT)
-                .and_then(|a| a.to_str().ok())
-                .is_some_and(|a| a.contains("as=PartialObjectMetadataList"));
-            let path = req.uri().path().to_string();
-            self.0.lock().unwrap().push(format!(
-                "{} {}{}",
-                req.method(),
-                req.uri(),
-                if metadata { " [metadata]" } else { "" }
-            ));
-            let (status, body) = if path == "/apis/cluster.x-k8s.io/v1beta2/clusters" {
-                let item = |name: &str| {
-                    serde_json::json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster",
-                        "metadata": {"name": name, "namespace": "kaas-dev-t",
-                            "labels": labels("t", name)},
-                        "spec": {}})
-                };
-                let list = serde_json::json!({"apiVersion": "cluster.x-k8s.io/v1beta2",
-                    "kind": "ClusterList", "metadata": {},
-                    "items": [item("alive"), item("ghost")]});
-                (200, list)
-            } else if path == "/api/v1/namespaces" && metadata {
-                let mut l = labels("u", "");
-                l.as_object_mut().unwrap().remove(LABEL_CLUSTER);
-                l[MANAGED_BY.0] = MANAGED_BY.1.into();
-                let list = serde_json::json!({"apiVersion": "meta.k8s.io/v1",
-                    "kind": "PartialObjectMetadataList", "metadata": {},
-                    "items": [{"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
-                        "metadata": {"name": "kaas-dev-u", "labels": l}}]});
-                (200, list)
-            } else {
-                // HostedControlPlanes are not installed; nothing else is expected.
-                let (code, reason) = if path.ends_with("/hostedcontrolplanes") {
-                    (404, "NotFound")
+        /// A client whose requests this fake answers and records.
+        fn client(&self) -> Client {
+            let log = self.0.clone();
+            crate::fake_api::client(move |req| {
+                let metadata = req
+                    .headers()
+                    .get(http::header::ACCEPT)
+                    .and_then(|a| a.to_str().ok())
+                    .is_some_and(|a| a.contains("as=PartialObjectMetadataList"));
+                let path = req.uri().path().to_string();
+                log.lock().unwrap().push(format!(
+                    "{} {}{}",
+                    req.method(),
+                    req.uri(),
+                    if metadata { " [metadata]" } else { "" }
+                ));
+                let (status, body) = if path == "/apis/cluster.x-k8s.io/v1beta2/clusters" {
+                    let item = |name: &str| {
+                        serde_json::json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster",
+                                "metadata": {"name": name, "namespace": "kaas-dev-t",
+                                    "labels": labels("t", name)},
+                                "spec": {}})
+                    };
+                    let list = serde_json::json!({"apiVersion": "cluster.x-k8s.io/v1beta2",
+                            "kind": "ClusterList", "metadata": {},
+                            "items": [item("alive"), item("ghost")]});
+                    (200, list)
+                } else if path == "/api/v1/namespaces" && metadata {
+                    let mut l = labels("u", "");
+                    l.as_object_mut().unwrap().remove(LABEL_CLUSTER);
+                    l[MANAGED_BY.0] = MANAGED_BY.1.into();
+                    let list = serde_json::json!({"apiVersion": "meta.k8s.io/v1",
+                            "kind": "PartialObjectMetadataList", "metadata": {},
+                            "items": [{"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+                                "metadata": {"name": "kaas-dev-u", "labels": l}}]});
+                    (200, list)
                 } else {
-                    (500, "InternalError")
+                    // HostedControlPlanes are not installed; nothing else is expected.
+                    let (code, reason) = if path.ends_with("/hostedcontrolplanes") {
+                        (404, "NotFound")
+                    } else {
+                        (500, "InternalError")
+                    };
+                    let st = serde_json::json!({"kind": "Status", "apiVersion": "v1",
+                            "status": "Failure", "reason": reason, "code": code});
+                    (code, st)
                 };
-                let st = serde_json::json!({"kind": "Status", "apiVersion": "v1",
-                    "status": "Failure", "reason": reason, "code": code});
-                (code, st)
-            };
-            std::future::ready(Ok(http::Response::builder()
-                .status(status)
-                .body(kube::client::Body::from(body.to_string().into_bytes()))
-                .unwrap()))
+                (status, body.to_string())
+            })
         }
     }
 
@@ -734,7 +722,7 @@ mod tests {
     #[tokio::test]
     async fn nothing_is_surveyed_before_the_cluster_cache_is_filled() {
         let fake = Fake::default();
-        let client = Client::new(fake.clone(), "default");
+        let client = fake.client();
         let capi = CapiCache::new(None);
         // Not filled: no list has begun, or the first one is still under way (its clusters are
         // not in the store yet), or the watch ended before it was filled.
@@ -779,7 +767,7 @@ mod tests {
         use kube::runtime::watcher::Event;
         let fake = Fake::default();
         let (clusters, mut writer) = kube::runtime::reflector::store::<Cluster>();
-        let ctx = context(Client::new(fake.clone(), "default"), clusters);
+        let ctx = context(fake.client(), clusters);
         // Everything the API server would show has been "orphaned" for an hour, with no grace.
         let long_ago = Instant::now() - Duration::from_secs(3600);
         let mut seen: BTreeMap<_, _> = [
@@ -818,7 +806,7 @@ mod tests {
         // Cluster API not watched: its Clusters are listed, the rest as metadata only; the SCS
         // Clusters are never listed.
         let fake = Fake::default();
-        let client = Client::new(fake.clone(), "default");
+        let client = fake.client();
         let got = survey(&client, &clusters, &CapiCache::new(None))
             .await
             .unwrap()
@@ -849,7 +837,7 @@ mod tests {
         // Cluster API watched: its Clusters come from that cache, those with a tenant label only
         // (as the LIST's selector).
         let fake = Fake::default();
-        let client = Client::new(fake.clone(), "default");
+        let client = fake.client();
         let labels = |name| {
             [
                 (LABEL_CLUSTER, name),

@@ -1047,26 +1047,12 @@ mod tests {
         assert!(cache.reads("n/c", &v).is_none());
     }
 
-    /// Answers a Secret's metadata with resourceVersion = the number of requests so far (404
-    /// for the Secret `gone`).
-    #[derive(Clone)]
-    struct Versions(Arc<std::sync::atomic::AtomicU64>);
-
-    impl tower::Service<http::Request<kube::client::Body>> for Versions {
-        type Response = http::Response<kube::client::Body>;
-        type Error = std::convert::Infallible;
-        type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
-
-        fn poll_ready(
-            &mut self,
-            _cx: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<Result<(), Self::Error>> {
-            std::task::Poll::Ready(Ok(()))
-        }
-
-        fn call(&mut self, req: http::Request<kube::client::Body>) -> Self::Future {
-            let n = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            let (status, body) = if req.uri().path().ends_with("/gone") {
+    /// A client whose API server answers a Secret's metadata with resourceVersion = the number of
+    /// requests so far, counted in `sent` (404 for the Secret `gone`).
+    fn versions(sent: Arc<std::sync::atomic::AtomicU64>) -> kube::Client {
+        crate::fake_api::client(move |req| {
+            let n = sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            if req.uri().path().ends_with("/gone") {
                 (404, r#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}"#.to_string())
             } else {
                 (
@@ -1075,18 +1061,14 @@ mod tests {
                         r#"{{"apiVersion":"meta.k8s.io/v1","kind":"PartialObjectMetadata","metadata":{{"name":"c","resourceVersion":"{n}"}}}}"#
                     ),
                 )
-            };
-            std::future::ready(Ok(http::Response::builder()
-                .status(status)
-                .body(kube::client::Body::from(body.into_bytes()))
-                .unwrap()))
-        }
+            }
+        })
     }
 
     #[tokio::test]
     async fn a_providers_credentials_are_read_at_most_once_a_minute() {
         let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let client = kube::Client::new(Versions(sent.clone()), "default");
+        let client = versions(sent.clone());
         let cache = CapiCache::default();
         let first = cache.credentials_version(&client, "p", "creds").await;
         assert_eq!(first.as_deref(), Some("1"));

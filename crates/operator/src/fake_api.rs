@@ -1,0 +1,39 @@
+//! Unit-test support: a kube `Client` whose requests a function answers instead of an API server
+//! (the real API server is in the integration tests; this covers what one cannot make fail).
+
+use std::sync::Arc;
+
+type Request = http::Request<kube::client::Body>;
+type Answer = Arc<dyn Fn(&Request) -> (u16, String) + Send + Sync>;
+
+#[derive(Clone)]
+struct FakeApi(Answer);
+
+impl tower::Service<Request> for FakeApi {
+    type Response = http::Response<kube::client::Body>;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let (status, body) = (self.0)(&req);
+        std::future::ready(Ok(http::Response::builder()
+            .status(status)
+            .body(kube::client::Body::from(body.into_bytes()))
+            .expect("a status code and a body make a response")))
+    }
+}
+
+/// A client (default namespace `default`) whose every request `answer` answers with a status
+/// code and a JSON body.
+pub(crate) fn client(
+    answer: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static,
+) -> kube::Client {
+    kube::Client::new(FakeApi(Arc::new(answer)), "default")
+}
