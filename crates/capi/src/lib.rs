@@ -48,3 +48,7 @@ pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 /// The Cluster API version the types were generated from (`CLUSTER_API_VERSION`).
 pub const CLUSTER_API_VERSION: &str = "v1.14.2";
+
+/// The label Cluster API puts on every object it makes for a Cluster (MachineDeployments,
+/// Machines, Secrets): the Cluster's name.
+pub const LABEL_CLUSTER_NAME: &str = "cluster.x-k8s.io/cluster-name";

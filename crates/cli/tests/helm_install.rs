@@ -204,12 +204,18 @@ fn service_account(name: &str) -> (String, [&'static str; 3]) {
 /// What the operator calls (file of the call in `crates/operator/src`).
 #[rustfmt::skip]
 const OPERATOR_NEEDS: &[Access] = &[
-    // controller.rs: the watches of SCS Clusters, Cluster API Clusters, hosted control planes,
-    // Providers (also gitsource.rs, orphans.rs) and addon-bundle ConfigMaps, cluster-wide.
+    // controller.rs: the watches of SCS Clusters, Cluster API Clusters and their
+    // MachineDeployments, hosted control planes, Providers (also gitsource.rs, orphans.rs) and
+    // addon-bundle ConfigMaps, cluster-wide.
     ("list", "scs.community", "clusters", "", ""),
     ("watch", "scs.community", "clusters", "", ""),
     ("list", "cluster.x-k8s.io", "clusters", "", ""),
     ("watch", "cluster.x-k8s.io", "clusters", "", ""),
+    ("list", "cluster.x-k8s.io", "machinedeployments", "", ""),
+    ("watch", "cluster.x-k8s.io", "machinedeployments", "", ""),
+    // controller.rs: metadata of the provider-side namespaces (written only when missing or
+    // changed; the orphan collector reads them there).
+    ("watch", "", "namespaces", "", ""),
     ("list", "scs.community", "hostedcontrolplanes", "", ""),
     ("watch", "scs.community", "hostedcontrolplanes", "", ""),
     ("list", "scs.community", "providers", "", ""),

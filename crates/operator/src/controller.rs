@@ -14,6 +14,7 @@ use kaas_api::conditions as c;
 use kaas_api::provider::BackendType;
 use kaas_api::{Cluster, KubeVersion, Provider};
 use kaas_capi::cluster::Cluster as CapiCluster;
+use kaas_capi::machinedeployment::MachineDeployment;
 use kaas_render::{LABEL_CLUSTER, LABEL_TENANT};
 use kaas_validate::Resolved;
 use kube::api::{ListParams, Patch, PatchParams};
@@ -156,6 +157,59 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
     // instead of a GET per reconcile) and, after the cache holds the change, triggers the SCS
     // Cluster's reconcile. managedFields are dropped: nothing reads them.
     let (capi_store, capi_writer) = kube::runtime::reflector::store::<CapiCluster>();
+    // Their MachineDeployments (every Cluster API Cluster's: an adopted one's carry no kaas
+    // label): one watch keeps the worker pools of each Cluster API Cluster (`backend::pools`),
+    // which the backend reads instead of a LIST per reconcile, and a change of what they show
+    // triggers the SCS Cluster's reconcile through the Cluster API Cluster it belongs to.
+    let pools = Arc::new(crate::backend::pools::Pools::default());
+    let md_triggers = capi_served.then(|| {
+        let pools = pools.clone();
+        watcher(
+            Api::<MachineDeployment>::all(client.clone()),
+            watcher::Config::default()
+                .labels(kaas_capi::LABEL_CLUSTER_NAME)
+                .any_semantic(),
+        )
+        .backoff(TriggerBackoff::default())
+        .flat_map(move |event| {
+            let changed = match event {
+                Ok(event) => pools.apply(&event).into_iter().map(Ok).collect(),
+                Err(e) => {
+                    pools.failed();
+                    vec![Err(e)]
+                }
+            };
+            futures::stream::iter(changed)
+        })
+    });
+    // The provider-side namespaces kaas made, metadata only: written only when missing or
+    // changed instead of once a minute, and read by the orphan collector instead of a LIST.
+    let (ns_store, ns_writer) = kube::runtime::reflector::store();
+    let ns_healthy = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let ns_cache = watcher(
+        Api::<kube::core::PartialObjectMeta<k8s_openapi::api::core::v1::Namespace>>::all(
+            client.clone(),
+        ),
+        watcher::Config::default()
+            .labels(crate::orphans::NAMESPACE_SELECTOR)
+            .any_semantic(),
+    )
+    .backoff(TriggerBackoff::default())
+    .modify(|n| n.managed_fields_mut().clear())
+    .reflect(ns_writer)
+    .take_until(shutdown())
+    .for_each({
+        let healthy = ns_healthy.clone();
+        move |res| {
+            // A watch that keeps failing (say, allowed to list but not to watch) must not leave
+            // a frozen cache in use.
+            healthy.store(res.is_ok(), Ordering::Relaxed);
+            if let Err(e) = res {
+                warn!(error = %e, "namespace watch failed; retrying");
+            }
+            async {}
+        }
+    });
     let echoes = Arc::new(crate::echoes::Echoes::default());
     let capi_triggers = capi_served.then(|| {
         watcher(
@@ -184,9 +238,16 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
         namespaces: Default::default(),
         echoes: echoes.clone(),
         settled_requeue: cfg.settled_requeue.unwrap_or(SETTLED),
-        capi: Arc::new(crate::backend::capi::CapiCache::new(
-            capi_served.then_some(capi_store),
-        )),
+        capi: Arc::new({
+            let cache =
+                crate::backend::capi::CapiCache::new(capi_served.then_some(capi_store.clone()))
+                    .with_namespaces(ns_store, ns_healthy);
+            if capi_served {
+                cache.with_pools(pools)
+            } else {
+                cache
+            }
+        }),
         release_data: cfg.release_data.clone(),
         fence: cfg.lease.as_ref().map(|l| l.fence.clone()),
     });
@@ -208,14 +269,16 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
     let store = controller.store();
     let bundle_store = store.clone();
     let settled = ctx.settled.clone();
-    let controller = if let Some(triggers) = capi_triggers {
-        controller.watches_stream(triggers, |c| {
-            let labels = c.labels();
-            match (labels.get(LABEL_CLUSTER), labels.get(LABEL_TENANT)) {
-                (Some(n), Some(t)) => Some(ObjectRef::<Cluster>::new(n).within(t)),
-                _ => None,
-            }
-        })
+    let controller = if let (Some(triggers), Some(md_triggers)) = (capi_triggers, md_triggers) {
+        controller
+            .watches_stream(triggers, |c| scs_cluster_of(&c))
+            .watches_stream(md_triggers, move |md| {
+                let capi = capi_store.get(
+                    &ObjectRef::new(md.labels().get(kaas_capi::LABEL_CLUSTER_NAME)?)
+                        .within(&md.namespace()?),
+                )?;
+                scs_cluster_of(&capi)
+            })
     } else {
         info!(
             "Cluster API is not installed: not watching its Clusters (restart the operator after installing it)"
@@ -347,7 +410,8 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
         orphans,
         kubeconfigs,
         backups,
-        provider_cache
+        provider_cache,
+        ns_cache
     );
     Ok(())
 }
@@ -369,7 +433,7 @@ async fn shutdown_signal() {
 /// kube's default (up to 30 s per error, reset only after two quiet minutes) a restarted
 /// kube-apiserver — every watch failing to connect, then answering 410 Gone one watch at a time —
 /// left the operator deaf to new and changed clusters for about a minute and a half
-/// (`kaas-bench chaos apiserver`, RELIABILITY.md). Five watches retrying every 2 s are no load.
+/// (`kaas-bench chaos apiserver`, RELIABILITY.md). A few watches retrying every 2 s are no load.
 #[derive(Debug, Default)]
 struct TriggerBackoff {
     next: Duration,
@@ -410,6 +474,12 @@ pub(crate) fn trigger_hash(c: &Cluster) -> Option<u64> {
     m.finalizers.hash(&mut h);
     m.deletion_timestamp.is_some().hash(&mut h);
     Some(h.finish())
+}
+
+/// The SCS Cluster a Cluster API Cluster belongs to, by its labels.
+fn scs_cluster_of(c: &CapiCluster) -> Option<ObjectRef<Cluster>> {
+    let labels = c.labels();
+    Some(ObjectRef::new(labels.get(LABEL_CLUSTER)?).within(labels.get(LABEL_TENANT)?))
 }
 
 /// A filter of a trigger stream dropping the watch events of the operator's own writes

@@ -37,3 +37,33 @@ pub(crate) fn client(
 ) -> kube::Client {
     kube::Client::new(FakeApi(Arc::new(answer)), "default")
 }
+
+/// An operator context around `client` (every cache empty unless given: `clusters`, `capi`).
+pub(crate) fn context(
+    client: kube::Client,
+    clusters: kube::runtime::reflector::Store<kaas_api::Cluster>,
+    capi: crate::backend::capi::CapiCache,
+) -> crate::Context {
+    crate::Context {
+        client: client.clone(),
+        recorder: crate::events::Publisher::new(
+            client,
+            kube::runtime::events::Reporter {
+                controller: "kaas-operator".into(),
+                instance: None,
+            },
+        ),
+        metrics: Default::default(),
+        providers: Default::default(),
+        provider_store: kube::runtime::reflector::store().0,
+        clusters,
+        written: Default::default(),
+        settled: Arc::new(crate::settled::memo()),
+        settled_requeue: std::time::Duration::from_secs(300),
+        namespaces: Default::default(),
+        echoes: Default::default(),
+        capi: Arc::new(capi),
+        release_data: None,
+        fence: None,
+    }
+}

@@ -47,6 +47,10 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(600);
 pub const REASON: &str = "OrphanCollected";
 /// Label kaas puts on the provider-side namespaces it creates.
 const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "kaas");
+/// The label selector of the provider-side namespaces kaas creates (tenant, provider and
+/// [`MANAGED_BY`]).
+pub const NAMESPACE_SELECTOR: &str =
+    "scs.community/tenant,scs.community/provider,app.kubernetes.io/managed-by=kaas";
 
 /// The grace period: [`GRACE_ENV`] (seconds) or [`DEFAULT_GRACE`].
 pub fn grace() -> Duration {
@@ -284,8 +288,9 @@ pub struct Survey {
 /// a LIST of every full object a minute): they come from the controller's cache `clusters`, and
 /// only once its first list has filled it — before, it is empty and every provider-side object
 /// would look orphaned, so then `None`, without any request. The Cluster API Clusters come from
-/// `capi`'s cache when it is filled, else from a LIST; `HostedControlPlane`s and namespaces from
-/// metadata-only LISTs (only their metadata is looked at).
+/// `capi`'s cache when it is filled, else from a LIST, and so do the namespaces (else a
+/// metadata-only LIST); `HostedControlPlane`s from a metadata-only LIST (only their metadata is
+/// looked at).
 pub async fn survey(
     client: &Client,
     clusters: &Store<Cluster>,
@@ -334,18 +339,21 @@ pub async fn survey(
         .iter()
         .map(|h| Found::from_meta(Kind::HostedControlPlane, &h.metadata)),
     );
-    let ns_selector = ListParams::default().labels(&format!(
-        "{LABEL_TENANT},{LABEL_PROVIDER},{}={}",
-        MANAGED_BY.0, MANAGED_BY.1
-    ));
-    objects.extend(
-        Api::<Namespace>::all(client.clone())
-            .list_metadata(&ns_selector)
-            .await?
-            .items
-            .iter()
-            .map(|n| Found::from_meta(Kind::Namespace, &n.metadata)),
-    );
+    match capi.provider_namespaces() {
+        Some(cached) => objects.extend(
+            cached
+                .iter()
+                .map(|n| Found::from_meta(Kind::Namespace, &n.metadata)),
+        ),
+        None => objects.extend(
+            Api::<Namespace>::all(client.clone())
+                .list_metadata(&ListParams::default().labels(NAMESPACE_SELECTOR))
+                .await?
+                .items
+                .iter()
+                .map(|n| Found::from_meta(Kind::Namespace, &n.metadata)),
+        ),
+    }
     Ok(Some(Survey { live, objects }))
 }
 
@@ -738,28 +746,7 @@ mod tests {
     }
 
     fn context(client: Client, clusters: Store<Cluster>) -> Context {
-        Context {
-            client: client.clone(),
-            recorder: crate::events::Publisher::new(
-                client,
-                kube::runtime::events::Reporter {
-                    controller: "kaas-operator".into(),
-                    instance: None,
-                },
-            ),
-            metrics: Default::default(),
-            providers: Default::default(),
-            provider_store: kube::runtime::reflector::store().0,
-            clusters,
-            written: Default::default(),
-            settled: Arc::new(crate::settled::memo()),
-            settled_requeue: Duration::from_secs(300),
-            namespaces: Default::default(),
-            echoes: Default::default(),
-            capi: Arc::new(CapiCache::new(None)),
-            release_data: None,
-            fence: None,
-        }
+        crate::fake_api::context(client, clusters, CapiCache::new(None))
     }
 
     #[tokio::test]
@@ -868,6 +855,25 @@ mod tests {
             fake.sent()
         );
         assert_eq!(fake.sent().len(), 2, "{:?}", fake.sent());
+    }
+
+    #[test]
+    fn the_namespace_selector_names_the_labels_kaas_puts_on_provider_side_namespaces() {
+        assert_eq!(
+            NAMESPACE_SELECTOR,
+            format!(
+                "{LABEL_TENANT},{LABEL_PROVIDER},{}={}",
+                MANAGED_BY.0, MANAGED_BY.1
+            )
+        );
+        let rendered = kaas_render::namespace_labels("t", "dev");
+        for key in [LABEL_TENANT, LABEL_PROVIDER, MANAGED_BY.0] {
+            assert!(rendered.contains_key(key), "{key}");
+        }
+        assert_eq!(
+            rendered.get(MANAGED_BY.0).map(String::as_str),
+            Some(MANAGED_BY.1)
+        );
     }
 
     #[test]

@@ -88,7 +88,7 @@ pub(crate) fn object_labels(name: &str, tenant: &str, provider: &str) -> BTreeMa
 pub const POD_SECURITY: (&str, &str) = ("pod-security.kubernetes.io/enforce", "restricted");
 
 /// Labels of a provider-side namespace.
-pub(crate) fn namespace_labels(tenant: &str, provider: &str) -> BTreeMap<String, String> {
+pub fn namespace_labels(tenant: &str, provider: &str) -> BTreeMap<String, String> {
     [
         (LABEL_TENANT, tenant),
         (LABEL_PROVIDER, provider),

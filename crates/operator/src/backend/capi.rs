@@ -3,6 +3,7 @@
 //! Cluster API status.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,13 +12,13 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kaas_api::Cluster;
-use kaas_capi::cluster::Cluster as CapiCluster;
+use kaas_capi::cluster::{Cluster as CapiCluster, ClusterStatusWorkers};
 use kaas_capi::conditions;
 use kaas_capi::machine::Machine;
 use kaas_capi::machinedeployment::MachineDeployment;
-use kaas_render::LABEL_POOL;
 use kaas_validate::Resolved;
 use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams};
+use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
 
@@ -40,18 +41,26 @@ pub fn kubeconfig_secret_name(cluster: &str) -> String {
 /// The Cluster API backend.
 pub struct ClusterApi;
 
-/// How long what a reconcile read of an unchanged cluster (its MachineDeployments, that Cluster
-/// API has not written its kubeconfig yet) is reused: the same as the settled requeue, so even a
-/// change no watch shows is seen within it.
+/// How long what a reconcile read of an unchanged cluster (that Cluster API has not written its
+/// kubeconfig yet; its MachineDeployments where they are not watched) is reused: the same as the
+/// settled requeue, so even a change no watch shows is seen within it.
 const REREAD: Duration = Duration::from_secs(300);
 
 /// What the Cluster API backend keeps between the reconciles of a cluster, so a repeat reconcile
 /// of an unchanged cluster costs no request: the Cluster API Clusters kaas owns (a reflector of the
-/// controller's own watch, updated before that watch triggers a reconcile), and per Cluster API
-/// Cluster what kaas last applied and read.
+/// controller's own watch, updated before that watch triggers a reconcile), the worker pools
+/// ([`super::pools`]) and the provider-side namespaces (watches of their own), and per Cluster
+/// API Cluster what kaas last applied and read.
 #[derive(Default)]
 pub struct CapiCache {
     store: Option<Store<CapiCluster>>,
+    /// The worker pools of every Cluster API Cluster, from a watch of their MachineDeployments:
+    /// read here instead of a LIST per reconcile.
+    pools: Option<Arc<super::pools::Pools>>,
+    /// The provider-side namespaces kaas made (metadata only, [`crate::orphans::NAMESPACE_SELECTOR`]):
+    /// a namespace is written only when it is missing or differs, and the orphan collector reads
+    /// them here instead of a LIST a minute.
+    namespaces: Option<(Store<PartialObjectMeta<Namespace>>, Arc<AtomicBool>)>,
     entries: Mutex<HashMap<String, Entry>>,
     /// resourceVersions of providers' credentials Secrets by `namespace/name`, and when read.
     credentials: Mutex<HashMap<String, (String, Instant)>>,
@@ -100,9 +109,63 @@ impl CapiCache {
     pub fn new(store: Option<Store<CapiCluster>>) -> Self {
         CapiCache {
             store,
+            pools: None,
+            namespaces: None,
             entries: Default::default(),
             credentials: Default::default(),
         }
+    }
+
+    /// The same cache, reading worker pools from `pools` once it is filled.
+    pub fn with_pools(mut self, pools: Arc<super::pools::Pools>) -> Self {
+        self.pools = Some(pools);
+        self
+    }
+
+    /// The same cache, reading provider-side namespaces from `store` (metadata of those
+    /// [`crate::orphans::NAMESPACE_SELECTOR`] selects) once it is filled.
+    /// `healthy`: the watch's last event was no error (the cache is not used otherwise).
+    pub fn with_namespaces(
+        mut self,
+        store: Store<PartialObjectMeta<Namespace>>,
+        healthy: Arc<AtomicBool>,
+    ) -> Self {
+        self.namespaces = Some((store, healthy));
+        self
+    }
+
+    /// The namespace cache, when filled and its watch is healthy.
+    fn namespace_cache(&self) -> Option<&Store<PartialObjectMeta<Namespace>>> {
+        let (store, healthy) = self.namespaces.as_ref()?;
+        (healthy.load(Ordering::Relaxed) && crate::is_filled(store)).then_some(store)
+    }
+
+    /// The provider-side namespaces from the cache; `None` while they are not watched, the
+    /// cache is not filled or its watch fails (then the caller lists them).
+    pub fn provider_namespaces(&self) -> Option<Vec<Arc<PartialObjectMeta<Namespace>>>> {
+        Some(self.namespace_cache()?.state())
+    }
+
+    /// Whether the cache holds `rendered` as applying it would leave it: the namespace exists,
+    /// is not being deleted, and carries its labels and annotations; `None` while the cache is
+    /// not watched, not filled or its watch fails.
+    pub fn namespace_current(&self, rendered: &Namespace) -> Option<bool> {
+        let store = self.namespace_cache()?;
+        Some(
+            store
+                .get(&ObjectRef::new(&rendered.name_any()))
+                .is_some_and(|live| {
+                    live.metadata.deletion_timestamp.is_none()
+                        && contains(live.labels(), rendered.labels())
+                        && contains(live.annotations(), rendered.annotations())
+                }),
+        )
+    }
+
+    /// The worker pools of the Cluster API Cluster `ns/name` from the watch; `None` while they
+    /// are not watched, the index is not filled or its watch fails (then the caller lists them).
+    fn pools(&self, ns: &str, name: &str) -> Option<Vec<PoolObservation>> {
+        self.pools.as_ref()?.of(ns, name)
     }
 
     /// The cached Cluster API Clusters of `provider` (label `scs.community/provider`, which
@@ -314,26 +377,12 @@ impl Backend for ClusterApi {
         };
         let pp = PatchParams::apply(FIELD_MANAGER).force();
         let ns_name = rendered.namespace.name_any();
-        let ns_key = format!("Namespace/{ns_name}");
-        let ns_hash = crate::Written::hash_of(&rendered.namespace);
-        let namespaces = Api::<Namespace>::all(ctx.client.clone());
-        let skipped = rendered.adopted || ctx.written.fresh(&ns_key, ns_hash);
-        if !skipped {
-            namespaces
-                .patch(&ns_name, &pp, &Patch::Apply(&rendered.namespace))
-                .await?;
-            ctx.written.record(ns_key.clone(), ns_hash);
-        }
-        if resolved
+        let copies = resolved
             .stack
-            .is_some_and(|s| kaas_render::stacks::for_kind(s).copies_credentials())
-        {
-            copy_credentials(ctx, resolved, &ns_name).await?;
-        }
+            .is_some_and(|s| kaas_render::stacks::for_kind(s).copies_credentials());
         let api: Api<CapiCluster> = Api::namespaced(ctx.client.clone(), &ns_name);
         let capi_name = rendered.cluster.name_any();
         let capi_patch = Patch::Apply(&rendered.cluster);
-        let apply = || api.patch(&capi_name, &pp, &capi_patch);
         // Applied identically before and unchanged since (the cache): the apply would change
         // nothing, so it is not sent.
         let digest = crate::Written::hash_of(&rendered.cluster);
@@ -348,27 +397,29 @@ impl Backend for ClusterApi {
         } else {
             ctx.capi.unchanged(&rendered.cluster, digest)
         };
+        let absent =
+            unchanged.is_none() && !rendered.adopted && ctx.capi.absent(&ns_name, &capi_name);
+        let skip_apply = unchanged.is_some();
+        // What goes into the namespace: the provider's credentials, the Cluster API Cluster.
+        let writes = || async {
+            if copies {
+                copy_credentials(ctx, resolved, &ns_name).await?;
+            }
+            if skip_apply {
+                return Ok(None);
+            }
+            Ok(Some(api.patch(&capi_name, &pp, &capi_patch).await?))
+        };
+        let answer = if rendered.adopted {
+            // The adopted cluster's namespace is the provider's: never written.
+            writes().await?
+        } else {
+            super::into_namespace(ctx, &rendered.namespace, writes).await?
+        };
         let mut created = false;
-        let applied = match unchanged {
-            Some(live) => live,
-            None => {
-                let absent = !rendered.adopted && ctx.capi.absent(&ns_name, &capi_name);
-                let applied = match apply().await {
-                    Ok(applied) => applied,
-                    Err(e) => {
-                        ctx.written.forget(&ns_key);
-                        if !skipped || rendered.adopted {
-                            return Err(e.into());
-                        }
-                        // The namespace write was skipped and may be what is missing: write it,
-                        // try again.
-                        namespaces
-                            .patch(&ns_name, &pp, &Patch::Apply(&rendered.namespace))
-                            .await?;
-                        ctx.written.record(ns_key.clone(), ns_hash);
-                        apply().await?
-                    }
-                };
+        let applied = match (unchanged, answer) {
+            (Some(live), _) => live,
+            (None, Some(applied)) => {
                 ctx.echoes.record(&applied);
                 // Created by this apply: nothing Cluster API makes for it can exist yet.
                 created =
@@ -376,6 +427,12 @@ impl Backend for ClusterApi {
                 let applied = Arc::new(applied);
                 ctx.capi.record_apply(digest, &applied, created);
                 applied
+            }
+            // `writes` applies whenever nothing is unchanged.
+            (None, None) => {
+                return Err(Error::Other(
+                    "the Cluster API Cluster was not applied".into(),
+                ));
             }
         };
         if rendered.adopted {
@@ -407,6 +464,14 @@ impl Backend for ClusterApi {
         let ns = kaas_render::capi_namespace(&resolved.provider, &cluster.namespace()?);
         let live = ctx.capi.cached(&ns, &cluster.name_any())?;
         let mut token = format!("{}/{}", live.uid()?, live.resource_version()?);
+        if let Some(pools) = ctx
+            .capi
+            .pools
+            .as_ref()
+            .and_then(|p| p.digest(&ns, &cluster.name_any()))
+        {
+            token = format!("{token} pools {pools:x}");
+        }
         if resolved
             .stack
             .is_some_and(|s| kaas_render::stacks::for_kind(s).copies_credentials())
@@ -550,10 +615,18 @@ impl Backend for ClusterApi {
         // Cluster API's first status write triggers it — and nothing is recorded as read.
         let created = ctx.capi.take_created(&key) && capi.status.is_none();
         // Worker pools: MachineDeployments of this cluster, grouped by the pool label.
-        let read_pools = match &reused {
-            Some(r) => r.pools.clone(),
-            None if created => Vec::new(),
-            None => pools_of(ctx, &ns, &capi_name).await?,
+        // From the watch while they agree with the Cluster API Cluster's own count of its workers
+        // (two watches: the Cluster's change may arrive before its MachineDeployments'), else
+        // listed.
+        let cached_pools = ctx
+            .capi
+            .pools(&ns, &capi_name)
+            .filter(|p| agrees(p, status.workers.as_ref()));
+        let read_pools = match (cached_pools, &reused) {
+            (Some(p), _) => p,
+            (None, Some(r)) => r.pools.clone(),
+            (None, None) if created => Vec::new(),
+            (None, None) => pools_of(ctx, &ns, &capi_name).await?,
         };
         o.pools = read_pools.clone();
         if resolved.is_some_and(|r| r.autoscaler_image.is_some())
@@ -689,6 +762,21 @@ impl Backend for ClusterApi {
     }
 }
 
+/// Whether `pools` add up to what the Cluster API Cluster counts of its workers (wanted, ready
+/// and existing replicas; nothing to compare before it counts them). Pure.
+fn agrees(pools: &[PoolObservation], workers: Option<&ClusterStatusWorkers>) -> bool {
+    let Some(w) = workers else {
+        return true;
+    };
+    let sum = |f: fn(&PoolObservation) -> i32| pools.iter().map(f).sum::<i32>();
+    (sum(|p| p.desired), sum(|p| p.ready), sum(|p| p.current))
+        == (
+            w.desired_replicas.unwrap_or(0),
+            w.ready_replicas.unwrap_or(0),
+            w.replicas.unwrap_or(0),
+        )
+}
+
 /// The worker pools of Cluster API Cluster `ns/name`: its MachineDeployments grouped by the pool
 /// label.
 async fn pools_of(ctx: &Context, ns: &str, capi_name: &str) -> Result<Vec<PoolObservation>, Error> {
@@ -696,32 +784,14 @@ async fn pools_of(ctx: &Context, ns: &str, capi_name: &str) -> Result<Vec<PoolOb
     let list = mds
         .list(&ListParams::default().labels(&format!("cluster.x-k8s.io/cluster-name={capi_name}")))
         .await?;
-    let mut pools: BTreeMap<String, PoolObservation> = BTreeMap::new();
-    for md in list.items {
-        let labels = md.labels();
-        let pool = labels
-            .get(LABEL_POOL)
-            .or_else(|| labels.get("topology.cluster.x-k8s.io/deployment-name"))
-            .cloned()
-            .unwrap_or_else(|| md.name_any());
-        let e = pools
-            .entry(pool.clone())
-            .or_insert_with(|| PoolObservation {
-                name: pool,
-                ..Default::default()
-            });
-        e.machine_deployments.push(md.name_any());
-        e.desired += md.spec.replicas.unwrap_or(0);
-        let st = md.status.clone().unwrap_or_default();
-        e.ready += st.ready_replicas.unwrap_or(0);
-        e.current += st.replicas.unwrap_or(0);
-        for v in st.versions.iter().flatten() {
-            if !e.versions.contains(&v.version) {
-                e.versions.push(v.version.clone());
-            }
-        }
-    }
-    Ok(pools.into_values().collect())
+    let parts: Vec<(String, super::pools::Part)> = list
+        .items
+        .iter()
+        .map(|md| (md.name_any(), super::pools::Part::of(md)))
+        .collect();
+    Ok(super::pools::group(
+        parts.iter().map(|(name, part)| (name.as_str(), part)),
+    ))
 }
 
 /// The workload cluster's client from Cluster API's kubeconfig Secret at `loc`, once it exists.
@@ -1005,6 +1075,115 @@ mod tests {
         assert!(!cache.take_created("kaas-dev-t-1/c"));
         cache.forget("kaas-dev-t-1", "c");
         assert!(cache.absent("kaas-dev-t-1", "c"), "deleted");
+    }
+
+    fn ns_store(live: &[serde_json::Value]) -> Store<PartialObjectMeta<Namespace>> {
+        use kube::runtime::watcher::Event;
+        let (store, mut writer) = kube::runtime::reflector::store();
+        writer.apply_watcher_event(&Event::Init);
+        for n in live {
+            let meta: ObjectMeta = serde_json::from_value(n.clone()).unwrap();
+            writer.apply_watcher_event(&Event::InitApply(PartialObjectMeta {
+                types: None,
+                metadata: meta,
+                _phantom: Default::default(),
+            }));
+        }
+        writer.apply_watcher_event(&Event::InitDone);
+        store
+    }
+
+    #[test]
+    fn a_namespace_is_written_only_when_the_filled_cache_lacks_it_as_rendered() {
+        let rendered = Namespace {
+            metadata: ObjectMeta {
+                name: Some("kaas-dev-t".into()),
+                labels: Some(kaas_render::namespace_labels("t", "dev")),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let labels = serde_json::to_value(kaas_render::namespace_labels("t", "dev")).unwrap();
+        let mut extra = labels.clone();
+        extra["other"] = "x".into();
+        let current = |live: &[serde_json::Value]| {
+            CapiCache::new(None)
+                .with_namespaces(ns_store(live), Arc::new(AtomicBool::new(true)))
+                .namespace_current(&rendered)
+                .expect("filled")
+        };
+        assert!(current(&[
+            serde_json::json!({"name": "kaas-dev-t", "labels": labels})
+        ]));
+        assert!(
+            current(&[serde_json::json!({"name": "kaas-dev-t", "labels": extra})]),
+            "more labels than rendered"
+        );
+        assert!(!current(&[]), "missing");
+        assert!(
+            !current(&[serde_json::json!({"name": "kaas-dev-u", "labels": labels})]),
+            "another namespace"
+        );
+        let mut less = labels.clone();
+        less.as_object_mut()
+            .unwrap()
+            .remove("pod-security.kubernetes.io/enforce");
+        assert!(
+            !current(&[serde_json::json!({"name": "kaas-dev-t", "labels": less})]),
+            "a label removed"
+        );
+        assert!(
+            !current(&[serde_json::json!({"name": "kaas-dev-t", "labels": labels,
+                "deletionTimestamp": "2026-12-01T00:00:00Z"})]),
+            "being deleted"
+        );
+        assert_eq!(
+            CapiCache::new(None).namespace_current(&rendered),
+            None,
+            "not watched"
+        );
+        let (unfilled, _writer) = kube::runtime::reflector::store();
+        let cache = CapiCache::new(None).with_namespaces(unfilled, Arc::new(AtomicBool::new(true)));
+        assert_eq!(cache.namespace_current(&rendered), None, "not filled yet");
+        assert!(
+            cache.provider_namespaces().is_none(),
+            "not filled: the caller lists"
+        );
+        let healthy = Arc::new(AtomicBool::new(true));
+        let filled = CapiCache::new(None).with_namespaces(
+            ns_store(&[serde_json::json!({"name": "kaas-dev-t", "labels": labels})]),
+            healthy.clone(),
+        );
+        assert_eq!(filled.provider_namespaces().expect("filled").len(), 1);
+        assert_eq!(filled.namespace_current(&rendered), Some(true));
+        // A failing watch: the cache is not used until it recovers.
+        healthy.store(false, Ordering::Relaxed);
+        assert!(filled.provider_namespaces().is_none());
+        assert_eq!(filled.namespace_current(&rendered), None);
+    }
+
+    #[test]
+    fn watched_pools_are_used_only_while_they_add_up_to_the_clusters_count() {
+        let pool = |desired, ready, current| PoolObservation {
+            name: "w".into(),
+            desired,
+            ready,
+            current,
+            ..Default::default()
+        };
+        let pools = [pool(2, 2, 2), pool(1, 0, 1)];
+        let workers = |desired, ready, replicas| ClusterStatusWorkers {
+            desired_replicas: Some(desired),
+            ready_replicas: Some(ready),
+            replicas: Some(replicas),
+            ..Default::default()
+        };
+        assert!(agrees(&pools, None), "not counted yet");
+        assert!(agrees(&pools, Some(&workers(3, 2, 3))));
+        for stale in [workers(4, 2, 3), workers(3, 3, 3), workers(3, 2, 4)] {
+            assert!(!agrees(&pools, Some(&stale)), "{stale:?}");
+        }
+        assert!(agrees(&[], Some(&ClusterStatusWorkers::default())));
     }
 
     #[test]

@@ -6,7 +6,6 @@
 //! running control plane (`docs/hosted.md`).
 
 use async_trait::async_trait;
-use k8s_openapi::api::core::v1::Namespace;
 use kaas_api::Cluster;
 use kaas_api::hosted::{HostedControlPlane, conditions as hc};
 use kaas_render::capi_namespace;
@@ -170,16 +169,17 @@ impl Backend for Hosted {
         };
         let pp = PatchParams::apply(FIELD_MANAGER).force();
         let ns = rendered.namespace.name_any();
-        Api::<Namespace>::all(ctx.client.clone())
-            .patch(&ns, &pp, &Patch::Apply(&rendered.namespace))
-            .await?;
-        Api::<HostedControlPlane>::namespaced(ctx.client.clone(), &ns)
-            .patch(
-                &rendered.control_plane.name_any(),
-                &pp,
-                &Patch::Apply(&rendered.control_plane),
-            )
-            .await?;
+        let hcps = Api::<HostedControlPlane>::namespaced(ctx.client.clone(), &ns);
+        super::into_namespace(ctx, &rendered.namespace, || async {
+            Ok(hcps
+                .patch(
+                    &rendered.control_plane.name_any(),
+                    &pp,
+                    &Patch::Apply(&rendered.control_plane),
+                )
+                .await?)
+        })
+        .await?;
         keep_tenant_viewer(ctx, cluster, &ns).await;
         Ok(())
     }

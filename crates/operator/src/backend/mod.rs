@@ -5,6 +5,7 @@ mod autoscaler;
 pub mod capi;
 pub mod hosted;
 pub mod imported;
+pub mod pools;
 
 use async_trait::async_trait;
 use kaas_api::Cluster;
@@ -69,6 +70,56 @@ pub trait Backend: Send + Sync {
         resolved: &Resolved,
         loc: &Location,
     ) -> Result<Option<kube::Client>, Error>;
+}
+
+/// Writes `writes` into the provider-side namespace `ns` (rendered), which is written first
+/// unless kaas wrote it identically less than an hour ago ([`crate::Written`]) and the watch of
+/// provider-side namespaces shows it as rendered (without that watch: less than a minute ago).
+/// So a label someone removed comes back at the next reconcile, and one a new kaas no longer
+/// renders goes within the hour. When that write was skipped and `writes` fail with 404 — the
+/// namespace is gone since (deleted by someone, or the cache lags) — it is written and `writes`
+/// run once more.
+/// How long a provider-side namespace the watch shows as rendered is not written again.
+const NAMESPACE_REWRITE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+pub(crate) async fn into_namespace<T, F, Fut>(
+    ctx: &Context,
+    ns: &k8s_openapi::api::core::v1::Namespace,
+    writes: F,
+) -> Result<T, Error>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Error>>,
+{
+    use kube::ResourceExt;
+    let key = format!("Namespace/{}", ns.name_any());
+    let hash = crate::Written::hash_of(ns);
+    let write = || async {
+        kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(ctx.client.clone())
+            .patch(
+                &ns.name_any(),
+                &kube::api::PatchParams::apply(crate::FIELD_MANAGER).force(),
+                &kube::api::Patch::Apply(ns),
+            )
+            .await?;
+        ctx.written.record(key.clone(), hash);
+        Ok::<_, Error>(())
+    };
+    let skipped = match ctx.capi.namespace_current(ns) {
+        Some(current) => current && ctx.written.fresh_for(&key, hash, NAMESPACE_REWRITE),
+        None => ctx.written.fresh(&key, hash),
+    };
+    if !skipped {
+        write().await?;
+    }
+    match writes().await {
+        Err(Error::Kube(kube::Error::Api(e))) if skipped && e.code == 404 => {
+            ctx.written.forget(&key);
+            write().await?;
+            writes().await
+        }
+        r => r,
+    }
 }
 
 /// A client from kubeconfig bytes (bounded connect and read timeouts). With leader election its
@@ -188,4 +239,139 @@ pub(crate) async fn workload_from_secret(
     client_from_kubeconfig(&v.0, ctx.fence.as_ref())
         .await
         .map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+    use kube::ResourceExt;
+    use kube::api::ObjectMeta;
+    use kube::core::PartialObjectMeta;
+
+    use super::*;
+    use crate::backend::capi::CapiCache;
+
+    const NOT_FOUND: &str =
+        r#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}"#;
+
+    /// A context whose API server answers a namespace PATCH with the namespace, GETs of the
+    /// ConfigMap `probe` with `gets` in turn (status codes), and records every request; its
+    /// namespace cache holds `kaas-dev-t` as rendered.
+    fn setup(gets: Vec<u16>) -> (Context, Arc<Mutex<Vec<String>>>, Namespace) {
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let n = Arc::new(AtomicU32::new(0));
+        let client = crate::fake_api::client({
+            let sent = sent.clone();
+            move |req| {
+                sent.lock()
+                    .unwrap()
+                    .push(format!("{} {}", req.method(), req.uri().path()));
+                if req
+                    .uri()
+                    .path()
+                    .contains("/namespaces/kaas-dev-t/configmaps/")
+                {
+                    let code =
+                        gets[(n.fetch_add(1, Ordering::Relaxed) as usize).min(gets.len() - 1)];
+                    if code == 200 {
+                        (
+                            200,
+                            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"probe"}}"#
+                                .into(),
+                        )
+                    } else {
+                        (code, NOT_FOUND.replace("404", &code.to_string()))
+                    }
+                } else {
+                    (200, r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"kaas-dev-t"}}"#.into())
+                }
+            }
+        });
+        let labels = kaas_render::namespace_labels("t", "dev");
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some("kaas-dev-t".into()),
+                labels: Some(labels.clone()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let (store, mut writer) = kube::runtime::reflector::store();
+        use kube::runtime::watcher::Event;
+        writer.apply_watcher_event(&Event::Init);
+        writer.apply_watcher_event(&Event::InitApply(PartialObjectMeta::<Namespace> {
+            types: None,
+            metadata: ns.metadata.clone(),
+            _phantom: Default::default(),
+        }));
+        writer.apply_watcher_event(&Event::InitDone);
+        let capi = CapiCache::new(None).with_namespaces(store, Arc::new(AtomicBool::new(true)));
+        let ctx =
+            crate::fake_api::context(client.clone(), kube::runtime::reflector::store().0, capi);
+        (ctx, sent, ns)
+    }
+
+    async fn probe(ctx: &Context, ns: &Namespace) -> Result<ConfigMap, Error> {
+        into_namespace(ctx, ns, || async {
+            Ok(
+                kube::Api::<ConfigMap>::namespaced(ctx.client.clone(), "kaas-dev-t")
+                    .get("probe")
+                    .await?,
+            )
+        })
+        .await
+    }
+
+    fn patches(sent: &Mutex<Vec<String>>) -> usize {
+        sent.lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.starts_with("PATCH"))
+            .count()
+    }
+
+    #[tokio::test]
+    async fn a_namespace_is_written_once_then_skipped_while_the_watch_shows_it() {
+        let (ctx, sent, ns) = setup(vec![200]);
+        probe(&ctx, &ns).await.unwrap();
+        assert_eq!(patches(&sent), 1, "never written by this operator: written");
+        probe(&ctx, &ns).await.unwrap();
+        assert_eq!(patches(&sent), 1, "written and shown as rendered: skipped");
+        let mut other = ns.clone();
+        other.labels_mut().insert("new".into(), "label".into());
+        probe(&ctx, &other).await.unwrap();
+        assert_eq!(patches(&sent), 2, "rendered differently: written");
+    }
+
+    #[tokio::test]
+    async fn a_skipped_namespace_that_is_gone_is_written_and_the_writes_tried_again() {
+        let (ctx, sent, ns) = setup(vec![200, 404, 200]);
+        probe(&ctx, &ns).await.unwrap();
+        probe(&ctx, &ns)
+            .await
+            .expect("written again, then the second try succeeds");
+        let sent = sent.lock().unwrap().clone();
+        let kinds: Vec<&str> = sent
+            .iter()
+            .map(|r| if r.starts_with("PATCH") { "ns" } else { "get" })
+            .collect();
+        assert_eq!(kinds, ["ns", "get", "get", "ns", "get"], "{sent:?}");
+    }
+
+    #[tokio::test]
+    async fn other_failures_and_failures_after_a_namespace_write_are_returned_as_they_are() {
+        // Skipped, then a 500: no namespace write, no second try.
+        let (ctx, sent, ns) = setup(vec![200, 500, 200]);
+        probe(&ctx, &ns).await.unwrap();
+        assert!(probe(&ctx, &ns).await.is_err());
+        assert_eq!(patches(&sent), 1);
+        assert_eq!(sent.lock().unwrap().len(), 3);
+        // Written in this very call, then a 404: returned, no second write.
+        let (ctx, sent, ns) = setup(vec![404, 200]);
+        assert!(probe(&ctx, &ns).await.is_err());
+        assert_eq!(sent.lock().unwrap().len(), 2);
+    }
 }
