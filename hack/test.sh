@@ -82,6 +82,9 @@ REQ
   fi
   export PATH="$deny_dir/bin:$PATH"
 fi
+# cargo-deny reads the metadata of every platform's dependencies, which a build on this platform
+# never downloads (windows-sys, …): fetch them first (a no-op when they are cached).
+cargo fetch --locked
 cargo deny --offline --locked check --hide-inclusion-graph licenses bans
 
 step "cargo test --no-run (build every test binary)"

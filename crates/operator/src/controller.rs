@@ -60,8 +60,8 @@ const SETTLED: Duration = Duration::from_secs(300);
 /// Requeue, at the soonest, of a Cluster API cluster waiting for its control plane: everything it
 /// waits for shows in the Cluster API Cluster, whose every change triggers a reconcile through
 /// the watch, so the requeue is only the safety net. A minute is the interval of the other
-/// safety nets (the namespace and the tenant's RoleBinding are written again after a minute,
-/// `crate::Written`); what follows the control plane (addons, the workload cluster's API server,
+/// safety nets (the tenant's RoleBinding is written again after a minute, `crate::Written`; the
+/// namespace too where its watch is not usable); what follows the control plane (addons, the workload cluster's API server,
 /// compliance) is not watched and keeps [`BUSY`].
 const WATCHED: Duration = Duration::from_secs(60);
 
@@ -185,7 +185,7 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
     // The provider-side namespaces kaas made, metadata only: written only when missing or
     // changed instead of once a minute, and read by the orphan collector instead of a LIST.
     let (ns_store, ns_writer) = kube::runtime::reflector::store();
-    let ns_healthy = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let ns_health = Arc::new(crate::WatchHealth::default());
     let ns_cache = watcher(
         Api::<kube::core::PartialObjectMeta<k8s_openapi::api::core::v1::Namespace>>::all(
             client.clone(),
@@ -199,11 +199,11 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
     .reflect(ns_writer)
     .take_until(shutdown())
     .for_each({
-        let healthy = ns_healthy.clone();
+        let health = ns_health.clone();
         move |res| {
             // A watch that keeps failing (say, allowed to list but not to watch) must not leave
             // a frozen cache in use.
-            healthy.store(res.is_ok(), Ordering::Relaxed);
+            health.observe(&res);
             if let Err(e) = res {
                 warn!(error = %e, "namespace watch failed; retrying");
             }
@@ -241,7 +241,7 @@ pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
         capi: Arc::new({
             let cache =
                 crate::backend::capi::CapiCache::new(capi_served.then_some(capi_store.clone()))
-                    .with_namespaces(ns_store, ns_healthy);
+                    .with_namespaces(ns_store, ns_health);
             if capi_served {
                 cache.with_pools(pools)
             } else {

@@ -105,6 +105,49 @@ pub struct Context {
     pub fence: Option<leader::Fence>,
 }
 
+/// Whether a watch's cache may be used: not while its last error is recent. kube's watcher
+/// reports an error at every failed attempt (at most every 2 s with the operator's backoff) but
+/// nothing when it reconnects, so a cache is usable again [`WatchHealth::QUIET`] after the last
+/// error — or at once when an event shows the watch delivering.
+#[derive(Debug, Default)]
+pub struct WatchHealth {
+    last_error: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl WatchHealth {
+    /// How long after its last error a watch's cache is not used.
+    pub const QUIET: std::time::Duration = std::time::Duration::from_secs(10);
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<std::time::Instant>> {
+        self.last_error.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The watch failed.
+    pub fn failed(&self) {
+        *self.lock() = Some(std::time::Instant::now());
+    }
+
+    /// The watch delivered (a change, or the end of a list).
+    pub fn delivered(&self) {
+        *self.lock() = None;
+    }
+
+    /// Takes one item of a watch stream: an error, or an event that shows the watch delivering.
+    pub fn observe<K, E>(&self, item: &Result<kube::runtime::watcher::Event<K>, E>) {
+        use kube::runtime::watcher::Event;
+        match item {
+            Err(_) => self.failed(),
+            Ok(Event::InitDone | Event::Apply(_) | Event::Delete(_)) => self.delivered(),
+            Ok(Event::Init | Event::InitApply(_)) => {}
+        }
+    }
+
+    /// Whether the cache may be used.
+    pub fn usable(&self) -> bool {
+        self.lock().is_none_or(|at| at.elapsed() >= Self::QUIET)
+    }
+}
+
 /// Recent idempotent writes by key (e.g. `Namespace/<name>`) with a hash of what was written.
 /// A reconcile skips a write whose object it wrote identically less than `ttl` ago — mostly the
 /// second and third reconcile of a new cluster, which would repeat the first one's writes — and
@@ -285,6 +328,22 @@ mod tests {
         w.record("Autoscaler/x", none);
         std::thread::sleep(Duration::from_millis(150));
         assert!(!w.fresh("Autoscaler/x", none), "the default period is over");
+    }
+
+    #[test]
+    fn a_watch_cache_is_unused_for_a_while_after_an_error_or_until_the_watch_delivers() {
+        use kube::runtime::watcher::Event;
+        let h = super::WatchHealth::default();
+        assert!(h.usable());
+        h.observe::<k8s_openapi::api::core::v1::Namespace, _>(&Err(()));
+        assert!(!h.usable());
+        h.observe::<k8s_openapi::api::core::v1::Namespace, ()>(&Ok(Event::Init));
+        assert!(!h.usable(), "a relist under way shows nothing yet");
+        h.observe::<k8s_openapi::api::core::v1::Namespace, ()>(&Ok(Event::InitDone));
+        assert!(h.usable());
+        h.failed();
+        *h.lock() = Some(std::time::Instant::now() - super::WatchHealth::QUIET);
+        assert!(h.usable(), "quiet since the last error: reconnected");
     }
 
     #[test]

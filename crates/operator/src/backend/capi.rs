@@ -3,7 +3,6 @@
 //! Cluster API status.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -60,7 +59,7 @@ pub struct CapiCache {
     /// The provider-side namespaces kaas made (metadata only, [`crate::orphans::NAMESPACE_SELECTOR`]):
     /// a namespace is written only when it is missing or differs, and the orphan collector reads
     /// them here instead of a LIST a minute.
-    namespaces: Option<(Store<PartialObjectMeta<Namespace>>, Arc<AtomicBool>)>,
+    namespaces: Option<(Store<PartialObjectMeta<Namespace>>, Arc<crate::WatchHealth>)>,
     entries: Mutex<HashMap<String, Entry>>,
     /// resourceVersions of providers' credentials Secrets by `namespace/name`, and when read.
     credentials: Mutex<HashMap<String, (String, Instant)>>,
@@ -124,20 +123,20 @@ impl CapiCache {
 
     /// The same cache, reading provider-side namespaces from `store` (metadata of those
     /// [`crate::orphans::NAMESPACE_SELECTOR`] selects) once it is filled.
-    /// `healthy`: the watch's last event was no error (the cache is not used otherwise).
+    /// `health`: its watch's ([`crate::WatchHealth`]; the cache is not used while it fails).
     pub fn with_namespaces(
         mut self,
         store: Store<PartialObjectMeta<Namespace>>,
-        healthy: Arc<AtomicBool>,
+        health: Arc<crate::WatchHealth>,
     ) -> Self {
-        self.namespaces = Some((store, healthy));
+        self.namespaces = Some((store, health));
         self
     }
 
-    /// The namespace cache, when filled and its watch is healthy.
+    /// The namespace cache, when filled and its watch is usable.
     fn namespace_cache(&self) -> Option<&Store<PartialObjectMeta<Namespace>>> {
-        let (store, healthy) = self.namespaces.as_ref()?;
-        (healthy.load(Ordering::Relaxed) && crate::is_filled(store)).then_some(store)
+        let (store, health) = self.namespaces.as_ref()?;
+        (health.usable() && crate::is_filled(store)).then_some(store)
     }
 
     /// The provider-side namespaces from the cache; `None` while they are not watched, the
@@ -1108,7 +1107,7 @@ mod tests {
         extra["other"] = "x".into();
         let current = |live: &[serde_json::Value]| {
             CapiCache::new(None)
-                .with_namespaces(ns_store(live), Arc::new(AtomicBool::new(true)))
+                .with_namespaces(ns_store(live), Arc::new(crate::WatchHealth::default()))
                 .namespace_current(&rendered)
                 .expect("filled")
         };
@@ -1143,21 +1142,22 @@ mod tests {
             "not watched"
         );
         let (unfilled, _writer) = kube::runtime::reflector::store();
-        let cache = CapiCache::new(None).with_namespaces(unfilled, Arc::new(AtomicBool::new(true)));
+        let cache =
+            CapiCache::new(None).with_namespaces(unfilled, Arc::new(crate::WatchHealth::default()));
         assert_eq!(cache.namespace_current(&rendered), None, "not filled yet");
         assert!(
             cache.provider_namespaces().is_none(),
             "not filled: the caller lists"
         );
-        let healthy = Arc::new(AtomicBool::new(true));
+        let health = Arc::new(crate::WatchHealth::default());
         let filled = CapiCache::new(None).with_namespaces(
             ns_store(&[serde_json::json!({"name": "kaas-dev-t", "labels": labels})]),
-            healthy.clone(),
+            health.clone(),
         );
         assert_eq!(filled.provider_namespaces().expect("filled").len(), 1);
         assert_eq!(filled.namespace_current(&rendered), Some(true));
         // A failing watch: the cache is not used until it recovers.
-        healthy.store(false, Ordering::Relaxed);
+        health.failed();
         assert!(filled.provider_namespaces().is_none());
         assert_eq!(filled.namespace_current(&rendered), None);
     }

@@ -72,16 +72,18 @@ pub trait Backend: Send + Sync {
     ) -> Result<Option<kube::Client>, Error>;
 }
 
+/// How long a provider-side namespace the watch shows as rendered is not written again.
+const NAMESPACE_REWRITE: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Writes `writes` into the provider-side namespace `ns` (rendered), which is written first
 /// unless kaas wrote it identically less than an hour ago ([`crate::Written`]) and the watch of
 /// provider-side namespaces shows it as rendered (without that watch: less than a minute ago).
 /// So a label someone removed comes back at the next reconcile, and one a new kaas no longer
 /// renders goes within the hour. When that write was skipped and `writes` fail with 404 — the
 /// namespace is gone since (deleted by someone, or the cache lags) — it is written and `writes`
-/// run once more.
-/// How long a provider-side namespace the watch shows as rendered is not written again.
-const NAMESPACE_REWRITE: std::time::Duration = std::time::Duration::from_secs(3600);
-
+/// run once more. (Any 404: which kind a server-side apply into a missing namespace names in its
+/// answer is not relied on; another 404, such as a missing credentials Secret, costs one more
+/// namespace write per failed reconcile.)
 pub(crate) async fn into_namespace<T, F, Fut>(
     ctx: &Context,
     ns: &k8s_openapi::api::core::v1::Namespace,
@@ -243,7 +245,7 @@ pub(crate) async fn workload_from_secret(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::{Arc, Mutex};
 
     use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
@@ -308,7 +310,8 @@ mod tests {
             _phantom: Default::default(),
         }));
         writer.apply_watcher_event(&Event::InitDone);
-        let capi = CapiCache::new(None).with_namespaces(store, Arc::new(AtomicBool::new(true)));
+        let capi =
+            CapiCache::new(None).with_namespaces(store, Arc::new(crate::WatchHealth::default()));
         let ctx =
             crate::fake_api::context(client.clone(), kube::runtime::reflector::store().0, capi);
         (ctx, sent, ns)

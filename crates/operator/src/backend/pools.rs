@@ -84,18 +84,21 @@ fn cluster_key(md: &MachineDeployment) -> Option<String> {
 #[derive(Default)]
 pub struct Pools {
     state: RwLock<State>,
+    /// A watch that keeps failing (e.g. allowed to list but not to watch) must not leave a
+    /// frozen index in use.
+    health: crate::WatchHealth,
 }
 
 #[derive(Default)]
 struct State {
     by_cluster: HashMap<String, BTreeMap<String, Part>>,
+    /// The cluster key each MachineDeployment (`namespace/name`) is indexed under: a deletion
+    /// (whose object may lack the label) or a changed label finds it there.
+    by_md: HashMap<String, String>,
     /// The relist under way (between `Init` and `InitDone`), replacing `by_cluster` when done.
     relist: Option<HashMap<String, BTreeMap<String, Part>>>,
     /// A list completed since the start.
     filled: bool,
-    /// The last watch event was no error: a watch that keeps failing (e.g. allowed to list but
-    /// not to watch) must not leave a frozen index in use.
-    healthy: bool,
 }
 
 impl Pools {
@@ -109,10 +112,12 @@ impl Pools {
 
     /// Takes one watch event; returns the MachineDeployments whose part changed, appeared or
     /// went (a deleted one as last seen), whose clusters' reconciles are due. A relist's changes
-    /// show at its end (one per MachineDeployment that differs from before the relist).
+    /// show at its end (one per cluster whose MachineDeployments differ from before).
     pub fn apply(&self, event: &Event<MachineDeployment>) -> Vec<MachineDeployment> {
+        if matches!(event, Event::InitDone | Event::Apply(_) | Event::Delete(_)) {
+            self.health.delivered();
+        }
         let mut st = self.write();
-        st.healthy = true;
         match event {
             Event::Init => {
                 st.relist = Some(HashMap::new());
@@ -131,16 +136,24 @@ impl Pools {
                 let Some(new) = st.relist.take() else {
                     return Vec::new();
                 };
-                // Clusters whose MachineDeployments changed while no watch ran: reconciled
-                // through a MachineDeployment of theirs that is left, if any (the Cluster API
-                // Cluster's own change triggers the rest).
-                let changed: Vec<MachineDeployment> = new
+                // Clusters whose MachineDeployments changed, came or all went while no watch
+                // ran: one stub each (it names the cluster).
+                let mut changed: Vec<MachineDeployment> = Vec::new();
+                let mut seen: std::collections::HashSet<&String> = Default::default();
+                for (k, parts) in new.iter().chain(st.by_cluster.iter()) {
+                    if st.by_cluster.get(k) != new.get(k)
+                        && seen.insert(k)
+                        && let (Some((ns, cluster)), Some(name)) =
+                            (k.split_once('/'), parts.keys().next())
+                    {
+                        changed.push(stub(ns, cluster, name));
+                    }
+                }
+                st.by_md = new
                     .iter()
-                    .filter(|(k, parts)| st.by_cluster.get(*k) != Some(*parts))
-                    .filter_map(|(k, parts)| {
-                        let (ns, cluster) = k.split_once('/')?;
-                        let name = parts.keys().next()?;
-                        Some(stub(ns, cluster, name))
+                    .flat_map(|(k, parts)| {
+                        let ns = k.split_once('/').map_or("", |(ns, _)| ns);
+                        parts.keys().map(move |n| (format!("{ns}/{n}"), k.clone()))
                     })
                     .collect();
                 st.by_cluster = new;
@@ -148,43 +161,43 @@ impl Pools {
                 changed
             }
             Event::Apply(md) => {
+                let id = md_id(md);
+                let before = st.by_md.get(&id).cloned();
                 let Some(key) = cluster_key(md) else {
-                    return Vec::new();
+                    // The label is gone: the MachineDeployment no longer counts for its cluster.
+                    return st.remove(&id, before).into_iter().collect();
                 };
-                let part = Part::of(md);
-                let parts = st.by_cluster.entry(key).or_default();
-                if parts.get(&md.name_any()) == Some(&part) {
-                    Vec::new()
-                } else {
-                    parts.insert(md.name_any(), part);
-                    vec![md.clone()]
+                let mut out = Vec::new();
+                if before.as_ref().is_some_and(|b| *b != key) {
+                    out.extend(st.remove(&id, before));
                 }
+                let part = Part::of(md);
+                let parts = st.by_cluster.entry(key.clone()).or_default();
+                if parts.get(&md.name_any()) != Some(&part) {
+                    parts.insert(md.name_any(), part);
+                    out.push(md.clone());
+                }
+                st.by_md.insert(id, key);
+                out
             }
             Event::Delete(md) => {
-                let Some(key) = cluster_key(md) else {
-                    return Vec::new();
-                };
-                if let Some(parts) = st.by_cluster.get_mut(&key) {
-                    parts.remove(&md.name_any());
-                    if parts.is_empty() {
-                        st.by_cluster.remove(&key);
-                    }
-                }
-                vec![md.clone()]
+                let id = md_id(md);
+                let before = st.by_md.get(&id).cloned().or_else(|| cluster_key(md));
+                vec![st.remove(&id, before).unwrap_or_else(|| md.clone())]
             }
         }
     }
 
-    /// The watch failed: the index is not used until its next event.
+    /// The watch failed: the index is not used for a while ([`crate::WatchHealth`]).
     pub fn failed(&self) {
-        self.write().healthy = false;
+        self.health.failed();
     }
 
     /// The worker pools of the Cluster API Cluster `ns/name`; `None` while the index is not
     /// filled or its watch is failing (then the caller lists them).
     pub fn of(&self, ns: &str, name: &str) -> Option<Vec<PoolObservation>> {
         let st = self.read();
-        if !(st.filled && st.healthy) {
+        if !(st.filled && self.health.usable()) {
             return None;
         }
         Some(match st.by_cluster.get(&format!("{ns}/{name}")) {
@@ -197,13 +210,36 @@ impl Pools {
     /// index is not filled or failing, or the cluster has no MachineDeployment.
     pub fn digest(&self, ns: &str, name: &str) -> Option<u64> {
         let st = self.read();
-        if !(st.filled && st.healthy) {
+        if !(st.filled && self.health.usable()) {
             return None;
         }
         let parts = st.by_cluster.get(&format!("{ns}/{name}"))?;
         let mut h = std::collections::hash_map::DefaultHasher::new();
         parts.hash(&mut h);
         Some(h.finish())
+    }
+}
+
+/// `namespace/name` of a MachineDeployment.
+fn md_id(md: &MachineDeployment) -> String {
+    format!("{}/{}", md.namespace().unwrap_or_default(), md.name_any())
+}
+
+impl State {
+    /// Drops the MachineDeployment `id` (`namespace/name`) from the cluster `key` it was indexed
+    /// under; returns a stub naming that cluster, whose reconcile is due.
+    fn remove(&mut self, id: &str, key: Option<String>) -> Option<MachineDeployment> {
+        self.by_md.remove(id);
+        let key = key?;
+        let (ns, name) = id.split_once('/')?;
+        if let Some(parts) = self.by_cluster.get_mut(&key) {
+            parts.remove(name);
+            if parts.is_empty() {
+                self.by_cluster.remove(&key);
+            }
+        }
+        let (_, cluster) = key.split_once('/')?;
+        Some(stub(ns, cluster, name))
     }
 }
 
@@ -286,10 +322,12 @@ mod tests {
         assert_eq!(got[1].versions, ["v1.35.1"]);
         assert_eq!(pools.of(NS, "gone"), Some(Vec::new()));
         assert!(pools.digest(NS, "gone").is_none());
-        // A failing watch leaves the index unused until its next event.
+        // A failing watch leaves the index unused until the watch delivers again.
         pools.failed();
         assert!(pools.of(NS, "c").is_none());
         assert!(pools.digest(NS, "c").is_none());
+        pools.apply(&Event::Init);
+        assert!(pools.of(NS, "c").is_none(), "a relist shows nothing yet");
         pools.apply(&Event::Apply(all[0].clone()));
         assert!(pools.of(NS, "c").is_some());
     }
@@ -328,9 +366,44 @@ mod tests {
         );
         assert_eq!(again, ["c-x"]);
         assert_eq!(pools.of(NS, "c").unwrap()[0].name, "x");
-        // A MachineDeployment without Cluster API's cluster-name label is not indexed.
-        let mut unlabelled = md("e-w", NS, "e", "w", 1);
+        // … also those whose MachineDeployments all went meanwhile.
+        let gone = listed(&pools, &[md("c-x", NS, "c", "x", 0)]);
+        assert_eq!(gone, ["d-w"], "a stub naming cluster d");
+        assert_eq!(pools.of(NS, "d"), Some(Vec::new()));
+        // A MachineDeployment that loses Cluster API's cluster-name label leaves its cluster's
+        // pools, and the cluster is reconciled; one without it is not indexed.
+        let mut unlabelled = md("c-x", NS, "c", "x", 0);
         unlabelled.metadata.labels = None;
-        assert!(pools.apply(&Event::Apply(unlabelled)).is_empty());
+        let left = pools.apply(&Event::Apply(unlabelled.clone()));
+        assert_eq!(
+            left.iter().map(cluster_key).collect::<Vec<_>>(),
+            [Some(format!("{NS}/c"))]
+        );
+        assert_eq!(pools.of(NS, "c"), Some(Vec::new()));
+        assert!(pools.apply(&Event::Apply(unlabelled.clone())).is_empty());
+        // A deletion whose object lacks the label still finds the cluster it was indexed under.
+        let moved = md("c-y", NS, "c", "y", 0);
+        pools.apply(&Event::Apply(moved.clone()));
+        let mut deleted = moved.clone();
+        deleted.metadata.labels = None;
+        let due = pools.apply(&Event::Delete(deleted));
+        assert_eq!(
+            due.iter().map(cluster_key).collect::<Vec<_>>(),
+            [Some(format!("{NS}/c"))]
+        );
+        assert_eq!(pools.of(NS, "c"), Some(Vec::new()));
+        // A changed cluster-name label moves it, and both clusters are reconciled.
+        pools.apply(&Event::Apply(moved.clone()));
+        let mut relabelled = moved;
+        relabelled
+            .labels_mut()
+            .insert(kaas_capi::LABEL_CLUSTER_NAME.into(), "e".into());
+        let both = pools.apply(&Event::Apply(relabelled));
+        assert_eq!(
+            both.iter().map(cluster_key).collect::<Vec<_>>(),
+            [Some(format!("{NS}/c")), Some(format!("{NS}/e"))]
+        );
+        assert_eq!(pools.of(NS, "c"), Some(Vec::new()));
+        assert_eq!(pools.of(NS, "e").unwrap()[0].name, "y");
     }
 }
