@@ -61,8 +61,8 @@ const SETTLED: Duration = Duration::from_secs(300);
 /// waits for shows in the Cluster API Cluster, whose every change triggers a reconcile through
 /// the watch, so the requeue is only the safety net. A minute is the interval of the other
 /// safety nets (the tenant's RoleBinding is written again after a minute, `crate::Written`; the
-/// namespace too where its watch is not usable); what follows the control plane (addons, the workload cluster's API server,
-/// compliance) is not watched and keeps [`BUSY`].
+/// namespace too where its watch is not usable); what follows the control plane (addons, the
+/// workload cluster's API server, compliance) is not watched and keeps [`BUSY`].
 const WATCHED: Duration = Duration::from_secs(60);
 
 /// Whether the API server serves `K` (its CRD is installed): anything but a 404 counts as served,

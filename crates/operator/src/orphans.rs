@@ -48,7 +48,7 @@ pub const REASON: &str = "OrphanCollected";
 /// Label kaas puts on the provider-side namespaces it creates.
 const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "kaas");
 /// The label selector of the provider-side namespaces kaas creates (tenant, provider and
-/// [`MANAGED_BY`]).
+/// `app.kubernetes.io/managed-by=kaas`).
 pub const NAMESPACE_SELECTOR: &str =
     "scs.community/tenant,scs.community/provider,app.kubernetes.io/managed-by=kaas";
 

@@ -56,9 +56,10 @@ pub struct CapiCache {
     /// The worker pools of every Cluster API Cluster, from a watch of their MachineDeployments:
     /// read here instead of a LIST per reconcile.
     pools: Option<Arc<super::pools::Pools>>,
-    /// The provider-side namespaces kaas made (metadata only, [`crate::orphans::NAMESPACE_SELECTOR`]):
-    /// a namespace is written only when it is missing or differs, and the orphan collector reads
-    /// them here instead of a LIST a minute.
+    /// The provider-side namespaces kaas made (metadata only, selected by
+    /// [`crate::orphans::NAMESPACE_SELECTOR`]) and their watch's health: a namespace is written
+    /// only when it is missing or differs, and the orphan collector reads them here instead of a
+    /// LIST a minute.
     namespaces: Option<(Store<PartialObjectMeta<Namespace>>, Arc<crate::WatchHealth>)>,
     entries: Mutex<HashMap<String, Entry>>,
     /// resourceVersions of providers' credentials Secrets by `namespace/name`, and when read.
