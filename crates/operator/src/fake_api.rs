@@ -67,3 +67,19 @@ pub(crate) fn context(
         fence: None,
     }
 }
+
+/// A reflector store filled with `objects`, as a watch's first list leaves it.
+pub(crate) fn filled<K>(objects: &[K]) -> kube::runtime::reflector::Store<K>
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Default,
+{
+    use kube::runtime::watcher::Event;
+    let (store, mut writer) = kube::runtime::reflector::store();
+    writer.apply_watcher_event(&Event::Init);
+    for o in objects {
+        writer.apply_watcher_event(&Event::InitApply(o.clone()));
+    }
+    writer.apply_watcher_event(&Event::InitDone);
+    store
+}

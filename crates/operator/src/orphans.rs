@@ -712,20 +712,7 @@ mod tests {
     }
 
     /// A filled reflector store holding `objects`.
-    fn filled<K>(objects: &[K]) -> Store<K>
-    where
-        K: Resource + Clone + 'static,
-        K::DynamicType: Eq + std::hash::Hash + Clone + Default,
-    {
-        use kube::runtime::watcher::Event;
-        let (store, mut writer) = kube::runtime::reflector::store();
-        writer.apply_watcher_event(&Event::Init);
-        for o in objects {
-            writer.apply_watcher_event(&Event::InitApply(o.clone()));
-        }
-        writer.apply_watcher_event(&Event::InitDone);
-        store
-    }
+    use crate::fake_api::filled;
 
     #[tokio::test]
     async fn nothing_is_surveyed_before_the_cluster_cache_is_filled() {

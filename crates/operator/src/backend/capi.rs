@@ -971,14 +971,7 @@ mod tests {
     }
 
     fn cache_with(live: &[CapiCluster]) -> CapiCache {
-        use kube::runtime::watcher::Event;
-        let (store, mut writer) = kube::runtime::reflector::store();
-        writer.apply_watcher_event(&Event::Init);
-        for c in live {
-            writer.apply_watcher_event(&Event::InitApply(c.clone()));
-        }
-        writer.apply_watcher_event(&Event::InitDone);
-        CapiCache::new(Some(store))
+        CapiCache::new(Some(crate::fake_api::filled(live)))
     }
 
     #[tokio::test]
@@ -1078,19 +1071,15 @@ mod tests {
     }
 
     fn ns_store(live: &[serde_json::Value]) -> Store<PartialObjectMeta<Namespace>> {
-        use kube::runtime::watcher::Event;
-        let (store, mut writer) = kube::runtime::reflector::store();
-        writer.apply_watcher_event(&Event::Init);
-        for n in live {
-            let meta: ObjectMeta = serde_json::from_value(n.clone()).unwrap();
-            writer.apply_watcher_event(&Event::InitApply(PartialObjectMeta {
+        let metas: Vec<PartialObjectMeta<Namespace>> = live
+            .iter()
+            .map(|n| PartialObjectMeta {
                 types: None,
-                metadata: meta,
+                metadata: serde_json::from_value(n.clone()).unwrap(),
                 _phantom: Default::default(),
-            }));
-        }
-        writer.apply_watcher_event(&Event::InitDone);
-        store
+            })
+            .collect();
+        crate::fake_api::filled(&metas)
     }
 
     #[test]

@@ -301,15 +301,11 @@ mod tests {
             },
             ..Default::default()
         };
-        let (store, mut writer) = kube::runtime::reflector::store();
-        use kube::runtime::watcher::Event;
-        writer.apply_watcher_event(&Event::Init);
-        writer.apply_watcher_event(&Event::InitApply(PartialObjectMeta::<Namespace> {
+        let store = crate::fake_api::filled(&[PartialObjectMeta::<Namespace> {
             types: None,
             metadata: ns.metadata.clone(),
             _phantom: Default::default(),
-        }));
-        writer.apply_watcher_event(&Event::InitDone);
+        }]);
         let capi =
             CapiCache::new(None).with_namespaces(store, Arc::new(crate::WatchHealth::default()));
         let ctx =
