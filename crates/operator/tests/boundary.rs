@@ -150,9 +150,19 @@ async fn a_tenant_cannot_drop_the_finalizer_but_the_chart_operator_still_deletes
             &Patch::Merge(json!({"metadata": {"finalizers": ["example.com/other"]}})),
         )
         .await;
-    let mut c = api.get("keep").await.unwrap();
-    c.metadata.finalizers = Some(vec![]);
-    let replace = api.replace("keep", &PostParams::default(), &c).await;
+    // An update races with the operator's own status writes: a 409 (stale resourceVersion) is
+    // read again and retried, until the API server answers the update itself.
+    let mut attempts = 0;
+    let replace = loop {
+        let mut c = api.get("keep").await.unwrap();
+        c.metadata.finalizers = Some(vec![]);
+        let r = api.replace("keep", &PostParams::default(), &c).await;
+        attempts += 1;
+        match &r {
+            Err(kube::Error::Api(e)) if e.code == 409 && attempts < 20 => continue,
+            _ => break r,
+        }
+    };
     for (how, r) in [
         ("merge patch", merge),
         ("other finalizer", other),
